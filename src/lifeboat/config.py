@@ -1,0 +1,58 @@
+"""The one settings object: environment variables and `.env`, each with a working default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting Lifeboat reads. `.env.example` documents each one."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LIFEBOAT_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    home: Path = Field(default=Path(".lifeboat"), description="Embedded state lives here.")
+    dataset: str = Field(default="titanic", description="Dataset spec served and trained.")
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "LIFEBOAT_DATABASE_URL"),
+        description="SQLAlchemy URL; default: SQLite file under home.",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "LIFEBOAT_MLFLOW_TRACKING_URI"),
+        description="MLflow tracking + registry; default: SQLite store under home.",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+    search_iterations: int | None = Field(
+        default=None,
+        ge=1,
+        description="Overrides the spec's random-search budget (fewer = faster, rougher).",
+    )
+
+    @property
+    def resolved_home(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.resolved_home / 'lifeboat.db'}"
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"sqlite:///{self.resolved_home / 'mlflow.db'}"
+
+    @property
+    def artifact_root(self) -> Path:
+        return self.resolved_home / "mlartifacts"
+
+    def ensure_home(self) -> Path:
+        home = self.resolved_home
+        home.mkdir(parents=True, exist_ok=True)
+        return home

@@ -1,0 +1,41 @@
+"""Dataset tables, derived from a dataset spec rather than written as migrations.
+
+A new dataset is a spec file, not new code, so its table cannot be a hand-written
+Alembic revision. Lifeboat's own tables (models.py) are migrated by Alembic; the
+migration environment leaves these alone.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, DateTime, Engine, Float, Integer, MetaData, String, Table, Text
+
+from lifeboat.datasets import DatasetSpec
+
+DATASET_METADATA = MetaData()
+INGESTION_RUN_COLUMN = "ingestion_run_id"
+LOADED_AT_COLUMN = "loaded_at"
+
+_SQL_TYPES = {"string": Text, "integer": Integer, "float": Float}
+
+
+def dataset_table(spec: DatasetSpec) -> Table:
+    if spec.table in DATASET_METADATA.tables:
+        return DATASET_METADATA.tables[spec.table]
+    columns = [
+        Column(name, String(64) if name == spec.entity.key else _SQL_TYPES[column.type](),
+               primary_key=name == spec.entity.key)
+        for name, column in spec.columns.items()
+    ]
+    return Table(
+        spec.table,
+        DATASET_METADATA,
+        *columns,
+        Column(INGESTION_RUN_COLUMN, Integer, index=True),
+        Column(LOADED_AT_COLUMN, DateTime(timezone=True)),
+    )
+
+
+def ensure_dataset_table(engine: Engine, spec: DatasetSpec) -> Table:
+    table = dataset_table(spec)
+    table.create(engine, checkfirst=True)
+    return table

@@ -1,0 +1,5 @@
+"""Feature engineering shared by training and serving."""
+
+from lifeboat.features.pipeline import build_feature_pipeline, feature_engineer, preprocessor
+
+__all__ = ["build_feature_pipeline", "feature_engineer", "preprocessor"]

@@ -1,0 +1,121 @@
+"""The model registry: versions, the `champion` alias, and promotion only when better."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import mlflow.sklearn
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from lifeboat.config import Settings
+from lifeboat.errors import ModelVersionNotFound, NoChampionError
+from lifeboat.registry.metrics import score
+from lifeboat.registry.tracking import configure_tracking
+
+CHAMPION = "champion"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    name: str
+    version: str
+    run_id: str
+    created_at: int
+    aliases: list[str]
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def is_champion(self) -> bool:
+        return CHAMPION in self.aliases
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    version: str
+    promoted: bool
+    reason: str
+    challenger_score: float
+    champion_score: float | None = None
+    previous_champion: str | None = None
+
+
+class ModelRegistry:
+    """One registered model per dataset (`lifeboat-<dataset>`), versions tracked in MLflow."""
+
+    def __init__(self, settings: Settings, model_name: str) -> None:
+        self.client = configure_tracking(settings)
+        self.name = model_name
+
+    def versions(self) -> list[ModelVersion]:
+        try:
+            found = self.client.search_model_versions(f"name='{self.name}'")
+        except MlflowException:
+            return []
+        return sorted((self._describe(v) for v in found), key=lambda v: int(v.version), reverse=True)
+
+    def champion(self) -> ModelVersion | None:
+        try:
+            return self._describe(self.client.get_model_version_by_alias(self.name, CHAMPION))
+        except MlflowException:
+            return None
+
+    def get(self, version: str) -> ModelVersion:
+        try:
+            return self._describe(self.client.get_model_version(self.name, str(version)))
+        except MlflowException:
+            raise ModelVersionNotFound(f"{self.name} has no version {version}") from None
+
+    def load(self, version: str) -> Any:
+        return mlflow.sklearn.load_model(f"models:/{self.name}/{version}")
+
+    def load_champion(self) -> tuple[ModelVersion, Any]:
+        champion = self.champion()
+        if champion is None:
+            raise NoChampionError(
+                f"{self.name} has no champion yet: run `lifeboat train --promote` or `lifeboat up`"
+            )
+        return champion, self.load(champion.version)
+
+    def promote(self, version: str) -> ModelVersion:
+        """Makes a version the champion, unconditionally: the admin's call."""
+        self.get(version)
+        self.client.set_registered_model_alias(self.name, CHAMPION, str(version))
+        log.info("%s version %s is now the champion", self.name, version)
+        return self.get(version)
+
+    def promote_if_better(self, version: str, heldout_x: pd.DataFrame, heldout_y: pd.Series,
+                          metric: str) -> PromotionDecision:
+        """Both models are scored on the challenger's held-out rows; only a strictly better one wins."""
+        challenger = score(self.load(version), heldout_x, heldout_y)[metric]
+        current = self.champion()
+        if current is None:
+            decision = PromotionDecision(version, True, "first model", challenger)
+        else:
+            incumbent = score(self.load(current.version), heldout_x, heldout_y)[metric]
+            better = challenger > incumbent
+            reason = (f"{metric} {challenger:.4f} {'>' if better else '<='} champion "
+                      f"v{current.version}'s {incumbent:.4f} on the same held-out rows")
+            decision = PromotionDecision(version, better, reason, challenger, incumbent,
+                                         current.version)
+        if decision.promoted:
+            self.client.set_registered_model_alias(self.name, CHAMPION, str(version))
+        self.client.set_model_version_tag(self.name, str(version), "promotion", decision.reason)
+        log.info("%s v%s %s: %s", self.name, version,
+                 "promoted" if decision.promoted else "not promoted", decision.reason)
+        return decision
+
+    def _describe(self, version: Any) -> ModelVersion:
+        metrics = self.client.get_run(version.run_id).data.metrics if version.run_id else {}
+        return ModelVersion(
+            name=version.name,
+            version=str(version.version),
+            run_id=version.run_id,
+            created_at=int(version.creation_timestamp),
+            aliases=list(version.aliases or []),
+            metrics={k: v for k, v in metrics.items() if k.startswith("test_")},
+        )

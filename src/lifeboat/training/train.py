@@ -1,0 +1,156 @@
+"""Training: search each candidate with cross-validation, keep the best, report it honestly."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import version as installed_version
+
+import mlflow
+import mlflow.sklearn
+import pandas as pd
+import skops.io
+from mlflow.models import infer_signature
+from sklearn.model_selection import RandomizedSearchCV, StratifiedKFold, train_test_split
+
+from lifeboat.config import Settings
+from lifeboat.datasets import DatasetSpec
+from lifeboat.db import Database
+from lifeboat.registry import ModelRegistry, PromotionDecision, experiment_id, score
+from lifeboat.registry.metrics import confusion
+from lifeboat.training.candidates import Candidate, candidates
+from lifeboat.training.data import data_hash, labelled_rows
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+_TRUSTED_PACKAGES = ("lifeboat.", "imblearn.", "numpy.dtype")
+_REQUIREMENTS = ("scikit-learn", "imbalanced-learn", "pandas", "numpy", "skops")
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    run_id: str
+    version: str
+    model_name: str
+    best_candidate: str
+    metrics: dict[str, float]
+    promotion: PromotionDecision | None
+
+
+@dataclass(frozen=True)
+class _Split:
+    train_x: pd.DataFrame
+    train_y: pd.Series
+    test_x: pd.DataFrame
+    test_y: pd.Series
+    test_ids: list[str]
+
+
+def train(settings: Settings, database: Database, spec: DatasetSpec, *, promote: bool,
+          progress: Progress = lambda _step: None) -> TrainingResult:
+    """Trains, logs and registers a version; with `promote`, makes it champion only if better."""
+    registry = ModelRegistry(settings, spec.model_name)
+    progress("loading labelled rows")
+    rows = labelled_rows(database, spec)
+    split = _split(rows, spec)
+    with mlflow.start_run(experiment_id=experiment_id(registry.client, settings, spec.name),
+                          run_name=f"train-{spec.name}") as run:
+        _log_setup(spec, settings, rows, split)
+        searches = {}
+        for candidate in candidates(spec):
+            progress(f"searching {candidate.name}")
+            searches[candidate.name] = _search(candidate, split, spec, settings)
+        best_name = max(searches, key=lambda name: searches[name].best_score_)
+        best = searches[best_name].best_estimator_
+        metrics = score(best, split.test_x, split.test_y)
+        mlflow.log_param("best_candidate", best_name)
+        mlflow.log_params({f"best.{k}": v for k, v in searches[best_name].best_params_.items()})
+        mlflow.log_metrics({f"test_{name}": value for name, value in metrics.items()})
+        mlflow.log_dict({"labels": [0, 1], "matrix": confusion(metrics)}, "confusion_matrix.json")
+        progress("registering the model")
+        version = _log_and_register(best, split, spec)
+    log.info("%s v%s (%s): held-out %s", spec.model_name, version, best_name,
+             ", ".join(f"{k}={metrics[k]:.3f}" for k in ("accuracy", "roc_auc", "f1")))
+    decision = None
+    if promote:
+        progress("comparing with the champion")
+        decision = registry.promote_if_better(version, split.test_x, split.test_y,
+                                              spec.training.primary_metric)
+    return TrainingResult(run.info.run_id, version, spec.model_name, best_name, metrics, decision)
+
+
+def _split(rows: pd.DataFrame, spec: DatasetSpec) -> _Split:
+    features = rows[spec.input_columns]
+    labels = rows[spec.target.column]
+    train_x, test_x, train_y, test_y = train_test_split(
+        features, labels, test_size=spec.training.test_size, stratify=labels,
+        random_state=spec.training.seed,
+    )
+    test_ids = rows.loc[test_x.index, spec.entity.key].tolist()
+    return _Split(train_x, train_y, test_x, test_y, test_ids)
+
+
+def _search(candidate: Candidate, split: _Split, spec: DatasetSpec,
+            settings: Settings) -> RandomizedSearchCV:
+    folds = StratifiedKFold(spec.training.cv_folds, shuffle=True, random_state=spec.training.seed)
+    search = RandomizedSearchCV(
+        candidate.pipeline,
+        candidate.search_space,
+        n_iter=settings.search_iterations or spec.training.search_iterations,
+        scoring=spec.training.primary_metric,
+        cv=folds,
+        random_state=spec.training.seed,
+        n_jobs=1,
+        error_score="raise",
+    )
+    search.fit(split.train_x, split.train_y)
+    with mlflow.start_run(run_name=candidate.name, nested=True):
+        mlflow.log_params(search.best_params_)
+        mlflow.log_metric(f"cv_{spec.training.primary_metric}", search.best_score_)
+    mlflow.log_metric(f"cv_{spec.training.primary_metric}.{candidate.name}", search.best_score_)
+    return search
+
+
+def _log_setup(spec: DatasetSpec, settings: Settings, rows: pd.DataFrame, split: _Split) -> None:
+    mlflow.log_params({
+        "dataset": spec.name,
+        "rows": len(rows),
+        "train_rows": len(split.train_x),
+        "heldout_rows": len(split.test_x),
+        "seed": spec.training.seed,
+        "test_size": spec.training.test_size,
+        "cv_folds": spec.training.cv_folds,
+        "search_iterations": settings.search_iterations or spec.training.search_iterations,
+        "primary_metric": spec.training.primary_metric,
+        "features": ",".join(spec.features.numeric + spec.features.categorical),
+    })
+    mlflow.set_tag("data_hash", data_hash(rows))
+    mlflow.log_dict({"entity_key": spec.entity.key, "entity_ids": split.test_ids,
+                     "seed": spec.training.seed}, "heldout_split.json")
+
+
+def _trusted_types(model) -> list[str]:  # noqa: ANN001
+    """Types skops does not trust by default but the model pipeline is made of.
+
+    Anything from another package stays untrusted, so logging fails loudly instead of
+    saving a model that could run arbitrary code when loaded.
+    """
+    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    return [name for name in untrusted if name.startswith(_TRUSTED_PACKAGES)]
+
+
+def _log_and_register(model, split: _Split, spec: DatasetSpec) -> str:  # noqa: ANN001
+    example = split.train_x.head(5)
+    signature = infer_signature(example, model.predict_proba(example)[:, 1])
+    info = mlflow.sklearn.log_model(
+        model,
+        name="model",
+        signature=signature,
+        input_example=example,
+        registered_model_name=spec.model_name,
+        pip_requirements=[f"{package}=={installed_version(package)}" for package in _REQUIREMENTS],
+        serialization_format="skops",
+        skops_trusted_types=_trusted_types(model),
+    )
+    return str(info.registered_model_version)
