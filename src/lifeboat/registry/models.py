@@ -56,7 +56,9 @@ class ModelRegistry:
             found = self.client.search_model_versions(f"name='{self.name}'")
         except MlflowException:
             return []
-        return sorted((self._describe(v) for v in found), key=lambda v: int(v.version), reverse=True)
+        # Search results leave out aliases, so each version is read on its own.
+        numbers = sorted((int(v.version) for v in found), reverse=True)
+        return [self.get(str(number)) for number in numbers]
 
     def champion(self) -> ModelVersion | None:
         try:
@@ -71,7 +73,10 @@ class ModelRegistry:
             raise ModelVersionNotFound(f"{self.name} has no version {version}") from None
 
     def load(self, version: str) -> Any:
-        return mlflow.sklearn.load_model(f"models:/{self.name}/{version}")
+        # The artifact URI, not `models:/…`, so loading never depends on MLflow's global registry.
+        return mlflow.sklearn.load_model(
+            self.client.get_model_version_download_uri(self.name, str(version))
+        )
 
     def load_champion(self) -> tuple[ModelVersion, Any]:
         champion = self.champion()

@@ -17,6 +17,7 @@ from sklearn.model_selection import RandomizedSearchCV, StratifiedKFold, train_t
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database
+from lifeboat.features import raw_frame
 from lifeboat.registry import ModelRegistry, PromotionDecision, experiment_id, score
 from lifeboat.registry.metrics import confusion
 from lifeboat.training.candidates import Candidate, candidates
@@ -81,7 +82,7 @@ def train(settings: Settings, database: Database, spec: DatasetSpec, *, promote:
 
 
 def _split(rows: pd.DataFrame, spec: DatasetSpec) -> _Split:
-    features = rows[spec.input_columns]
+    features = raw_frame(spec, rows)
     labels = rows[spec.target.column]
     train_x, test_x, train_y, test_y = train_test_split(
         features, labels, test_size=spec.training.test_size, stratify=labels,

@@ -1,0 +1,164 @@
+"""The `lifeboat` command line. Each command is a thin call into one stage."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lifeboat.config import Settings
+from lifeboat.datasets import DatasetSpec, load_spec
+from lifeboat.db import Database, upgrade
+from lifeboat.errors import LifeboatError
+from lifeboat.logs import configure_logging
+
+app = typer.Typer(help="Lifeboat: tabular models as production software.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+console = Console(stderr=True)
+out = Console()
+
+
+class Context:
+    """What every command needs, built once from the settings."""
+
+    def __init__(self) -> None:
+        self.settings = Settings()
+        configure_logging(self.settings.log_level)
+        self.spec: DatasetSpec = load_spec(self.settings.dataset)
+        self.settings.ensure_home()
+        self.database = Database(self.settings.db_url)
+
+
+@contextmanager
+def _steps(title: str) -> Iterator[callable]:
+    with console.status(title) as status:
+        yield lambda step: status.update(f"{title}: {step}")
+
+
+@app.command()
+def up() -> None:
+    """The main job: prepare everything that is missing, then serve the API on :8000."""
+    from lifeboat.orchestration import bootstrap
+
+    context = Context()
+    with _steps("starting Lifeboat") as progress:
+        report = bootstrap(context.settings, context.database, context.spec, progress)
+    if report.ingested:
+        console.print(f"loaded {report.ingested.rows_loaded} {context.spec.name} rows")
+    if report.trained:
+        metrics = report.trained.metrics
+        console.print(f"trained {report.trained.model_name} v{report.trained.version} "
+                      f"({report.trained.best_candidate}): held-out accuracy "
+                      f"{metrics['accuracy']:.3f}, ROC AUC {metrics['roc_auc']:.3f}")
+    console.print(f"champion: {report.champion.name} v{report.champion.version}")
+    _serve(context.settings)
+
+
+@app.command()
+def serve() -> None:
+    """Serve the API alone (the champion must exist)."""
+    context = Context()
+    upgrade(context.database)
+    _serve(context.settings)
+
+
+@app.command()
+def ingest(source: Annotated[Path, typer.Argument(help="CSV file to load.")]) -> None:
+    """Load a file into the dataset's table. The same content twice adds nothing."""
+    from lifeboat.ingest import ingest_file
+
+    context = Context()
+    upgrade(context.database)
+    with _steps(f"ingesting {source.name}"):
+        report = ingest_file(context.database, context.spec, source)
+    if report.status == "skipped":
+        out.print(f"{source}: same content already loaded, nothing to do")
+        return
+    out.print(f"{source}: {report.rows_loaded} rows loaded, {report.rows_rejected} rejected, "
+              f"{report.rows_duplicate} already present (of {report.rows_total})")
+
+
+@app.command()
+def train(
+    promote: Annotated[bool, typer.Option(help="Make it champion if it beats the current one.")] = False,
+) -> None:
+    """Train with search + CV, log to MLflow and register a new version."""
+    from lifeboat.training import train as run_training
+
+    context = Context()
+    upgrade(context.database)
+    with _steps("training") as progress:
+        result = run_training(context.settings, context.database, context.spec,
+                              promote=promote, progress=progress)
+    metrics = result.metrics
+    out.print(f"registered {result.model_name} v{result.version} ({result.best_candidate}): "
+              f"held-out accuracy {metrics['accuracy']:.3f}, ROC AUC {metrics['roc_auc']:.3f}, "
+              f"F1 {metrics['f1']:.3f}")
+    if result.promotion:
+        verdict = "promoted to champion" if result.promotion.promoted else "not promoted"
+        out.print(f"{verdict}: {result.promotion.reason}")
+
+
+@app.command()
+def models() -> None:
+    """List registered versions with their held-out metrics."""
+    from lifeboat.registry import ModelRegistry
+
+    context = Context()
+    versions = ModelRegistry(context.settings, context.spec.model_name).versions()
+    if not versions:
+        out.print(f"no versions of {context.spec.model_name} yet: run `lifeboat train`")
+        return
+    table = Table(title=context.spec.model_name)
+    for column in ("version", "created", "aliases", "accuracy", "ROC AUC", "F1", "run"):
+        table.add_column(column)
+    for version in versions:
+        created = datetime.fromtimestamp(version.created_at / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+        table.add_row(version.version, created, ", ".join(version.aliases),
+                      *(_metric(version.metrics, f"test_{m}") for m in ("accuracy", "roc_auc", "f1")),
+                      version.run_id[:8])
+    out.print(table)
+
+
+@app.command()
+def promote(version: Annotated[str, typer.Argument(help="Registered version to make champion.")]) -> None:
+    """Make VERSION the champion (an admin's decision: no comparison is made)."""
+    from lifeboat.registry import ModelRegistry
+
+    context = Context()
+    champion = ModelRegistry(context.settings, context.spec.model_name).promote(version)
+    out.print(f"{champion.name} v{champion.version} is now the champion")
+
+
+def _metric(metrics: dict[str, float], name: str) -> str:
+    return f"{metrics[name]:.3f}" if name in metrics else "-"
+
+
+def _serve(settings: Settings) -> None:
+    import uvicorn
+
+    from lifeboat.serving import create_app
+
+    base = f"http://{settings.host}:{settings.port}"
+    console.print(f"API      {base}/predict\nDocs     {base}/docs\n"
+                  f"History  {base}/past-predictions\nHealth   {base}/ready")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_level=settings.log_level.lower())
+
+
+def main() -> None:
+    """Console entry point: a failure is one clear line and a non-zero exit, never a traceback."""
+    try:
+        app()
+    except LifeboatError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)

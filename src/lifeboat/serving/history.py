@@ -1,0 +1,48 @@
+"""The prediction log: every prediction is written to the database and can be read back."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Select, func, select
+
+from lifeboat.db import Database, Prediction
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Naive times are taken as UTC; SQLite hands back naive times for what was stored as UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def save(database: Database, predictions: list[Prediction]) -> None:
+    with database.session() as session:
+        session.add_all(predictions)
+
+
+def past_predictions(database: Database, *, dataset: str, source: str | None = None,
+                     since: datetime | None = None, until: datetime | None = None,
+                     limit: int = 100, offset: int = 0) -> tuple[int, list[Prediction]]:
+    """Newest first, ties broken by id, so paging with offset never repeats or skips a row."""
+    query = _filtered(select(Prediction), dataset, source, since, until)
+    counted = _filtered(select(func.count()).select_from(Prediction), dataset, source, since, until)
+    with database.session() as session:
+        total = session.scalar(counted) or 0
+        rows = session.scalars(
+            query.order_by(Prediction.created_at.desc(), Prediction.id.desc())
+            .limit(limit).offset(offset)
+        ).all()
+    for row in rows:
+        row.created_at = as_utc(row.created_at)
+    return total, list(rows)
+
+
+def _filtered(query: Select, dataset: str, source: str | None, since: datetime | None,
+              until: datetime | None) -> Select:
+    query = query.where(Prediction.dataset == dataset)
+    if source is not None:
+        query = query.where(Prediction.source == source)
+    if since is not None:
+        query = query.where(Prediction.created_at >= as_utc(since))
+    if until is not None:
+        query = query.where(Prediction.created_at < as_utc(until))
+    return query

@@ -1,0 +1,97 @@
+"""Request and response shapes. The record shape is generated from the dataset spec."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+
+from lifeboat.datasets import ColumnSpec, DatasetSpec
+
+Source = Literal["api", "webapp", "scheduled", "batch"]
+_PYTHON_TYPES = {"string": str, "integer": int, "float": float}
+
+
+def _field_type(column: ColumnSpec) -> Any:
+    if column.allowed is not None:
+        base: Any = Literal[tuple(column.allowed)]  # type: ignore[misc]
+    else:
+        base = _PYTHON_TYPES[column.type]
+    constraints = Field(
+        ge=column.min, le=column.max, allow_inf_nan=False if column.type == "float" else None
+    )
+    return Annotated[base, constraints]
+
+
+def record_model(spec: DatasetSpec) -> type[BaseModel]:
+    """One raw record: the spec's input fields, typed and bounded, matched case-insensitively.
+
+    Fields outside the inputs (the key, the label, leaks such as `boat`) are accepted and
+    dropped, so a full row of the source file can be sent as it is.
+    """
+
+    def canonical_keys(cls: type[BaseModel], data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        return {spec.canonical(str(key)) or key: value for key, value in data.items()}
+
+    fields: dict[str, Any] = {}
+    for name in spec.input_columns:
+        column = spec.columns[name]
+        annotation = _field_type(column)
+        fields[name] = (annotation, ...) if column.required else (annotation | None, None)
+    return create_model(
+        f"{spec.name.title()}Record",
+        __config__=ConfigDict(extra="ignore", str_strip_whitespace=True),
+        __validators__={"canonical_keys": model_validator(mode="before")(canonical_keys)},
+        **fields,
+    )
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+
+
+class PredictionOut(BaseModel):
+    id: str
+    prediction: int
+    label: str
+    probability: float = Field(description="Probability of the positive class.")
+
+
+class PredictResponse(BaseModel):
+    model: ModelRef
+    predictions: list[PredictionOut]
+
+
+class PastPrediction(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    created_at: datetime
+    source: str
+    input: dict[str, Any]
+    prediction: int
+    label: str
+    probability: float
+    model_name: str
+    model_version: str
+    latency_ms: float
+
+
+class PastPredictionsPage(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    items: list[PastPrediction]
+
+
+class ModelInfo(BaseModel):
+    dataset: str
+    name: str
+    version: str
+    run_id: str
+    aliases: list[str]
+    metrics: dict[str, float]

@@ -1,0 +1,90 @@
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from lifeboat.datasets import DatasetSpec
+from lifeboat.errors import DatasetSpecError
+from lifeboat.features import build_feature_pipeline, raw_frame
+from lifeboat.features.titanic import TitanicFeatures, deck_of, title_of
+from lifeboat.training import model_pipeline
+
+LEAKS = ["boat", "body", "home_dest"]
+
+
+@pytest.fixture(scope="module")
+def passengers(titanic: DatasetSpec) -> pd.DataFrame:
+    frame = pd.read_csv(titanic.bundled_path(), na_values=["?"], keep_default_na=False)
+    return frame.rename(columns={"home.dest": "home_dest"})
+
+
+@pytest.mark.parametrize(("name", "title"), [
+    ("Braund, Mr. Owen Harris", "Mr"),
+    ("Cumings, Mrs. John Bradley (Florence Briggs Thayer)", "Mrs"),
+    ("Aubart, Mme. Leontine Pauline", "Mrs"),
+    ("Heikkinen, Miss. Laina", "Miss"),
+    ("Duff Gordon, Lady. (Lucille Christiana Sutherland)", "Rare"),
+    ("Rothes, the Countess. of (Lucy Noel Martha Dyer-Edwards)", "Rare"),
+    ("Palsson, Master. Gosta Leonard", "Master"),
+    (None, "Rare"),
+])
+def test_title_from_name(name: str | None, title: str) -> None:
+    assert title_of(name) == title
+
+
+def test_deck_from_cabin() -> None:
+    assert [deck_of(c) for c in ["C85", "B57 B59 B63 B66", " e12", None, ""]] == ["C", "B", "E", "U", "U"]
+
+
+def test_derived_features_come_from_raw_fields(titanic: DatasetSpec) -> None:
+    record = {"pclass": 3, "name": "Braund, Mr. Owen Harris", "sex": "male", "age": 22,
+              "sibsp": 1, "parch": 0, "fare": 7.25, "cabin": None, "embarked": "S"}
+    fitted = TitanicFeatures().fit(raw_frame(titanic, [record]))
+    row = fitted.transform(raw_frame(titanic, [record])).iloc[0]
+    assert row["title"] == "Mr"
+    assert row["family_size"] == 2 and row["is_alone"] == 0
+    assert row["has_cabin"] == 0 and row["deck"] == "U"
+    assert row["fare_per_person"] == pytest.approx(3.625)
+    assert row["pclass_x_fare"] == pytest.approx(21.75)
+    assert row["age_x_fare"] == pytest.approx(159.5)
+
+
+def test_missing_age_is_imputed_from_training_statistics_not_the_scored_rows(
+        titanic: DatasetSpec, passengers: pd.DataFrame) -> None:
+    features = TitanicFeatures().fit(raw_frame(titanic, passengers))
+    known = passengers.assign(title=passengers["name"].map(title_of)).dropna(subset=["age"])
+    expected = known[(known["title"] == "Master") & (known["pclass"] == 3)]["age"].median()
+    boy = {"pclass": 3, "name": "Smith, Master. Tom", "sex": "male"}
+    alone = features.transform(raw_frame(titanic, [boy]))["age"].iloc[0]
+    in_batch = features.transform(raw_frame(titanic, [boy, {**boy, "age": 80.0}]))["age"].iloc[0]
+    assert alone == in_batch == pytest.approx(expected)
+
+
+def test_leaky_columns_never_reach_the_model(titanic: DatasetSpec, passengers: pd.DataFrame) -> None:
+    """Plant the label in boat/body/home.dest: a leak would change the model; none may."""
+    labels = passengers["survived"]
+    planted = passengers.assign(boat=labels.astype(str), body=labels * 1000.0,
+                                home_dest=labels.map({0: "down", 1: "home"}))
+    scrubbed = passengers.assign(boat=None, body=np.nan, home_dest=None)
+    assert set(titanic.input_columns).isdisjoint(LEAKS)
+
+    def fitted(frame: pd.DataFrame):  # noqa: ANN202
+        model = model_pipeline(titanic, LogisticRegression(max_iter=2000))
+        return model.fit(raw_frame(titanic, frame), labels)
+
+    with_plant, without = fitted(planted), fitted(scrubbed)
+    # Even a model handed the whole frame, leaks included, must ignore them.
+    whole_frame = model_pipeline(titanic, LogisticRegression(max_iter=2000)).fit(planted, labels)
+    np.testing.assert_array_equal(with_plant.predict_proba(raw_frame(titanic, planted)),
+                                  without.predict_proba(raw_frame(titanic, scrubbed)))
+    np.testing.assert_array_equal(whole_frame.predict_proba(planted),
+                                  without.predict_proba(raw_frame(titanic, scrubbed)))
+    names = " ".join(with_plant.named_steps["preprocess"].get_feature_names_out()).lower()
+    assert not any(leak in names for leak in ("boat", "body", "home"))
+
+
+def test_a_spec_cannot_list_a_leak_as_a_feature(titanic: DatasetSpec) -> None:
+    leaky = titanic.model_copy(update={"features": titanic.features.model_copy(
+        update={"categorical": [*titanic.features.categorical, "boat"]})})
+    with pytest.raises(DatasetSpecError, match="boat"):
+        build_feature_pipeline(leaky)

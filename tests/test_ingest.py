@@ -1,0 +1,103 @@
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import func, select
+
+from lifeboat.datasets import DatasetSpec
+from lifeboat.db import Database, IngestionRun, dataset_table
+from lifeboat.errors import IngestError
+from lifeboat.ingest import ingest_file, loader, row_count
+
+KAGGLE_CSV = """PassengerId,Survived,Pclass,Name,Sex,Age,SibSp,Parch,Ticket,Fare,Cabin,Embarked
+1,0,3,"Braund, Mr. Owen Harris",male,22,1,0,A/5 21171,7.25,,S
+2,1,1,"Cumings, Mrs. John Bradley (Florence Briggs Thayer)",female,38,1,0,PC 17599,71.2833,C85,C
+3,1,3,"Heikkinen, Miss. Laina",female,26,0,0,STON/O2. 3101282,7.925,,S
+"""
+
+
+def _runs(database: Database) -> list[IngestionRun]:
+    with database.session() as session:
+        return list(session.scalars(select(IngestionRun).order_by(IngestionRun.id)))
+
+
+def test_bundled_titanic_loads_once(database: Database, titanic: DatasetSpec) -> None:
+    first = ingest_file(database, titanic, titanic.bundled_path())
+    second = ingest_file(database, titanic, titanic.bundled_path())
+    assert (first.status, first.rows_loaded, first.rows_rejected) == ("succeeded", 1309, 0)
+    assert second.status == "skipped"
+    assert row_count(database, titanic) == 1309
+    assert [run.status for run in _runs(database)] == ["succeeded"]
+
+
+def test_same_rows_under_another_name_add_nothing(database: Database, titanic: DatasetSpec,
+                                                   tmp_path: Path) -> None:
+    original = titanic.bundled_path().read_text()
+    ingest_file(database, titanic, titanic.bundled_path())
+    reordered = tmp_path / "copy.csv"
+    lines = original.splitlines()
+    reordered.write_text("\n".join([lines[0], *reversed(lines[1:])]) + "\n")
+    report = ingest_file(database, titanic, reordered)
+    assert (report.status, report.rows_loaded, report.rows_duplicate) == ("succeeded", 0, 1309)
+    assert row_count(database, titanic) == 1309
+
+
+def test_kaggle_column_names_are_accepted(database: Database, titanic: DatasetSpec,
+                                          tmp_path: Path) -> None:
+    path = tmp_path / "train.csv"
+    path.write_text(KAGGLE_CSV)
+    report = ingest_file(database, titanic, path)
+    assert report.rows_loaded == 3
+    table = dataset_table(titanic)
+    with database.engine.connect() as connection:
+        rows = pd.read_sql(select(table).order_by(table.c.passenger_id), connection)
+    assert rows["passenger_id"].tolist() == ["1", "2", "3"]
+    assert rows["survived"].tolist() == [0, 1, 1]
+    assert rows.loc[1, "cabin"] == "C85"
+    assert pd.isna(rows.loc[0, "cabin"])
+
+
+def test_unparseable_rows_are_rejected_without_losing_the_good_ones(
+        database: Database, titanic: DatasetSpec, tmp_path: Path) -> None:
+    path = tmp_path / "messy.csv"
+    path.write_text(
+        KAGGLE_CSV
+        + '4,1,1,"Futrelle, Mrs. Jacques Heath",female,old,1,0,113803,53.1,C123,S\n'
+        + '5,0,7,"Allen, Mr. William Henry",male,35,0,0,373450,8.05,,S\n'
+        + '6,0,3,"Moran, Mr. James",male,,0,0,330877,-8.4583,,Q\n'
+        + "7,0,1,too,few,fields\n"
+        + '8,0,3,"Palsson, Master. Gosta Leonard",male,2,3,1,349909,21.075,,S,extra,fields\n'
+    )
+    report = ingest_file(database, titanic, path)
+    assert report.status == "succeeded"
+    assert report.rows_loaded == 3
+    assert report.rows_rejected == 5
+    assert row_count(database, titanic) == 3
+
+
+def test_missing_required_column_fails_clearly(database: Database, titanic: DatasetSpec,
+                                               tmp_path: Path) -> None:
+    path = tmp_path / "no_sex.csv"
+    path.write_text("Pclass,Name\n1,\"A, Mr. B\"\n")
+    with pytest.raises(IngestError, match="sex"):
+        ingest_file(database, titanic, path)
+    assert [(run.status, run.error is not None) for run in _runs(database)] == [("failed", True)]
+    assert row_count(database, titanic) == 0
+
+
+def test_a_crash_mid_load_leaves_no_rows(database: Database, titanic: DatasetSpec,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    real_insert = loader._insert_new
+
+    def insert_then_crash(session, table, records):  # noqa: ANN001, ANN202
+        real_insert(session, table, records)
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(loader, "_insert_new", insert_then_crash)
+    with pytest.raises(RuntimeError):
+        ingest_file(database, titanic, titanic.bundled_path())
+    assert row_count(database, titanic) == 0
+    monkeypatch.setattr(loader, "_insert_new", real_insert)
+    assert ingest_file(database, titanic, titanic.bundled_path()).rows_loaded == 1309
+    with database.session() as session:
+        assert session.scalar(select(func.count()).select_from(IngestionRun)) == 1
