@@ -21,8 +21,8 @@ from lifeboat.logs import configure_logging
 
 app = typer.Typer(help="Lifeboat: tabular models as production software.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
-console = Console(stderr=True)
-out = Console()
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 
 class Context:

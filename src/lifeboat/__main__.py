@@ -1,0 +1,5 @@
+"""`python -m lifeboat` runs the CLI."""
+
+from lifeboat.cli import main
+
+main()

@@ -1,0 +1,72 @@
+"""`lifeboat up` end to end: an empty home to a served, logged prediction, then a fast restart."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+BRAUND = {"Pclass": 3, "Name": "Braund, Mr. Owen Harris", "Sex": "male", "Age": 22, "SibSp": 1,
+          "Parch": 0, "Fare": 7.25, "Embarked": "S"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_up(home: Path, port: int) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MLFLOW_TRACKING_URI")}
+    env.update(LIFEBOAT_HOME=str(home), LIFEBOAT_PORT=str(port), LIFEBOAT_SEARCH_ITERATIONS="2")
+    return subprocess.Popen([sys.executable, "-m", "lifeboat", "up"], env=env, cwd=home.parent,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_ready(process: subprocess.Popen[str], base: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read()
+        try:
+            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"not ready within {timeout}s")
+
+
+def stop(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output
+    return output
+
+
+def test_up_from_nothing_serves_and_logs_then_restarts_without_retraining(tmp_path: Path) -> None:
+    home, port = tmp_path / "home", free_port()
+    base = f"http://127.0.0.1:{port}"
+    first = start_up(home, port)
+    try:
+        wait_ready(first, base, timeout=600)
+        prediction = httpx.post(f"{base}/predict", json=BRAUND).json()["predictions"][0]
+        assert 0 < prediction["probability"] < 1
+        logged = httpx.get(f"{base}/past-predictions").json()["items"]
+        assert [item["id"] for item in logged] == [prediction["id"]]
+    finally:
+        output = stop(first)
+    assert "loaded 1309 titanic rows" in output and "trained lifeboat-titanic v1" in output
+    assert f"{base}/docs" in output
+
+    second = start_up(home, port)
+    try:
+        wait_ready(second, base, timeout=120)
+        assert httpx.get(f"{base}/past-predictions").json()["total"] == 1
+    finally:
+        output = stop(second)
+    assert "trained" not in output and "loaded" not in output
+    assert "champion: lifeboat-titanic v1" in output
