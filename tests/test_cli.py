@@ -6,24 +6,30 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from lifeboat.cli import app
 from lifeboat.datasets import DatasetSpec
 
 
-def lifeboat(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def lifeboat(home: Path, *args: str, **env_overrides: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MLFLOW_TRACKING_URI")}
-    env.update(LIFEBOAT_HOME=str(home), LIFEBOAT_SEARCH_ITERATIONS="2")
+    env.update(LIFEBOAT_HOME=str(home), LIFEBOAT_SEARCH_ITERATIONS="2", **env_overrides)
     return subprocess.run([sys.executable, "-m", "lifeboat", *args], capture_output=True,
                           text=True, env=env, cwd=home.parent, timeout=600)
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("ingest", "/nowhere/passengers.csv"), "error: cannot read /nowhere/passengers.csv"),
-    (("promote", "3"), "error: lifeboat-titanic has no version 3"),
+@pytest.mark.parametrize(("args", "env", "message"), [
+    (("ingest", "/nowhere/passengers.csv"), {}, "error: cannot read /nowhere/passengers.csv"),
+    (("promote", "3"), {}, "error: lifeboat-titanic has no version 3"),
+    (("models",), {"LIFEBOAT_PORT": "eighty"}, "error: invalid setting: port"),
+    (("ingest", "x.csv"), {"DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/x"},
+     "error: cannot reach the database"),
+    (("train",), {"LIFEBOAT_DATASET": "penguins"}, "error: no dataset spec 'penguins'"),
 ])
-def test_failures_are_one_clear_line_and_a_non_zero_exit(tmp_path: Path, args: tuple[str, ...],
-                                                         message: str) -> None:
-    result = lifeboat(tmp_path / "home", *args)
+def test_failures_are_one_clear_line_and_a_non_zero_exit(
+        tmp_path: Path, args: tuple[str, ...], env: dict[str, str], message: str) -> None:
+    result = lifeboat(tmp_path / "home", *args, **env)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(message)
     assert "Traceback" not in result.stderr
@@ -39,8 +45,10 @@ def test_ingest_reports_counts_then_nothing_to_do(tmp_path: Path, titanic: Datas
     assert again.returncode == 0 and "nothing to do" in again.stdout
 
 
-def test_every_command_has_help(tmp_path: Path) -> None:
-    listing = lifeboat(tmp_path, "--help")
+def test_every_command_has_help() -> None:
+    runner = CliRunner()
+    listing = runner.invoke(app, ["--help"])
     for command in ("up", "serve", "ingest", "train", "models", "promote"):
-        assert command in listing.stdout
-        assert lifeboat(tmp_path, command, "--help").returncode == 0
+        assert command in listing.output
+        help_text = runner.invoke(app, [command, "--help"])
+        assert help_text.exit_code == 0 and "Usage" in help_text.output

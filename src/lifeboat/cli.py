@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import OperationalError
 
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec, load_spec
@@ -37,9 +40,17 @@ class Context:
 
 
 @contextmanager
-def _steps(title: str) -> Iterator[callable]:
+def _steps(title: str) -> Iterator[Callable[[str], None]]:
+    """A spinner on a terminal; each step is logged too, so unattended runs show progress."""
+    log = logging.getLogger("lifeboat")
+
     with console.status(title) as status:
-        yield lambda step: status.update(f"{title}: {step}")
+
+        def progress(step: str) -> None:
+            status.update(f"{title}: {step}")
+            log.info("%s: %s", title, step)
+
+        yield progress
 
 
 @app.command()
@@ -153,12 +164,21 @@ def _serve(settings: Settings) -> None:
                 log_level=settings.log_level.lower())
 
 
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}", highlight=False)
+    sys.exit(1)
+
+
 def main() -> None:
     """Console entry point: a failure is one clear line and a non-zero exit, never a traceback."""
     try:
         app()
     except LifeboatError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        sys.exit(1)
+        _fail(str(exc))
+    except ValidationError as exc:
+        _fail("invalid setting: " + "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors()))
+    except OperationalError as exc:
+        _fail(f"cannot reach the database: {str(exc.orig).strip().splitlines()[0]}")
     except KeyboardInterrupt:
         sys.exit(130)
