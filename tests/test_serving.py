@@ -83,6 +83,8 @@ def test_batch_errors_name_the_record_and_field(client: TestClient) -> None:
     assert [error["loc"] for error in response.json()["detail"]] == [["body", "records", 1, "pclass"]]
     assert client.post("/predict", json={**BRAUND, "source": "moon"}).status_code == 422
     assert client.post("/predict", json=[BRAUND]).status_code == 422
+    empty = client.post("/predict", json={"records": []})
+    assert empty.status_code == 422 and empty.json()["detail"][0]["loc"] == ["body", "records"]
 
 
 def test_past_predictions_filter_and_page_in_a_stable_order(client: TestClient) -> None:

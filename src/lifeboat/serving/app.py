@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from lifeboat import __version__
 from lifeboat.config import Settings
@@ -67,7 +67,7 @@ Service = Annotated[ServiceState, Depends(_service)]
 
 def _add_prediction_routes(app: FastAPI, record: type[BaseModel]) -> None:
     one = TypeAdapter(record)
-    many = TypeAdapter(list[record])
+    many = TypeAdapter(Annotated[list[record], Field(min_length=1)])
     sources = TypeAdapter(Source)
     request_schema = {
         "oneOf": [
