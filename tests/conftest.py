@@ -18,7 +18,7 @@ from sqlalchemy import make_url
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.db import Database, upgrade
-from lifeboat.ingest import ingest_file
+from lifeboat.ingest import LandingZone, ingest_file
 from lifeboat.training import train
 
 POSTGRES_URL = os.environ.get(
@@ -76,6 +76,11 @@ def database(database_url: str) -> Iterator[Database]:
     db.dispose()
 
 
+@pytest.fixture
+def zone(tmp_path: Path) -> LandingZone:
+    return LandingZone(str(tmp_path / "landing"))
+
+
 @pytest.fixture(scope="session")
 def trained_settings(tmp_path_factory: pytest.TempPathFactory, titanic: DatasetSpec) -> Settings:
     """A home with the bundled data loaded and a champion trained once for the whole session."""
@@ -83,7 +88,7 @@ def trained_settings(tmp_path_factory: pytest.TempPathFactory, titanic: DatasetS
     settings.ensure_home()
     db = Database(settings.db_url)
     upgrade(db)
-    ingest_file(db, titanic, titanic.bundled_path())
+    ingest_file(db, titanic, str(titanic.bundled_path()), LandingZone(settings.landing_url))
     train(settings, db, titanic, promote=True)
     db.dispose()
     return settings

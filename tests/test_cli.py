@@ -1,6 +1,7 @@
 """The command line as a user runs it: a real process, real exit codes, no tracebacks."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -38,11 +39,11 @@ def test_failures_are_one_clear_line_and_a_non_zero_exit(
 def test_ingest_reports_counts_then_nothing_to_do(tmp_path: Path, titanic: DatasetSpec) -> None:
     home = tmp_path / "home"
     source = str(titanic.bundled_path())
-    first = lifeboat(home, "ingest", source)
+    first = lifeboat(home, "ingest", source, COLUMNS="200")
     assert first.returncode == 0, first.stderr
-    assert "1309 rows loaded, 0 rejected, 0 already present (of 1309)" in first.stdout
-    again = lifeboat(home, "ingest", source)
-    assert again.returncode == 0 and "nothing to do" in again.stdout
+    assert re.search(r"titanic.csv\s*│\s*succeeded\s*│\s*1309\s*│\s*1309\s*│\s*0\s*│\s*0", first.stdout)
+    again = lifeboat(home, "ingest", source, COLUMNS="200")
+    assert again.returncode == 0 and re.search(r"titanic.csv\s*│\s*skipped", again.stdout)
 
 
 def test_every_command_has_help() -> None:

@@ -2,12 +2,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, IngestionRun, dataset_table
-from lifeboat.errors import IngestError
-from lifeboat.ingest import ingest_file, loader, row_count
+from lifeboat.ingest import LandingZone, ingest_file, loader, row_count
 
 KAGGLE_CSV = """PassengerId,Survived,Pclass,Name,Sex,Age,SibSp,Parch,Ticket,Fare,Cabin,Embarked
 1,0,3,"Braund, Mr. Owen Harris",male,22,1,0,A/5 21171,7.25,,S
@@ -21,32 +20,32 @@ def _runs(database: Database) -> list[IngestionRun]:
         return list(session.scalars(select(IngestionRun).order_by(IngestionRun.id)))
 
 
-def test_bundled_titanic_loads_once(database: Database, titanic: DatasetSpec) -> None:
-    first = ingest_file(database, titanic, titanic.bundled_path())
-    second = ingest_file(database, titanic, titanic.bundled_path())
+def test_bundled_titanic_loads_once(database: Database, titanic: DatasetSpec, zone: LandingZone) -> None:
+    first = ingest_file(database, titanic, str(titanic.bundled_path()), zone)
+    second = ingest_file(database, titanic, str(titanic.bundled_path()), zone)
     assert (first.status, first.rows_loaded, first.rows_rejected) == ("succeeded", 1309, 0)
     assert second.status == "skipped"
     assert row_count(database, titanic) == 1309
     assert [run.status for run in _runs(database)] == ["succeeded"]
 
 
-def test_same_rows_under_another_name_add_nothing(database: Database, titanic: DatasetSpec,
+def test_same_rows_under_another_name_add_nothing(database: Database, titanic: DatasetSpec, zone: LandingZone,
                                                    tmp_path: Path) -> None:
     original = titanic.bundled_path().read_text()
-    ingest_file(database, titanic, titanic.bundled_path())
+    ingest_file(database, titanic, str(titanic.bundled_path()), zone)
     reordered = tmp_path / "copy.csv"
     lines = original.splitlines()
     reordered.write_text("\n".join([lines[0], *reversed(lines[1:])]) + "\n")
-    report = ingest_file(database, titanic, reordered)
+    report = ingest_file(database, titanic, str(reordered), zone)
     assert (report.status, report.rows_loaded, report.rows_duplicate) == ("succeeded", 0, 1309)
     assert row_count(database, titanic) == 1309
 
 
-def test_kaggle_column_names_are_accepted(database: Database, titanic: DatasetSpec,
+def test_kaggle_column_names_are_accepted(database: Database, titanic: DatasetSpec, zone: LandingZone,
                                           tmp_path: Path) -> None:
     path = tmp_path / "train.csv"
     path.write_text(KAGGLE_CSV)
-    report = ingest_file(database, titanic, path)
+    report = ingest_file(database, titanic, str(path), zone)
     assert report.rows_loaded == 3
     table = dataset_table(titanic)
     with database.engine.connect() as connection:
@@ -58,7 +57,7 @@ def test_kaggle_column_names_are_accepted(database: Database, titanic: DatasetSp
 
 
 def test_unparseable_rows_are_rejected_without_losing_the_good_ones(
-        database: Database, titanic: DatasetSpec, tmp_path: Path) -> None:
+        database: Database, titanic: DatasetSpec, tmp_path: Path, zone: LandingZone) -> None:
     path = tmp_path / "messy.csv"
     path.write_text(
         KAGGLE_CSV
@@ -68,36 +67,40 @@ def test_unparseable_rows_are_rejected_without_losing_the_good_ones(
         + "7,0,1,too,few,fields\n"
         + '8,0,3,"Palsson, Master. Gosta Leonard",male,2,3,1,349909,21.075,,S,extra,fields\n'
     )
-    report = ingest_file(database, titanic, path)
+    report = ingest_file(database, titanic, str(path), zone)
     assert report.status == "succeeded"
     assert report.rows_loaded == 3
     assert report.rows_rejected == 5
     assert row_count(database, titanic) == 3
 
 
-def test_missing_required_column_fails_clearly(database: Database, titanic: DatasetSpec,
+def test_missing_required_column_fails_clearly(database: Database, titanic: DatasetSpec, zone: LandingZone,
                                                tmp_path: Path) -> None:
     path = tmp_path / "no_sex.csv"
     path.write_text("Pclass,Name\n1,\"A, Mr. B\"\n")
-    with pytest.raises(IngestError, match="sex"):
-        ingest_file(database, titanic, path)
-    assert [(run.status, run.error is not None) for run in _runs(database)] == [("failed", True)]
+    report = ingest_file(database, titanic, str(path), zone)
+    assert (report.status, report.reason) == ("rejected", "required columns missing: sex")
+    assert [(run.status, run.error) for run in _runs(database)] == [("rejected", report.reason)]
     assert row_count(database, titanic) == 0
+    quarantined = sorted(p.name for p in (Path(zone.url) / "bad").iterdir())
+    assert quarantined == [f"no_sex.{report.checksum[:12]}.csv",
+                           f"no_sex.{report.checksum[:12]}.reason.txt"]
 
 
-def test_a_crash_mid_load_leaves_no_rows(database: Database, titanic: DatasetSpec,
+def test_a_crash_mid_load_leaves_no_rows(database: Database, titanic: DatasetSpec, zone: LandingZone,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    real_insert = loader._insert_new
+    real_insert = loader.insert_new_rows
 
     def insert_then_crash(session, table, records):  # noqa: ANN001, ANN202
         real_insert(session, table, records)
         raise RuntimeError("power cut")
 
-    monkeypatch.setattr(loader, "_insert_new", insert_then_crash)
+    monkeypatch.setattr(loader, "insert_new_rows", insert_then_crash)
     with pytest.raises(RuntimeError):
-        ingest_file(database, titanic, titanic.bundled_path())
+        ingest_file(database, titanic, str(titanic.bundled_path()), zone)
     assert row_count(database, titanic) == 0
-    monkeypatch.setattr(loader, "_insert_new", real_insert)
-    assert ingest_file(database, titanic, titanic.bundled_path()).rows_loaded == 1309
+    monkeypatch.setattr(loader, "insert_new_rows", real_insert)
+    assert ingest_file(database, titanic, str(titanic.bundled_path()), zone).rows_loaded == 1309
     with database.session() as session:
-        assert session.scalar(select(func.count()).select_from(IngestionRun)) == 1
+        statuses = session.scalars(select(IngestionRun.status).order_by(IngestionRun.id)).all()
+    assert statuses == ["failed", "succeeded"]

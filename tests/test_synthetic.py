@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,8 @@ from lifeboat.datasets.synthetic import (
     synthetic_passengers,
     write_passengers,
 )
-from lifeboat.ingest.reader import read_table
+from lifeboat.ingest.reader import read_chunks
+from lifeboat.validation import validate_chunk
 
 ROWS = 10_000
 FORMULA_NAMES = 12
@@ -80,10 +82,21 @@ def test_values_keep_to_the_spec(passengers: pd.DataFrame) -> None:
         assert (passengers[count] >= 0).all()
 
 
-def test_spec_reader_accepts_every_row(passengers: pd.DataFrame, titanic: DatasetSpec) -> None:
-    parsed = read_table(passengers.to_csv(index=False).encode(), titanic)
-    assert parsed.rejected == []
-    assert len(parsed.rows) == ROWS
+def _validated(frame: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Good rows and issues, as ingestion would find them in the frame written as CSV."""
+    content = frame.to_csv(index=False).encode()
+    chunks = read_chunks(lambda: io.BytesIO(content), spec)
+    seen: set[str] = set()
+    parts = [validate_chunk(chunk, spec, seen) for chunk in chunks.chunks]
+    assert chunks.malformed == []
+    return (pd.concat([part.good for part in parts], ignore_index=True),
+            pd.concat([part.issues for part in parts], ignore_index=True))
+
+
+def test_validation_accepts_every_row(passengers: pd.DataFrame, titanic: DatasetSpec) -> None:
+    good, issues = _validated(passengers, titanic)
+    assert issues.empty
+    assert len(good) == ROWS
 
 
 def test_names_are_real_parts_recombined(passengers: pd.DataFrame, real: pd.DataFrame) -> None:
@@ -225,12 +238,15 @@ def test_rows_not_in_the_truth_are_untouched(
     pd.testing.assert_frame_equal(as_text(corrupted[untouched]), as_text(passengers[untouched]))
 
 
-def test_spec_reader_rejects_the_errors_and_keeps_formula_names(
+def test_validation_finds_exactly_the_injected_errors_and_keeps_formula_names(
         corruption: tuple[pd.DataFrame, pd.DataFrame], titanic: DatasetSpec) -> None:
     corrupted, truth = corruption
-    parsed = read_table(corrupted.to_csv(index=False).encode(), titanic)
-    assert len(parsed.rejected) == len(_errors(truth))
-    assert parsed.rows["name"].str[0].isin(["=", "+", "-", "@"]).sum() == FORMULA_NAMES
+    good, issues = _validated(corrupted, titanic)
+    errors = _errors(truth)
+    expected = set(zip(errors["row"] + 1, errors["column"], errors["issue"].astype(str)))
+    assert set(zip(issues["row"], issues["column"], issues["issue"].astype(str))) == expected
+    assert len(good) == len(corrupted) - len(errors)
+    assert good["name"].str[0].isin(["=", "+", "-", "@"]).sum() == FORMULA_NAMES
 
 
 def test_injection_is_seeded_and_a_zero_rate_changes_nothing(passengers: pd.DataFrame) -> None:

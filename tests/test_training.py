@@ -14,7 +14,7 @@ from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, upgrade
 from lifeboat.errors import ModelVersionNotFound
 from lifeboat.features import raw_frame
-from lifeboat.ingest import ingest_file
+from lifeboat.ingest import LandingZone, ingest_file
 from lifeboat.registry import ModelRegistry, experiment_id
 from lifeboat.training import labelled_rows, model_pipeline, train
 
@@ -25,7 +25,7 @@ def loaded(tmp_path: Path, titanic: DatasetSpec) -> tuple[Settings, Database]:
     settings.ensure_home()
     database = Database(settings.db_url)
     upgrade(database)
-    ingest_file(database, titanic, titanic.bundled_path())
+    ingest_file(database, titanic, str(titanic.bundled_path()), LandingZone(settings.landing_url))
     return settings, database
 
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import sys
 import logging
+import posixpath
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy.exc import OperationalError
 
@@ -81,19 +82,66 @@ def serve() -> None:
 
 
 @app.command()
-def ingest(source: Annotated[Path, typer.Argument(help="CSV file to load.")]) -> None:
-    """Load a file into the dataset's table. The same content twice adds nothing."""
-    from lifeboat.ingest import ingest_file
+def ingest(
+    source: Annotated[str, typer.Argument(help="File, folder or URL (s3://, gs://, https://).")],
+) -> None:
+    """Load files: good rows into the DB, bad rows to bad/ with reasons. Same content twice: no-op."""
+    from lifeboat.ingest import LandingZone, ingest_file
+    from lifeboat.ingest.sources import expand_source
 
     context = Context()
     upgrade(context.database)
-    with _steps(f"ingesting {source.name}"):
-        report = ingest_file(context.database, context.spec, source)
-    if report.status == "skipped":
-        out.print(f"{source}: same content already loaded, nothing to do")
-        return
-    out.print(f"{source}: {report.rows_loaded} rows loaded, {report.rows_rejected} rejected, "
-              f"{report.rows_duplicate} already present (of {report.rows_total})")
+    zone = LandingZone(context.settings.landing_url)
+    reports = []
+    with _row_progress() as progress:
+        for file in expand_source(source):
+            task = progress.add_task(posixpath.basename(file), total=None)
+            reports.append(ingest_file(context.database, context.spec, file, zone,
+                                       lambda rows, task=task: progress.advance(task, rows)))
+    out.print(_ingest_table(reports))
+    if any(report.status == "rejected" for report in reports):
+        raise typer.Exit(2)
+
+
+@app.command()
+def validate(
+    source: Annotated[str, typer.Argument(help="File or URL to check.")],
+) -> None:
+    """Dry run: what ingest would accept and reject, per issue type, with first examples."""
+    from lifeboat.ingest.check import check_file
+
+    context = Context()
+    result = check_file(context.spec, source)
+    if result.rejected:
+        out.print(f"{source}: the whole file would be quarantined: {result.rejected}")
+        raise typer.Exit(2)
+    out.print(f"{source}: {result.rows_total} rows, {result.rows_valid} valid, "
+              f"{result.rows_invalid} invalid")
+    table = Table("issue", "count", "examples (row, column, value)")
+    for issue, count in result.issues.most_common():
+        examples = "; ".join(f"{e['row']}, {e['column']}, {e['value']!r}"
+                             for e in result.examples[issue])
+        table.add_row(issue, str(count), examples)
+    if result.issues:
+        out.print(table)
+    if result.rows_invalid:
+        raise typer.Exit(1)
+
+
+def _row_progress() -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                    TextColumn("{task.completed:,.0f} rows"), TimeElapsedColumn(),
+                    console=console, transient=True)
+
+
+def _ingest_table(reports: list) -> Table:  # noqa: ANN001
+    table = Table("file", "status", "rows", "loaded", "already present", "rejected", "issues")
+    for report in reports:
+        issues = ", ".join(f"{k}: {v}" for k, v in (report.issues or {}).items())
+        table.add_row(posixpath.basename(report.source), report.status, str(report.rows_total),
+                      str(report.rows_loaded), str(report.rows_duplicate),
+                      str(report.rows_rejected), report.reason or issues)
+    return table
 
 
 @app.command()

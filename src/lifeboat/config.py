@@ -27,6 +27,10 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "LIFEBOAT_MLFLOW_TRACKING_URI"),
         description="MLflow tracking + registry; default: SQLite store under home.",
     )
+    storage_url: str | None = Field(
+        default=None,
+        description="Landing zone (raw/, good/, bad/) as an fsspec URL; default: folder under home.",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"
@@ -47,6 +51,10 @@ class Settings(BaseSettings):
     @property
     def tracking_uri(self) -> str:
         return self.mlflow_tracking_uri or f"sqlite:///{self.resolved_home / 'mlflow.db'}"
+
+    @property
+    def landing_url(self) -> str:
+        return self.storage_url or str(self.resolved_home / "landing")
 
     @property
     def artifact_root(self) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, Index, Integer, MetaData, String, Text, text
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -52,6 +52,20 @@ class IngestionRun(Base):
     rows_duplicate: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(20))
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class IngestionIssue(Base):
+    """One bad cell (or unreadable line) of an ingested file, and why it was rejected."""
+
+    __tablename__ = "ingestion_issues"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("ingestion_runs.id", ondelete="CASCADE"),
+                                        index=True)
+    row: Mapped[int | None] = mapped_column(Integer)
+    column: Mapped[str | None] = mapped_column(String(100))
+    issue: Mapped[str] = mapped_column(String(40), index=True)
+    value: Mapped[str | None] = mapped_column(Text)
 
 
 class Prediction(Base):

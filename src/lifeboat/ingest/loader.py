@@ -1,70 +1,71 @@
-"""Loading a file into its dataset table: once per content, all rows or none."""
+"""Loading a file into its dataset table: once per content, all good rows or none.
+
+Every attempt is an ingestion run row. Good rows land in the dataset table and in good/;
+bad rows go to bad/ with the reason, and each bad cell to the issues table; a file that
+cannot be read at all is quarantined whole in bad/ with one reason.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from typing import BinaryIO
 
+import fsspec
+import pandas as pd
 from sqlalchemy import func, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from lifeboat.datasets import DatasetSpec
-from lifeboat.db import Database, IngestionRun, ensure_dataset_table
+from lifeboat.db import Database, IngestionIssue, IngestionRun, ensure_dataset_table
 from lifeboat.db.models import utcnow
 from lifeboat.db.tables import INGESTION_RUN_COLUMN, LOADED_AT_COLUMN
 from lifeboat.errors import IngestError
-from lifeboat.ingest.reader import read_table
+from lifeboat.ingest.bulk import insert_new_rows
+from lifeboat.ingest.landing import BAD, GOOD, LandingZone
+from lifeboat.ingest.reader import read_chunks
+from lifeboat.validation import FileRejected, malformed_issues, validate_chunk
 
 log = logging.getLogger(__name__)
+Progress = Callable[[int], None]
 
 
 @dataclass(frozen=True)
 class IngestReport:
     source: str
     checksum: str
-    status: str  # "succeeded" or "skipped" (same content loaded before)
+    status: str  # succeeded | skipped (same content loaded before) | rejected (whole file)
     rows_total: int = 0
     rows_loaded: int = 0
     rows_rejected: int = 0
     rows_duplicate: int = 0
+    issues: dict[str, int] | None = None
+    reason: str | None = None
 
 
-def ingest_file(database: Database, spec: DatasetSpec, path: Path) -> IngestReport:
-    """Loads one CSV file. The same content twice adds nothing; a failure leaves no rows behind."""
-    try:
-        content = path.read_bytes()
-    except OSError as exc:
-        raise IngestError(f"cannot read {path}: {exc.strerror}") from exc
-    checksum = hashlib.sha256(content).hexdigest()
-    source = str(path)
+def ingest_file(database: Database, spec: DatasetSpec, source: str, zone: LandingZone,
+                progress: Progress = lambda _rows: None) -> IngestReport:
+    """Loads one file (any fsspec URL or path). The same content twice adds nothing."""
+    source = str(source)
+    name = posixpath.basename(source.rstrip("/"))
+    checksum = _checksum(source)
     if _already_loaded(database, spec, checksum):
-        log.info("%s: same content loaded before, nothing to do", path.name)
+        log.info("%s: same content loaded before, nothing to do", name)
         return IngestReport(source, checksum, "skipped")
+    run_id = _start_run(database, spec, source, checksum)
+    tag = f"{_stem(name)}.{checksum[:12]}"
     try:
-        parsed = read_table(content, spec)
-        table = ensure_dataset_table(database.engine, spec)
-        with database.session() as session:
-            run = IngestionRun(dataset=spec.name, source=source, checksum=checksum, status="running")
-            session.add(run)
-            session.flush()
-            records = parsed.rows.assign(
-                **{INGESTION_RUN_COLUMN: run.id, LOADED_AT_COLUMN: utcnow()}
-            ).to_dict("records")
-            loaded = _insert_new(session, table, records)
-            run.rows_total = parsed.rows_total
-            run.rows_loaded = loaded
-            run.rows_rejected = len(parsed.rejected)
-            run.rows_duplicate = len(records) - loaded
-            run.status, run.finished_at = "succeeded", utcnow()
-            report = IngestReport(source, checksum, run.status, run.rows_total, loaded,
-                                  run.rows_rejected, run.rows_duplicate)
-    except IngestError as exc:
-        _record_failure(database, spec, source, checksum, str(exc))
+        report, outputs = _load(database, spec, source, checksum, run_id, progress)
+    except FileRejected as rejected:
+        return _quarantine(database, zone, source, checksum, run_id, tag, name, rejected.reason)
+    except Exception as exc:
+        _finish_failed(database, run_id, f"{type(exc).__name__}: {exc}")
         raise
-    log.info("%s: %d rows loaded, %d rejected, %d already present", path.name,
+    _write_outputs(zone, tag, *outputs)
+    log.info("%s: %d rows loaded, %d rejected, %d already present", name,
              report.rows_loaded, report.rows_rejected, report.rows_duplicate)
     return report
 
@@ -75,37 +76,117 @@ def row_count(database: Database, spec: DatasetSpec) -> int:
         return session.scalar(select(func.count()).select_from(table)) or 0
 
 
+def _load(database: Database, spec: DatasetSpec, source: str, checksum: str, run_id: int,
+          progress: Progress) -> tuple[IngestReport, tuple]:
+    table = ensure_dataset_table(database.engine, spec)
+    chunks = read_chunks(lambda: _open(source), spec)
+    seen_keys: set[str] = set()
+    good_parts, bad_parts, counts = [], [], {"total": 0, "loaded": 0, "valid": 0}
+    issue_counts: dict[str, int] = {}
+    with database.session() as session:
+        for chunk in chunks.chunks:
+            validated = validate_chunk(chunk, spec, seen_keys)
+            rows = validated.good.drop(columns="row").assign(
+                **{INGESTION_RUN_COLUMN: run_id, LOADED_AT_COLUMN: pd.Timestamp(utcnow())})
+            counts["loaded"] += insert_new_rows(session, table, rows)
+            counts["total"] += len(chunk)
+            counts["valid"] += len(validated.good)
+            _save_issues(session, run_id, validated.issues, issue_counts)
+            good_parts.append(validated.good)
+            bad_parts.append(validated.bad)
+            progress(len(chunk))
+        _save_issues(session, run_id, malformed_issues(chunks.malformed), issue_counts)
+        rejected = counts["total"] - counts["valid"] + len(chunks.malformed)
+        report = IngestReport(source, checksum, "succeeded", counts["total"] + len(chunks.malformed),
+                              counts["loaded"], rejected, counts["valid"] - counts["loaded"],
+                              issue_counts)
+        _finish(session, run_id, report)
+    return report, (good_parts, bad_parts, chunks.malformed)
+
+
+def _save_issues(session: Session, run_id: int, issues: pd.DataFrame, counts: dict[str, int]) -> None:
+    if issues.empty:
+        return
+    records = issues.assign(run_id=run_id).astype(object)
+    records = records.where(records.notna(), None).to_dict("records")
+    session.execute(insert(IngestionIssue), records)
+    for issue, count in issues["issue"].value_counts().items():
+        counts[str(issue)] = counts.get(str(issue), 0) + int(count)
+
+
+def _write_outputs(zone: LandingZone, tag: str, good: list[pd.DataFrame], bad: list[pd.DataFrame],
+                   malformed: list[str]) -> None:
+    """After the commit: a crash before this leaves the rows loaded and only these files unwritten."""
+    good_rows = pd.concat(good, ignore_index=True)
+    if not good_rows.empty:
+        zone.write_bytes(GOOD, f"{tag}.parquet", good_rows.to_parquet(index=False))
+    bad_rows = pd.concat(bad, ignore_index=True)
+    if malformed:
+        bad_rows = pd.concat([bad_rows, pd.DataFrame({"issues": "malformed_row", "line": malformed})],
+                             ignore_index=True)
+    if not bad_rows.empty:
+        zone.write_rows(BAD, f"{tag}.bad.csv", bad_rows)
+
+
+def _quarantine(database: Database, zone: LandingZone, source: str, checksum: str, run_id: int,
+                tag: str, name: str, reason: str) -> IngestReport:
+    with _open(source) as stream:
+        zone.write_bytes(BAD, f"{tag}.{_suffix(name)}", stream.read())
+    zone.write_bytes(BAD, f"{tag}.reason.txt", f"{name}: {reason}\n".encode())
+    with database.session() as session:
+        run = session.get(IngestionRun, run_id)
+        run.status, run.error, run.finished_at = "rejected", reason, utcnow()
+    log.warning("%s: quarantined: %s", name, reason)
+    return IngestReport(source, checksum, "rejected", reason=reason)
+
+
+def _open(source: str) -> BinaryIO:
+    try:
+        return fsspec.open(source, "rb").open()
+    except (OSError, ValueError) as exc:
+        raise IngestError(f"cannot read {source}: {getattr(exc, 'strerror', None) or exc}") from exc
+
+
+def _checksum(source: str) -> str:
+    digest = hashlib.sha256()
+    with _open(source) as stream:
+        while block := stream.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _already_loaded(database: Database, spec: DatasetSpec, checksum: str) -> bool:
     with database.session() as session:
-        found = session.scalar(
-            select(IngestionRun.id).where(
-                IngestionRun.dataset == spec.name,
-                IngestionRun.checksum == checksum,
-                IngestionRun.status == "succeeded",
-            )
-        )
+        found = session.scalar(select(IngestionRun.id).where(
+            IngestionRun.dataset == spec.name, IngestionRun.checksum == checksum,
+            IngestionRun.status == "succeeded"))
     return found is not None
 
 
-def _insert_new(session: Session, table, records: list[dict]) -> int:  # noqa: ANN001
-    """Inserts rows whose key is new; rows already in the table are left as they are."""
-    if not records:
-        return 0
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        statement = postgresql.insert(table).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        statement = sqlite.insert(table).on_conflict_do_nothing()
-    else:
-        statement = insert(table)
-    before = session.scalar(select(func.count()).select_from(table))
-    session.execute(statement, records)
-    after = session.scalar(select(func.count()).select_from(table))
-    return after - before
-
-
-def _record_failure(database: Database, spec: DatasetSpec, source: str, checksum: str,
-                    error: str) -> None:
+def _start_run(database: Database, spec: DatasetSpec, source: str, checksum: str) -> int:
     with database.session() as session:
-        session.add(IngestionRun(dataset=spec.name, source=source, checksum=checksum,
-                                 status="failed", error=error, finished_at=utcnow()))
+        run = IngestionRun(dataset=spec.name, source=source, checksum=checksum, status="running")
+        session.add(run)
+        session.flush()
+        return run.id
+
+
+def _finish(session: Session, run_id: int, report: IngestReport) -> None:
+    run = session.get(IngestionRun, run_id)
+    run.rows_total, run.rows_loaded = report.rows_total, report.rows_loaded
+    run.rows_rejected, run.rows_duplicate = report.rows_rejected, report.rows_duplicate
+    run.status, run.finished_at = "succeeded", utcnow()
+
+
+def _finish_failed(database: Database, run_id: int, error: str) -> None:
+    with database.session() as session:
+        run = session.get(IngestionRun, run_id)
+        run.status, run.error, run.finished_at = "failed", error, utcnow()
+
+
+def _stem(name: str) -> str:
+    return name.split(".")[0] or "file"
+
+
+def _suffix(name: str) -> str:
+    return name.split(".", 1)[1] if "." in name else "data"

@@ -1,111 +1,240 @@
-"""Reading a raw file into typed rows the way its dataset spec describes them."""
+"""Reading any file a user drops: CSV (any common delimiter, UTF-8 with or without BOM, or
+Latin-1), gzip-compressed CSV, or Parquet, as a stream of bounded chunks of text columns.
+
+What cannot be read at all raises FileRejected with one reason; rows that cannot be parsed
+are reported and skipped, never fatal.
+"""
 
 from __future__ import annotations
 
+import codecs
 import csv
+import gzip
 import io
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
-import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 
-from lifeboat.datasets import ColumnSpec, DatasetSpec
-from lifeboat.errors import IngestError
+from lifeboat.datasets import DatasetSpec
+from lifeboat.validation import FileRejected
+
+Opener = Callable[[], BinaryIO]
+CHUNK_ROWS = 200_000
+_SNIFF_BYTES = 64 * 1024
+_GZIP_MAGIC = b"\x1f\x8b"
+_PARQUET_MAGIC = b"PAR1"
 
 
 @dataclass
-class ParsedFile:
-    rows: pd.DataFrame
-    rejected: list[tuple[int, str]] = field(default_factory=list)
-    rows_total: int = 0
+class FileChunks:
+    """Chunks of the spec's columns as text, each with a 1-based `row`, plus skipped lines."""
+
+    chunks: Iterator[pd.DataFrame]
+    malformed: list[str] = field(default_factory=list)
 
 
-def read_table(content: bytes, spec: DatasetSpec) -> ParsedFile:
-    """Parses CSV bytes into canonical, typed columns; rows that cannot be parsed are set aside."""
-    unreadable: list[list[str]] = []
+def read_chunks(open_file: Opener, spec: DatasetSpec, chunk_rows: int = CHUNK_ROWS) -> FileChunks:
+    head = _head(open_file)
+    if head.startswith(_PARQUET_MAGIC):
+        return FileChunks(_parquet_chunks(open_file, spec, chunk_rows))
+    compressed = head.startswith(_GZIP_MAGIC)
+    text_head = _decompressed_head(open_file) if compressed else head
+    _reject_non_text(text_head)
+    encoding = _encoding(open_file, compressed)
+    header, delimiter = _header(text_head, encoding)
+    columns = _column_map(header, spec)
+    malformed: list[str] = []
+    return FileChunks(
+        _csv_chunks(open_file, compressed, encoding, delimiter, header, columns, spec,
+                    chunk_rows, malformed),
+        malformed,
+    )
+
+
+def _head(open_file: Opener) -> bytes:
+    with open_file() as stream:
+        head = stream.read(_SNIFF_BYTES)
+    if not head.strip():
+        raise FileRejected("empty file")
+    return head
+
+
+def _decompressed_head(open_file: Opener) -> bytes:
     try:
-        frame = pd.read_csv(
-            io.BytesIO(content),
-            dtype=str,
-            keep_default_na=False,
-            na_values=spec.missing_values,
-            engine="python",
-            on_bad_lines=lambda line: unreadable.append(line),
-            quoting=csv.QUOTE_MINIMAL,
-        )
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise IngestError(f"cannot read the file as CSV: {exc}") from exc
-    frame = _canonical_columns(frame, spec)
-    parsed = ParsedFile(rows=frame, rows_total=len(frame) + len(unreadable))
-    parsed.rejected.extend((-1, "line has the wrong number of fields") for _ in unreadable)
-    _type_columns(parsed, spec)
-    _assign_entity_ids(parsed, spec)
-    return parsed
+        with open_file() as stream, gzip.GzipFile(fileobj=stream) as unzipped:
+            head = unzipped.read(_SNIFF_BYTES)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise FileRejected(f"unreadable gzip compression ({exc})") from None
+    if not head.strip():
+        raise FileRejected("empty file (after decompression)")
+    return head
 
 
-def _canonical_columns(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
-    renames = {raw: spec.canonical(raw) for raw in frame.columns if spec.canonical(raw)}
-    frame = frame.rename(columns=renames)[list(renames.values())]
+def _reject_non_text(head: bytes) -> None:
+    if b"\x00" in head:
+        raise FileRejected("not a text file: binary content (NUL bytes)")
+
+
+@contextmanager
+def _text_stream(open_file: Opener, compressed: bool) -> Iterator[BinaryIO]:
+    with open_file() as stream:
+        if compressed:
+            with gzip.GzipFile(fileobj=stream) as unzipped:
+                yield unzipped
+        else:
+            yield stream
+
+
+def _encoding(open_file: Opener, compressed: bool) -> str:
+    """UTF-8 if the whole file decodes as UTF-8 (BOM or not), else Latin-1, which always does."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with _text_stream(open_file, compressed) as stream:
+            while block := stream.read(1 << 20):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return "latin-1"
+    except (OSError, EOFError, zlib.error) as exc:
+        raise FileRejected(f"unreadable gzip compression ({exc})") from None
+    return "utf-8-sig"
+
+
+def _header(head: bytes, encoding: str) -> tuple[list[str], str]:
+    text = head.decode(encoding, errors="replace").lstrip("\ufeff")
+    first_line = text.splitlines()[0] if text.splitlines() else ""
+    try:
+        delimiter = csv.Sniffer().sniff(first_line, delimiters=",;\t|").delimiter
+    except csv.Error:
+        delimiter = ","
+    header = next(csv.reader([first_line], delimiter=delimiter))
+    return [name.strip() for name in header], delimiter
+
+
+def _column_map(header: list[str], spec: DatasetSpec) -> dict[str, str]:
+    """File column → spec column, case-insensitively, across every accepted spelling."""
+    mapped = {raw: spec.canonical(raw) for raw in header if spec.canonical(raw)}
     required = [name for name, column in spec.columns.items() if column.required]
-    missing = [name for name in required if name not in frame.columns]
+    missing = [name for name in required if name not in mapped.values()]
     if missing:
-        raise IngestError(f"required columns missing from the file: {', '.join(missing)}")
+        raise FileRejected(f"required columns missing: {', '.join(missing)}")
+    return mapped
+
+
+def _csv_chunks(open_file: Opener, compressed: bool, encoding: str, delimiter: str,
+                header: list[str], columns: dict[str, str], spec: DatasetSpec, chunk_rows: int,
+                malformed: list[str]) -> Iterator[pd.DataFrame]:
+    def skip(row: pa_csv.InvalidRow) -> str:
+        malformed.append(row.text)
+        return "skip"
+
+    read = pa_csv.ReadOptions(encoding="utf8" if encoding == "utf-8-sig" else encoding,
+                              block_size=1 << 22, column_names=_unique(header), skip_rows=1)
+    parse = pa_csv.ParseOptions(delimiter=delimiter, newlines_in_values=True,
+                                invalid_row_handler=skip)
+    convert = pa_csv.ConvertOptions(column_types={name: pa.string() for name in _unique(header)},
+                                    null_values=spec.missing_values, strings_can_be_null=True)
+    with _text_stream(open_file, compressed) as stream:
+        try:
+            reader = pa_csv.open_csv(_without_bom(stream), read_options=read,
+                                     parse_options=parse, convert_options=convert)
+        except pa.ArrowInvalid as exc:
+            raise FileRejected(f"not a readable CSV file ({exc})") from None
+        yield from _rechunk(_batches(reader), header, columns, spec, chunk_rows)
+
+
+def _batches(reader: pa_csv.CSVStreamingReader) -> Iterator[pa.RecordBatch]:
+    try:
+        yield from reader
+    except pa.ArrowInvalid as exc:
+        raise FileRejected(f"not a readable CSV file ({exc})") from None
+
+
+def _parquet_chunks(open_file: Opener, spec: DatasetSpec, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    with open_file() as stream:
+        try:
+            parquet = pq.ParquetFile(stream)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise FileRejected(f"unreadable Parquet file ({exc})") from None
+        header = list(parquet.schema_arrow.names)
+        columns = _column_map(header, spec)
+        batches = (batch.cast(pa.schema([(name, pa.string()) for name in header]))
+                   for batch in parquet.iter_batches(batch_size=chunk_rows))
+        yield from _rechunk(batches, header, columns, spec, chunk_rows)
+
+
+def _rechunk(batches: Iterator[pa.RecordBatch], header: list[str], columns: dict[str, str],
+             spec: DatasetSpec, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    next_row = 1
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
+    for batch in batches:
+        pending.append(batch)
+        pending_rows += batch.num_rows
+        if pending_rows >= chunk_rows:
+            yield _frame(pending, header, columns, spec, next_row)
+            next_row += pending_rows
+            pending, pending_rows = [], 0
+    if pending_rows:
+        yield _frame(pending, header, columns, spec, next_row)
+    elif next_row == 1:
+        raise FileRejected("no data rows")
+
+
+def _frame(batches: list[pa.RecordBatch], header: list[str], columns: dict[str, str],
+           spec: DatasetSpec, first_row: int) -> pd.DataFrame:
+    table = pa.Table.from_batches(batches)
+    unique = _unique(header)
+    frame = pd.DataFrame(index=range(table.num_rows))
+    frame.insert(0, "row", range(first_row, first_row + table.num_rows))
+    for raw, name in zip(header, unique, strict=True):
+        canonical = columns.get(raw)
+        if canonical and canonical not in frame:
+            frame[canonical] = table.column(name).to_pandas()
     for name in spec.columns:
-        if name not in frame.columns:
-            frame[name] = None
-    return frame[list(spec.columns)].reset_index(drop=True)
+        if name not in frame:
+            frame[name] = pd.Series(pd.NA, index=frame.index, dtype="str")
+    return frame[["row", *spec.columns]]
 
 
-def _type_columns(parsed: ParsedFile, spec: DatasetSpec) -> None:
-    """Coerces each column to its declared type; a row failing any rule is rejected with the reason."""
-    frame = parsed.rows
-    failed = pd.DataFrame(index=frame.index)
-    for name, column in spec.columns.items():
-        frame[name], failed[name] = _coerce(frame[name], column)
-    rejected = failed.any(axis=1)
-    for index in frame.index[rejected]:
-        bad_columns = ", ".join(failed.columns[failed.loc[index]])
-        parsed.rejected.append((int(index) + 1, f"invalid {bad_columns}"))
-    parsed.rows = frame[~rejected].reset_index(drop=True)
+def _unique(header: list[str]) -> list[str]:
+    """Arrow needs distinct column names; a repeated header keeps its first occurrence's meaning."""
+    seen: dict[str, int] = {}
+    names = []
+    for name in header:
+        seen[name] = seen.get(name, 0) + 1
+        names.append(name if seen[name] == 1 else f"{name}.{seen[name] - 1}")
+    return names
 
 
-def _coerce(raw: pd.Series, column: ColumnSpec) -> tuple[pd.Series, pd.Series]:
-    """The typed column and, per row, whether its value breaks the column's rules."""
-    raw = raw.str.strip()
-    present = raw.notna()
-    if column.type == "string":
-        value = raw
-        bad = pd.Series(False, index=raw.index)
-    else:
-        value = pd.to_numeric(raw, errors="coerce")
-        bad = present & value.isna()
-        if column.type == "integer":
-            bad |= value.notna() & (value % 1 != 0)
-        if column.min is not None:
-            bad |= value < column.min
-        if column.max is not None:
-            bad |= value > column.max
-    if column.allowed is not None:
-        allowed = {str(option) for option in column.allowed}
-        as_text = value.map(lambda v: None if pd.isna(v) else f"{v:g}" if column.type != "string" else v)
-        bad |= value.notna() & ~as_text.isin(allowed)
-    if column.required:
-        bad |= ~present
-    if column.type == "integer":
-        value = value.where(~bad).astype("Int64")
-    return value, bad
+def _without_bom(stream: BinaryIO) -> BinaryIO:
+    head = stream.read(3)
+    if head == codecs.BOM_UTF8:
+        return stream
+    return io.BufferedReader(_Prefixed(head, stream))
 
 
-def _assign_entity_ids(parsed: ParsedFile, spec: DatasetSpec) -> None:
-    frame, key = parsed.rows, spec.entity.key
-    if frame.empty:
-        return
-    if frame[key].isna().all() and spec.entity.derive_from:
-        identity = frame[spec.entity.derive_from].astype(object).where(frame[spec.entity.derive_from].notna(), None)
-        frame[key] = [spec.derive_entity_id(list(values)) for values in identity.itertuples(index=False)]
-    elif frame[key].isna().any():
-        raise IngestError(f"some rows have no {key} and the spec cannot derive one")
-    frame[key] = frame[key].astype(str)
-    first = ~frame[key].duplicated()
-    parsed.rejected.extend((-1, f"duplicate {key} in the file") for _ in range(int((~first).sum())))
-    parsed.rows = frame[first].replace({np.nan: None}).reset_index(drop=True)
+class _Prefixed(io.RawIOBase):
+    """A stream with a few already-read bytes put back in front."""
+
+    def __init__(self, prefix: bytes, rest: BinaryIO) -> None:
+        self._prefix, self._rest = prefix, rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:
+        if self._prefix:
+            size = min(len(buffer), len(self._prefix))
+            buffer[:size], self._prefix = self._prefix[:size], self._prefix[size:]
+            return size
+        data = self._rest.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)

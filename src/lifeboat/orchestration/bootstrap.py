@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, upgrade
-from lifeboat.ingest import IngestReport, ingest_file, row_count
+from lifeboat.ingest import IngestReport, LandingZone, ingest_file, row_count
 from lifeboat.registry import ModelRegistry, ModelVersion
 from lifeboat.training import TrainingResult, train
 
@@ -33,7 +33,8 @@ def bootstrap(settings: Settings, database: Database, spec: DatasetSpec,
     ingested = None
     if row_count(database, spec) == 0:
         progress(f"loading the bundled {spec.name} data")
-        ingested = ingest_file(database, spec, spec.bundled_path())
+        ingested = ingest_file(database, spec, str(spec.bundled_path()),
+                               LandingZone(settings.landing_url))
     registry = ModelRegistry(settings, spec.model_name)
     trained = None
     if registry.champion() is None:

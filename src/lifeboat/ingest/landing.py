@@ -1,0 +1,58 @@
+"""The landing zone: good/ holds the rows loaded, bad/ what was rejected and why.
+
+It is an fsspec URL (a local folder by default, or s3://, gs://), so the same code runs on a
+laptop and against a bucket. Outputs are written under a temporary name and then moved, so a
+reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+
+import fsspec
+import pandas as pd
+from fsspec.core import url_to_fs
+
+GOOD, BAD = "good", "bad"
+
+
+@dataclass(frozen=True)
+class LandingZone:
+    url: str
+
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        return url_to_fs(self.url)[0]
+
+    @property
+    def root(self) -> str:
+        return url_to_fs(self.url)[1].rstrip("/")
+
+    def path(self, folder: str, name: str = "") -> str:
+        return posixpath.join(self.root, folder, name) if name else posixpath.join(self.root, folder)
+
+    def write_bytes(self, folder: str, name: str, content: bytes) -> str:
+        target = self.path(folder, name)
+        partial = self.path(folder, f".{name}.partial")
+        self.fs.makedirs(self.path(folder), exist_ok=True)
+        with self.fs.open(partial, "wb") as stream:
+            stream.write(content)
+        self.fs.mv(partial, target)
+        return target
+
+    def write_rows(self, folder: str, name: str, frame: pd.DataFrame) -> str:
+        """CSV for people to open; cells that a spreadsheet would run as formulas are defused."""
+        return self.write_bytes(folder, name, defuse_formulas(frame).to_csv(index=False).encode())
+
+
+
+def defuse_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Prefix text cells starting with = + - @ with a quote, as OWASP advises for CSV exports."""
+    defused = frame.copy()
+    for name in defused.columns:
+        if defused[name].dtype == object or pd.api.types.is_string_dtype(defused[name]):
+            text = defused[name]
+            risky = text.astype(str).str.match(r"^[=+\-@\t\r]") & text.notna()
+            defused[name] = text.where(~risky, "'" + text.astype(str))
+    return defused

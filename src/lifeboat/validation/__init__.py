@@ -1,0 +1,13 @@
+"""Row-level data validation: good rows, bad rows, and the reason for each rejection."""
+
+from lifeboat.validation.issues import FileRejected, RowIssue
+from lifeboat.validation.rules import (
+    ISSUE_COLUMNS,
+    ValidatedChunk,
+    entity_keys,
+    malformed_issues,
+    validate_chunk,
+)
+
+__all__ = ["ISSUE_COLUMNS", "FileRejected", "RowIssue", "ValidatedChunk", "entity_keys",
+           "malformed_issues", "validate_chunk"]

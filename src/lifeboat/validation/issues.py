@@ -1,0 +1,27 @@
+"""The vocabulary of data problems, shared by validation, the issues table and the generator."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RowIssue(StrEnum):
+    """Why a row was rejected. One row may have several, one per bad cell."""
+
+    WRONG_TYPE = "wrong_type"
+    OUT_OF_RANGE = "out_of_range"
+    NOT_ALLOWED = "not_allowed"
+    MISSING_REQUIRED = "missing_required"
+    DUPLICATE_KEY = "duplicate_key"
+    MALFORMED_ROW = "malformed_row"
+
+
+class FileRejected(Exception):
+    """The whole file is unusable (empty, not text, a required column missing, ...).
+
+    Carries one reason a person can act on; the file is quarantined with it.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -1,0 +1,158 @@
+"""Row-level validation of one chunk of a file against its dataset spec.
+
+Types are coerced here, vectorised, because a value that is not a number must be reported
+as `wrong_type` and then kept out of every other check. The rules on typed values (ranges,
+allowed categories, required values) run through pandera, lazily, so every bad cell of a
+chunk is reported in one pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaErrors
+
+from lifeboat.datasets import ColumnSpec, DatasetSpec
+from lifeboat.validation.issues import RowIssue
+
+ISSUE_COLUMNS = ["row", "column", "issue", "value"]
+_CHECK_ISSUES = {
+    "in_range": RowIssue.OUT_OF_RANGE,
+    "greater_than_or_equal_to": RowIssue.OUT_OF_RANGE,
+    "less_than_or_equal_to": RowIssue.OUT_OF_RANGE,
+    "isin": RowIssue.NOT_ALLOWED,
+    "not_nullable": RowIssue.MISSING_REQUIRED,
+}
+
+
+@dataclass(frozen=True)
+class ValidatedChunk:
+    good: pd.DataFrame    # typed rows, entity key filled in
+    bad: pd.DataFrame     # raw rows as read, plus `row` and a readable `issues` column
+    issues: pd.DataFrame  # one line per bad cell: row, column, issue, value
+
+
+def validate_chunk(raw: pd.DataFrame, spec: DatasetSpec, seen_keys: set[str]) -> ValidatedChunk:
+    """`raw` holds text (or NaN) in the spec's columns and a 1-based `row`; `seen_keys` spans chunks."""
+    typed, type_issues = _coerce(raw, spec)
+    rule_issues = _rule_issues(typed, spec, exclude=type_issues)
+    typed[spec.entity.key] = entity_keys(typed, spec)
+    issues = pd.concat([type_issues, rule_issues], ignore_index=True)
+    invalid_rows = set(issues["row"])
+    duplicates = _duplicate_issues(typed, spec, seen_keys, invalid_rows)
+    issues = pd.concat([issues, duplicates], ignore_index=True).sort_values(["row", "column"])
+    rejected = typed["row"].isin(set(issues["row"]))
+    return ValidatedChunk(
+        good=typed[~rejected].reset_index(drop=True),
+        bad=_with_reasons(raw[rejected.to_numpy()], issues),
+        issues=issues.reset_index(drop=True),
+    )
+
+
+def malformed_issues(lines: list[str]) -> pd.DataFrame:
+    """Lines the parser could not split into the header's columns; their row number is unknown."""
+    return pd.DataFrame({"row": None, "column": None, "issue": RowIssue.MALFORMED_ROW.value,
+                         "value": lines}, columns=ISSUE_COLUMNS)
+
+
+def entity_keys(frame: pd.DataFrame, spec: DatasetSpec) -> pd.Series:
+    """The key column as text; derived from identifying columns where the file has none."""
+    key = frame[spec.entity.key]
+    if spec.entity.derive_from and key.isna().any():
+        parts = frame[spec.entity.derive_from].astype(object).where(
+            frame[spec.entity.derive_from].notna(), None)
+        derived = pd.Series([spec.derive_entity_id(list(values))
+                             for values in parts.itertuples(index=False)], index=frame.index)
+        key = key.where(key.notna(), derived)
+    return key.astype(object).where(key.notna(), None).map(lambda v: v if v is None else str(v))
+
+
+def _coerce(raw: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
+    typed = pd.DataFrame({"row": raw["row"].to_numpy()}, index=raw.index)
+    found = []
+    for name, column in spec.columns.items():
+        text = raw[name].astype(object).str.strip().replace("", np.nan)
+        if column.type == "string":
+            typed[name] = text
+            continue
+        number = pd.to_numeric(text, errors="coerce")
+        wrong = text.notna() & number.isna()
+        if column.type == "integer":
+            wrong |= number.notna() & (number % 1 != 0)
+            number = number.where(~wrong)
+        typed[name] = number.astype("Int64") if column.type == "integer" else number.astype(float)
+        found.append(_issue_rows(raw.loc[wrong, "row"], name, RowIssue.WRONG_TYPE, text[wrong]))
+    return typed, pd.concat(found, ignore_index=True) if found else _no_issues()
+
+
+def _rule_issues(typed: pd.DataFrame, spec: DatasetSpec, exclude: pd.DataFrame) -> pd.DataFrame:
+    try:
+        _schema(spec).validate(typed, lazy=True)
+    except SchemaErrors as errors:
+        cases = errors.failure_cases
+    else:
+        return _no_issues()
+    cases = cases[cases["index"].notna() & cases["column"].notna()]
+    kind = cases["check"].astype(str).str.extract(r"^([a-z_]+)", expand=False).map(_CHECK_ISSUES)
+    positions = cases["index"].astype(int)
+    found = pd.DataFrame({
+        "row": typed.loc[positions.to_numpy(), "row"].to_numpy(),
+        "column": cases["column"].to_numpy(),
+        "issue": kind.to_numpy(),
+        "value": cases["failure_case"].map(_as_text).to_numpy(),
+    }).dropna(subset=["issue"])
+    already = set(zip(exclude["row"], exclude["column"]))
+    keep = [(row, column) not in already for row, column in zip(found["row"], found["column"])]
+    return found[keep]
+
+
+def _schema(spec: DatasetSpec) -> pa.DataFrameSchema:
+    return pa.DataFrameSchema(
+        {name: pa.Column(checks=_checks(column), nullable=not column.required, coerce=False)
+         for name, column in spec.columns.items()},
+        strict=False,
+    )
+
+
+def _checks(column: ColumnSpec) -> list[pa.Check]:
+    checks = []
+    if column.min is not None:
+        checks.append(pa.Check.ge(column.min))
+    if column.max is not None:
+        checks.append(pa.Check.le(column.max))
+    if column.allowed is not None:
+        checks.append(pa.Check.isin(column.allowed))
+    return checks
+
+
+def _duplicate_issues(typed: pd.DataFrame, spec: DatasetSpec, seen_keys: set[str],
+                      invalid_rows: set[int]) -> pd.DataFrame:
+    """A key seen earlier in the file makes the later row a duplicate; invalid rows claim no key."""
+    key = spec.entity.key
+    candidates = typed[~typed["row"].isin(invalid_rows) & typed[key].notna()]
+    repeated = candidates[key].duplicated() | candidates[key].isin(seen_keys)
+    seen_keys.update(candidates.loc[~repeated, key])
+    duplicates = candidates[repeated]
+    return _issue_rows(duplicates["row"], key, RowIssue.DUPLICATE_KEY, duplicates[key])
+
+
+def _with_reasons(raw: pd.DataFrame, issues: pd.DataFrame) -> pd.DataFrame:
+    described = issues.assign(text=issues["column"] + ": " + issues["issue"].astype(str))
+    reasons = described.groupby("row")["text"].agg("; ".join)
+    return raw.assign(issues=raw["row"].map(reasons)).reset_index(drop=True)
+
+
+def _issue_rows(rows: pd.Series, column: str, issue: RowIssue, values: pd.Series) -> pd.DataFrame:
+    return pd.DataFrame({"row": rows.to_numpy(), "column": column, "issue": issue.value,
+                         "value": values.map(_as_text).to_numpy()})
+
+
+def _no_issues() -> pd.DataFrame:
+    return pd.DataFrame(columns=ISSUE_COLUMNS)
+
+
+def _as_text(value: object) -> str | None:
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
