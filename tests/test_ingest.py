@@ -91,8 +91,8 @@ def test_a_crash_mid_load_leaves_no_rows(database: Database, titanic: DatasetSpe
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     real_insert = loader.insert_new_rows
 
-    def insert_then_crash(session, table, records):  # noqa: ANN001, ANN202
-        real_insert(session, table, records)
+    def insert_then_crash(session, table, frame, constants):  # noqa: ANN001, ANN202
+        real_insert(session, table, frame, constants)
         raise RuntimeError("power cut")
 
     monkeypatch.setattr(loader, "insert_new_rows", insert_then_crash)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from functools import cached_property
 from importlib.resources import files
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Literal
 
+import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -100,10 +100,15 @@ class DatasetSpec(_Strict):
     def label_for(self, prediction: int) -> str:
         return self.target.labels.get(prediction, str(prediction))
 
-    def derive_entity_id(self, values: list[object]) -> str:
-        """A stable id from identifying columns, so the same passenger always gets the same key."""
-        joined = "\x1f".join("" if value is None else str(value) for value in values)
-        return hashlib.sha1(joined.encode()).hexdigest()[:16]
+    def derive_entity_ids(self, frame: pd.DataFrame) -> pd.Series:
+        """Stable ids from identifying columns: the same passenger always gets the same key.
+
+        pandas' row hash is fixed-keyed SipHash, so ids match across processes and runs.
+        """
+        parts = frame[self.entity.derive_from].astype(object)
+        parts = parts.where(parts.notna(), None).astype(str)
+        hashes = pd.util.hash_pandas_object(parts, index=False).to_numpy()
+        return pd.Series([f"{value:016x}" for value in hashes], index=frame.index, dtype=object)
 
     def bundled_path(self) -> Path:
         """The dataset file that ships inside an installed package (`package:relative/path`)."""

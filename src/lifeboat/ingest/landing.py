@@ -8,10 +8,14 @@ reader never sees half a file.
 from __future__ import annotations
 
 import posixpath
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import fsspec
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from fsspec.core import url_to_fs
 
 GOOD, BAD = "good", "bad"
@@ -56,3 +60,32 @@ def defuse_formulas(frame: pd.DataFrame) -> pd.DataFrame:
             risky = text.astype(str).str.match(r"^[=+\-@\t\r]") & text.notna()
             defused[name] = text.where(~risky, "'" + text.astype(str))
     return defused
+
+
+class SpooledRows:
+    """Good rows spooled to a local Parquet file while a load runs, published after the commit.
+
+    Memory stays bounded by one chunk however large the file.
+    """
+
+    def __init__(self) -> None:
+        self._directory = tempfile.TemporaryDirectory(prefix="lifeboat-")
+        self._path = Path(self._directory.name) / "rows.parquet"
+        self._writer: pq.ParquetWriter | None = None
+
+    def add(self, frame: pd.DataFrame) -> None:
+        if frame.empty:
+            return
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._path, table.schema)
+        self._writer.write_table(table.cast(self._writer.schema))
+
+    def publish(self, zone: LandingZone, folder: str, name: str) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            zone.write_bytes(folder, name, self._path.read_bytes())
+        self.discard()
+
+    def discard(self) -> None:
+        self._directory.cleanup()

@@ -25,9 +25,9 @@ from lifeboat.db.models import utcnow
 from lifeboat.db.tables import INGESTION_RUN_COLUMN, LOADED_AT_COLUMN
 from lifeboat.errors import IngestError
 from lifeboat.ingest.bulk import insert_new_rows
-from lifeboat.ingest.landing import BAD, GOOD, LandingZone
+from lifeboat.ingest.landing import BAD, GOOD, LandingZone, SpooledRows
 from lifeboat.ingest.reader import read_chunks
-from lifeboat.validation import FileRejected, malformed_issues, validate_chunk
+from lifeboat.validation import FileRejected, RowIssue, malformed_issues, validate_chunk
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int], None]
@@ -57,14 +57,20 @@ def ingest_file(database: Database, spec: DatasetSpec, source: str, zone: Landin
         return IngestReport(source, checksum, "skipped")
     run_id = _start_run(database, spec, source, checksum)
     tag = f"{_stem(name)}.{checksum[:12]}"
+    good_rows = SpooledRows()
     try:
-        report, outputs = _load(database, spec, source, checksum, run_id, progress)
+        report, bad_rows = _load(database, spec, source, checksum, run_id, good_rows, progress)
     except FileRejected as rejected:
+        good_rows.discard()
         return _quarantine(database, zone, source, checksum, run_id, tag, name, rejected.reason)
     except Exception as exc:
+        good_rows.discard()
         _finish_failed(database, run_id, f"{type(exc).__name__}: {exc}")
         raise
-    _write_outputs(zone, tag, *outputs)
+    # After the commit: a crash here leaves the rows loaded and only these files unwritten.
+    good_rows.publish(zone, GOOD, f"{tag}.parquet")
+    if not bad_rows.empty:
+        zone.write_rows(BAD, f"{tag}.bad.csv", bad_rows)
     log.info("%s: %d rows loaded, %d rejected, %d already present", name,
              report.rows_loaded, report.rows_rejected, report.rows_duplicate)
     return report
@@ -77,22 +83,23 @@ def row_count(database: Database, spec: DatasetSpec) -> int:
 
 
 def _load(database: Database, spec: DatasetSpec, source: str, checksum: str, run_id: int,
-          progress: Progress) -> tuple[IngestReport, tuple]:
+          good_rows: SpooledRows, progress: Progress) -> tuple[IngestReport, pd.DataFrame]:
     table = ensure_dataset_table(database.engine, spec)
     chunks = read_chunks(lambda: _open(source), spec)
     seen_keys: set[str] = set()
-    good_parts, bad_parts, counts = [], [], {"total": 0, "loaded": 0, "valid": 0}
+    bad_parts, counts = [], {"total": 0, "loaded": 0, "valid": 0}
     issue_counts: dict[str, int] = {}
+    loaded_at = utcnow()
     with database.session() as session:
         for chunk in chunks.chunks:
             validated = validate_chunk(chunk, spec, seen_keys)
-            rows = validated.good.drop(columns="row").assign(
-                **{INGESTION_RUN_COLUMN: run_id, LOADED_AT_COLUMN: pd.Timestamp(utcnow())})
-            counts["loaded"] += insert_new_rows(session, table, rows)
+            counts["loaded"] += insert_new_rows(
+                session, table, validated.good.drop(columns="row"),
+                {INGESTION_RUN_COLUMN: run_id, LOADED_AT_COLUMN: loaded_at})
             counts["total"] += len(chunk)
             counts["valid"] += len(validated.good)
             _save_issues(session, run_id, validated.issues, issue_counts)
-            good_parts.append(validated.good)
+            good_rows.add(validated.good)
             bad_parts.append(validated.bad)
             progress(len(chunk))
         _save_issues(session, run_id, malformed_issues(chunks.malformed), issue_counts)
@@ -101,7 +108,7 @@ def _load(database: Database, spec: DatasetSpec, source: str, checksum: str, run
                               counts["loaded"], rejected, counts["valid"] - counts["loaded"],
                               issue_counts)
         _finish(session, run_id, report)
-    return report, (good_parts, bad_parts, chunks.malformed)
+    return report, _bad_rows(bad_parts, chunks.malformed)
 
 
 def _save_issues(session: Session, run_id: int, issues: pd.DataFrame, counts: dict[str, int]) -> None:
@@ -109,23 +116,14 @@ def _save_issues(session: Session, run_id: int, issues: pd.DataFrame, counts: di
         return
     records = issues.assign(run_id=run_id).astype(object)
     records = records.where(records.notna(), None).to_dict("records")
-    session.execute(insert(IngestionIssue), records)
+    session.execute(insert(IngestionIssue.__table__), records)
     for issue, count in issues["issue"].value_counts().items():
         counts[str(issue)] = counts.get(str(issue), 0) + int(count)
 
 
-def _write_outputs(zone: LandingZone, tag: str, good: list[pd.DataFrame], bad: list[pd.DataFrame],
-                   malformed: list[str]) -> None:
-    """After the commit: a crash before this leaves the rows loaded and only these files unwritten."""
-    good_rows = pd.concat(good, ignore_index=True)
-    if not good_rows.empty:
-        zone.write_bytes(GOOD, f"{tag}.parquet", good_rows.to_parquet(index=False))
-    bad_rows = pd.concat(bad, ignore_index=True)
-    if malformed:
-        bad_rows = pd.concat([bad_rows, pd.DataFrame({"issues": "malformed_row", "line": malformed})],
-                             ignore_index=True)
-    if not bad_rows.empty:
-        zone.write_rows(BAD, f"{tag}.bad.csv", bad_rows)
+def _bad_rows(parts: list[pd.DataFrame], malformed: list[str]) -> pd.DataFrame:
+    lines = pd.DataFrame({"issues": RowIssue.MALFORMED_ROW.value, "line": malformed})
+    return pd.concat([*parts, lines], ignore_index=True).astype({"row": "Int64"})
 
 
 def _quarantine(database: Database, zone: LandingZone, source: str, checksum: str, run_id: int,

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow as pa_arrow
+import pyarrow.compute as pc
 from pandera.errors import SchemaErrors
 
 from lifeboat.datasets import ColumnSpec, DatasetSpec
@@ -60,32 +62,39 @@ def malformed_issues(lines: list[str]) -> pd.DataFrame:
 
 def entity_keys(frame: pd.DataFrame, spec: DatasetSpec) -> pd.Series:
     """The key column as text; derived from identifying columns where the file has none."""
-    key = frame[spec.entity.key]
+    key = frame[spec.entity.key].astype(object)
     if spec.entity.derive_from and key.isna().any():
-        parts = frame[spec.entity.derive_from].astype(object).where(
-            frame[spec.entity.derive_from].notna(), None)
-        derived = pd.Series([spec.derive_entity_id(list(values))
-                             for values in parts.itertuples(index=False)], index=frame.index)
-        key = key.where(key.notna(), derived)
-    return key.astype(object).where(key.notna(), None).map(lambda v: v if v is None else str(v))
+        key = key.where(key.notna(), spec.derive_entity_ids(frame))
+    return key.where(key.notna(), None).map(lambda v: v if v is None else str(v))
 
 
 def _coerce(raw: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
     typed = pd.DataFrame({"row": raw["row"].to_numpy()}, index=raw.index)
     found = []
     for name, column in spec.columns.items():
-        text = raw[name].astype(object).str.strip().replace("", np.nan)
+        text = raw[name].astype("str").str.strip()
+        text = text.mask(text == "")
         if column.type == "string":
-            typed[name] = text
+            typed[name] = text.astype(object)
             continue
-        number = pd.to_numeric(text, errors="coerce")
-        wrong = text.notna() & number.isna()
-        if column.type == "integer":
-            wrong |= number.notna() & (number % 1 != 0)
-            number = number.where(~wrong)
-        typed[name] = number.astype("Int64") if column.type == "integer" else number.astype(float)
+        number, wrong = _parse_numbers(text, whole=column.type == "integer")
+        typed[name] = number.astype("Int64") if column.type == "integer" else number
         found.append(_issue_rows(raw.loc[wrong, "row"], name, RowIssue.WRONG_TYPE, text[wrong]))
     return typed, pd.concat(found, ignore_index=True) if found else _no_issues()
+
+
+def _parse_numbers(text: pd.Series, whole: bool) -> tuple[pd.Series, pd.Series]:
+    """Numbers parsed in Arrow (pandas' to_numeric is ten times slower on millions of rows)."""
+    strings = pa_arrow.array(text.astype(object), type=pa_arrow.string(), from_pandas=True)
+    pattern = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+    looks_numeric = pc.fill_null(pc.match_substring_regex(strings, pattern), True)
+    parsed = pc.cast(pc.if_else(looks_numeric, strings, None), pa_arrow.float64())
+    number = pd.Series(parsed.to_numpy(zero_copy_only=False), index=text.index)
+    wrong = pd.Series(~looks_numeric.to_numpy(zero_copy_only=False), index=text.index)
+    if whole:
+        wrong |= number.notna() & (number % 1 != 0)
+        number = number.where(~wrong)
+    return number, wrong
 
 
 def _rule_issues(typed: pd.DataFrame, spec: DatasetSpec, exclude: pd.DataFrame) -> pd.DataFrame:
@@ -133,8 +142,10 @@ def _duplicate_issues(typed: pd.DataFrame, spec: DatasetSpec, seen_keys: set[str
     """A key seen earlier in the file makes the later row a duplicate; invalid rows claim no key."""
     key = spec.entity.key
     candidates = typed[~typed["row"].isin(invalid_rows) & typed[key].notna()]
-    repeated = candidates[key].duplicated() | candidates[key].isin(seen_keys)
-    seen_keys.update(candidates.loc[~repeated, key])
+    keys = candidates[key].tolist()
+    repeated = candidates[key].duplicated().to_numpy() | np.fromiter(
+        (k in seen_keys for k in keys), dtype=bool, count=len(keys))
+    seen_keys.update(keys)
     duplicates = candidates[repeated]
     return _issue_rows(duplicates["row"], key, RowIssue.DUPLICATE_KEY, duplicates[key])
 
