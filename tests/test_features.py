@@ -88,3 +88,18 @@ def test_a_spec_cannot_list_a_leak_as_a_feature(titanic: DatasetSpec) -> None:
         update={"categorical": [*titanic.features.categorical, "boat"]})})
     with pytest.raises(DatasetSpecError, match="boat"):
         build_feature_pipeline(leaky)
+
+
+def test_a_passengers_own_label_never_shapes_their_own_features(
+        titanic: DatasetSpec, passengers: pd.DataFrame) -> None:
+    """Group features come from companions' fates; flipping one label moves only the others."""
+    frame = raw_frame(titanic, passengers)
+    labels = passengers["survived"].to_numpy()
+    flipped = labels.copy()
+    flipped[0] = 1 - flipped[0]
+    before = TitanicFeatures().fit(frame, labels).transform(frame)
+    after = TitanicFeatures().fit(frame, flipped).transform(frame)
+    group_columns = [c for c in before.columns if c.endswith(("_survival", "_companions"))]
+    pd.testing.assert_series_equal(before.loc[0, group_columns], after.loc[0, group_columns])
+    changed = (before[group_columns] != after[group_columns]).any(axis=1)
+    assert changed.sum() > 0 and not changed.iloc[0]

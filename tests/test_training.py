@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import mlflow.sklearn
 import pytest
 from sklearn.dummy import DummyClassifier
@@ -16,7 +17,14 @@ from lifeboat.errors import ModelVersionNotFound
 from lifeboat.features import raw_frame
 from lifeboat.ingest import LandingZone, ingest_file
 from lifeboat.registry import ModelRegistry, experiment_id
-from lifeboat.training import labelled_rows, model_pipeline, train
+from lifeboat.datasets import load_spec
+from lifeboat.training import (
+    candidates,
+    labelled_rows,
+    log_and_register,
+    model_pipeline,
+    train,
+)
 
 
 @pytest.fixture
@@ -39,6 +47,22 @@ def _register_coin_flip(settings: Settings, titanic: DatasetSpec, database: Data
         info = mlflow.sklearn.log_model(model, name="model", registered_model_name=titanic.model_name,
                                         serialization_format="cloudpickle")
     return str(info.registered_model_version)
+
+
+@pytest.mark.parametrize("name", [candidate.name for candidate in candidates(load_spec("titanic"))])
+def test_every_candidate_survives_registration_and_loading(
+        name: str, loaded: tuple[Settings, Database], titanic: DatasetSpec) -> None:
+    """Whichever candidate the search picks must save (skops) and load back identical."""
+    settings, database = loaded
+    rows = labelled_rows(database, titanic)
+    features, labels = raw_frame(titanic, rows), rows[titanic.target.column]
+    candidate, = [c for c in candidates(titanic) if c.name == name]
+    model = candidate.pipeline.fit(features, labels)
+    registry = ModelRegistry(settings, titanic.model_name)
+    with mlflow.start_run(experiment_id=experiment_id(registry.client, settings, titanic.name)):
+        version = log_and_register(model, features.head(5), titanic)
+    reloaded = registry.load(version)
+    np.testing.assert_array_equal(reloaded.predict_proba(features), model.predict_proba(features))
 
 
 def test_first_training_registers_a_champion_with_honest_metrics(

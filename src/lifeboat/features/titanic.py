@@ -2,13 +2,17 @@
 
 Everything a user would otherwise type by hand (title, family size, deck, ...) is derived
 here, so training and serving cannot disagree. Age is imputed from statistics learned in
-`fit`, never from the rows being scored.
+`fit`, never from the rows being scored. Travel groups (a shared ticket, or a surname and
+fare) are looked up in what `fit` learned about the training passengers: how many of them
+are in the group and how many survived. A passenger's own fate is never part of their
+group's figures, in training or when serving a passenger the model has seen.
 """
 
 from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
@@ -16,7 +20,9 @@ TITLES = {
     "Mr": "Mr", "Mrs": "Mrs", "Mme": "Mrs", "Miss": "Miss", "Mlle": "Miss", "Ms": "Miss",
     "Master": "Master",
 }
+GROUPS = ("ticket", "family")
 _TITLE_PATTERN = re.compile(r",\s*([^.]+)\.")
+_UNKNOWN_FATE = 0.5
 
 
 def title_of(name: object) -> str:
@@ -26,6 +32,27 @@ def title_of(name: object) -> str:
 
 def deck_of(cabin: object) -> str:
     return cabin.strip()[0].upper() if isinstance(cabin, str) and cabin.strip() else "U"
+
+
+def sex_class_of(sex: object, pclass: float) -> str | float:
+    """Sex within class: a linear model cannot form this interaction from the two alone."""
+    return f"{sex}_{pclass:.0f}" if isinstance(sex, str) and pd.notna(pclass) else np.nan
+
+
+def ticket_of(ticket: object) -> str | None:
+    return ticket.strip().upper() if isinstance(ticket, str) and ticket.strip() else None
+
+
+def member_of(name: object) -> str:
+    """Who a passenger is within their group: the entity key also rests on name and ticket."""
+    return name.strip() if isinstance(name, str) else ""
+
+
+def family_of(name: object, fare: float) -> str | None:
+    """Surname and fare: relatives on one booking share both, even when tickets differ."""
+    if not isinstance(name, str) or "," not in name or pd.isna(fare):
+        return None
+    return f"{name.split(',')[0].strip().lower()}|{fare:.2f}"
 
 
 class TitanicFeatures(TransformerMixin, BaseEstimator):
@@ -42,6 +69,7 @@ class TitanicFeatures(TransformerMixin, BaseEstimator):
         self.age_median_ = float(known["age"].median())
         self.fare_by_class_ = frame.groupby("pclass")["fare"].median().to_dict()
         self.fare_median_ = float(frame["fare"].median())
+        self.fates_ = {} if y is None else self._fates(frame, np.asarray(y))
         return self
 
     def transform(self, raw: pd.DataFrame) -> pd.DataFrame:
@@ -53,6 +81,8 @@ class TitanicFeatures(TransformerMixin, BaseEstimator):
         frame["fare_per_person"] = frame["fare"] / frame["family_size"]
         frame["pclass_x_fare"] = frame["pclass"] * frame["fare"]
         frame["age_x_fare"] = frame["age"] * frame["fare"]
+        for group in GROUPS:
+            self._add_group_features(frame, group)
         return frame
 
     def _learned_ages(self, frame: pd.DataFrame) -> pd.Series:
@@ -65,6 +95,32 @@ class TitanicFeatures(TransformerMixin, BaseEstimator):
         return by_title_class.fillna(by_title).fillna(self.age_median_)
 
     @staticmethod
+    def _fates(frame: pd.DataFrame, labels: np.ndarray) -> dict[str, dict[str, dict[str, int]]]:
+        """Each training group's members by name with their label, so one can be left out.
+
+        Women and children get their own table: within a group they mostly lived or died
+        together, so their fates are the strongest hint about each other.
+        """
+        women_children = frame["woman_or_child"].to_numpy()
+        fates = {}
+        for group in GROUPS:
+            keys = frame[f"{group}_group"]
+            fates[group] = _fates_by_group(keys, frame["member"], labels)
+            fates[f"{group}_women_children"] = _fates_by_group(
+                keys[women_children], frame["member"][women_children], labels[women_children]
+            )
+        return fates
+
+    def _add_group_features(self, frame: pd.DataFrame, group: str) -> None:
+        keys, members = frame[f"{group}_group"], frame["member"]
+        companions, survival = _companions(keys, members, self.fates_.get(group, {}))
+        frame[f"{group}_companions"] = companions
+        frame[f"{group}_survival"] = survival
+        frame[f"{group}_women_children_survival"] = _companions(
+            keys, members, self.fates_.get(f"{group}_women_children", {})
+        )[1]
+
+    @staticmethod
     def _base(raw: pd.DataFrame) -> pd.DataFrame:
         """Record-local features: each row's values depend on that row alone."""
         frame = pd.DataFrame(index=raw.index)
@@ -74,13 +130,44 @@ class TitanicFeatures(TransformerMixin, BaseEstimator):
         frame["parch"] = frame["parch"].fillna(0.0)
         frame["sex"] = _column(raw, "sex")
         frame["embarked"] = _column(raw, "embarked")
-        frame["title"] = _column(raw, "name").map(title_of).astype(object)
+        names = _column(raw, "name")
+        frame["title"] = names.map(title_of).astype(object)
+        frame["sex_class"] = [sex_class_of(s, p) for s, p in zip(frame["sex"], frame["pclass"])]
         cabin = _column(raw, "cabin")
         frame["has_cabin"] = cabin.map(lambda c: float(isinstance(c, str) and bool(c.strip())))
         frame["deck"] = cabin.map(deck_of).astype(object)
         frame["family_size"] = frame["sibsp"] + frame["parch"] + 1.0
         frame["is_alone"] = (frame["family_size"] == 1.0).astype(float)
+        frame["member"] = names.map(member_of).astype(object)
+        frame["ticket_group"] = _column(raw, "ticket").map(ticket_of).astype(object)
+        frame["family_group"] = pd.Series(
+            [family_of(n, f) for n, f in zip(names, frame["fare"])], index=raw.index, dtype=object
+        )
+        frame["woman_or_child"] = (frame["sex"] == "female") | (frame["title"] == "Master")
         return frame
+
+
+def _fates_by_group(keys: pd.Series, members: pd.Series,
+                    labels: np.ndarray) -> dict[str, dict[str, int]]:
+    fates: dict[str, dict[str, int]] = {}
+    for key, member, label in zip(keys, members, labels):
+        if isinstance(key, str):
+            fates.setdefault(key, {})[member] = int(label)
+    return fates
+
+
+def _companions(keys: pd.Series, members: pd.Series,
+                fates: dict[str, dict[str, int]]) -> tuple[pd.Series, pd.Series]:
+    """Known companions per row and the share who survived (a coin flip when none is known).
+
+    The row's own name is left out, so a passenger seen in training is judged by the others.
+    """
+    counts, shares = [], []
+    for key, member in zip(keys, members):
+        others = [label for name, label in fates.get(key, {}).items() if name != member]
+        counts.append(float(len(others)))
+        shares.append(sum(others) / len(others) if others else _UNKNOWN_FATE)
+    return pd.Series(counts, index=keys.index), pd.Series(shares, index=keys.index)
 
 
 def _column(raw: pd.DataFrame, name: str) -> pd.Series:

@@ -12,7 +12,7 @@ from typing import Any
 from imblearn.over_sampling import SMOTE
 from imblearn.pipeline import Pipeline
 from scipy.stats import loguniform, randint
-from sklearn.ensemble import RandomForestClassifier
+from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
 from lifeboat.datasets import DatasetSpec
@@ -36,21 +36,28 @@ def model_pipeline(spec: DatasetSpec, classifier: Any) -> Pipeline:
 
 
 def candidates(spec: DatasetSpec) -> list[Candidate]:
+    """A linear model and shallow boosted trees: different biases, similar Titanic scores.
+
+    Boosting replaced a random forest that cross-validated no better and searched slower.
+    HistGradientBoosting is left out: model logging trusts scikit-learn's plain Tree type
+    only, not its tree predictors.
+    """
     seed = spec.training.seed
     return [
         Candidate(
             "logistic_regression",
             model_pipeline(spec, LogisticRegression(max_iter=5000)),
-            {"classifier__C": loguniform(1e-3, 1e2)},
+            {"classifier__C": loguniform(1e-2, 1e1)},
         ),
         Candidate(
-            "random_forest",
-            model_pipeline(spec, RandomForestClassifier(random_state=seed, n_jobs=-1)),
+            "gradient_boosting",
+            model_pipeline(spec, GradientBoostingClassifier(random_state=seed)),
             {
-                "classifier__n_estimators": randint(200, 600),
-                "classifier__max_depth": [4, 5, 6, 7, 8, 10, 12, None],
-                "classifier__min_samples_leaf": randint(1, 8),
-                "classifier__max_features": ["sqrt", 0.3, 0.5, 0.7],
+                "classifier__n_estimators": randint(50, 250),
+                "classifier__learning_rate": loguniform(0.02, 0.2),
+                "classifier__max_depth": [2, 3],
+                "classifier__subsample": [0.7, 0.85, 1.0],
+                "classifier__min_samples_leaf": randint(1, 10),
             },
         ),
     ]

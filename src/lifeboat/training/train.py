@@ -25,7 +25,7 @@ from lifeboat.training.data import data_hash, labelled_rows
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
-_TRUSTED_PACKAGES = ("lifeboat.", "imblearn.", "numpy.dtype")
+_TRUSTED_PACKAGES = ("lifeboat.", "imblearn.", "numpy.dtype", "sklearn.tree._tree.Tree")
 _REQUIREMENTS = ("scikit-learn", "imbalanced-learn", "pandas", "numpy", "skops")
 
 
@@ -37,6 +37,18 @@ class TrainingResult:
     best_candidate: str
     metrics: dict[str, float]
     promotion: PromotionDecision | None
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Every candidate's fitted search, and the name of the one that won on CV score."""
+
+    searches: dict[str, RandomizedSearchCV]
+    best_name: str
+
+    @property
+    def best(self) -> RandomizedSearchCV:
+        return self.searches[self.best_name]
 
 
 @dataclass(frozen=True)
@@ -58,19 +70,17 @@ def train(settings: Settings, database: Database, spec: DatasetSpec, *, promote:
     with mlflow.start_run(experiment_id=experiment_id(registry.client, settings, spec.name),
                           run_name=f"train-{spec.name}") as run:
         _log_setup(spec, settings, rows, split)
-        searches = {}
-        for candidate in candidates(spec):
-            progress(f"searching {candidate.name}")
-            searches[candidate.name] = _search(candidate, split, spec, settings)
-        best_name = max(searches, key=lambda name: searches[name].best_score_)
-        best = searches[best_name].best_estimator_
+        selection = search_and_select(spec, split.train_x, split.train_y,
+                                      iterations=settings.search_iterations, progress=progress)
+        _log_searches(selection, spec)
+        best_name, best = selection.best_name, selection.best.best_estimator_
         metrics = score(best, split.test_x, split.test_y)
         mlflow.log_param("best_candidate", best_name)
-        mlflow.log_params({f"best.{k}": v for k, v in searches[best_name].best_params_.items()})
+        mlflow.log_params({f"best.{k}": v for k, v in selection.best.best_params_.items()})
         mlflow.log_metrics({f"test_{name}": value for name, value in metrics.items()})
         mlflow.log_dict({"labels": [0, 1], "matrix": confusion(metrics)}, "confusion_matrix.json")
         progress("registering the model")
-        version = _log_and_register(best, split, spec)
+        version = log_and_register(best, split.train_x.head(5), spec)
     log.info("%s v%s (%s): held-out %s", spec.model_name, version, best_name,
              ", ".join(f"{k}={metrics[k]:.3f}" for k in ("accuracy", "roc_auc", "f1")))
     decision = None
@@ -92,25 +102,45 @@ def _split(rows: pd.DataFrame, spec: DatasetSpec) -> _Split:
     return _Split(train_x, train_y, test_x, test_y, test_ids)
 
 
-def _search(candidate: Candidate, split: _Split, spec: DatasetSpec,
-            settings: Settings) -> RandomizedSearchCV:
+def search_and_select(spec: DatasetSpec, features: pd.DataFrame, labels: pd.Series, *,
+                      iterations: int | None = None,
+                      progress: Progress = lambda _step: None) -> Selection:
+    """Searches every candidate and keeps the best by CV score.
+
+    Training and the model-quality benchmark both call this, so the benchmark measures
+    exactly what ships. `iterations` overrides the spec's search budget.
+    """
+    searches = {}
+    for candidate in candidates(spec):
+        progress(f"searching {candidate.name}")
+        searches[candidate.name] = _search(candidate, features, labels, spec,
+                                           iterations or spec.training.search_iterations)
+    return Selection(searches, max(searches, key=lambda name: searches[name].best_score_))
+
+
+def _search(candidate: Candidate, features: pd.DataFrame, labels: pd.Series, spec: DatasetSpec,
+            iterations: int) -> RandomizedSearchCV:
     folds = StratifiedKFold(spec.training.cv_folds, shuffle=True, random_state=spec.training.seed)
     search = RandomizedSearchCV(
         candidate.pipeline,
         candidate.search_space,
-        n_iter=settings.search_iterations or spec.training.search_iterations,
+        n_iter=iterations,
         scoring=spec.training.primary_metric,
         cv=folds,
         random_state=spec.training.seed,
         n_jobs=1,
         error_score="raise",
     )
-    search.fit(split.train_x, split.train_y)
-    with mlflow.start_run(run_name=candidate.name, nested=True):
-        mlflow.log_params(search.best_params_)
-        mlflow.log_metric(f"cv_{spec.training.primary_metric}", search.best_score_)
-    mlflow.log_metric(f"cv_{spec.training.primary_metric}.{candidate.name}", search.best_score_)
-    return search
+    return search.fit(features, labels)
+
+
+def _log_searches(selection: Selection, spec: DatasetSpec) -> None:
+    metric = spec.training.primary_metric
+    for name, search in selection.searches.items():
+        with mlflow.start_run(run_name=name, nested=True):
+            mlflow.log_params(search.best_params_)
+            mlflow.log_metric(f"cv_{metric}", search.best_score_)
+        mlflow.log_metric(f"cv_{metric}.{name}", search.best_score_)
 
 
 def _log_setup(spec: DatasetSpec, settings: Settings, rows: pd.DataFrame, split: _Split) -> None:
@@ -132,17 +162,17 @@ def _log_setup(spec: DatasetSpec, settings: Settings, rows: pd.DataFrame, split:
 
 
 def _trusted_types(model) -> list[str]:  # noqa: ANN001
-    """Types skops does not trust by default but the model pipeline is made of.
-
-    Anything from another package stays untrusted, so logging fails loudly instead of
+    """Types skops does not trust by default but the model pipeline is made of: Lifeboat's
+    transformers, imbalanced-learn's pipeline and scikit-learn's tree node arrays (of trees
+    this process just trained). Anything else stays untrusted, so logging fails loudly instead of
     saving a model that could run arbitrary code when loaded.
     """
     untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
     return [name for name in untrusted if name.startswith(_TRUSTED_PACKAGES)]
 
 
-def _log_and_register(model, split: _Split, spec: DatasetSpec) -> str:  # noqa: ANN001
-    example = split.train_x.head(5)
+def log_and_register(model, example: pd.DataFrame, spec: DatasetSpec) -> str:  # noqa: ANN001
+    """Logs the whole pipeline to the active run, saved with skops, and registers a version."""
     signature = infer_signature(example, model.predict_proba(example)[:, 1])
     info = mlflow.sklearn.log_model(
         model,

@@ -1,0 +1,1 @@
+"""Benchmarks: slow, honest measurements of what ships. Each module exposes `main(argv)`."""

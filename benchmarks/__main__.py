@@ -1,0 +1,21 @@
+"""Runs every benchmark in this package, so a new module is picked up without registering it."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+
+import benchmarks
+
+
+def main(argv: list[str]) -> int:
+    failures = 0
+    for module in pkgutil.iter_modules(benchmarks.__path__):
+        if not module.name.startswith("_"):
+            failures += importlib.import_module(f"benchmarks.{module.name}").main(argv) != 0
+    return int(failures > 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

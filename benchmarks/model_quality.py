@@ -1,0 +1,151 @@
+"""Model quality of the shipped Titanic training, measured by nested cross-validation.
+
+Each outer fold runs the full shipped search (every candidate, the spec's search budget,
+the winner picked by CV score) on its training part alone and scores the winner on the
+held-out part, so the figures say what `lifeboat train` delivers on passengers it never saw.
+Beside it, on the same folds: a plain random forest (what the search has to beat), and the
+same forest handed `boat`, the leak the spec forbids, so a too-good score is recognised.
+Outer folds run in parallel on every core: the full 5x5 takes minutes, not most of an hour.
+
+    python -m benchmarks.model_quality [--quick]
+
+Exits 1 when the shipped configuration misses a target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed, effective_n_jobs
+from sklearn.base import BaseEstimator
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.impute import MissingIndicator
+from sklearn.model_selection import RepeatedStratifiedKFold
+from sklearn.pipeline import Pipeline
+
+from lifeboat.datasets import DatasetSpec, load_spec
+from lifeboat.features import build_feature_pipeline, raw_frame
+from lifeboat.registry import score
+from lifeboat.training import candidates, search_and_select
+
+SPLITS, REPEATS, QUICK_REPEATS = 5, 5, 1
+OUTER_SEED = 0
+TARGETS = {"accuracy": 0.82, "roc_auc": 0.87}
+SHIPPED = "shipped: search + selection"
+FOREST = "reference: plain forest, 300 trees"
+LEAK = "LEAK: plain forest + boat (never ship)"
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    scores: dict[str, dict[str, float]]  # model -> metric -> score on the outer-test part
+    chosen: str
+    chosen_cv_score: float
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, _ = _arguments().parse_known_args(argv)  # the rest belongs to other benchmarks
+    spec = load_spec("titanic")
+    passengers = load_passengers(spec)
+    repeats = QUICK_REPEATS if args.quick else REPEATS
+    outer = RepeatedStratifiedKFold(n_splits=SPLITS, n_repeats=repeats, random_state=OUTER_SEED)
+    started = time.perf_counter()
+    results = Parallel(n_jobs=-1, verbose=5)(
+        delayed(evaluate_fold)(spec, passengers, train_rows, test_rows)
+        for train_rows, test_rows in outer.split(passengers, passengers[spec.target.column])
+    )
+    return report(spec, passengers, results, time.perf_counter() - started)
+
+
+def _arguments() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.model_quality",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help=f"{QUICK_REPEATS}x{SPLITS} outer folds instead of {REPEATS}x{SPLITS}")
+    return parser
+
+
+def load_passengers(spec: DatasetSpec) -> pd.DataFrame:
+    """The raw titanic3 rows, leaks included: only the leak reference may look at them."""
+    return pd.read_csv(spec.bundled_path(), na_values=spec.missing_values, keep_default_na=False)
+
+
+def evaluate_fold(spec: DatasetSpec, passengers: pd.DataFrame, train_rows: np.ndarray,
+                  test_rows: np.ndarray) -> FoldResult:
+    labels = passengers[spec.target.column]
+    inputs = raw_frame(spec, passengers)
+    with_boat = inputs.assign(boat=passengers["boat"])
+    train_y, test_y = labels.iloc[train_rows], labels.iloc[test_rows]
+    selection = search_and_select(spec, inputs.iloc[train_rows], train_y)
+    forest = plain_forest(spec).fit(inputs.iloc[train_rows], train_y)
+    leaky = leaky_forest(spec).fit(with_boat.iloc[train_rows], train_y)
+    scores = {
+        SHIPPED: _held_out(selection.best.best_estimator_, inputs.iloc[test_rows], test_y),
+        FOREST: _held_out(forest, inputs.iloc[test_rows], test_y),
+        LEAK: _held_out(leaky, with_boat.iloc[test_rows], test_y),
+    }
+    return FoldResult(scores, selection.best_name, float(selection.best.best_score_))
+
+
+def plain_forest(spec: DatasetSpec) -> Pipeline:
+    """The engineered features straight into a forest: no search, no oversampling."""
+    return Pipeline([*build_feature_pipeline(spec).steps, ("classifier", _forest(spec))])
+
+
+def leaky_forest(spec: DatasetSpec) -> Pipeline:
+    """The plain forest plus whether the passenger had a lifeboat seat: known only afterwards."""
+    features = ColumnTransformer([
+        ("engineered", build_feature_pipeline(spec), spec.input_columns),
+        ("boat", MissingIndicator(features="all"), ["boat"]),
+    ])
+    return Pipeline([("features", features), ("classifier", _forest(spec))])
+
+
+def _forest(spec: DatasetSpec) -> RandomForestClassifier:
+    return RandomForestClassifier(n_estimators=300, random_state=spec.training.seed)
+
+
+def _held_out(model: BaseEstimator, features: pd.DataFrame, labels: pd.Series) -> dict[str, float]:
+    metrics = score(model, features, labels)
+    return {name: metrics[name] for name in TARGETS}
+
+
+def report(spec: DatasetSpec, passengers: pd.DataFrame, results: list[FoldResult],
+           elapsed: float) -> int:
+    """Prints the figures; returns 1 if the shipped configuration misses a target."""
+    names = ", ".join(candidate.name for candidate in candidates(spec))
+    print(f"\nTitanic model quality: nested CV, {len(results)} outer folds "
+          f"(repeated stratified {SPLITS}-fold, seed {OUTER_SEED}) over {len(passengers)} rows")
+    print(f"shipped search: {names}; {spec.training.search_iterations} iterations each, "
+          f"inner {spec.training.cv_folds}-fold CV by {spec.training.primary_metric}\n")
+    print(f"{'model':40} {'metric':9} {'mean':>7} {'std':>7} {'median':>7}  target")
+    met = [_print_scores(model, metric, results) for model in (SHIPPED, FOREST, LEAK)
+           for metric in TARGETS]
+    chosen = Counter(result.chosen for result in results)
+    print("\nchosen candidate: " + ", ".join(f"{name} {count}/{len(results)}"
+                                             for name, count in chosen.most_common()))
+    inner = np.mean([result.chosen_cv_score for result in results])
+    print(f"inner CV {spec.training.primary_metric} of the chosen candidate: {inner:.4f} "
+          "(optimistic: it is the maximum over candidates)")
+    print(f"wall time: {elapsed / 60:.1f} min ({elapsed:.0f} s), {effective_n_jobs(-1)} processes")
+    return 0 if all(met) else 1
+
+
+def _print_scores(model: str, metric: str, results: list[FoldResult]) -> bool:
+    """One row of the table; False only when the shipped model misses its target."""
+    values = np.array([result.scores[model][metric] for result in results])
+    met = values.mean() >= TARGETS[metric]
+    verdict = f">= {TARGETS[metric]:.2f} {'met' if met else 'MISSED'}" if model == SHIPPED else ""
+    print(f"{model:40} {metric:9} {values.mean():7.4f} {values.std(ddof=1):7.4f} "
+          f"{np.median(values):7.4f}  {verdict}")
+    return met or model != SHIPPED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
