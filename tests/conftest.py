@@ -20,6 +20,7 @@ from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.db import Database, upgrade
 from lifeboat.ingest import LandingZone, ingest_file
 from lifeboat.training import train
+from object_storage import gcs_endpoint, http_endpoint, s3_endpoint, storage  # noqa: F401 (fixtures)
 
 POSTGRES_URL = os.environ.get(
     "LIFEBOAT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

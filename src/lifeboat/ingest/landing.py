@@ -1,8 +1,8 @@
 """The landing zone: good/ holds the rows loaded, bad/ what was rejected and why.
 
 It is an fsspec URL (a local folder by default, or s3://, gs://), so the same code runs on a
-laptop and against a bucket. Outputs are written under a temporary name and then moved, so a
-reader never sees half a file.
+laptop and against a bucket. A reader never sees half a file: a local file is written under a
+temporary name and renamed; an object store publishes an object only once its upload completes.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.core import url_to_fs
+from fsspec.implementations.local import LocalFileSystem
 
 GOOD, BAD = "good", "bad"
 
@@ -37,12 +38,20 @@ class LandingZone:
         return posixpath.join(self.root, folder, name) if name else posixpath.join(self.root, folder)
 
     def write_bytes(self, folder: str, name: str, content: bytes) -> str:
+        """A bucket publishes an upload whole, so objects skip the temporary name: there a move
+        is a copy plus a delete (gcsfs first retries its moveTo API for half a minute where it is
+        missing), and makedirs creates the bucket if it cannot see it, which fails with
+        credentials scoped to a prefix and makes a mistyped bucket instead of an error."""
         target = self.path(folder, name)
+        fs = self.fs
+        if not isinstance(fs, LocalFileSystem):
+            fs.pipe_file(target, content)
+            return target
         partial = self.path(folder, f".{name}.partial")
-        self.fs.makedirs(self.path(folder), exist_ok=True)
-        with self.fs.open(partial, "wb") as stream:
+        fs.makedirs(self.path(folder), exist_ok=True)
+        with fs.open(partial, "wb") as stream:
             stream.write(content)
-        self.fs.mv(partial, target)
+        fs.mv(partial, target)
         return target
 
     def write_rows(self, folder: str, name: str, frame: pd.DataFrame) -> str:

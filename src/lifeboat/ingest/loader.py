@@ -68,9 +68,13 @@ def ingest_file(database: Database, spec: DatasetSpec, source: str, zone: Landin
         _finish_failed(database, run_id, f"{type(exc).__name__}: {exc}")
         raise
     # After the commit: a crash here leaves the rows loaded and only these files unwritten.
-    good_rows.publish(zone, GOOD, f"{tag}.parquet")
-    if not bad_rows.empty:
-        zone.write_rows(BAD, f"{tag}.bad.csv", bad_rows)
+    try:
+        good_rows.publish(zone, GOOD, f"{tag}.parquet")
+        if not bad_rows.empty:
+            zone.write_rows(BAD, f"{tag}.bad.csv", bad_rows)
+    except OSError as exc:
+        raise IngestError(f"{name}: rows loaded, but the landing zone {zone.url} could not be "
+                          f"written ({exc}); good/ and bad/ files for it are missing") from exc
     log.info("%s: %d rows loaded, %d rejected, %d already present", name,
              report.rows_loaded, report.rows_rejected, report.rows_duplicate)
     return report

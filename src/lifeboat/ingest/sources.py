@@ -5,6 +5,7 @@ from __future__ import annotations
 import posixpath
 
 from fsspec.core import url_to_fs
+from fsspec.implementations.local import LocalFileSystem
 
 from lifeboat.errors import IngestError
 
@@ -20,5 +21,6 @@ def expand_source(source: str) -> list[str]:
         found = sorted(p for p in fs.find(path) if not posixpath.basename(p).startswith("."))
     except (OSError, ValueError) as exc:
         raise IngestError(f"cannot read {source}: {exc}") from exc
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    return [p if protocol in ("file", "local") else f"{protocol}://{p}" for p in found]
+    if isinstance(fs, LocalFileSystem):
+        return found
+    return [fs.unstrip_protocol(p) for p in found]
