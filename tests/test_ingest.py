@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from lifeboat.datasets import DatasetSpec
@@ -56,8 +57,15 @@ def test_kaggle_column_names_are_accepted(database: Database, titanic: DatasetSp
     assert pd.isna(rows.loc[0, "cabin"])
 
 
+def _metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 def test_unparseable_rows_are_rejected_without_losing_the_good_ones(
         database: Database, titanic: DatasetSpec, tmp_path: Path, zone: LandingZone) -> None:
+    loaded_before = _metric("lifeboat_ingested_rows_total", status="loaded")
+    rejected_before = _metric("lifeboat_ingested_rows_total", status="rejected")
+    malformed_before = _metric("lifeboat_validation_issues_total", issue="malformed_row")
     path = tmp_path / "messy.csv"
     path.write_text(
         KAGGLE_CSV
@@ -72,6 +80,9 @@ def test_unparseable_rows_are_rejected_without_losing_the_good_ones(
     assert report.rows_loaded == 3
     assert report.rows_rejected == 5
     assert row_count(database, titanic) == 3
+    assert _metric("lifeboat_ingested_rows_total", status="loaded") - loaded_before == 3
+    assert _metric("lifeboat_ingested_rows_total", status="rejected") - rejected_before == 5
+    assert _metric("lifeboat_validation_issues_total", issue="malformed_row") - malformed_before == 2
 
 
 def test_missing_required_column_fails_clearly(database: Database, titanic: DatasetSpec, zone: LandingZone,

@@ -109,6 +109,8 @@ def test_model_health_and_readiness(client: TestClient) -> None:
     ready = client.get("/ready")
     assert ready.status_code == 200 and ready.json()["checks"] == {"model": "ok", "database": "ok"}
     assert "TitanicRecord" in client.get("/openapi.json").json()["components"]["schemas"]
+    metrics = client.get("/metrics").text
+    assert 'lifeboat_ingested_rows_total{status="loaded"}' in metrics
 
 
 def test_without_a_champion_the_service_starts_but_is_not_ready(tmp_path: Path) -> None:

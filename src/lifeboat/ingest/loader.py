@@ -27,6 +27,7 @@ from lifeboat.errors import IngestError
 from lifeboat.ingest.bulk import insert_new_rows
 from lifeboat.ingest.landing import BAD, GOOD, LandingZone, SpooledRows
 from lifeboat.ingest.reader import read_chunks
+from lifeboat.monitoring import INGESTED_ROWS, VALIDATION_ISSUES
 from lifeboat.validation import FileRejected, RowIssue, malformed_issues, validate_chunk
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ def ingest_file(database: Database, spec: DatasetSpec, source: str, zone: Landin
         good_rows.discard()
         _finish_failed(database, run_id, f"{type(exc).__name__}: {exc}")
         raise
+    _count(report)
     # After the commit: a crash here leaves the rows loaded and only these files unwritten.
     try:
         good_rows.publish(zone, GOOD, f"{tag}.parquet")
@@ -78,6 +80,14 @@ def ingest_file(database: Database, spec: DatasetSpec, source: str, zone: Landin
     log.info("%s: %d rows loaded, %d rejected, %d already present", name,
              report.rows_loaded, report.rows_rejected, report.rows_duplicate)
     return report
+
+
+def _count(report: IngestReport) -> None:
+    for status, rows in (("loaded", report.rows_loaded), ("rejected", report.rows_rejected),
+                         ("duplicate", report.rows_duplicate)):
+        INGESTED_ROWS.labels(status=status).inc(rows)
+    for issue, count in (report.issues or {}).items():
+        VALIDATION_ISSUES.labels(issue=issue).inc(count)
 
 
 def row_count(database: Database, spec: DatasetSpec) -> int:

@@ -9,7 +9,8 @@ from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from lifeboat import __version__
@@ -166,6 +167,10 @@ def _add_info_routes(app: FastAPI) -> None:
         version = service.predictor.version
         return ModelInfo(dataset=service.spec.name, name=version.name, version=version.version,
                          run_id=version.run_id, aliases=version.aliases, metrics=version.metrics)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/health")
     def health() -> dict[str, str]:
