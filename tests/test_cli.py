@@ -53,3 +53,17 @@ def test_every_command_has_help() -> None:
         assert command in listing.output
         help_text = runner.invoke(app, [command, "--help"])
         assert help_text.exit_code == 0 and "Usage" in help_text.output
+
+
+def test_ingest_without_a_source_drains_the_landing_zone(tmp_path: Path, titanic: DatasetSpec) -> None:
+    home = tmp_path / "home"
+    raw = home / "landing" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "passengers.csv").write_bytes(titanic.bundled_path().read_bytes())
+    (raw / "notes.csv").write_text("just some words\n")
+    result = lifeboat(home, "ingest", COLUMNS="200")
+    assert result.returncode == 2, result.stderr  # one file quarantined whole
+    assert re.search(r"passengers.csv\s*│\s*succeeded\s*│\s*1309", result.stdout)
+    assert list(raw.iterdir()) == []
+    assert len(list((home / "landing" / "good").glob("passengers.*.parquet"))) == 1
+    assert len(list((home / "landing" / "bad").glob("notes.*.reason.txt"))) == 1

@@ -83,7 +83,9 @@ def serve() -> None:
 
 @app.command()
 def ingest(
-    source: Annotated[str, typer.Argument(help="File, folder or URL (s3://, gs://, https://).")],
+    source: Annotated[str | None, typer.Argument(
+        help="File, folder or URL (s3://, gs://, https://). Default: the landing zone's raw/, "
+             "whose files are removed once processed.")] = None,
 ) -> None:
     """Load files: good rows into the DB, bad rows to bad/ with reasons. Same content twice: no-op."""
     from lifeboat.ingest import LandingZone, ingest_file
@@ -92,12 +94,15 @@ def ingest(
     context = Context()
     upgrade(context.database)
     zone = LandingZone(context.settings.landing_url)
+    files = expand_source(source) if source else zone.waiting()
     reports = []
     with _row_progress() as progress:
-        for file in expand_source(source):
+        for file in files:
             task = progress.add_task(posixpath.basename(file), total=None)
             reports.append(ingest_file(context.database, context.spec, file, zone,
                                        lambda rows, task=task: progress.advance(task, rows)))
+            if source is None:
+                zone.remove(file)
     out.print(_ingest_table(reports))
     if any(report.status == "rejected" for report in reports):
         raise typer.Exit(2)

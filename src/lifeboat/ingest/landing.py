@@ -1,4 +1,4 @@
-"""The landing zone: good/ holds the rows loaded, bad/ what was rejected and why.
+"""The landing zone: raw/ holds files waiting, good/ the rows loaded, bad/ what was rejected.
 
 It is an fsspec URL (a local folder by default, or s3://, gs://), so the same code runs on a
 laptop and against a bucket. A reader never sees half a file: a local file is written under a
@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
-GOOD, BAD = "good", "bad"
+RAW, GOOD, BAD = "raw", "good", "bad"
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,18 @@ class LandingZone:
 
     def path(self, folder: str, name: str = "") -> str:
         return posixpath.join(self.root, folder, name) if name else posixpath.join(self.root, folder)
+
+    def waiting(self) -> list[str]:
+        """Files dropped into raw/, oldest name first, as URLs ingestion can open."""
+        fs, raw = self.fs, self.path(RAW)
+        if not fs.exists(raw):
+            return []
+        found = sorted(p for p in fs.find(raw) if not posixpath.basename(p).startswith("."))
+        return found if isinstance(fs, LocalFileSystem) else [fs.unstrip_protocol(p) for p in found]
+
+    def remove(self, url: str) -> None:
+        """Done with a raw file: its rows are in good/ and the DB, its rejects in bad/."""
+        self.fs.rm(url_to_fs(url)[1])
 
     def write_bytes(self, folder: str, name: str, content: bytes) -> str:
         """A bucket publishes an upload whole, so objects skip the temporary name: there a move
