@@ -11,7 +11,6 @@ entity key's source, unique.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from functools import cache
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pandas as pd
 
 from lifeboat.datasets.spec import DatasetSpec, load_spec
 from lifeboat.errors import DatasetSpecError
+from lifeboat.validation import RowIssue
 
 TITANIC3_COLUMNS = (
     "pclass", "survived", "name", "sex", "age", "sibsp", "parch", "ticket", "fare",
@@ -52,34 +52,26 @@ class Shift:
             raise ValueError("female_share must be between 0 and 1")
 
 
-class IssueKind(StrEnum):
-    """What is wrong with a row: the vocabulary validation reports in."""
-
-    WRONG_TYPE = "wrong_type"
-    OUT_OF_RANGE = "out_of_range"
-    NOT_ALLOWED = "not_allowed"
-    MISSING_REQUIRED = "missing_required"
-    DUPLICATE_KEY = "duplicate_key"
-    FORMULA_INJECTION = "formula_injection"  # a valid name, dangerous only when exported
+FORMULA_INJECTION = "formula_injection"  # a valid name, dangerous only when exported
 
 
 _CELL_ERRORS = pd.DataFrame(
     [
-        (IssueKind.WRONG_TYPE, "age", "old"),
-        (IssueKind.WRONG_TYPE, "fare", "abc"),
-        (IssueKind.WRONG_TYPE, "sibsp", "two"),
-        (IssueKind.WRONG_TYPE, "pclass", "first"),
-        (IssueKind.OUT_OF_RANGE, "age", "150"),
-        (IssueKind.OUT_OF_RANGE, "age", "-1"),
-        (IssueKind.OUT_OF_RANGE, "fare", "-5"),
-        (IssueKind.OUT_OF_RANGE, "sibsp", "-1"),
-        (IssueKind.OUT_OF_RANGE, "parch", "-1"),
-        (IssueKind.NOT_ALLOWED, "pclass", "4"),
-        (IssueKind.NOT_ALLOWED, "sex", "unknown"),
-        (IssueKind.NOT_ALLOWED, "embarked", "X"),
-        (IssueKind.MISSING_REQUIRED, "name", None),
-        (IssueKind.MISSING_REQUIRED, "sex", None),
-        (IssueKind.MISSING_REQUIRED, "pclass", None),
+        (RowIssue.WRONG_TYPE, "age", "old"),
+        (RowIssue.WRONG_TYPE, "fare", "abc"),
+        (RowIssue.WRONG_TYPE, "sibsp", "two"),
+        (RowIssue.WRONG_TYPE, "pclass", "first"),
+        (RowIssue.OUT_OF_RANGE, "age", "150"),
+        (RowIssue.OUT_OF_RANGE, "age", "-1"),
+        (RowIssue.OUT_OF_RANGE, "fare", "-5"),
+        (RowIssue.OUT_OF_RANGE, "sibsp", "-1"),
+        (RowIssue.OUT_OF_RANGE, "parch", "-1"),
+        (RowIssue.NOT_ALLOWED, "pclass", "4"),
+        (RowIssue.NOT_ALLOWED, "sex", "unknown"),
+        (RowIssue.NOT_ALLOWED, "embarked", "X"),
+        (RowIssue.MISSING_REQUIRED, "name", None),
+        (RowIssue.MISSING_REQUIRED, "sex", None),
+        (RowIssue.MISSING_REQUIRED, "pclass", None),
     ],
     columns=["issue", "column", "value"],
     dtype=object,  # keeps None as None: an emptied cell, not the float NaN
@@ -310,7 +302,7 @@ def inject_errors(frame: pd.DataFrame, *, rate: float, seed: int = 0,
     """Corrupts round(rate * rows) rows with one known error each; returns (frame, truth).
 
     `truth` has one row per changed row: `row` (0-based position), `column`, `issue`
-    (an `IssueKind`), `value` (the text written, None for an emptied cell) and `copies_row`
+    (an `RowIssue`), `value` (the text written, None for an emptied cell) and `copies_row`
     (for duplicate_key, the earlier untouched row whose name and ticket were copied).
     `formula_names` more rows get a name that starts like a spreadsheet formula; they are
     valid rows, so they are not counted in the rate. Touched columns become text (object
@@ -359,7 +351,7 @@ def _duplicate_keys(rows: np.ndarray, untouched: np.ndarray,
     earlier = np.searchsorted(untouched, rows)
     copied = untouched[np.floor(rng.random(len(rows)) * earlier).astype(int)]
     return pd.DataFrame({
-        "row": rows, "column": _titanic().entity.key, "issue": str(IssueKind.DUPLICATE_KEY),
+        "row": rows, "column": _titanic().entity.key, "issue": str(RowIssue.DUPLICATE_KEY),
         "value": None, "copies_row": copied,
     })[list(_TRUTH_TYPES)]
 
@@ -370,7 +362,7 @@ def _formula_names(frame: pd.DataFrame, rows: np.ndarray,
     templates = rng.choice(_FORMULA_NAMES, size=len(rows))
     names = [template.format(name) for template, name in zip(templates, frame["name"].iloc[rows])]
     return pd.DataFrame({
-        "row": rows, "column": "name", "issue": str(IssueKind.FORMULA_INJECTION),
+        "row": rows, "column": "name", "issue": str(FORMULA_INJECTION),
         "value": pd.Series(names, dtype=object), "copies_row": pd.NA,
     })[list(_TRUTH_TYPES)]
 
@@ -378,8 +370,8 @@ def _formula_names(frame: pd.DataFrame, rows: np.ndarray,
 def _apply(frame: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
     """The frame with the truth's values written in; key columns are copied for duplicates."""
     corrupted = frame.copy()
-    writes = [truth[truth["issue"] != IssueKind.DUPLICATE_KEY][["row", "column", "value"]]]
-    duplicates = truth[truth["issue"] == IssueKind.DUPLICATE_KEY]
+    writes = [truth[truth["issue"] != RowIssue.DUPLICATE_KEY][["row", "column", "value"]]]
+    duplicates = truth[truth["issue"] == RowIssue.DUPLICATE_KEY]
     copied = duplicates["copies_row"].to_numpy(dtype=int)
     for column in _key_source_columns():
         writes.append(pd.DataFrame({"row": duplicates["row"], "column": column,
