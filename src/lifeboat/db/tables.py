@@ -30,7 +30,7 @@ def dataset_table(spec: DatasetSpec) -> Table:
         spec.table,
         DATASET_METADATA,
         *columns,
-        Column(INGESTION_RUN_COLUMN, Integer, index=True),
+        Column(INGESTION_RUN_COLUMN, Integer),
         Column(LOADED_AT_COLUMN, DateTime(timezone=True)),
     )
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import posixpath
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -28,7 +29,13 @@ from lifeboat.ingest.bulk import insert_new_rows
 from lifeboat.ingest.landing import BAD, GOOD, LandingZone, SpooledRows
 from lifeboat.ingest.reader import read_chunks
 from lifeboat.monitoring import INGESTED_ROWS, VALIDATION_ISSUES
-from lifeboat.validation import FileRejected, RowIssue, malformed_issues, validate_chunk
+from lifeboat.validation import (
+    FileRejected,
+    RowIssue,
+    ValidatedChunk,
+    malformed_issues,
+    validate_chunk,
+)
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int], None]
@@ -105,8 +112,7 @@ def _load(database: Database, spec: DatasetSpec, source: str, checksum: str, run
     issue_counts: dict[str, int] = {}
     loaded_at = utcnow()
     with database.session() as session:
-        for chunk in chunks.chunks:
-            validated = validate_chunk(chunk, spec, seen_keys)
+        for chunk, validated in _validated_ahead(chunks.chunks, spec, seen_keys):
             counts["loaded"] += insert_new_rows(
                 session, table, validated.good.drop(columns="row"),
                 {INGESTION_RUN_COLUMN: run_id, LOADED_AT_COLUMN: loaded_at})
@@ -123,6 +129,25 @@ def _load(database: Database, spec: DatasetSpec, source: str, checksum: str, run
                               issue_counts)
         _finish(session, run_id, report)
     return report, _bad_rows(bad_parts, chunks.malformed)
+
+
+def _validated_ahead(chunks: Iterator[pd.DataFrame], spec: DatasetSpec,
+                     seen_keys: set[str]) -> Iterator[tuple[pd.DataFrame, ValidatedChunk]]:
+    """Reads and validates the next chunk in a worker thread while the database loads this one.
+
+    Arrow, pandas and the database driver release the GIL for most of their work, so the two
+    overlap. Only the worker touches `seen_keys`, one chunk at a time, in file order.
+    """
+
+    def next_validated() -> tuple[pd.DataFrame, ValidatedChunk] | None:
+        chunk = next(chunks, None)
+        return None if chunk is None else (chunk, validate_chunk(chunk, spec, seen_keys))
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lifeboat-validate") as worker:
+        ahead = worker.submit(next_validated)
+        while (ready := ahead.result()) is not None:
+            ahead = worker.submit(next_validated)
+            yield ready
 
 
 def _save_issues(session: Session, run_id: int, issues: pd.DataFrame, counts: dict[str, int]) -> None:

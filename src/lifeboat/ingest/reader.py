@@ -26,7 +26,7 @@ from lifeboat.datasets import DatasetSpec
 from lifeboat.validation import FileRejected
 
 Opener = Callable[[], BinaryIO]
-CHUNK_ROWS = 200_000
+CHUNK_ROWS = 100_000
 _SNIFF_BYTES = 64 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 _PARQUET_MAGIC = b"PAR1"
