@@ -67,3 +67,19 @@ def test_ingest_without_a_source_drains_the_landing_zone(tmp_path: Path, titanic
     assert list(raw.iterdir()) == []
     assert len(list((home / "landing" / "good").glob("passengers.*.parquet"))) == 1
     assert len(list((home / "landing" / "bad").glob("notes.*.reason.txt"))) == 1
+
+
+def test_validate_is_a_dry_run_with_counts_per_issue(tmp_path: Path) -> None:
+    source = tmp_path / "messy.csv"
+    source.write_text("PassengerId,Pclass,Name,Sex,Age\n1,3,\"A, Mr. B\",male,22\n"
+                      "2,4,\"C, Mr. D\",male,old\n3,1,\"E, Mrs. F\",female,30\n")
+    result = lifeboat(tmp_path / "home", "validate", str(source), COLUMNS="200")
+    assert result.returncode == 1, result.stderr
+    assert "3 rows, 2 valid, 1 invalid" in result.stdout
+    assert re.search(r"not_allowed\s*│\s*1\s*│\s*2, pclass, '4'", result.stdout)
+    assert re.search(r"wrong_type\s*│\s*1\s*│\s*2, age, 'old'", result.stdout)
+    assert not (tmp_path / "home" / "landing").exists()
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    quarantined = lifeboat(tmp_path / "home", "validate", str(empty))
+    assert quarantined.returncode == 2 and "quarantined: empty file" in quarantined.stdout
