@@ -19,6 +19,8 @@ import pyarrow.parquet as pq
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
+from lifeboat.ingest.sources import expand_source
+
 RAW, GOOD, BAD = "raw", "good", "bad"
 
 
@@ -38,12 +40,11 @@ class LandingZone:
         return posixpath.join(self.root, folder, name) if name else posixpath.join(self.root, folder)
 
     def waiting(self) -> list[str]:
-        """Files dropped into raw/, oldest name first, as URLs ingestion can open."""
+        """Files dropped into raw/, in name order, as URLs ingestion can open."""
         fs, raw = self.fs, self.path(RAW)
         if not fs.exists(raw):
             return []
-        found = sorted(p for p in fs.find(raw) if not posixpath.basename(p).startswith("."))
-        return found if isinstance(fs, LocalFileSystem) else [fs.unstrip_protocol(p) for p in found]
+        return expand_source(raw if isinstance(fs, LocalFileSystem) else fs.unstrip_protocol(raw))
 
     def remove(self, url: str) -> None:
         """Done with a raw file: its rows are in good/ and the DB, its rejects in bad/."""
