@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import logging
+import os
 import posixpath
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,8 +26,10 @@ from lifeboat.logs import configure_logging
 
 app = typer.Typer(help="Lifeboat: tabular models as production software.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
-console = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
+# Off a terminal (logs, CI, pipes) Rich would assume 80 columns and fold every table.
+_WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", 160))
+console = Console(stderr=True, soft_wrap=True, width=_WIDTH)
+out = Console(soft_wrap=True, width=_WIDTH)
 
 
 class Context:
@@ -124,7 +127,8 @@ def validate(
               f"{result.rows_invalid} invalid")
     table = Table("issue", "count", "examples (row, column, value)")
     for issue, count in result.issues.most_common():
-        examples = "; ".join(f"{e['row']}, {e['column']}, {e['value']!r}"
+        examples = "; ".join(f"line {e['value']!r}" if e["row"] is None
+                             else f"{e['row']}, {e['column']}, {e['value']!r}"
                              for e in result.examples[issue])
         table.add_row(issue, str(count), examples)
     if result.issues:
