@@ -8,6 +8,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -108,7 +109,9 @@ class DatasetSpec(_Strict):
         parts = frame[self.entity.derive_from].astype(object)
         parts = parts.where(parts.notna(), None).astype(str)
         hashes = pd.util.hash_pandas_object(parts, index=False).to_numpy()
-        return pd.Series([f"{value:016x}" for value in hashes], index=frame.index, dtype=object)
+        # 16 hex digits per hash, formatted in one pass rather than a million f-strings.
+        hexed = np.frombuffer(hashes.astype(">u8").tobytes().hex().encode(), dtype="S16")
+        return pd.Series(hexed.astype(str), index=frame.index, dtype=object)
 
     def bundled_path(self) -> Path:
         """The dataset file that ships inside an installed package (`package:relative/path`)."""
