@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-import fsspec
 import pandas as pd
 
 from lifeboat.datasets import DatasetSpec
 from lifeboat.ingest.reader import read_chunks
+from lifeboat.ingest.sources import open_source
 from lifeboat.validation import FileRejected, malformed_issues, validate_chunk
 
 EXAMPLES_PER_ISSUE = 3
@@ -29,7 +29,7 @@ class FileCheck:
 def check_file(spec: DatasetSpec, source: str) -> FileCheck:
     result = FileCheck(source)
     try:
-        chunks = read_chunks(lambda: fsspec.open(source, "rb").open(), spec)
+        chunks = read_chunks(lambda: open_source(source), spec)
         seen: set[str] = set()
         for chunk in chunks.chunks:
             validated = validate_chunk(chunk, spec, seen)

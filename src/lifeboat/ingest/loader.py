@@ -13,9 +13,7 @@ import posixpath
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import BinaryIO
 
-import fsspec
 import pandas as pd
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
@@ -28,6 +26,7 @@ from lifeboat.errors import IngestError
 from lifeboat.ingest.bulk import insert_new_rows
 from lifeboat.ingest.landing import BAD, GOOD, LandingZone, SpooledRows
 from lifeboat.ingest.reader import read_chunks
+from lifeboat.ingest.sources import open_source
 from lifeboat.monitoring import INGESTED_ROWS, VALIDATION_ISSUES
 from lifeboat.validation import (
     FileRejected,
@@ -106,7 +105,7 @@ def row_count(database: Database, spec: DatasetSpec) -> int:
 def _load(database: Database, spec: DatasetSpec, source: str, checksum: str, run_id: int,
           good_rows: SpooledRows, progress: Progress) -> tuple[IngestReport, pd.DataFrame]:
     table = ensure_dataset_table(database.engine, spec)
-    chunks = read_chunks(lambda: _open(source), spec)
+    chunks = read_chunks(lambda: open_source(source), spec)
     seen_keys: set[str] = set()
     bad_parts, counts = [], {"total": 0, "loaded": 0, "valid": 0}
     issue_counts: dict[str, int] = {}
@@ -167,7 +166,7 @@ def _bad_rows(parts: list[pd.DataFrame], malformed: list[str]) -> pd.DataFrame:
 
 def _quarantine(database: Database, zone: LandingZone, source: str, checksum: str, run_id: int,
                 tag: str, name: str, reason: str) -> IngestReport:
-    with _open(source) as stream:
+    with open_source(source) as stream:
         zone.write_bytes(BAD, f"{tag}.{_suffix(name)}", stream.read())
     zone.write_bytes(BAD, f"{tag}.reason.txt", f"{name}: {reason}\n".encode())
     with database.session() as session:
@@ -177,16 +176,9 @@ def _quarantine(database: Database, zone: LandingZone, source: str, checksum: st
     return IngestReport(source, checksum, "rejected", reason=reason)
 
 
-def _open(source: str) -> BinaryIO:
-    try:
-        return fsspec.open(source, "rb").open()
-    except (OSError, ValueError) as exc:
-        raise IngestError(f"cannot read {source}: {getattr(exc, 'strerror', None) or exc}") from exc
-
-
 def _checksum(source: str) -> str:
     digest = hashlib.sha256()
-    with _open(source) as stream:
+    with open_source(source) as stream:
         while block := stream.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
