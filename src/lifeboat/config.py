@@ -31,6 +31,16 @@ class Settings(BaseSettings):
         default=None,
         description="Landing zone (raw/, good/, bad/) as an fsspec URL; default: folder under home.",
     )
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("REDIS_URL", "LIFEBOAT_REDIS_URL"),
+        description="Online feature store on Redis; default: embedded SQLite store under home.",
+    )
+    online_ttl_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="Online feature vectors expire this long after they are written; default: never.",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"
@@ -55,6 +65,10 @@ class Settings(BaseSettings):
     @property
     def landing_url(self) -> str:
         return self.storage_url or str(self.resolved_home / "landing")
+
+    @property
+    def online_store_url(self) -> str:
+        return self.redis_url or f"sqlite:///{self.resolved_home / 'online.db'}"
 
     @property
     def artifact_root(self) -> Path:
