@@ -3,10 +3,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 
 from lifeboat.datasets import DatasetSpec
-from lifeboat.db import Database, IngestionRun, dataset_table
+from lifeboat.db import Database, IngestionIssue, IngestionRun, dataset_table
 from lifeboat.ingest import LandingZone, ingest_file, loader, row_count
 
 KAGGLE_CSV = """PassengerId,Survived,Pclass,Name,Sex,Age,SibSp,Parch,Ticket,Fare,Cabin,Embarked
@@ -28,6 +28,9 @@ def test_bundled_titanic_loads_once(database: Database, titanic: DatasetSpec, zo
     assert second.status == "skipped"
     assert row_count(database, titanic) == 1309
     assert [run.status for run in _runs(database)] == ["succeeded"]
+    # A first load into an empty PostgreSQL table rebuilds the primary key it dropped.
+    assert inspect(database.engine).get_pk_constraint("passengers")["constrained_columns"] == [
+        "passenger_id"]
 
 
 def test_same_rows_under_another_name_add_nothing(database: Database, titanic: DatasetSpec, zone: LandingZone,
@@ -38,8 +41,25 @@ def test_same_rows_under_another_name_add_nothing(database: Database, titanic: D
     lines = original.splitlines()
     reordered.write_text("\n".join([lines[0], *reversed(lines[1:])]) + "\n")
     report = ingest_file(database, titanic, str(reordered), zone)
-    assert (report.status, report.rows_loaded, report.rows_duplicate) == ("succeeded", 0, 1309)
+    assert (report.status, report.rows_loaded, report.rows_rejected) == ("succeeded", 0, 1309)
+    assert (report.rows_duplicate, report.issues) == (1309, {"already_loaded": 1309})
     assert row_count(database, titanic) == 1309
+
+
+def test_a_grown_file_under_its_old_name_loads_only_its_new_rows(
+        database: Database, titanic: DatasetSpec, zone: LandingZone, tmp_path: Path) -> None:
+    path = tmp_path / "daily.csv"
+    path.write_text(KAGGLE_CSV)
+    ingest_file(database, titanic, str(path), zone)
+    path.write_text(KAGGLE_CSV + '4,1,1,"Futrelle, Mrs. Jacques Heath",female,35,1,0,113803,53.1,C123,S\n')
+    report = ingest_file(database, titanic, str(path), zone)
+    assert (report.rows_loaded, report.rows_rejected, report.rows_duplicate) == (1, 3, 3)
+    assert row_count(database, titanic) == 4
+    with database.session() as session:
+        issues = session.execute(select(IngestionIssue.row, IngestionIssue.issue, IngestionIssue.value)
+                                 .order_by(IngestionIssue.row)).all()
+    assert [tuple(issue) for issue in issues] == [(1, "already_loaded", "1"), (2, "already_loaded", "2"),
+                                                  (3, "already_loaded", "3")]
 
 
 def test_kaggle_column_names_are_accepted(database: Database, titanic: DatasetSpec, zone: LandingZone,
@@ -85,6 +105,22 @@ def test_unparseable_rows_are_rejected_without_losing_the_good_ones(
     assert _metric("lifeboat_validation_issues_total", issue="malformed_row") - malformed_before == 2
 
 
+def test_issues_carry_the_files_row_numbers_even_after_a_skipped_line(
+        database: Database, titanic: DatasetSpec, tmp_path: Path, zone: LandingZone) -> None:
+    lines = KAGGLE_CSV.splitlines()
+    path = tmp_path / "skips.csv"
+    path.write_text("\n".join([lines[0], lines[1], "2,1,too,few", lines[2], "3,x,y",
+                               lines[3].replace(",26,", ",old,")]) + "\n")
+    ingest_file(database, titanic, str(path), zone)
+    with database.session() as session:
+        issues = session.execute(select(IngestionIssue.row, IngestionIssue.column, IngestionIssue.issue)
+                                 .order_by(IngestionIssue.row)).all()
+    assert [tuple(issue) for issue in issues] == [(2, None, "malformed_row"), (4, None, "malformed_row"),
+                                                  (5, "age", "wrong_type")]
+    bad = pd.read_csv(next((Path(zone.url) / "bad").glob("*.bad.csv")))
+    assert bad["row"].tolist() == [2, 4, 5]
+
+
 def test_missing_required_column_fails_clearly(database: Database, titanic: DatasetSpec, zone: LandingZone,
                                                tmp_path: Path) -> None:
     path = tmp_path / "no_sex.csv"
@@ -100,17 +136,17 @@ def test_missing_required_column_fails_clearly(database: Database, titanic: Data
 
 def test_a_crash_mid_load_leaves_no_rows(database: Database, titanic: DatasetSpec, zone: LandingZone,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    real_insert = loader.insert_new_rows
+    real_insert = loader.insert_rows
 
-    def insert_then_crash(session, table, frame, constants):  # noqa: ANN001, ANN202
-        real_insert(session, table, frame, constants)
+    def insert_then_crash(session, table, frame, constants, **options):  # noqa: ANN001, ANN202
+        real_insert(session, table, frame, constants, **options)
         raise RuntimeError("power cut")
 
-    monkeypatch.setattr(loader, "insert_new_rows", insert_then_crash)
+    monkeypatch.setattr(loader, "insert_rows", insert_then_crash)
     with pytest.raises(RuntimeError):
         ingest_file(database, titanic, str(titanic.bundled_path()), zone)
     assert row_count(database, titanic) == 0
-    monkeypatch.setattr(loader, "insert_new_rows", real_insert)
+    monkeypatch.setattr(loader, "insert_rows", real_insert)
     assert ingest_file(database, titanic, str(titanic.bundled_path()), zone).rows_loaded == 1309
     with database.session() as session:
         statuses = session.scalars(select(IngestionRun.status).order_by(IngestionRun.id)).all()

@@ -127,7 +127,7 @@ def validate(
               f"{result.rows_invalid} invalid")
     table = Table("issue", "count", "examples (row, column, value)")
     for issue, count in result.issues.most_common():
-        examples = "; ".join(f"line {e['value']!r}" if e["row"] is None
+        examples = "; ".join(f"row {e['row']}: line {e['value']!r}" if e["column"] is None
                              else f"{e['row']}, {e['column']}, {e['value']!r}"
                              for e in result.examples[issue])
         table.add_row(issue, str(count), examples)
@@ -144,12 +144,11 @@ def _row_progress() -> Progress:
 
 
 def _ingest_table(reports: list) -> Table:  # noqa: ANN001
-    table = Table("file", "status", "rows", "loaded", "already present", "rejected", "issues")
+    table = Table("file", "status", "rows", "loaded", "rejected", "issues")
     for report in reports:
         issues = ", ".join(f"{k}: {v}" for k, v in (report.issues or {}).items())
         table.add_row(posixpath.basename(report.source), report.status, str(report.rows_total),
-                      str(report.rows_loaded), str(report.rows_duplicate),
-                      str(report.rows_rejected), report.reason or issues)
+                      str(report.rows_loaded), str(report.rows_rejected), report.reason or issues)
     return table
 
 

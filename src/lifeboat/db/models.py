@@ -52,6 +52,9 @@ class IngestionRun(Base):
     rows_duplicate: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(20))
     error: Mapped[str | None] = mapped_column(Text)
+    # Which process runs it: a run left `running` by a process that died can be told apart.
+    host: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None] = mapped_column(Integer)
 
 
 class IngestionIssue(Base):

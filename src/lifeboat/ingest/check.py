@@ -39,7 +39,7 @@ def check_file(spec: DatasetSpec, source: str) -> FileCheck:
     except FileRejected as rejected:
         result.rejected = rejected.reason
         return result
-    _collect(result, malformed_issues(chunks.malformed))
+    _collect(result, malformed_issues(*chunks.malformed_rows()))
     result.rows_total += len(chunks.malformed)
     result.rows_invalid = result.rows_total - result.rows_valid
     return result

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import posixpath
+import socket
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pandas as pd
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from lifeboat.datasets import DatasetSpec
@@ -23,9 +25,9 @@ from lifeboat.db import Database, IngestionIssue, IngestionRun, ensure_dataset_t
 from lifeboat.db.models import utcnow
 from lifeboat.db.tables import INGESTION_RUN_COLUMN, LOADED_AT_COLUMN
 from lifeboat.errors import IngestError
-from lifeboat.ingest.bulk import insert_new_rows
+from lifeboat.ingest.bulk import deferred_primary_key, insert_rows, loaded_keys
 from lifeboat.ingest.landing import BAD, GOOD, LandingZone, SpooledRows
-from lifeboat.ingest.reader import read_chunks
+from lifeboat.ingest.reader import FileChunks, read_chunks
 from lifeboat.ingest.sources import open_source
 from lifeboat.monitoring import INGESTED_ROWS, VALIDATION_ISSUES
 from lifeboat.validation import (
@@ -33,6 +35,7 @@ from lifeboat.validation import (
     RowIssue,
     ValidatedChunk,
     malformed_issues,
+    reject_loaded_keys,
     validate_chunk,
 )
 
@@ -48,7 +51,7 @@ class IngestReport:
     rows_total: int = 0
     rows_loaded: int = 0
     rows_rejected: int = 0
-    rows_duplicate: int = 0
+    rows_duplicate: int = 0  # of the rejected: keys an earlier file already loaded
     issues: dict[str, int] | None = None
     reason: str | None = None
 
@@ -59,6 +62,7 @@ def ingest_file(database: Database, spec: DatasetSpec, source: str, zone: Landin
     source = str(source)
     name = posixpath.basename(source.rstrip("/"))
     checksum = _checksum(source)
+    _close_abandoned_runs(database)
     if _already_loaded(database, spec, checksum):
         log.info("%s: same content loaded before, nothing to do", name)
         return IngestReport(source, checksum, "skipped")
@@ -83,14 +87,13 @@ def ingest_file(database: Database, spec: DatasetSpec, source: str, zone: Landin
     except OSError as exc:
         raise IngestError(f"{name}: rows loaded, but the landing zone {zone.url} could not be "
                           f"written ({exc}); good/ and bad/ files for it are missing") from exc
-    log.info("%s: %d rows loaded, %d rejected, %d already present", name,
+    log.info("%s: %d rows loaded, %d rejected (%d already loaded before)", name,
              report.rows_loaded, report.rows_rejected, report.rows_duplicate)
     return report
 
 
 def _count(report: IngestReport) -> None:
-    for status, rows in (("loaded", report.rows_loaded), ("rejected", report.rows_rejected),
-                         ("duplicate", report.rows_duplicate)):
+    for status, rows in (("loaded", report.rows_loaded), ("rejected", report.rows_rejected)):
         INGESTED_ROWS.labels(status=status).inc(rows)
     for issue, count in (report.issues or {}).items():
         VALIDATION_ISSUES.labels(issue=issue).inc(count)
@@ -107,27 +110,32 @@ def _load(database: Database, spec: DatasetSpec, source: str, checksum: str, run
     table = ensure_dataset_table(database.engine, spec)
     chunks = read_chunks(lambda: open_source(source), spec)
     seen_keys: set[str] = set()
-    bad_parts, counts = [], {"total": 0, "loaded": 0, "valid": 0}
+    bad_parts, spooled, counts = [], [], {"total": 0, "loaded": 0}
     issue_counts: dict[str, int] = {}
-    loaded_at = utcnow()
-    with database.session() as session:
-        for chunk, validated in _validated_ahead(chunks.chunks, spec, seen_keys):
-            counts["loaded"] += insert_new_rows(
-                session, table, validated.good.drop(columns="row"),
-                {INGESTION_RUN_COLUMN: run_id, LOADED_AT_COLUMN: loaded_at})
-            counts["total"] += len(chunk)
-            counts["valid"] += len(validated.good)
-            _save_issues(session, run_id, validated.issues, issue_counts)
-            good_rows.add(validated.good)
-            bad_parts.append(validated.bad)
-            progress(len(chunk))
-        _save_issues(session, run_id, malformed_issues(chunks.malformed), issue_counts)
-        rejected = counts["total"] - counts["valid"] + len(chunks.malformed)
-        report = IngestReport(source, checksum, "succeeded", counts["total"] + len(chunks.malformed),
-                              counts["loaded"], rejected, counts["valid"] - counts["loaded"],
-                              issue_counts)
+    constants = {INGESTION_RUN_COLUMN: run_id, LOADED_AT_COLUMN: utcnow()}
+    with database.session() as session, ThreadPoolExecutor(1, "lifeboat-spool") as spooler:
+        with deferred_primary_key(session, table) as plan:
+            for chunk, validated in _validated_ahead(chunks.chunks, spec, seen_keys):
+                if plan.check_loaded:
+                    known = loaded_keys(session, table, validated.good[spec.entity.key])
+                    validated = reject_loaded_keys(validated, chunk, spec, known)
+                good = validated.good.drop(columns="row")
+                counts["loaded"] += insert_rows(session, table, good, constants,
+                                                sort_by=spec.entity.key if plan.key_indexed else None)
+                spooled.append(spooler.submit(good_rows.add, validated.good))
+                counts["total"] += len(chunk)
+                _save_issues(session, run_id, validated.issues, issue_counts)
+                bad_parts.append(validated.bad)
+                progress(len(chunk))
+        _save_issues(session, run_id, malformed_issues(*chunks.malformed_rows()), issue_counts)
+        for spooling in spooled:
+            spooling.result()  # a full disk fails the load, not just good/
+        total = counts["total"] + len(chunks.malformed)
+        report = IngestReport(source, checksum, "succeeded", total, counts["loaded"],
+                              total - counts["loaded"],
+                              issue_counts.get(RowIssue.ALREADY_LOADED.value, 0), issue_counts)
         _finish(session, run_id, report)
-    return report, _bad_rows(bad_parts, chunks.malformed)
+    return report, _bad_rows(bad_parts, chunks)
 
 
 def _validated_ahead(chunks: Iterator[pd.DataFrame], spec: DatasetSpec,
@@ -152,16 +160,18 @@ def _validated_ahead(chunks: Iterator[pd.DataFrame], spec: DatasetSpec,
 def _save_issues(session: Session, run_id: int, issues: pd.DataFrame, counts: dict[str, int]) -> None:
     if issues.empty:
         return
-    records = issues.assign(run_id=run_id).astype(object)
-    records = records.where(records.notna(), None).to_dict("records")
-    session.execute(insert(IngestionIssue.__table__), records)
+    insert_rows(session, IngestionIssue.__table__, issues.astype({"row": "Int64"}),
+                {"run_id": run_id})
     for issue, count in issues["issue"].value_counts().items():
         counts[str(issue)] = counts.get(str(issue), 0) + int(count)
 
 
-def _bad_rows(parts: list[pd.DataFrame], malformed: list[str]) -> pd.DataFrame:
-    lines = pd.DataFrame({"issues": RowIssue.MALFORMED_ROW.value, "line": malformed})
-    return pd.concat([*parts, lines], ignore_index=True).astype({"row": "Int64"})
+def _bad_rows(parts: list[pd.DataFrame], chunks: FileChunks) -> pd.DataFrame:
+    rows, lines = chunks.malformed_rows()
+    unparsed = pd.DataFrame({"row": pd.array(rows, dtype="Int64"),
+                             "issues": RowIssue.MALFORMED_ROW.value, "line": lines})
+    bad = pd.concat([*parts, unparsed], ignore_index=True).astype({"row": "Int64"})
+    return bad.sort_values("row", kind="stable", ignore_index=True)
 
 
 def _quarantine(database: Database, zone: LandingZone, source: str, checksum: str, run_id: int,
@@ -192,9 +202,37 @@ def _already_loaded(database: Database, spec: DatasetSpec, checksum: str) -> boo
     return found is not None
 
 
+def _close_abandoned_runs(database: Database) -> None:
+    """Marks failed the runs this host left `running` in a process that no longer exists.
+
+    Their transaction died with the process, so none of their rows were kept. Runs of
+    other hosts cannot be checked from here and stay as they are.
+    """
+    host = socket.gethostname()
+    with database.session() as session:
+        running = session.scalars(select(IngestionRun).where(
+            IngestionRun.status == "running", IngestionRun.host == host))
+        for run in running:
+            if run.pid is not None and not _process_exists(run.pid):
+                run.status, run.finished_at = "failed", utcnow()
+                run.error = (f"abandoned: process {run.pid} on {host} stopped before the load "
+                             "finished; none of its rows were kept")
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process holds that pid
+    return True
+
+
 def _start_run(database: Database, spec: DatasetSpec, source: str, checksum: str) -> int:
     with database.session() as session:
-        run = IngestionRun(dataset=spec.name, source=source, checksum=checksum, status="running")
+        run = IngestionRun(dataset=spec.name, source=source, checksum=checksum, status="running",
+                           host=socket.gethostname(), pid=os.getpid())
         session.add(run)
         session.flush()
         return run.id

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -32,12 +33,21 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _PARQUET_MAGIC = b"PAR1"
 
 
+@dataclass(frozen=True)
+class MalformedLine:
+    row: int | None  # 1-based data row, as the file counts them (None if the parser lost count)
+    text: str
+
+
 @dataclass
 class FileChunks:
-    """Chunks of the spec's columns as text, each with a 1-based `row`, plus skipped lines."""
+    """Chunks of the spec's columns as text, each with its file's 1-based `row`, plus skipped lines."""
 
     chunks: Iterator[pd.DataFrame]
-    malformed: list[str] = field(default_factory=list)
+    malformed: list[MalformedLine] = field(default_factory=list)
+
+    def malformed_rows(self) -> tuple[list[int | None], list[str]]:
+        return [line.row for line in self.malformed], [line.text for line in self.malformed]
 
 
 def read_chunks(open_file: Opener, spec: DatasetSpec, chunk_rows: int = CHUNK_ROWS) -> FileChunks:
@@ -50,7 +60,7 @@ def read_chunks(open_file: Opener, spec: DatasetSpec, chunk_rows: int = CHUNK_RO
     encoding = _encoding(open_file, compressed)
     header, delimiter = _header(text_head, encoding)
     columns = _column_map(header, spec)
-    malformed: list[str] = []
+    malformed: list[MalformedLine] = []
     return FileChunks(
         _csv_chunks(open_file, compressed, encoding, delimiter, header, columns, spec,
                     chunk_rows, malformed),
@@ -130,13 +140,16 @@ def _column_map(header: list[str], spec: DatasetSpec) -> dict[str, str]:
 
 def _csv_chunks(open_file: Opener, compressed: bool, encoding: str, delimiter: str,
                 header: list[str], columns: dict[str, str], spec: DatasetSpec, chunk_rows: int,
-                malformed: list[str]) -> Iterator[pd.DataFrame]:
+                malformed: list[MalformedLine]) -> Iterator[pd.DataFrame]:
     def skip(row: pa_csv.InvalidRow) -> str:
-        malformed.append(row.text)
+        # Arrow counts the header as row 1; data rows are numbered from 1.
+        malformed.append(MalformedLine(None if row.number is None else row.number - 1, row.text))
         return "skip"
 
+    # One parsing thread: with more, Arrow stops numbering the lines it skips.
     read = pa_csv.ReadOptions(encoding="utf8" if encoding == "utf-8-sig" else encoding,
-                              block_size=1 << 22, column_names=_unique(header), skip_rows=1)
+                              block_size=1 << 22, column_names=_unique(header), skip_rows=1,
+                              use_threads=False)
     parse = pa_csv.ParseOptions(delimiter=delimiter, newlines_in_values=True,
                                 invalid_row_handler=skip)
     convert = pa_csv.ConvertOptions(column_types={name: pa.string() for name in _unique(header)},
@@ -147,7 +160,7 @@ def _csv_chunks(open_file: Opener, compressed: bool, encoding: str, delimiter: s
                                      parse_options=parse, convert_options=convert)
         except pa.ArrowInvalid as exc:
             raise FileRejected(f"not a readable CSV file ({exc})") from None
-        yield from _rechunk(_batches(reader), header, columns, spec, chunk_rows)
+        yield from _rechunk(_batches(reader), header, columns, spec, chunk_rows, malformed)
 
 
 def _batches(reader: pa_csv.CSVStreamingReader) -> Iterator[pa.RecordBatch]:
@@ -171,29 +184,43 @@ def _parquet_chunks(open_file: Opener, spec: DatasetSpec, chunk_rows: int) -> It
 
 
 def _rechunk(batches: Iterator[pa.RecordBatch], header: list[str], columns: dict[str, str],
-             spec: DatasetSpec, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    next_row = 1
+             spec: DatasetSpec, chunk_rows: int,
+             malformed: list[MalformedLine] | None = None) -> Iterator[pd.DataFrame]:
+    parsed = 0
     pending: list[pa.RecordBatch] = []
     pending_rows = 0
     for batch in batches:
         pending.append(batch)
         pending_rows += batch.num_rows
         if pending_rows >= chunk_rows:
-            yield _frame(pending, header, columns, spec, next_row)
-            next_row += pending_rows
+            yield _frame(pending, header, columns, spec, _file_rows(parsed, pending_rows, malformed))
+            parsed += pending_rows
             pending, pending_rows = [], 0
     if pending_rows:
-        yield _frame(pending, header, columns, spec, next_row)
-    elif next_row == 1:
+        yield _frame(pending, header, columns, spec, _file_rows(parsed, pending_rows, malformed))
+    elif parsed == 0:
         raise FileRejected("no data rows")
 
 
+def _file_rows(parsed: int, count: int, malformed: list[MalformedLine] | None) -> np.ndarray:
+    """The file's row numbers of the next `count` parsed rows: skipped lines keep their numbers.
+
+    The p-th parsed row is row p + k, where k counts the skipped rows before it; a skipped row
+    m (the j-th, 0-based) comes before parsed row p exactly when m - j <= p.
+    """
+    parsed_rows = np.arange(parsed + 1, parsed + count + 1)
+    skipped = np.sort([line.row for line in malformed or () if line.row is not None])
+    if not len(skipped):
+        return parsed_rows
+    return parsed_rows + np.searchsorted(skipped - np.arange(len(skipped)), parsed_rows, side="right")
+
+
 def _frame(batches: list[pa.RecordBatch], header: list[str], columns: dict[str, str],
-           spec: DatasetSpec, first_row: int) -> pd.DataFrame:
+           spec: DatasetSpec, rows: np.ndarray) -> pd.DataFrame:
     table = pa.Table.from_batches(batches)
     unique = _unique(header)
     frame = pd.DataFrame(index=range(table.num_rows))
-    frame.insert(0, "row", range(first_row, first_row + table.num_rows))
+    frame.insert(0, "row", rows)
     for raw, name in zip(header, unique, strict=True):
         canonical = columns.get(raw)
         if canonical and canonical not in frame:

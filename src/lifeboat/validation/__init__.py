@@ -6,8 +6,9 @@ from lifeboat.validation.rules import (
     ValidatedChunk,
     entity_keys,
     malformed_issues,
+    reject_loaded_keys,
     validate_chunk,
 )
 
 __all__ = ["ISSUE_COLUMNS", "FileRejected", "RowIssue", "ValidatedChunk", "entity_keys",
-           "malformed_issues", "validate_chunk"]
+           "malformed_issues", "reject_loaded_keys", "validate_chunk"]

@@ -12,7 +12,8 @@ class RowIssue(StrEnum):
     OUT_OF_RANGE = "out_of_range"
     NOT_ALLOWED = "not_allowed"
     MISSING_REQUIRED = "missing_required"
-    DUPLICATE_KEY = "duplicate_key"
+    DUPLICATE_KEY = "duplicate_key"        # the key came earlier in the same file
+    ALREADY_LOADED = "already_loaded"      # the key is in the database from an earlier file
     MALFORMED_ROW = "malformed_row"
 
 

@@ -54,10 +54,31 @@ def validate_chunk(raw: pd.DataFrame, spec: DatasetSpec, seen_keys: set[str]) ->
     )
 
 
-def malformed_issues(lines: list[str]) -> pd.DataFrame:
-    """Lines the parser could not split into the header's columns; their row number is unknown."""
-    return pd.DataFrame({"row": None, "column": None, "issue": RowIssue.MALFORMED_ROW.value,
-                         "value": lines}, columns=ISSUE_COLUMNS)
+def reject_loaded_keys(validated: ValidatedChunk, raw: pd.DataFrame, spec: DatasetSpec,
+                       loaded: set[str]) -> ValidatedChunk:
+    """Moves good rows whose key an earlier file already loaded to the bad rows.
+
+    The database answers which keys it holds, so this runs where the loader has a session.
+    """
+    key = spec.entity.key
+    is_loaded = validated.good[key].isin(loaded)
+    if not is_loaded.any():
+        return validated
+    repeats = validated.good[is_loaded]
+    issues = _issue_rows(repeats["row"], key, RowIssue.ALREADY_LOADED, repeats[key])
+    newly_bad = _with_reasons(raw[raw["row"].isin(set(repeats["row"])).to_numpy()], issues)
+    return ValidatedChunk(
+        good=validated.good[~is_loaded].reset_index(drop=True),
+        bad=pd.concat([validated.bad, newly_bad], ignore_index=True),
+        issues=pd.concat([validated.issues, issues], ignore_index=True),
+    )
+
+
+def malformed_issues(rows: list[int | None], lines: list[str]) -> pd.DataFrame:
+    """Lines the parser could not split into the header's columns, by their row in the file."""
+    return pd.DataFrame({"row": pd.array(rows, dtype="Int64"), "column": None,
+                         "issue": RowIssue.MALFORMED_ROW.value, "value": lines},
+                        columns=ISSUE_COLUMNS)
 
 
 def entity_keys(frame: pd.DataFrame, spec: DatasetSpec) -> pd.Series:
