@@ -30,7 +30,7 @@ from sklearn.model_selection import RepeatedStratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from lifeboat.datasets import DatasetSpec, load_spec
-from lifeboat.features import build_feature_pipeline, raw_frame
+from lifeboat.features import build_feature_pipeline, feature_view
 from lifeboat.registry import score
 from lifeboat.training import candidates, search_and_select
 
@@ -79,7 +79,7 @@ def load_passengers(spec: DatasetSpec) -> pd.DataFrame:
 def evaluate_fold(spec: DatasetSpec, passengers: pd.DataFrame, train_rows: np.ndarray,
                   test_rows: np.ndarray) -> FoldResult:
     labels = passengers[spec.target.column]
-    inputs = raw_frame(spec, passengers)
+    inputs = feature_view(spec).from_records(passengers)
     with_boat = inputs.assign(boat=passengers["boat"])
     train_y, test_y = labels.iloc[train_rows], labels.iloc[test_rows]
     selection = search_and_select(spec, inputs.iloc[train_rows], train_y)

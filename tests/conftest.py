@@ -18,6 +18,7 @@ from sqlalchemy import make_url
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.db import Database, upgrade
+from lifeboat.features import materialize, open_online_store
 from lifeboat.ingest import LandingZone, ingest_file
 from lifeboat.training import train
 from object_storage import gcs_endpoint, http_endpoint, s3_endpoint, storage  # noqa: F401 (fixtures)
@@ -90,6 +91,28 @@ def trained_settings(tmp_path_factory: pytest.TempPathFactory, titanic: DatasetS
     db = Database(settings.db_url)
     upgrade(db)
     ingest_file(db, titanic, str(titanic.bundled_path()), LandingZone(settings.landing_url))
+    store = open_online_store(settings.online_store_url)
+    materialize(db, titanic, store)
+    store.close()
     train(settings, db, titanic, promote=True)
     db.dispose()
     return settings
+
+
+REDIS_URL = os.environ.get("LIFEBOAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The Redis server the online-store tests write to; down fails the run, as PostgreSQL does."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis at {REDIS_URL} is down ({exc}); start it or set "
+                    "LIFEBOAT_TEST_REDIS_URL", pytrace=False)
+    finally:
+        client.close()
+    return REDIS_URL

@@ -5,8 +5,9 @@ from sklearn.linear_model import LogisticRegression
 
 from lifeboat.datasets import DatasetSpec
 from lifeboat.errors import DatasetSpecError
-from lifeboat.features import build_feature_pipeline, raw_frame
-from lifeboat.features.titanic import TitanicFeatures, deck_of, title_of
+from lifeboat.features import build_feature_pipeline, feature_view
+from lifeboat.features.titanic import TitanicFeatures
+from lifeboat.features.titanic_view import deck_of, title_of
 from lifeboat.training import model_pipeline
 
 LEAKS = ["boat", "body", "home_dest"]
@@ -39,8 +40,8 @@ def test_deck_from_cabin() -> None:
 def test_derived_features_come_from_raw_fields(titanic: DatasetSpec) -> None:
     record = {"pclass": 3, "name": "Braund, Mr. Owen Harris", "sex": "male", "age": 22,
               "sibsp": 1, "parch": 0, "fare": 7.25, "cabin": None, "embarked": "S"}
-    fitted = TitanicFeatures().fit(raw_frame(titanic, [record]))
-    row = fitted.transform(raw_frame(titanic, [record])).iloc[0]
+    fitted = TitanicFeatures().fit(feature_view(titanic).from_records([record]))
+    row = fitted.transform(feature_view(titanic).from_records([record])).iloc[0]
     assert row["title"] == "Mr"
     assert row["family_size"] == 2 and row["is_alone"] == 0
     assert row["has_cabin"] == 0 and row["deck"] == "U"
@@ -51,12 +52,12 @@ def test_derived_features_come_from_raw_fields(titanic: DatasetSpec) -> None:
 
 def test_missing_age_is_imputed_from_training_statistics_not_the_scored_rows(
         titanic: DatasetSpec, passengers: pd.DataFrame) -> None:
-    features = TitanicFeatures().fit(raw_frame(titanic, passengers))
+    features = TitanicFeatures().fit(feature_view(titanic).from_records(passengers))
     known = passengers.assign(title=passengers["name"].map(title_of)).dropna(subset=["age"])
     expected = known[(known["title"] == "Master") & (known["pclass"] == 3)]["age"].median()
     boy = {"pclass": 3, "name": "Smith, Master. Tom", "sex": "male"}
-    alone = features.transform(raw_frame(titanic, [boy]))["age"].iloc[0]
-    in_batch = features.transform(raw_frame(titanic, [boy, {**boy, "age": 80.0}]))["age"].iloc[0]
+    alone = features.transform(feature_view(titanic).from_records([boy]))["age"].iloc[0]
+    in_batch = features.transform(feature_view(titanic).from_records([boy, {**boy, "age": 80.0}]))["age"].iloc[0]
     assert alone == in_batch == pytest.approx(expected)
 
 
@@ -70,15 +71,15 @@ def test_leaky_columns_never_reach_the_model(titanic: DatasetSpec, passengers: p
 
     def fitted(frame: pd.DataFrame):  # noqa: ANN202
         model = model_pipeline(titanic, LogisticRegression(max_iter=2000))
-        return model.fit(raw_frame(titanic, frame), labels)
+        return model.fit(feature_view(titanic).from_records(frame), labels)
 
     with_plant, without = fitted(planted), fitted(scrubbed)
-    # Even a model handed the whole frame, leaks included, must ignore them.
-    whole_frame = model_pipeline(titanic, LogisticRegression(max_iter=2000)).fit(planted, labels)
-    np.testing.assert_array_equal(with_plant.predict_proba(raw_frame(titanic, planted)),
-                                  without.predict_proba(raw_frame(titanic, scrubbed)))
-    np.testing.assert_array_equal(whole_frame.predict_proba(planted),
-                                  without.predict_proba(raw_frame(titanic, scrubbed)))
+    view = feature_view(titanic)
+    # The view never reads a leak, so planted and scrubbed frames give the very same rows.
+    pd.testing.assert_frame_equal(view.from_records(planted), view.from_records(scrubbed))
+    assert set(view.columns).isdisjoint(LEAKS)
+    np.testing.assert_array_equal(with_plant.predict_proba(view.from_records(planted)),
+                                  without.predict_proba(view.from_records(scrubbed)))
     names = " ".join(with_plant.named_steps["preprocess"].get_feature_names_out()).lower()
     assert not any(leak in names for leak in ("boat", "body", "home"))
 
@@ -93,7 +94,7 @@ def test_a_spec_cannot_list_a_leak_as_a_feature(titanic: DatasetSpec) -> None:
 def test_a_passengers_own_label_never_shapes_their_own_features(
         titanic: DatasetSpec, passengers: pd.DataFrame) -> None:
     """Group features come from companions' fates; flipping one label moves only the others."""
-    frame = raw_frame(titanic, passengers)
+    frame = feature_view(titanic).from_records(passengers)
     labels = passengers["survived"].to_numpy()
     flipped = labels.copy()
     flipped[0] = 1 - flipped[0]

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
-from lifeboat.features import raw_frame
+from lifeboat.features import feature_view
 from lifeboat.registry import ModelRegistry
 from lifeboat.serving import create_app
 
@@ -49,7 +49,7 @@ def test_single_record_serving_matches_the_batch_pipeline(
         client: TestClient, trained_settings: Settings, titanic: DatasetSpec,
         records: list[dict]) -> None:
     _, model = ModelRegistry(trained_settings, titanic.model_name).load_champion()
-    batch = model.predict_proba(raw_frame(titanic, records))[:, 1]
+    batch = model.predict_proba(feature_view(titanic).from_records(records))[:, 1]
     served = [client.post("/predict", json=record).json()["predictions"][0]["probability"]
               for record in records]
     # Equal up to float summation order: BLAS may add a one-row product in another order than

@@ -14,13 +14,13 @@ from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, upgrade
 from lifeboat.errors import ModelVersionNotFound
-from lifeboat.features import raw_frame
+from lifeboat.features import feature_view, materialize
 from lifeboat.ingest import LandingZone, ingest_file
 from lifeboat.registry import ModelRegistry, experiment_id
 from lifeboat.datasets import load_spec
 from lifeboat.training import (
     candidates,
-    labelled_rows,
+    labelled_features,
     log_and_register,
     model_pipeline,
     train,
@@ -34,19 +34,22 @@ def loaded(tmp_path: Path, titanic: DatasetSpec) -> tuple[Settings, Database]:
     database = Database(settings.db_url)
     upgrade(database)
     ingest_file(database, titanic, str(titanic.bundled_path()), LandingZone(settings.landing_url))
+    materialize(database, titanic)
     return settings, database
 
 
 def _register_coin_flip(settings: Settings, titanic: DatasetSpec, database: Database) -> str:
     """A deliberately useless model, registered like any other version."""
-    rows = labelled_rows(database, titanic)
+    features, labels = labelled_features(database, feature_view(titanic))
     model = model_pipeline(titanic, DummyClassifier(strategy="prior"))
-    model.fit(raw_frame(titanic, rows), rows[titanic.target.column])
+    model.fit(features, labels)
     registry = ModelRegistry(settings, titanic.model_name)
     with mlflow.start_run(experiment_id=experiment_id(registry.client, settings, titanic.name)):
         info = mlflow.sklearn.log_model(model, name="model", registered_model_name=titanic.model_name,
                                         serialization_format="cloudpickle")
-    return str(info.registered_model_version)
+    version = str(info.registered_model_version)
+    registry.tag_feature_view(version, feature_view(titanic).label)
+    return version
 
 
 @pytest.mark.parametrize("name", [candidate.name for candidate in candidates(load_spec("titanic"))])
@@ -54,8 +57,7 @@ def test_every_candidate_survives_registration_and_loading(
         name: str, loaded: tuple[Settings, Database], titanic: DatasetSpec) -> None:
     """Whichever candidate the search picks must save (skops) and load back identical."""
     settings, database = loaded
-    rows = labelled_rows(database, titanic)
-    features, labels = raw_frame(titanic, rows), rows[titanic.target.column]
+    features, labels = labelled_features(database, feature_view(titanic))
     candidate, = [c for c in candidates(titanic) if c.name == name]
     model = candidate.pipeline.fit(features, labels)
     registry = ModelRegistry(settings, titanic.model_name)

@@ -67,6 +67,7 @@ def up() -> None:
         report = bootstrap(context.settings, context.database, context.spec, progress)
     if report.ingested:
         console.print(f"loaded {report.ingested.rows_loaded} {context.spec.name} rows")
+    console.print(_materialized_line(report.materialized))
     if report.trained:
         metrics = report.trained.metrics
         console.print(f"trained {report.trained.model_name} v{report.trained.version} "
@@ -150,6 +151,35 @@ def _ingest_table(reports: list) -> Table:  # noqa: ANN001
         table.add_row(posixpath.basename(report.source), report.status, str(report.rows_total),
                       str(report.rows_loaded), str(report.rows_rejected), report.reason or issues)
     return table
+
+
+features_app = typer.Typer(help="The feature view: offline table and online store.",
+                           no_args_is_help=True)
+app.add_typer(features_app, name="features")
+
+
+@features_app.command("materialize")
+def features_materialize() -> None:
+    """Compute features for entities that lack them and push them to the online store."""
+    from lifeboat.features import materialize, open_online_store
+
+    context = Context()
+    upgrade(context.database)
+    store = open_online_store(context.settings.online_store_url,
+                              context.settings.online_ttl_seconds)
+    try:
+        with _row_progress() as progress:
+            task = progress.add_task("materializing", total=None)
+            report = materialize(context.database, context.spec, store,
+                                 lambda rows: progress.advance(task, rows))
+    finally:
+        store.close()
+    out.print(_materialized_line(report) + f" ({store.url})")
+
+
+def _materialized_line(report) -> str:  # noqa: ANN001
+    return (f"features {report.view}@{report.version}: {report.computed} entities computed, "
+            f"{report.pushed} vectors pushed online" + (" (full push)" if report.full_push else ""))
 
 
 @app.command()

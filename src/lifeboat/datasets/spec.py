@@ -43,6 +43,7 @@ class TargetSpec(_Strict):
 
 class FeatureSpec(_Strict):
     builder: str
+    view: str  # the feature view's name: what the offline and online stores hold
     numeric: list[str]
     categorical: list[str]
 

@@ -1,6 +1,41 @@
-"""Feature engineering shared by training and serving."""
+"""Features: the feature view (offline table, online store) and the pipeline shared by
+training and serving."""
 
 from lifeboat.features.frames import raw_frame
-from lifeboat.features.pipeline import build_feature_pipeline, feature_engineer, preprocessor
+from lifeboat.features.offline import (
+    ENTITY_ID,
+    VIEW_VERSION,
+    MaterializeReport,
+    ensure_feature_table,
+    feature_table,
+    materialize,
+    offline_chunks,
+)
+from lifeboat.features.online import OnlineStore, OnlineStoreUnavailable, ViewKey, open_online_store
+from lifeboat.features.pipeline import (
+    build_feature_pipeline,
+    feature_engineer,
+    feature_view,
+    preprocessor,
+)
+from lifeboat.features.views import FeatureView
 
-__all__ = ["build_feature_pipeline", "feature_engineer", "preprocessor", "raw_frame"]
+__all__ = [
+    "ENTITY_ID",
+    "VIEW_VERSION",
+    "FeatureView",
+    "MaterializeReport",
+    "OnlineStore",
+    "OnlineStoreUnavailable",
+    "ViewKey",
+    "build_feature_pipeline",
+    "ensure_feature_table",
+    "feature_engineer",
+    "feature_table",
+    "feature_view",
+    "materialize",
+    "offline_chunks",
+    "open_online_store",
+    "preprocessor",
+    "raw_frame",
+]

@@ -1,10 +1,15 @@
-"""The one feature pipeline: raw fields → engineered features → model-ready matrix.
+"""The one feature pipeline: view rows → learned features → model-ready matrix.
 
-Training fits it inside the model pipeline; serving runs the same fitted object, so a
-feature can never be computed two ways.
+Each dataset's builder names its feature view (record-local, stored offline and online)
+and the learned transformer that sits on the view inside the model. Training fits the
+model pipeline on view rows; serving runs the same fitted object on view rows computed
+from a request or looked up by entity id, so a feature can never be computed two ways.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
@@ -15,18 +20,41 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from lifeboat.datasets import DatasetSpec
 from lifeboat.errors import DatasetSpecError
 from lifeboat.features.titanic import TitanicFeatures
+from lifeboat.features.titanic_view import PROFILE_COLUMNS, passenger_profile
+from lifeboat.features.views import ColumnKind, Compute, FeatureView, view_version
 
-BUILDERS: dict[str, type[BaseEstimator]] = {"titanic": TitanicFeatures}
+
+@dataclass(frozen=True)
+class Builder:
+    view: Compute
+    view_columns: Mapping[str, ColumnKind]
+    learned: type[BaseEstimator]
 
 
-def feature_engineer(spec: DatasetSpec) -> BaseEstimator:
+BUILDERS: dict[str, Builder] = {
+    "titanic": Builder(passenger_profile, PROFILE_COLUMNS, TitanicFeatures),
+}
+
+
+def _builder(spec: DatasetSpec) -> Builder:
     try:
-        return BUILDERS[spec.features.builder]()
+        return BUILDERS[spec.features.builder]
     except KeyError:
         known = ", ".join(sorted(BUILDERS))
         raise DatasetSpecError(
             f"dataset {spec.name!r} names feature builder {spec.features.builder!r}; known: {known}"
         ) from None
+
+
+def feature_view(spec: DatasetSpec) -> FeatureView:
+    builder = _builder(spec)
+    name = spec.features.view
+    return FeatureView(spec, name, builder.view_columns, builder.view,
+                       view_version(spec, name, builder.view_columns, builder.view))
+
+
+def feature_engineer(spec: DatasetSpec) -> BaseEstimator:
+    return _builder(spec).learned()
 
 
 def preprocessor(spec: DatasetSpec) -> ColumnTransformer:

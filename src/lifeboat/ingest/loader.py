@@ -25,7 +25,7 @@ from lifeboat.db import Database, IngestionIssue, IngestionRun, ensure_dataset_t
 from lifeboat.db.models import utcnow
 from lifeboat.db.tables import INGESTION_RUN_COLUMN, LOADED_AT_COLUMN
 from lifeboat.errors import IngestError
-from lifeboat.ingest.bulk import deferred_primary_key, insert_rows, loaded_keys
+from lifeboat.db.bulk import deferred_primary_key, insert_rows, loaded_keys
 from lifeboat.ingest.landing import BAD, GOOD, LandingZone, SpooledRows
 from lifeboat.ingest.reader import FileChunks, read_chunks
 from lifeboat.ingest.sources import open_source

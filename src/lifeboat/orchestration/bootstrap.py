@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, upgrade
+from lifeboat.features import MaterializeReport, feature_view, materialize, open_online_store
 from lifeboat.ingest import IngestReport, LandingZone, ingest_file, row_count
 from lifeboat.registry import ModelRegistry, ModelVersion
 from lifeboat.training import TrainingResult, train
@@ -20,13 +21,15 @@ Progress = Callable[[str], None]
 @dataclass(frozen=True)
 class BootstrapReport:
     ingested: IngestReport | None
+    materialized: MaterializeReport
     trained: TrainingResult | None
     champion: ModelVersion
 
 
 def bootstrap(settings: Settings, database: Database, spec: DatasetSpec,
               progress: Progress = lambda _step: None) -> BootstrapReport:
-    """Schema → bundled data (if the table is empty) → first champion (if none)."""
+    """Schema → bundled data (if the table is empty) → features (what is missing) → a champion
+    (if there is none, or it was trained on features this code no longer computes)."""
     settings.ensure_home()
     progress("upgrading the database schema")
     upgrade(database)
@@ -35,10 +38,16 @@ def bootstrap(settings: Settings, database: Database, spec: DatasetSpec,
         progress(f"loading the bundled {spec.name} data")
         ingested = ingest_file(database, spec, str(spec.bundled_path()),
                                LandingZone(settings.landing_url))
+    progress("materializing features")
+    store = open_online_store(settings.online_store_url, settings.online_ttl_seconds)
+    try:
+        materialized = materialize(database, spec, store)
+    finally:
+        store.close()
     registry = ModelRegistry(settings, spec.model_name)
-    trained = None
-    if registry.champion() is None:
+    trained, champion = None, registry.champion()
+    if champion is None or champion.feature_view != feature_view(spec).label:
         trained = train(settings, database, spec, promote=True, progress=progress)
-    champion = registry.champion()
+        champion = registry.champion()
     assert champion is not None, "training with promote=True always leaves a champion"
-    return BootstrapReport(ingested, trained, champion)
+    return BootstrapReport(ingested, materialized, trained, champion)

@@ -17,6 +17,7 @@ from lifeboat.registry.metrics import score
 from lifeboat.registry.tracking import configure_tracking
 
 CHAMPION = "champion"
+FEATURE_VIEW_TAG = "feature_view"  # `name@version` of the feature view a model was trained on
 log = logging.getLogger(__name__)
 
 
@@ -28,6 +29,7 @@ class ModelVersion:
     created_at: int
     aliases: list[str]
     metrics: dict[str, float] = field(default_factory=dict)
+    feature_view: str | None = None
 
     @property
     def is_champion(self) -> bool:
@@ -93,13 +95,25 @@ class ModelRegistry:
         log.info("%s version %s is now the champion", self.name, version)
         return self.get(version)
 
+    def tag_feature_view(self, version: str, view_label: str) -> None:
+        self.client.set_model_version_tag(self.name, str(version), FEATURE_VIEW_TAG, view_label)
+
     def promote_if_better(self, version: str, heldout_x: pd.DataFrame, heldout_y: pd.Series,
                           metric: str) -> PromotionDecision:
-        """Both models are scored on the challenger's held-out rows; only a strictly better one wins."""
+        """Both models are scored on the challenger's held-out rows; only a strictly better one wins.
+
+        A champion trained on another feature view version cannot score these rows, and the
+        code no longer computes its features: the challenger replaces it.
+        """
         challenger = score(self.load(version), heldout_x, heldout_y)[metric]
-        current = self.champion()
+        current, features = self.champion(), self.get(version).feature_view
         if current is None:
             decision = PromotionDecision(version, True, "first model", challenger)
+        elif current.feature_view != features:
+            decision = PromotionDecision(
+                version, True, f"champion v{current.version} was trained on features "
+                f"{current.feature_view}, which this code no longer computes ({features})",
+                challenger, previous_champion=current.version)
         else:
             incumbent = score(self.load(current.version), heldout_x, heldout_y)[metric]
             better = challenger > incumbent
@@ -123,4 +137,5 @@ class ModelRegistry:
             created_at=int(version.creation_timestamp),
             aliases=list(version.aliases or []),
             metrics={k: v for k, v in metrics.items() if k.startswith("test_")},
+            feature_view=(version.tags or {}).get(FEATURE_VIEW_TAG),
         )

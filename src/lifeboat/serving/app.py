@@ -17,9 +17,12 @@ from lifeboat import __version__
 from lifeboat.config import Settings
 from lifeboat.datasets import load_spec
 from lifeboat.db import Database
+from lifeboat.features import OnlineStoreUnavailable, open_online_store
 from lifeboat.registry import ModelRegistry
 from lifeboat.serving import history
+from lifeboat.serving.predictor import Predictor
 from lifeboat.serving.schemas import (
+    EntityError,
     ModelInfo,
     ModelRef,
     PastPrediction,
@@ -42,10 +45,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = Database(settings.db_url)
-        state = ServiceState(settings, database, spec, ModelRegistry(settings, spec.model_name))
+        store = open_online_store(settings.online_store_url, settings.online_ttl_seconds)
+        state = ServiceState(settings, database, spec, ModelRegistry(settings, spec.model_name),
+                             store)
         state.load_champion()
         app.state.service = state
         yield
+        store.close()
         database.dispose()
 
     app = FastAPI(
@@ -70,12 +76,19 @@ def _add_prediction_routes(app: FastAPI, record: type[BaseModel]) -> None:
     one = TypeAdapter(record)
     many = TypeAdapter(Annotated[list[record], Field(min_length=1)])
     sources = TypeAdapter(Source)
+    entity_ids = TypeAdapter(Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]],
+                                       Field(min_length=1, max_length=MAX_RECORDS)])
+    source_schema = {"type": "string", "enum": list(Source.__args__)}
     request_schema = {
         "oneOf": [
             {"$ref": f"#/components/schemas/{record.__name__}"},
             {"type": "object", "required": ["records"], "properties": {
                 "records": {"type": "array", "items": {"$ref": f"#/components/schemas/{record.__name__}"}},
-                "source": {"type": "string", "enum": list(Source.__args__)},
+                "source": source_schema,
+            }},
+            {"type": "object", "required": ["entity_ids"], "properties": {
+                "entity_ids": {"type": "array", "items": {"type": "string"}},
+                "source": source_schema,
             }},
         ]
     }
@@ -85,47 +98,64 @@ def _add_prediction_routes(app: FastAPI, record: type[BaseModel]) -> None:
         response_model=PredictResponse,
         openapi_extra={"requestBody": {"required": True, "content": {
             "application/json": {"schema": request_schema}}}},
-        summary="Score one raw record, or {\"records\": [...]}",
+        summary="Score one raw record, {\"records\": [...]}, or {\"entity_ids\": [...]}",
     )
     def predict(service: Service, payload: Any = Body(...)) -> PredictResponse:  # noqa: B008
         predictor = service.predictor
         if predictor is None:
             raise HTTPException(503, detail=service.model_error or "no model loaded")
-        records, source = _parse_payload(payload, one, many, sources)
-        predictions = predictor.predict(records, source)
+        body, source = _body_and_source(payload, sources)
+        if "entity_ids" in body:
+            ids = _validated(entity_ids, body["entity_ids"], ("body", "entity_ids"))
+            predictions, errors = _score_entities(service, predictor, ids, source)
+        else:
+            predictions, errors = predictor.predict(_parse_records(body, one, many), source), []
         history.save(service.database, predictions)
         return PredictResponse(
             model=ModelRef(name=predictor.version.name, version=predictor.version.version),
-            predictions=[PredictionOut(id=p.id, prediction=p.prediction, label=p.label,
+            predictions=[PredictionOut(id=p.id, entity_id=p.input.get("entity_id"),
+                                       prediction=p.prediction, label=p.label,
                                        probability=p.probability) for p in predictions],
+            errors=errors,
         )
 
     _register_schema(app, record)
 
 
-def _parse_payload(payload: Any, one: TypeAdapter, many: TypeAdapter,
-                   sources: TypeAdapter) -> tuple[list[dict[str, Any]], str]:
-    """A single record or {"records": [...]}; each bad field is named in the 422."""
+def _score_entities(service: ServiceState, predictor: Predictor, ids: list[str],
+                    source: str) -> tuple[list, list[EntityError]]:
+    try:
+        scores = predictor.predict_entities(service.store, ids, source)
+    except OnlineStoreUnavailable as exc:
+        raise HTTPException(503, detail=str(exc)) from None
+    missing = f"no features {predictor.view.label} for this id in the online store"
+    return scores.predictions, [EntityError(entity_id=i, error=missing) for i in scores.unknown]
+
+
+def _body_and_source(payload: Any, sources: TypeAdapter) -> tuple[dict[str, Any], str]:
     if not isinstance(payload, dict):
         raise RequestValidationError([{"type": "dict_type", "loc": ("body",), "input": payload,
                                        "msg": "Input should be a JSON object"}])
     body = dict(payload)
-    source = body.pop("source", "api")
-    batch = "records" in body
+    return body, _validated(sources, body.pop("source", "api"), ("body", "source"))
+
+
+def _parse_records(body: dict[str, Any], one: TypeAdapter, many: TypeAdapter) -> list[dict[str, Any]]:
+    """A single record or {"records": [...]}; each bad field is named in the 422."""
+    if "records" not in body:
+        return [_validated(one, body, ("body",)).model_dump()]
+    if isinstance(body["records"], list) and len(body["records"]) > MAX_RECORDS:
+        raise HTTPException(413, detail=f"at most {MAX_RECORDS} records per request")
+    return [item.model_dump() for item in _validated(many, body["records"], ("body", "records"))]
+
+
+def _validated(adapter: TypeAdapter, value: Any, location: tuple[str, ...]) -> Any:
     try:
-        source = sources.validate_python(source)
-        if batch:
-            if isinstance(body["records"], list) and len(body["records"]) > MAX_RECORDS:
-                raise HTTPException(413, detail=f"at most {MAX_RECORDS} records per request")
-            parsed = many.validate_python(body["records"])
-        else:
-            parsed = [one.validate_python(body)]
+        return adapter.validate_python(value)
     except ValidationError as exc:
-        prefix = ("body", "records") if batch else ("body",)
         raise RequestValidationError(
-            [{**error, "loc": (*prefix, *error["loc"])} for error in exc.errors()]
+            [{**error, "loc": (*location, *error["loc"])} for error in exc.errors()]
         ) from None
-    return [item.model_dump() for item in parsed], source
 
 
 def _register_schema(app: FastAPI, record: type[BaseModel]) -> None:
@@ -178,11 +208,13 @@ def _add_info_routes(app: FastAPI) -> None:
 
     @app.get("/ready")
     def ready(service: Service) -> JSONResponse:
+        features, features_ready = service.feature_check()
         checks = {
             "model": "ok" if service.predictor else (service.model_error or "not loaded"),
             "database": "ok" if service.database.ping() else "unreachable",
+            "features": features,
         }
-        is_ready = all(value == "ok" for value in checks.values())
+        is_ready = features_ready and checks["model"] == checks["database"] == "ok"
         body = {"status": "ready" if is_ready else "not ready", "checks": checks}
         if service.predictor:
             body["model"] = {"name": service.predictor.version.name,

@@ -1,17 +1,26 @@
-"""Scoring raw records with the loaded champion."""
+"""Scoring with the loaded champion: raw records, or entities whose features are stored online."""
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import pandas as pd
+
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db.models import Prediction, utcnow
-from lifeboat.features import raw_frame
+from lifeboat.features import FeatureView, OnlineStore
 from lifeboat.registry import ModelVersion
+
+
+@dataclass(frozen=True)
+class EntityScores:
+    predictions: list[Prediction]
+    unknown: list[str]  # ids the online store holds no vector for
 
 
 @dataclass(frozen=True)
@@ -19,18 +28,39 @@ class Predictor:
     spec: DatasetSpec
     model: Any
     version: ModelVersion
+    view: FeatureView
 
     def predict(self, records: list[dict[str, Any]], source: str) -> list[Prediction]:
         """Scores records in one call to the model; every result is ready to be logged."""
-        started, created_at = time.perf_counter(), utcnow()
-        probabilities = self.model.predict_proba(raw_frame(self.spec, records))[:, 1]
+        started = time.perf_counter()
+        return self._score(self.view.from_records(records), records, source, started)
+
+    def predict_entities(self, store: OnlineStore, entity_ids: Sequence[str],
+                         source: str) -> EntityScores:
+        """Looks the ids up in one read; an id the store lacks is reported, not fatal."""
+        started = time.perf_counter()
+        vectors = store.read(self.view.key, entity_ids)
+        found = [(entity_id, vector) for entity_id, vector in zip(entity_ids, vectors, strict=True)
+                 if vector is not None]
+        unknown = [entity_id for entity_id, vector in zip(entity_ids, vectors, strict=True)
+                   if vector is None]
+        if not found:
+            return EntityScores([], unknown)
+        features = self.view.from_rows([vector for _, vector in found])
+        inputs = [{"entity_id": entity_id} for entity_id, _ in found]
+        return EntityScores(self._score(features, inputs, source, started), unknown)
+
+    def _score(self, features: pd.DataFrame, inputs: list[dict[str, Any]], source: str,
+               started: float) -> list[Prediction]:
+        created_at = utcnow()
+        probabilities = self.model.predict_proba(features)[:, 1]
         latency_ms = (time.perf_counter() - started) * 1000
         return [
-            self._prediction(record, float(probability), source, created_at, latency_ms)
-            for record, probability in zip(records, probabilities, strict=True)
+            self._prediction(given, float(probability), source, created_at, latency_ms)
+            for given, probability in zip(inputs, probabilities, strict=True)
         ]
 
-    def _prediction(self, record: dict[str, Any], probability: float, source: str,
+    def _prediction(self, given: dict[str, Any], probability: float, source: str,
                     created_at: datetime, latency_ms: float) -> Prediction:
         predicted = int(probability >= 0.5)
         return Prediction(
@@ -38,7 +68,7 @@ class Predictor:
             created_at=created_at,
             dataset=self.spec.name,
             source=source,
-            input=record,
+            input=given,
             prediction=predicted,
             label=self.spec.label_for(predicted),
             probability=probability,

@@ -56,14 +56,22 @@ class ModelRef(BaseModel):
 
 class PredictionOut(BaseModel):
     id: str
+    entity_id: str | None = Field(None, description="Set when scored by entity id.")
     prediction: int
     label: str
     probability: float = Field(description="Probability of the positive class.")
 
 
+class EntityError(BaseModel):
+    entity_id: str
+    error: str
+
+
 class PredictResponse(BaseModel):
     model: ModelRef
     predictions: list[PredictionOut]
+    errors: list[EntityError] = Field(
+        default_factory=list, description="Entity ids that could not be scored, and why.")
 
 
 class PastPrediction(BaseModel):

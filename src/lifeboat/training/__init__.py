@@ -1,7 +1,7 @@
 """Training: hyperparameter search with cross-validation, balanced inside folds, tracked in MLflow."""
 
 from lifeboat.training.candidates import candidates, model_pipeline
-from lifeboat.training.data import labelled_rows
+from lifeboat.training.data import labelled_features
 from lifeboat.training.train import (
     Selection,
     TrainingResult,
@@ -14,7 +14,7 @@ __all__ = [
     "Selection",
     "TrainingResult",
     "candidates",
-    "labelled_rows",
+    "labelled_features",
     "log_and_register",
     "model_pipeline",
     "search_and_select",

@@ -1,29 +1,51 @@
-"""Training data: the dataset's loaded rows, read from the database."""
+"""Training data: the feature view's offline rows with their labels, read from the database."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from lifeboat.datasets import DatasetSpec
-from lifeboat.db import Database, dataset_table
+from lifeboat.db import Database, dataset_table, ensure_dataset_table
 from lifeboat.errors import LifeboatError
+from lifeboat.features import ENTITY_ID, VIEW_VERSION, FeatureView, ensure_feature_table
+
+log = logging.getLogger(__name__)
 
 
-def labelled_rows(database: Database, spec: DatasetSpec) -> pd.DataFrame:
-    """Rows with a known label, in key order so the same data always splits the same way."""
-    table = dataset_table(spec)
-    key, target = table.c[spec.entity.key], table.c[spec.target.column]
-    query = select(*(table.c[name] for name in spec.columns)).where(target.is_not(None)).order_by(key)
+def labelled_features(database: Database, view: FeatureView) -> tuple[pd.DataFrame, pd.Series]:
+    """View rows of labelled entities and their labels, indexed by entity id in id order,
+    so the same data always splits the same way."""
+    spec = view.spec
+    features, data = ensure_feature_table(database.engine, view), ensure_dataset_table(database.engine, spec)
+    target = data.c[spec.target.column]
+    query = (select(features.c[ENTITY_ID], *(features.c[name] for name in view.columns), target)
+             .join(data, data.c[spec.entity.key] == features.c[ENTITY_ID])
+             .where(features.c[VIEW_VERSION] == view.version, target.is_not(None))
+             .order_by(features.c[ENTITY_ID]))
     with database.engine.connect() as connection:
-        frame = pd.read_sql(query, connection)
+        frame = pd.read_sql(query, connection, index_col=ENTITY_ID)
     if frame.empty:
-        raise LifeboatError(f"no labelled {spec.name} rows in the database: run `lifeboat ingest` first")
-    frame[spec.target.column] = frame[spec.target.column].astype(int)
-    return frame
+        raise LifeboatError(f"no labelled {spec.name} rows with features {view.label}: run "
+                            "`lifeboat ingest`, then `lifeboat features materialize`")
+    _warn_if_behind(database, spec, len(frame), view)
+    return view.typed(frame), frame[spec.target.column].astype(int)
 
 
-def data_hash(frame: pd.DataFrame) -> str:
-    return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).values.tobytes()).hexdigest()
+def _warn_if_behind(database: Database, spec: DatasetSpec, materialized: int, view: FeatureView) -> None:
+    data = dataset_table(spec)
+    with database.session() as session:
+        labelled = session.scalar(select(func.count()).select_from(data)
+                                  .where(data.c[spec.target.column].is_not(None))) or 0
+    if labelled > materialized:
+        log.warning("%d labelled %s rows have no %s features yet: training on %d; run "
+                    "`lifeboat features materialize` to include them", labelled - materialized,
+                    spec.name, view.label, materialized)
+
+
+def data_hash(features: pd.DataFrame, labels: pd.Series) -> str:
+    rows = features.assign(_label=labels)
+    return hashlib.sha256(pd.util.hash_pandas_object(rows, index=True).values.tobytes()).hexdigest()

@@ -17,11 +17,11 @@ from sklearn.model_selection import RandomizedSearchCV, StratifiedKFold, train_t
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database
-from lifeboat.features import raw_frame
+from lifeboat.features import FeatureView, feature_view
 from lifeboat.registry import ModelRegistry, PromotionDecision, experiment_id, score
 from lifeboat.registry.metrics import confusion
 from lifeboat.training.candidates import Candidate, candidates
-from lifeboat.training.data import data_hash, labelled_rows
+from lifeboat.training.data import data_hash, labelled_features
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -64,12 +64,13 @@ def train(settings: Settings, database: Database, spec: DatasetSpec, *, promote:
           progress: Progress = lambda _step: None) -> TrainingResult:
     """Trains, logs and registers a version; with `promote`, makes it champion only if better."""
     registry = ModelRegistry(settings, spec.model_name)
-    progress("loading labelled rows")
-    rows = labelled_rows(database, spec)
-    split = _split(rows, spec)
+    view = feature_view(spec)
+    progress(f"loading labelled rows with features {view.label}")
+    features, labels = labelled_features(database, view)
+    split = _split(features, labels, spec)
     with mlflow.start_run(experiment_id=experiment_id(registry.client, settings, spec.name),
                           run_name=f"train-{spec.name}") as run:
-        _log_setup(spec, settings, rows, split)
+        _log_setup(spec, settings, view, features, labels, split)
         selection = search_and_select(spec, split.train_x, split.train_y,
                                       iterations=settings.search_iterations, progress=progress)
         _log_searches(selection, spec)
@@ -81,6 +82,7 @@ def train(settings: Settings, database: Database, spec: DatasetSpec, *, promote:
         mlflow.log_dict({"labels": [0, 1], "matrix": confusion(metrics)}, "confusion_matrix.json")
         progress("registering the model")
         version = log_and_register(best, split.train_x.head(5), spec)
+        registry.tag_feature_view(version, view.label)
     log.info("%s v%s (%s): held-out %s", spec.model_name, version, best_name,
              ", ".join(f"{k}={metrics[k]:.3f}" for k in ("accuracy", "roc_auc", "f1")))
     decision = None
@@ -91,15 +93,12 @@ def train(settings: Settings, database: Database, spec: DatasetSpec, *, promote:
     return TrainingResult(run.info.run_id, version, spec.model_name, best_name, metrics, decision)
 
 
-def _split(rows: pd.DataFrame, spec: DatasetSpec) -> _Split:
-    features = raw_frame(spec, rows)
-    labels = rows[spec.target.column]
+def _split(features: pd.DataFrame, labels: pd.Series, spec: DatasetSpec) -> _Split:
     train_x, test_x, train_y, test_y = train_test_split(
         features, labels, test_size=spec.training.test_size, stratify=labels,
         random_state=spec.training.seed,
     )
-    test_ids = rows.loc[test_x.index, spec.entity.key].tolist()
-    return _Split(train_x, train_y, test_x, test_y, test_ids)
+    return _Split(train_x, train_y, test_x, test_y, test_x.index.tolist())
 
 
 def search_and_select(spec: DatasetSpec, features: pd.DataFrame, labels: pd.Series, *,
@@ -143,10 +142,12 @@ def _log_searches(selection: Selection, spec: DatasetSpec) -> None:
         mlflow.log_metric(f"cv_{metric}.{name}", search.best_score_)
 
 
-def _log_setup(spec: DatasetSpec, settings: Settings, rows: pd.DataFrame, split: _Split) -> None:
+def _log_setup(spec: DatasetSpec, settings: Settings, view: FeatureView, features: pd.DataFrame,
+               labels: pd.Series, split: _Split) -> None:
     mlflow.log_params({
         "dataset": spec.name,
-        "rows": len(rows),
+        "feature_view": view.label,
+        "rows": len(features),
         "train_rows": len(split.train_x),
         "heldout_rows": len(split.test_x),
         "seed": spec.training.seed,
@@ -156,7 +157,7 @@ def _log_setup(spec: DatasetSpec, settings: Settings, rows: pd.DataFrame, split:
         "primary_metric": spec.training.primary_metric,
         "features": ",".join(spec.features.numeric + spec.features.categorical),
     })
-    mlflow.set_tag("data_hash", data_hash(rows))
+    mlflow.set_tags({"data_hash": data_hash(features, labels), "feature_view": view.label})
     mlflow.log_dict({"entity_key": spec.entity.key, "entity_ids": split.test_ids,
                      "seed": spec.training.seed}, "heldout_split.json")
 

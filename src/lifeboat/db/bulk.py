@@ -97,11 +97,12 @@ def insert_rows(session: Session, table: Table, frame: pd.DataFrame, constants: 
         return 0
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        return _copy_postgres(session, table, frame.assign(**_as_text(constants, _PG_TIME)),
-                              sort_by)
+        frame = _times_as_text(frame, _PG_TIME).assign(**_as_text(constants, _PG_TIME))
+        return _copy_postgres(session, table, frame, sort_by)
     if dialect == "sqlite":
         frame = frame.sort_values(sort_by, kind="stable") if sort_by else frame
-        return _executemany_sqlite(session, table, frame.assign(**_as_text(constants, _SQLITE_TIME)))
+        frame = _times_as_text(frame, _SQLITE_TIME).assign(**_as_text(constants, _SQLITE_TIME))
+        return _executemany_sqlite(session, table, frame)
     return session.execute(insert(table), _records(frame.assign(**constants))).rowcount
 
 
@@ -149,6 +150,18 @@ def _as_text(constants: dict[str, Any], time_layout: str) -> dict[str, Any]:
     """UTC times written out, so no driver has to guess a time zone."""
     return {name: value.astimezone(UTC).strftime(time_layout) if isinstance(value, datetime)
             else value for name, value in constants.items()}
+
+
+def _times_as_text(frame: pd.DataFrame, time_layout: str) -> pd.DataFrame:
+    """Time columns written out in UTC; naive times (SQLite hands those back) are UTC already."""
+    times = [name for name in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[name])]
+    if not times:
+        return frame
+    texts = {}
+    for name in times:
+        moments = frame[name].dt.tz_convert(UTC) if frame[name].dt.tz is not None else frame[name]
+        texts[name] = moments.dt.strftime(time_layout).astype(object).where(moments.notna(), None)
+    return frame.assign(**texts)
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:

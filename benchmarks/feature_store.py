@@ -1,0 +1,203 @@
+"""Online feature store: write throughput and lookup latency, on Redis and embedded SQLite.
+
+Vectors of 22 values (14 numbers, 8 short strings) derived from generated passengers, keyed by
+the passengers' entity ids. Lookups of 1 and of 100 random ids are timed through each store's
+`read` and, on the same Redis keys, the naive way: one GET per id in a Python loop, each value
+JSON-decoded. The benchmark's keys are deleted afterwards.
+
+    python -m benchmarks.feature_store [--rows N | --quick] [--lookups N] [--redis URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import redis
+
+from lifeboat.datasets import load_spec
+from lifeboat.datasets.synthetic import synthetic_passengers
+from lifeboat.features.online import OnlineStore, ViewKey, open_online_store
+
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+TARGET_P99_US = {1: 1_000, 100: 2_000}  # the Redis store's lookups (the issue's targets)
+BATCH_SIZES = (1, 100)
+ROUNDS, WARM_UP = 4, 20
+
+Lookup = Callable[[list[str]], object]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, _ = _arguments().parse_known_args(argv)
+    rows = 100_000 if args.quick else args.rows
+    started = time.perf_counter()
+    people = synthetic_passengers(rows, seed=7)
+    ids = load_spec("titanic").derive_entity_ids(people).tolist()
+    frame = feature_frame(people)
+    del people
+    print(f"generated {rows:,} vectors of {frame.shape[1]} values "
+          f"in {time.perf_counter() - started:.1f} s")
+    key = ViewKey(f"bench{uuid.uuid4().hex[:8]}", "passenger", "v1")
+    naive = redis.Redis.from_url(args.redis)
+    with tempfile.TemporaryDirectory(prefix="lifeboat-bench-") as scratch:
+        stores = {"redis store": open_online_store(args.redis),
+                  "embedded store": open_online_store(f"sqlite:///{Path(scratch) / 'online.db'}")}
+        try:
+            _print_writes({name: time_write(store, key, list(frame.columns), ids, _rows(frame))
+                           for name, store in stores.items()}, rows)
+            lookups = {name: _store_lookup(store, key) for name, store in stores.items()}
+            lookups["naive GET loop"] = _naive_lookup(naive, key)
+            _print_latencies(_time_lookups(lookups, ids, args.lookups), args.lookups, rows)
+        finally:
+            for store in stores.values():
+                store.close()
+            _delete_keys(naive, key)
+            naive.close()
+    return 0
+
+
+def feature_frame(people: pd.DataFrame) -> pd.DataFrame:
+    """A stand-in for a materialized feature view: 14 numeric and 8 string features."""
+    family = people["sibsp"] + people["parch"] + 1
+    fare = people["fare"].astype(float)
+    numeric = pd.DataFrame({
+        "pclass": people["pclass"], "age": people["age"], "sibsp": people["sibsp"],
+        "parch": people["parch"], "fare": fare, "family_size": family,
+        "is_alone": family == 1, "has_cabin": people["cabin"].notna(),
+        "fare_per_person": fare / family, "pclass_x_fare": people["pclass"] * fare,
+        "age_x_fare": people["age"] * fare, "log_fare": np.log1p(fare),
+        "age_missing": people["age"].isna(), "name_length": people["name"].str.len(),
+    }).astype(float)
+    title = people["name"].str.extract(r",\s*([^.]+)\.", expand=False).fillna("None")
+    text = pd.DataFrame({
+        "sex": people["sex"], "embarked": people["embarked"], "title": title,
+        "deck": people["cabin"].str[0].fillna("U"),
+        "sex_class": people["sex"] + "_" + people["pclass"].astype(str),
+        "ticket_prefix": people["ticket"].str.extract(r"^(\D+)", expand=False).fillna("none"),
+        "age_group": pd.cut(people["age"], [0, 12, 18, 60, 100], include_lowest=True,
+                            labels=["child", "teen", "adult", "senior"]).astype(str),
+        "fare_band": pd.qcut(fare, 4, labels=["low", "mid", "high", "top"]).astype(str),
+    }).astype(object)
+    return pd.concat([numeric, text], axis=1)
+
+
+def time_write(store: OnlineStore, key: ViewKey, columns: Sequence[str],
+               ids: Sequence[str], rows: Iterable[Sequence[object]]) -> float:
+    """Seconds to write `rows` (one per id) into `store` under `key`."""
+    started = time.perf_counter()
+    written = store.write(key, columns, ids, rows)
+    seconds = time.perf_counter() - started
+    if written != len(ids):
+        raise SystemExit(f"{store.url} wrote {written:,} of {len(ids):,} vectors")
+    return seconds
+
+
+def _rows(frame: pd.DataFrame) -> Iterable[tuple]:
+    return frame.itertuples(index=False, name=None)
+
+
+def _store_lookup(store: OnlineStore, key: ViewKey) -> Lookup:
+    return lambda ids: store.read(key, ids)
+
+
+def _naive_lookup(client: redis.Redis, key: ViewKey) -> Lookup:
+    """What the seeds did: a GET per id, one round trip each."""
+    def lookup(ids: list[str]) -> list:
+        values = [client.get(f"{key.prefix}:{entity_id}") for entity_id in ids]
+        return [None if value is None else json.loads(value) for value in values]
+    return lookup
+
+
+def _time_lookups(lookups: dict[str, Lookup], ids: list[str],
+                  count: int) -> dict[tuple[str, int], np.ndarray]:
+    """Microseconds per lookup, for each approach and batch size, of random ids.
+
+    In rounds: each approach looks up a block of ids per round, so each is timed in a steady
+    state, and a slow spell on the machine falls on all of them alike.
+    """
+    draw = random.Random(7)
+    timings: dict[tuple[str, int], list[int]] = {}
+    for size in BATCH_SIZES:
+        wanted = [draw.sample(ids, size) for _ in range(count)]
+        for round_ in range(ROUNDS):
+            block = wanted[round_::ROUNDS]
+            for name, lookup in lookups.items():
+                timings.setdefault((name, size), []).extend(_timed(name, lookup, block))
+    return {case: np.array(spent) / 1_000 for case, spent in timings.items()}
+
+
+def _timed(name: str, lookup: Lookup, block: list[list[str]]) -> list[int]:
+    """Nanoseconds per lookup, after a few untimed ones that warm connections and caches."""
+    for entity_ids in block[:WARM_UP]:
+        if None in lookup(entity_ids):
+            raise SystemExit(f"{name} lost a vector")
+    spent = []
+    for entity_ids in block:
+        started = time.perf_counter_ns()
+        lookup(entity_ids)
+        spent.append(time.perf_counter_ns() - started)
+    return spent
+
+
+def _print_writes(seconds: dict[str, float], rows: int) -> None:
+    print(f"{'write':<22} {'seconds':>8} {'vectors/s':>10}")
+    for name, spent in seconds.items():
+        print(f"{name:<22} {spent:>8.2f} {rows / spent:>10,.0f}")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS of the benchmark (generated frame included): {peak_mb:,.0f} MB")
+
+
+def _print_latencies(micros: dict[tuple[str, int], np.ndarray], count: int, rows: int) -> None:
+    print(f"lookup latency in µs, {count:,} lookups of random ids among {rows:,} per cell")
+    print(f"{'approach':<22}" + "".join(f" {f'{size} id p50':>11} {f'{size} id p99':>11}"
+                                        for size in BATCH_SIZES))
+    names = dict.fromkeys(name for name, _ in micros)
+    quantiles = {case: np.percentile(spent, [50, 99]) for case, spent in micros.items()}
+    for name in names:
+        print(f"{name:<22}" + "".join(f" {value:>11,.0f}" for size in BATCH_SIZES
+                                      for value in quantiles[name, size]))
+    for store in ("redis store", "embedded store"):
+        print(f"{'naive / ' + store:<22}" + "".join(
+            f" {naive / value:>10.1f}x" for size in BATCH_SIZES
+            for naive, value in zip(quantiles["naive GET loop", size], quantiles[store, size])))
+    verdicts = [f"{size} id p99 <= {target:,} µs: "
+                f"{'met' if quantiles['redis store', size][1] <= target else 'missed'}"
+                for size, target in TARGET_P99_US.items()]
+    print("target (redis store): " + "; ".join(verdicts))
+
+
+def _delete_keys(client: redis.Redis, key: ViewKey) -> None:
+    """SCAN + UNLINK of everything under the benchmark's own dataset name."""
+    batch: list[bytes] = []
+    for name in client.scan_iter(f"{key.dataset}:*", count=10_000):
+        batch.append(name)
+        if len(batch) == 10_000:
+            client.unlink(*batch)
+            batch.clear()
+    if batch:
+        client.unlink(*batch)
+
+
+def _arguments() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.feature_store", description=__doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--quick", action="store_true", help="100,000 rows")
+    parser.add_argument("--lookups", type=int, default=2_000, help="timed lookups per cell")
+    parser.add_argument("--redis", default=os.environ.get("LIFEBOAT_TEST_REDIS_URL",
+                                                          DEFAULT_REDIS))
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,81 @@
+"""Feature views: named, versioned sets of record-local features, shared by every path.
+
+A view is what the stores hold and what models are trained on: the offline table, the
+online store, training and serving all go through `FeatureView`, so a vector looked up by
+entity id is exactly what the view computes from that entity's raw record. The version is
+derived, never typed: a hash of the view's name, its columns and the source of the module
+that computes it, so changing a feature definition cannot keep an old version's name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from lifeboat.datasets import DatasetSpec
+from lifeboat.features.frames import raw_frame
+from lifeboat.features.online import ViewKey
+
+ColumnKind = Literal["float", "string"]
+Compute = Callable[[pd.DataFrame], pd.DataFrame]
+
+
+@dataclass(frozen=True)
+class FeatureView:
+    spec: DatasetSpec
+    name: str
+    columns: Mapping[str, ColumnKind]
+    compute: Compute  # typed raw frame (see raw_frame) → one row of view columns per row
+    version: str
+
+    @property
+    def key(self) -> ViewKey:
+        return ViewKey(self.spec.name, self.name, self.version)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def from_records(self, records: Iterable[Mapping[str, Any]] | pd.DataFrame) -> pd.DataFrame:
+        """Raw records (request bodies, or the dataset table's rows) → view rows."""
+        return self.typed(self.compute(raw_frame(self.spec, records)))
+
+    def from_rows(self, rows: Sequence[Sequence[object]], index: Sequence[str] | None = None) -> pd.DataFrame:
+        """Stored vectors (in column order) → view rows, typed as `from_records` types them."""
+        return self.typed(pd.DataFrame(list(rows), columns=list(self.columns), index=index))
+
+    def typed(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """One representation per value: floats as float64, text as object, missing as NaN."""
+        typed = pd.DataFrame(index=frame.index)
+        for name, kind in self.columns.items():
+            if kind == "float":
+                typed[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+            else:
+                text = frame[name].astype(object)
+                typed[name] = text.where(text.notna(), np.nan)
+        return typed
+
+
+def view_version(spec: DatasetSpec, name: str, columns: Mapping[str, ColumnKind],
+                 compute: Compute) -> str:
+    definition = {
+        "dataset": spec.name,
+        "view": name,
+        "columns": dict(columns),
+        "inputs": {column: spec.columns[column].type for column in spec.input_columns},
+        "code": _module_source(compute),
+    }
+    return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:12]
+
+
+@cache
+def _module_source(compute: Compute) -> str:
+    return inspect.getsource(inspect.getmodule(compute))
