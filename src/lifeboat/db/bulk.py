@@ -28,6 +28,7 @@ import pyarrow.csv as pa_csv
 from sqlalchemy import Table, exists, insert, select, text
 from sqlalchemy.orm import Session
 
+_INDEX_BUILD_MEMORY = "256MB"  # sorts a million keys in memory; the setting ends with the transaction
 _PG_TIME = "%Y-%m-%d %H:%M:%S.%f+00:00"
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # the text SQLAlchemy's SQLite dialect stores and parses
 _KEYS_IN_JSON = {  # one parameter for any number of keys: no per-key binding, no length limit
@@ -61,6 +62,7 @@ def deferred_primary_key(session: Session, table: Table) -> Iterator[LoadPlan]:
     key = _key_column(table).name
     session.execute(text(f'ALTER TABLE "{table.name}" DROP CONSTRAINT "{constraint}"'))
     yield LoadPlan(check_loaded=has_rows(session, table), key_indexed=False)
+    session.execute(text(f"SET LOCAL maintenance_work_mem = '{_INDEX_BUILD_MEMORY}'"))
     session.execute(text(f'ALTER TABLE "{table.name}" ADD CONSTRAINT "{constraint}" '
                          f'PRIMARY KEY ("{key}")'))
 

@@ -15,6 +15,7 @@ import socket
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import pandas as pd
 from sqlalchemy import func, select
@@ -41,6 +42,7 @@ from lifeboat.validation import (
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int], None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -140,21 +142,26 @@ def _load(database: Database, spec: DatasetSpec, source: str, checksum: str, run
 
 def _validated_ahead(chunks: Iterator[pd.DataFrame], spec: DatasetSpec,
                      seen_keys: set[str]) -> Iterator[tuple[pd.DataFrame, ValidatedChunk]]:
-    """Reads and validates the next chunk in a worker thread while the database loads this one.
+    """A three-stage pipeline: one thread parses the next chunk, another validates the one
+    before it, while the caller loads the one before that.
 
-    Arrow, pandas and the database driver release the GIL for most of their work, so the two
-    overlap. Only the worker touches `seen_keys`, one chunk at a time, in file order.
+    Arrow, pandas and the database driver release the GIL for much of their work, so the
+    stages overlap. Only the validating thread touches `seen_keys`, one chunk at a time, in
+    file order.
     """
+    parsed = _ahead(chunks, "lifeboat-read")
+    return _ahead(((chunk, validate_chunk(chunk, spec, seen_keys)) for chunk in parsed),
+                  "lifeboat-validate")
 
-    def next_validated() -> tuple[pd.DataFrame, ValidatedChunk] | None:
-        chunk = next(chunks, None)
-        return None if chunk is None else (chunk, validate_chunk(chunk, spec, seen_keys))
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lifeboat-validate") as worker:
-        ahead = worker.submit(next_validated)
-        while (ready := ahead.result()) is not None:
-            ahead = worker.submit(next_validated)
-            yield ready
+def _ahead(items: Iterator[T], name: str) -> Iterator[T]:
+    """Computes the next item in a worker thread while the caller works on this one."""
+    done = object()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=name) as worker:
+        pending = worker.submit(next, items, done)
+        while (item := pending.result()) is not done:
+            pending = worker.submit(next, items, done)
+            yield item
 
 
 def _save_issues(session: Session, run_id: int, issues: pd.DataFrame, counts: dict[str, int]) -> None:
