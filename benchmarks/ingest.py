@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         write_passengers(passengers, source)
         print(f"generated {rows:,} rows ({source.stat().st_size / 1e6:.0f} MB CSV) "
               f"in {time.perf_counter() - started:.1f} s")
-        with _scratch_postgres(args.postgres) as postgres_url:
+        with scratch_postgres(args.postgres) as postgres_url:
             results = {
                 "postgres": _load(postgres_url, source, Path(scratch) / "landing-pg"),
                 "sqlite": _load(f"sqlite:///{Path(scratch) / 'bench.db'}", source,
@@ -82,7 +82,7 @@ def _load(url: str, source: Path, landing: Path) -> dict:
 
 
 @contextmanager
-def _scratch_postgres(url: str) -> Iterator[str]:
+def scratch_postgres(url: str) -> Iterator[str]:
     """A throwaway database on the server, so the benchmark never touches real data."""
     server, name = make_url(url), f"lifeboat_bench_{uuid.uuid4().hex[:8]}"
     admin = server.set(drivername="postgresql").render_as_string(hide_password=False)

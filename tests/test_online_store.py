@@ -151,6 +151,26 @@ def test_concurrent_reads_during_a_write(store: OnlineStore, view: ViewKey) -> N
         assert writing.result() == 2_000
 
 
+def test_embedded_write_is_atomic_and_never_blocks_a_read(
+        tmp_path: Path, view: ViewKey, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lookups made while a write is under way (here: from inside its row stream) are
+    answered at once, and see none of it until all of it is there."""
+    monkeypatch.setattr(online, "BATCH_ROWS", 10)
+    store = open_online_store(f"sqlite:///{tmp_path / 'online.db'}")
+    seen_during: list[object] = []
+
+    def rows() -> Iterator[list[int]]:
+        for n in range(3 * online.BATCH_ROWS):
+            if n == 2 * online.BATCH_ROWS:
+                seen_during.extend([store.read(view, ["0"]), store.columns(view)])
+            yield [n]
+
+    store.write(view, ["n"], [str(n) for n in range(3 * online.BATCH_ROWS)], rows())
+    assert seen_during == [[None], None]
+    assert (store.read(view, ["0"]), store.columns(view)) == ([[0]], ["n"])
+    store.close()
+
+
 def test_embedded_store_creates_its_folder(tmp_path: Path, view: ViewKey) -> None:
     store = open_online_store(f"sqlite:///{tmp_path / 'new' / 'home' / 'online.db'}")
     store.write(view, ["n"], ["a"], [[1]])

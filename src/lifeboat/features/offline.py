@@ -70,16 +70,18 @@ def materialize(database: Database, spec: DatasetSpec, store: OnlineStore | None
     table = ensure_feature_table(database.engine, view)
     ensure_dataset_table(database.engine, spec)
     full_push = store is not None and store.columns(view.key) is None
+    # Rows computed earlier must be pushed too when the store lacks the version.
+    earlier = full_push and _has_version(database, table, view)
     computed = pushed = 0
     with database.session() as session:
         for raw in _unmaterialized(database, view, table):
             rows = _offline_rows(view, raw)
             insert_rows(session, table, rows, {MATERIALIZED_AT: utcnow()}, sort_by=ENTITY_ID)
-            if store is not None and not full_push:
+            if store is not None and not earlier:
                 pushed += _push(store, view, rows)
             computed += len(rows)
             progress(len(rows))
-    if full_push:
+    if earlier:
         for rows in offline_chunks(database, view):
             pushed += _push(store, view, rows)
     log.info("feature view %s: %d entities computed, %d vectors pushed online%s", view.label,
@@ -94,6 +96,12 @@ def offline_chunks(database: Database, view: FeatureView,
     query = (select(*(table.c[name] for name in (ENTITY_ID, EVENT_TIME, *view.columns)))
              .where(table.c[VIEW_VERSION] == view.version).order_by(table.c[ENTITY_ID]))
     yield from _read_chunks(database, query, chunk_rows)
+
+
+def _has_version(database: Database, table: Table, view: FeatureView) -> bool:
+    with database.session() as session:
+        return session.scalar(select(table.c[ENTITY_ID]).where(
+            table.c[VIEW_VERSION] == view.version).limit(1)) is not None
 
 
 def _unmaterialized(database: Database, view: FeatureView, table: Table) -> Iterator[pd.DataFrame]:

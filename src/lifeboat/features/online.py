@@ -169,7 +169,7 @@ class RedisOnlineStore(OnlineStore):
     the URL's query string (`?socket_timeout=2`) override these defaults.
     """
 
-    outages = (redis.ConnectionError, redis.TimeoutError)
+    outages = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.InvalidResponse)
 
     def __init__(self, url: str, ttl_seconds: int | None = None) -> None:
         super().__init__(_redact(url), ttl_seconds)
