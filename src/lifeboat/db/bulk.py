@@ -55,9 +55,10 @@ def deferred_primary_key(session: Session, table: Table) -> Iterator[LoadPlan]:
     repeated under it: a load that committed while this one waited is then seen. Rebuilding
     fails, and rolls the whole load back, if a duplicate got in anyway, so none ever stays.
     """
-    constraint = None if has_rows(session, table) else _primary_key_name(session, table)
+    loaded = has_rows(session, table)
+    constraint = None if loaded else _primary_key_name(session, table)
     if constraint is None:
-        yield LoadPlan(check_loaded=has_rows(session, table), key_indexed=True)
+        yield LoadPlan(check_loaded=loaded, key_indexed=True)
         return
     key = _key_column(table).name
     session.execute(text(f'ALTER TABLE "{table.name}" DROP CONSTRAINT "{constraint}"'))
@@ -79,13 +80,12 @@ def loaded_keys(session: Session, table: Table, keys: pd.Series) -> set[str]:
     if keys.empty:
         return set()
     key = _key_column(table)
-    keys_json = json.dumps(keys.tolist())
     dialect = session.get_bind().dialect.name
     if dialect not in _KEYS_IN_JSON:
         return set(session.scalars(select(key).where(key.in_(keys.tolist()))))
     query = text(f'SELECT "{key.name}" FROM "{table.name}" WHERE "{key.name}" IN '
                  f"({_KEYS_IN_JSON[dialect]})")
-    return set(session.scalars(query, {"keys": keys_json}))
+    return set(session.scalars(query, {"keys": json.dumps(keys.tolist())}))
 
 
 def insert_rows(session: Session, table: Table, frame: pd.DataFrame, constants: dict[str, Any],

@@ -4,13 +4,13 @@ the loaded champion."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database
 from lifeboat.errors import NoChampionError
-from lifeboat.features import OnlineStore, OnlineStoreUnavailable, feature_view
+from lifeboat.features import FeatureView, OnlineStore, OnlineStoreUnavailable, feature_view
 from lifeboat.registry import ModelRegistry
 from lifeboat.serving.predictor import Predictor
 
@@ -26,10 +26,14 @@ class ServiceState:
     store: OnlineStore
     predictor: Predictor | None = None
     model_error: str | None = None
+    view: FeatureView = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.view = feature_view(self.spec)  # what this code computes, fixed for the process
 
     def load_champion(self) -> None:
         """Loads the champion; without a usable one the service still starts and says why in /ready."""
-        view = feature_view(self.spec)
+        view = self.view
         try:
             version, model = self.registry.load_champion()
         except NoChampionError as exc:
@@ -52,7 +56,7 @@ class ServiceState:
         A store that lacks the served view version is a setup error (not ready). A store
         that is down only stops entity-id requests: records still score, so still ready.
         """
-        view = feature_view(self.spec)
+        view = self.view
         try:
             held = self.store.columns(view.key)
         except OnlineStoreUnavailable as exc:
