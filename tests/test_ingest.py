@@ -33,6 +33,18 @@ def test_bundled_titanic_loads_once(database: Database, titanic: DatasetSpec, zo
         "passenger_id"]
 
 
+def test_derived_passenger_ids_never_change(database: Database, titanic: DatasetSpec,
+                                            zone: LandingZone) -> None:
+    """Ids live on in the tables, the feature store and the prediction log: a new release
+    that derived other ids would load every passenger a second time."""
+    ingest_file(database, titanic, str(titanic.bundled_path()), zone)
+    table = dataset_table(titanic)
+    with database.session() as session:
+        allen = session.scalar(select(table.c.passenger_id).where(
+            table.c.name == "Allen, Miss. Elisabeth Walton", table.c.ticket == "24160"))
+    assert allen == "9e03420f8fc86fef"
+
+
 def test_same_rows_under_another_name_add_nothing(database: Database, titanic: DatasetSpec, zone: LandingZone,
                                                    tmp_path: Path) -> None:
     original = titanic.bundled_path().read_text()

@@ -4,11 +4,10 @@ from lifeboat.validation.issues import FileRejected, RowIssue
 from lifeboat.validation.rules import (
     ISSUE_COLUMNS,
     ValidatedChunk,
-    entity_keys,
     malformed_issues,
     reject_loaded_keys,
     validate_chunk,
 )
 
-__all__ = ["ISSUE_COLUMNS", "FileRejected", "RowIssue", "ValidatedChunk", "entity_keys",
+__all__ = ["ISSUE_COLUMNS", "FileRejected", "RowIssue", "ValidatedChunk",
            "malformed_issues", "reject_loaded_keys", "validate_chunk"]
