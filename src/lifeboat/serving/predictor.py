@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from lifeboat.datasets import DatasetSpec
@@ -33,7 +34,12 @@ class Predictor:
     def predict(self, records: list[dict[str, Any]], source: str) -> list[Prediction]:
         """Scores records in one call to the model; every result is ready to be logged."""
         started = time.perf_counter()
-        return self._score(self.view.from_records(records), records, source, started)
+        return self._predictions(self.probabilities(records), records, source, started)
+
+    def probabilities(self, records: list[dict[str, Any]] | pd.DataFrame) -> np.ndarray:
+        """The positive class's probability per raw record: the one scoring path of every
+        route and of batch scoring."""
+        return self.model.predict_proba(self.view.from_records(records))[:, 1]
 
     def predict_entities(self, store: OnlineStore, entity_ids: Sequence[str],
                          source: str) -> EntityScores:
@@ -48,12 +54,12 @@ class Predictor:
             return EntityScores([], unknown)
         features = self.view.from_rows([vector for _, vector in found])
         inputs = [{"entity_id": entity_id} for entity_id, _ in found]
-        return EntityScores(self._score(features, inputs, source, started), unknown)
-
-    def _score(self, features: pd.DataFrame, inputs: list[dict[str, Any]], source: str,
-               started: float) -> list[Prediction]:
-        created_at = utcnow()
         probabilities = self.model.predict_proba(features)[:, 1]
+        return EntityScores(self._predictions(probabilities, inputs, source, started), unknown)
+
+    def _predictions(self, probabilities: np.ndarray, inputs: list[dict[str, Any]], source: str,
+                started: float) -> list[Prediction]:
+        created_at = utcnow()
         latency_ms = (time.perf_counter() - started) * 1000
         return [
             self._prediction(given, float(probability), source, created_at, latency_ms)
