@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -40,6 +40,18 @@ class Settings(BaseSettings):
         default=None,
         ge=1,
         description="Online feature vectors expire this long after they are written; default: never.",
+    )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="Bearer key for the admin routes (promote, retrain); unset: they are refused.",
+    )
+    max_request_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024,
+        description="Larger request bodies get a 413 before they are read.",
+    )
+    model_poll_seconds: float = Field(
+        default=5.0, gt=0,
+        description="How often the service checks the registry for a new champion to load.",
     )
     host: str = "127.0.0.1"
     port: int = 8000

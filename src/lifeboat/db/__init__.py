@@ -1,13 +1,14 @@
 """Relational storage: one Database handle, Alembic-migrated system tables, spec-derived data tables."""
 
 from lifeboat.db.migrate import upgrade
-from lifeboat.db.models import Base, IngestionIssue, IngestionRun, Prediction
+from lifeboat.db.models import Base, Feedback, IngestionIssue, IngestionRun, Prediction
 from lifeboat.db.session import Database
 from lifeboat.db.tables import dataset_table, ensure_dataset_table
 
 __all__ = [
     "Base",
     "Database",
+    "Feedback",
     "IngestionIssue",
     "IngestionRun",
     "Prediction",

@@ -87,3 +87,17 @@ class Prediction(Base):
     model_name: Mapped[str] = mapped_column(String(200))
     model_version: Mapped[str] = mapped_column(String(20))
     latency_ms: Mapped[float] = mapped_column(Float)
+
+
+class Feedback(Base):
+    """The true outcome of a logged prediction, once someone knows it: live accuracy's input.
+
+    One per prediction; a later answer replaces an earlier one.
+    """
+
+    __tablename__ = "feedback"
+
+    prediction_id: Mapped[str] = mapped_column(
+        ForeignKey("predictions.id", ondelete="CASCADE"), primary_key=True)
+    actual: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -1,6 +1,12 @@
-"""Ingestion: land a source file in the dataset's table, exactly once, bad rows set aside."""
+"""Ingestion: land a source file in the dataset's table, exactly once, bad rows set aside.
 
-from lifeboat.ingest.landing import LandingZone
+The file reader and the CSV export guard are public too: batch scoring and CSV uploads
+read and write files the same way ingestion does.
+"""
+
+from lifeboat.ingest.landing import LandingZone, defuse_formulas
 from lifeboat.ingest.loader import IngestReport, ingest_file, row_count
+from lifeboat.ingest.reader import FileChunks, read_chunks
 
-__all__ = ["IngestReport", "LandingZone", "ingest_file", "row_count"]
+__all__ = ["FileChunks", "IngestReport", "LandingZone", "defuse_formulas", "ingest_file",
+           "read_chunks", "row_count"]

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Select, func, select
 
-from lifeboat.db import Database, Prediction
+from lifeboat.db import Database, Feedback, Prediction
+from lifeboat.db.models import utcnow
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -17,6 +18,16 @@ def as_utc(moment: datetime) -> datetime:
 def save(database: Database, predictions: list[Prediction]) -> None:
     with database.session() as session:
         session.add_all(predictions)
+
+
+def save_feedback(database: Database, prediction_id: str, actual: int) -> int | None:
+    """Stores the true outcome (a later answer replaces an earlier one); returns what was
+    predicted, or None when no logged prediction has this id."""
+    with database.session() as session:
+        predicted = session.scalar(select(Prediction.prediction).where(Prediction.id == prediction_id))
+        if predicted is not None:
+            session.merge(Feedback(prediction_id=prediction_id, actual=actual, received_at=utcnow()))
+    return predicted
 
 
 def past_predictions(database: Database, *, dataset: str, source: str | None = None,

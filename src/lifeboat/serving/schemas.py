@@ -54,12 +54,22 @@ class ModelRef(BaseModel):
     version: str
 
 
+class Contribution(BaseModel):
+    feature: str
+    value: Any
+    effect: float = Field(description="Probability with this value minus with the value left "
+                                      "out (the model's learned default): > 0 pushed it up.")
+
+
 class PredictionOut(BaseModel):
     id: str
     entity_id: str | None = Field(None, description="Set when scored by entity id.")
     prediction: int
     label: str
     probability: float = Field(description="Probability of the positive class.")
+    contributions: list[Contribution] | None = Field(
+        None, description='With "explain": true: which given fields pushed the probability '
+                          "up or down, largest effect first.")
 
 
 class EntityError(BaseModel):
@@ -103,3 +113,32 @@ class ModelInfo(BaseModel):
     run_id: str
     aliases: list[str]
     metrics: dict[str, float]
+
+
+class ModelVersionOut(BaseModel):
+    name: str
+    version: str
+    created_at: datetime
+    aliases: list[str]
+    metrics: dict[str, float]
+    feature_view: str | None
+    is_champion: bool
+    serving: bool = Field(description="Whether this process is scoring with it right now.")
+
+
+class ModelsPage(BaseModel):
+    champion: str | None
+    serving: str | None
+    versions: list[ModelVersionOut]
+
+
+class FeedbackIn(BaseModel):
+    id: str = Field(min_length=1, max_length=36, description="The prediction's id.")
+    actual: Literal[0, 1]
+
+
+class FeedbackOut(BaseModel):
+    id: str
+    actual: int
+    prediction: int
+    correct: bool

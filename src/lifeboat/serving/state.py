@@ -1,9 +1,10 @@
 """What the running service holds: settings, the database, the spec, the online store and
-the loaded champion."""
+the loaded champion, which a background watcher swaps when the registry's alias moves."""
 
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 
 from lifeboat.config import Settings
@@ -11,8 +12,12 @@ from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database
 from lifeboat.errors import NoChampionError
 from lifeboat.features import FeatureView, OnlineStore, OnlineStoreUnavailable, feature_view
+from lifeboat.db import Prediction
+from lifeboat.orchestration import retrain
 from lifeboat.registry import ModelRegistry
+from lifeboat.serving import history
 from lifeboat.serving.predictor import Predictor
+from lifeboat.serving.retraining import RetrainJob
 
 log = logging.getLogger(__name__)
 
@@ -27,28 +32,70 @@ class ServiceState:
     predictor: Predictor | None = None
     model_error: str | None = None
     view: FeatureView = field(init=False)
+    retraining: RetrainJob = field(init=False)
+    _loading: threading.Lock = field(init=False, default_factory=threading.Lock)
+    _stopping: threading.Event = field(init=False, default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self.view = feature_view(self.spec)  # what this code computes, fixed for the process
+        self.retraining = RetrainJob(
+            lambda: retrain(self.settings, self.database, self.spec), self.load_champion)
 
-    def load_champion(self) -> None:
-        """Loads the champion; without a usable one the service still starts and says why in /ready."""
-        view = self.view
-        try:
-            version, model = self.registry.load_champion()
-        except NoChampionError as exc:
-            self.predictor, self.model_error = None, str(exc)
-            log.warning("%s", exc)
-            return
-        if version.feature_view != view.label:
-            self.predictor = None
-            self.model_error = (f"{version.name} v{version.version} was trained on features "
-                                f"{version.feature_view}, but this code computes {view.label}: "
-                                "run `lifeboat train --promote`")
-            log.warning("%s", self.model_error)
-            return
-        self.predictor, self.model_error = Predictor(self.spec, model, version, view), None
-        log.info("serving %s version %s on features %s", version.name, version.version, view.label)
+    def record(self, predictions: list[Prediction]) -> None:
+        """Logs served predictions: every route goes through here."""
+        history.save(self.database, predictions)
+
+    def load_champion(self) -> bool:
+        """Loads the champion if it is not the one serving; True when the model changed.
+
+        Requests keep the predictor they started with: the new one replaces it in a single
+        assignment once fully loaded, so no request fails or waits on a load. Without a
+        usable champion the service keeps what it has (or nothing) and says why in /ready.
+        """
+        with self._loading:
+            try:
+                champion = self.registry.champion()
+                if champion is None:
+                    raise NoChampionError(f"{self.registry.name} has no champion yet: run "
+                                          "`lifeboat train --promote` or `lifeboat up`")
+                if self.predictor and self.predictor.version.version == champion.version:
+                    return False
+                if champion.feature_view != self.view.label:
+                    self._unusable(f"{champion.name} v{champion.version} was trained on features "
+                                   f"{champion.feature_view}, but this code computes "
+                                   f"{self.view.label}: run `lifeboat train --promote`")
+                    return False
+                model = self.registry.load(champion.version)
+            except NoChampionError as exc:
+                self._unusable(str(exc))
+                return False
+            self.predictor = Predictor(self.spec, model, champion, self.view)
+            self.model_error = None
+        log.info("serving %s version %s on features %s", champion.name, champion.version,
+                 self.view.label)
+        return True
+
+    def _unusable(self, reason: str) -> None:
+        if reason != self.model_error:
+            log.warning("%s", reason)
+        self.model_error = reason
+
+    def watch_champion(self) -> threading.Thread:
+        """Polls the registry in the background, so a promotion made anywhere (CLI, API,
+        a retrain) reaches this process within `model_poll_seconds`."""
+        thread = threading.Thread(target=self._watch, name="lifeboat-champion-watch", daemon=True)
+        thread.start()
+        return thread
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(self.settings.model_poll_seconds):
+            try:
+                self.load_champion()
+            except Exception:  # the registry may be briefly unreachable; try again next tick
+                log.exception("checking the registry for a new champion failed")
+
+    def stop(self) -> None:
+        self._stopping.set()
 
     def feature_check(self) -> tuple[str, bool]:
         """The online store's state, and whether it keeps the service from being ready.

@@ -1,0 +1,37 @@
+"""Liveness, readiness and the Prometheus exposition."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from lifeboat.serving.deps import Service
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/health", summary="The process is up")
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/ready", summary="Model loaded, database reachable, features available")
+def ready(service: Service) -> JSONResponse:
+    features, features_ready = service.feature_check()
+    checks = {
+        "model": "ok" if service.predictor else (service.model_error or "not loaded"),
+        "database": "ok" if service.database.ping() else "unreachable",
+        "features": features,
+    }
+    is_ready = features_ready and checks["model"] == checks["database"] == "ok"
+    body = {"status": "ready" if is_ready else "not ready", "checks": checks}
+    if service.predictor:
+        body["model"] = {"name": service.predictor.version.name,
+                         "version": service.predictor.version.version}
+    return JSONResponse(body, status_code=200 if is_ready else 503)

@@ -1,0 +1,206 @@
+"""Scoring routes: `/predict` (one record, records, or entity ids) and `/predict/csv`."""
+
+from __future__ import annotations
+
+import io
+from typing import Annotated, Any
+
+import pandas as pd
+from fastapi import APIRouter, Body, File, HTTPException, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+from lifeboat.datasets import DatasetSpec
+from lifeboat.features import OnlineStoreUnavailable
+from lifeboat.ingest import defuse_formulas, read_chunks
+from lifeboat.serving.deps import Service, serving_predictor
+from lifeboat.serving.explain import MAX_EXPLAINED, contributions
+from lifeboat.serving.predictor import Predictor
+from lifeboat.serving.schemas import (
+    EntityError,
+    ModelRef,
+    PredictionOut,
+    PredictResponse,
+    Source,
+)
+from lifeboat.serving.state import ServiceState
+from lifeboat.validation import FileRejected
+
+MAX_RECORDS = 10_000
+_CSV = "text/csv"
+
+
+def predict_router(spec: DatasetSpec, record: type[BaseModel]) -> APIRouter:
+    router = APIRouter(tags=["predict"])
+    one = TypeAdapter(record)
+    many = TypeAdapter(Annotated[list[record], Field(min_length=1)])
+    flags = _Flags(TypeAdapter(Source), TypeAdapter(bool))
+    entity_ids = TypeAdapter(Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]],
+                                       Field(min_length=1, max_length=MAX_RECORDS)])
+
+    @router.post(
+        "/predict",
+        response_model=PredictResponse,
+        response_model_exclude_none=True,
+        openapi_extra={"requestBody": {"required": True, "content": {
+            "application/json": {"schema": _request_schema(record)}}}},
+        summary='Score one raw record, {"records": [...]}, or {"entity_ids": [...]}',
+    )
+    def predict(service: Service, payload: Any = Body(...)) -> PredictResponse:  # noqa: B008
+        predictor = serving_predictor(service)
+        body, source, explain = flags.split(payload)
+        if "entity_ids" in body:
+            ids = _validated(entity_ids, body["entity_ids"], ("body", "entity_ids"))
+            predictions, errors = _score_entities(service, predictor, ids, source)
+            return _response(service, predictor, predictions, errors)
+        records = _parse_records(body, one, many)
+        if explain and len(records) > MAX_EXPLAINED:
+            raise HTTPException(413, detail=f"at most {MAX_EXPLAINED} records per explained request")
+        predictions = predictor.predict(records, source)
+        explained = [contributions(predictor, r) for r in records] if explain else None
+        return _response(service, predictor, predictions, [], explained)
+
+    @router.post(
+        "/predict/csv",
+        response_model=PredictResponse,
+        response_model_exclude_none=True,
+        responses={200: {"content": {_CSV: {}}}},
+        summary="Score every row of an uploaded CSV (JSON back, or CSV with Accept: text/csv)",
+    )
+    def predict_csv(request: Request, service: Service,
+                    file: Annotated[UploadFile, File(description="CSV with a header row")],
+                    source: Annotated[Source, Query()] = "api") -> Any:
+        predictor = serving_predictor(service)
+        rows = _uploaded_rows(spec, file)
+        records = _validated_rows(many, rows, _records_of(spec, rows))
+        predictions = predictor.predict([r.model_dump() for r in records], source)
+        if _CSV in request.headers.get("accept", ""):
+            service.record(predictions)
+            return _csv_response(spec, rows, predictions, file.filename)
+        return _response(service, predictor, predictions, [])
+
+    return router
+
+
+class _Flags:
+    """Pulls the request-level fields (`source`, `explain`) off a /predict body."""
+
+    def __init__(self, sources: TypeAdapter, booleans: TypeAdapter) -> None:
+        self.sources, self.booleans = sources, booleans
+
+    def split(self, payload: Any) -> tuple[dict[str, Any], str, bool]:
+        if not isinstance(payload, dict):
+            raise RequestValidationError([{"type": "dict_type", "loc": ("body",), "input": payload,
+                                           "msg": "Input should be a JSON object"}])
+        body = dict(payload)
+        source = _validated(self.sources, body.pop("source", "api"), ("body", "source"))
+        explain = _validated(self.booleans, body.pop("explain", False), ("body", "explain"))
+        return body, source, explain
+
+
+def _response(service: ServiceState, predictor: Predictor, predictions: list, errors: list,
+              explained: list | None = None) -> PredictResponse:
+    service.record(predictions)
+    return PredictResponse(
+        model=ModelRef(name=predictor.version.name, version=predictor.version.version),
+        predictions=[PredictionOut(id=p.id, entity_id=p.input.get("entity_id"),
+                                   prediction=p.prediction, label=p.label,
+                                   probability=p.probability,
+                                   contributions=explained[i] if explained else None)
+                     for i, p in enumerate(predictions)],
+        errors=errors,
+    )
+
+
+def _score_entities(service: ServiceState, predictor: Predictor, ids: list[str],
+                    source: str) -> tuple[list, list[EntityError]]:
+    try:
+        scores = predictor.predict_entities(service.store, ids, source)
+    except OnlineStoreUnavailable as exc:
+        raise HTTPException(503, detail=str(exc)) from None
+    missing = f"no features {predictor.view.label} for this id in the online store"
+    return scores.predictions, [EntityError(entity_id=i, error=missing) for i in scores.unknown]
+
+
+def _parse_records(body: dict[str, Any], one: TypeAdapter, many: TypeAdapter) -> list[dict[str, Any]]:
+    """A single record or {"records": [...]}; each bad field is named in the 422."""
+    if "records" not in body:
+        return [_validated(one, body, ("body",)).model_dump()]
+    if isinstance(body["records"], list) and len(body["records"]) > MAX_RECORDS:
+        raise HTTPException(413, detail=f"at most {MAX_RECORDS} records per request")
+    return [item.model_dump() for item in _validated(many, body["records"], ("body", "records"))]
+
+
+def _validated(adapter: TypeAdapter, value: Any, location: tuple[Any, ...]) -> Any:
+    try:
+        return adapter.validate_python(value)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": (*location, *error["loc"])} for error in exc.errors()]
+        ) from None
+
+
+def _validated_rows(many: TypeAdapter, rows: pd.DataFrame, records: list[dict[str, Any]]) -> list:
+    """Like `_validated`, but a bad cell is named by the file's row number, as a user sees it."""
+    try:
+        return many.validate_python(records)
+    except ValidationError as exc:
+        file_rows = rows["row"].tolist()
+        raise RequestValidationError([
+            {**error, "loc": ("body", "file", f"row {file_rows[error['loc'][0]]}", *error["loc"][1:])}
+            for error in exc.errors()]) from None
+
+
+def _uploaded_rows(spec: DatasetSpec, upload: UploadFile) -> pd.DataFrame:
+    """The upload read as ingestion reads files (any delimiter, encoding, column spelling);
+    a line that cannot be split into the header's columns is a 422, not a silent skip."""
+    content = upload.file.read()
+    try:
+        chunks = read_chunks(lambda: io.BytesIO(content), spec, chunk_rows=MAX_RECORDS + 1)
+        rows = next(iter(chunks.chunks))
+    except FileRejected as rejected:
+        raise RequestValidationError([{"type": "value_error", "loc": ("body", "file"),
+                                       "msg": f"not a usable CSV file: {rejected.reason}",
+                                       "input": upload.filename}]) from None
+    if len(rows) > MAX_RECORDS:
+        raise HTTPException(413, detail=f"at most {MAX_RECORDS} rows per upload")
+    if chunks.malformed:
+        raise RequestValidationError([
+            {"type": "value_error", "loc": ("body", "file", line.row), "input": line.text,
+             "msg": "the line does not split into the header's columns"}
+            for line in chunks.malformed])
+    return rows.reset_index(drop=True)
+
+
+def _records_of(spec: DatasetSpec, rows: pd.DataFrame) -> list[dict[str, Any]]:
+    inputs = rows[spec.input_columns].astype(object)
+    return [{name: value for name, value in record.items() if isinstance(value, str)}
+            for record in inputs.to_dict("records")]
+
+
+def _csv_response(spec: DatasetSpec, rows: pd.DataFrame, predictions: list,
+                  filename: str | None) -> Response:
+    given = [name for name in (spec.entity.key, *spec.input_columns) if rows[name].notna().any()]
+    table = rows[given].assign(
+        prediction_id=[p.id for p in predictions],
+        prediction=[p.prediction for p in predictions],
+        label=[p.label for p in predictions],
+        probability=[p.probability for p in predictions],
+    )
+    stem = (filename or "upload").rsplit(".", 1)[0] or "upload"
+    return Response(defuse_formulas(table).to_csv(index=False), media_type=_CSV, headers={
+        "Content-Disposition": f'attachment; filename="{stem}.predictions.csv"'})
+
+
+def _request_schema(record: type[BaseModel]) -> dict[str, Any]:
+    source = {"type": "string", "enum": list(Source.__args__)}
+    reference = {"$ref": f"#/components/schemas/{record.__name__}"}
+    return {"oneOf": [
+        reference,
+        {"type": "object", "required": ["records"], "properties": {
+            "records": {"type": "array", "items": reference}, "source": source,
+            "explain": {"type": "boolean"}}},
+        {"type": "object", "required": ["entity_ids"], "properties": {
+            "entity_ids": {"type": "array", "items": {"type": "string"}}, "source": source}},
+    ]}

@@ -1,0 +1,49 @@
+"""What was predicted, and what really happened: the prediction log and its feedback."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+
+from lifeboat.serving import history
+from lifeboat.serving.deps import Service
+from lifeboat.serving.schemas import (
+    FeedbackIn,
+    FeedbackOut,
+    PastPrediction,
+    PastPredictionsPage,
+    Source,
+)
+
+router = APIRouter(tags=["predictions"])
+
+
+@router.get("/past-predictions", response_model=PastPredictionsPage,
+            summary="Logged predictions, newest first")
+def past_predictions(
+    service: Service,
+    source: Source | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> PastPredictionsPage:
+    total, rows = history.past_predictions(
+        service.database, dataset=service.spec.name, source=source, since=since,
+        until=until, limit=limit, offset=offset,
+    )
+    items = [PastPrediction.model_validate(row) for row in rows]
+    return PastPredictionsPage(total=total, limit=limit, offset=offset, items=items)
+
+
+@router.post("/feedback", response_model=FeedbackOut,
+             responses={404: {"description": "No logged prediction has this id"}},
+             summary="The true outcome of a logged prediction (for live accuracy)")
+def feedback(given: FeedbackIn, service: Service) -> FeedbackOut:
+    predicted = history.save_feedback(service.database, given.id, given.actual)
+    if predicted is None:
+        raise HTTPException(404, detail=f"no logged prediction has id {given.id!r}")
+    return FeedbackOut(id=given.id, actual=given.actual, prediction=predicted,
+                       correct=predicted == given.actual)
