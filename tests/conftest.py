@@ -83,20 +83,25 @@ def zone(tmp_path: Path) -> LandingZone:
     return LandingZone(str(tmp_path / "landing"))
 
 
-@pytest.fixture(scope="session")
-def trained_settings(tmp_path_factory: pytest.TempPathFactory, titanic: DatasetSpec) -> Settings:
-    """A home with the bundled data loaded and a champion trained once for the whole session."""
-    settings = make_settings(tmp_path_factory.mktemp("trained") / "home")
+def trained_home(home: Path, spec: DatasetSpec) -> Settings:
+    """A home with the bundled data loaded, features materialized and a champion trained."""
+    settings = make_settings(home)
     settings.ensure_home()
     db = Database(settings.db_url)
     upgrade(db)
-    ingest_file(db, titanic, str(titanic.bundled_path()), LandingZone(settings.landing_url))
+    ingest_file(db, spec, str(spec.bundled_path()), LandingZone(settings.landing_url))
     store = open_online_store(settings.online_store_url)
-    materialize(db, titanic, store)
+    materialize(db, spec, store)
     store.close()
-    train(settings, db, titanic, promote=True)
+    train(settings, db, spec, promote=True)
     db.dispose()
     return settings
+
+
+@pytest.fixture(scope="session")
+def trained_settings(tmp_path_factory: pytest.TempPathFactory, titanic: DatasetSpec) -> Settings:
+    """One trained home for the whole session; tests that change its registry make their own."""
+    return trained_home(tmp_path_factory.mktemp("trained") / "home", titanic)
 
 
 REDIS_URL = os.environ.get("LIFEBOAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

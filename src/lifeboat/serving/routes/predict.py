@@ -174,9 +174,22 @@ def _uploaded_rows(spec: DatasetSpec, upload: UploadFile) -> pd.DataFrame:
 
 
 def _records_of(spec: DatasetSpec, rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """CSV text as JSON would carry it: numbers where they parse, text otherwise (which the
+    record model then reports), blank cells left out."""
+    kinds = {name: spec.columns[name].type for name in spec.input_columns}
     inputs = rows[spec.input_columns].astype(object)
-    return [{name: value for name, value in record.items() if isinstance(value, str)}
-            for record in inputs.to_dict("records")]
+    return [{name: _as_json_value(value, kinds[name]) for name, value in record.items()
+             if isinstance(value, str)} for record in inputs.to_dict("records")]
+
+
+def _as_json_value(text: str, kind: str) -> Any:
+    if kind == "string":
+        return text
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return int(number) if kind == "integer" and number.is_integer() else number
 
 
 def _csv_response(spec: DatasetSpec, rows: pd.DataFrame, predictions: list,

@@ -1,0 +1,184 @@
+"""The service's routes beyond /predict: CSV upload, explanations, models and the admin
+actions, feedback, the size limit and hot reload of a new champion."""
+
+import csv
+import io
+import time
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from conftest import trained_home
+from lifeboat.config import Settings
+from lifeboat.datasets import DatasetSpec
+from lifeboat.registry import ModelRegistry
+from lifeboat.serving import create_app
+
+KEY = "s3cret-admin-key"
+CSV_ROWS = """PassengerId,Pclass,Name,Sex,Age,SibSp,Parch,Ticket,Fare,Cabin,Embarked
+1,3,"Braund, Mr. Owen Harris",male,22,1,0,A/5 21171,7.25,,S
+2,1,"Cumings, Mrs. John Bradley (Florence Briggs Thayer)",female,38,1,0,PC 17599,71.2833,C85,C
+3,3,"=HYPERLINK(""http://x""), Miss. Laina",female,,0,0,STON/O2. 3101282,7.925,,S
+"""
+WOMAN = {"pclass": 1, "name": "Allen, Miss. Elisabeth Walton", "sex": "female", "age": 29,
+         "fare": 211.34, "embarked": "S"}
+
+
+@pytest.fixture
+def client(trained_settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(trained_settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def own_home(tmp_path_factory: pytest.TempPathFactory, titanic: DatasetSpec) -> Settings:
+    """A registry these tests may change (promote, retrain) without touching the session's."""
+    return trained_home(tmp_path_factory.mktemp("admin") / "home", titanic)
+
+
+@pytest.fixture
+def admin(own_home: Settings) -> Iterator[TestClient]:
+    settings = own_home.model_copy(update={"api_key": SecretStr(KEY), "model_poll_seconds": 0.2})
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def _upload(client: TestClient, content: str, **headers: str):
+    return client.post("/predict/csv", params={"source": "webapp"}, headers=headers,
+                       files={"file": ("passengers.csv", content.encode(), "text/csv")})
+
+
+def test_a_csv_upload_scores_every_row_in_order_and_logs_them(client: TestClient) -> None:
+    response = _upload(client, CSV_ROWS)
+    assert response.status_code == 200
+    predictions = response.json()["predictions"]
+    assert len(predictions) == 3
+    single = client.post("/predict", json={"Pclass": 1, "Name": "Cumings, Mrs. John Bradley "
+                                           "(Florence Briggs Thayer)", "Sex": "female", "Age": 38,
+                                           "SibSp": 1, "Parch": 0, "Ticket": "PC 17599",
+                                           "Fare": 71.2833, "Cabin": "C85", "Embarked": "C"})
+    assert predictions[1]["probability"] == pytest.approx(single.json()["predictions"][0]["probability"])
+    logged = {item["id"] for item in client.get("/past-predictions",
+                                                params={"source": "webapp"}).json()["items"]}
+    assert {p["id"] for p in predictions} <= logged
+
+
+def test_a_csv_upload_can_come_back_as_csv_with_formulas_defused(client: TestClient) -> None:
+    response = _upload(client, CSV_ROWS, accept="text/csv")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert 'filename="passengers.predictions.csv"' in response.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert [row["passenger_id"] for row in rows] == ["1", "2", "3"]
+    assert rows[2]["name"].startswith("'=HYPERLINK")
+    assert all(0 <= float(row["probability"]) <= 1 and row["prediction_id"] for row in rows)
+
+
+@pytest.mark.parametrize(("content", "location"), [
+    (CSV_ROWS.replace(",male,22,", ",male,old,"), ["body", "file", "row 1", "age"]),
+    (CSV_ROWS.replace("1,3,", "1,7,", 1), ["body", "file", "row 1", "pclass"]),
+    (CSV_ROWS + "4,3,too,few\n", ["body", "file", 4]),
+    ("Pclass,Name\n", ["body", "file"]),
+    ("\x89PNG\r\n\x1a\n\x00\x00binary", ["body", "file"]),
+])
+def test_a_bad_upload_is_a_422_naming_the_row_and_field(client: TestClient, content: str,
+                                                         location: list) -> None:
+    response = _upload(client, content)
+    assert response.status_code == 422
+    assert location in [error["loc"] for error in response.json()["detail"]]
+
+
+def test_explain_says_which_fields_pushed_the_probability(client: TestClient) -> None:
+    prediction, = client.post("/predict", json={**WOMAN, "explain": True}).json()["predictions"]
+    effects = {c["feature"]: c["effect"] for c in prediction["contributions"]}
+    assert set(effects) == set(WOMAN)
+    assert effects["sex"] > 0.05  # a first-class woman: her sex raised her odds
+    ordered = [abs(c["effect"]) for c in prediction["contributions"]]
+    assert ordered == sorted(ordered, reverse=True)
+    plain, = client.post("/predict", json=WOMAN).json()["predictions"]
+    assert "contributions" not in plain and plain["probability"] == prediction["probability"]
+
+
+def test_models_lists_versions_with_the_champion_marked(client: TestClient) -> None:
+    page = client.get("/models").json()
+    assert page["champion"] == page["serving"] == "1"
+    version, = page["versions"]
+    assert version["is_champion"] and version["serving"]
+    assert version["metrics"]["test_accuracy"] > 0.7
+    assert version["feature_view"].startswith("passenger_profile@")
+
+
+def test_admin_routes_are_refused_without_a_configured_key(client: TestClient) -> None:
+    assert client.post("/models/1/promote", headers={"Authorization": f"Bearer {KEY}"}).status_code == 403
+    assert client.post("/retrain").status_code == 403
+
+
+def test_admin_routes_need_the_right_key(admin: TestClient) -> None:
+    assert admin.post("/models/1/promote").status_code == 401
+    assert admin.post("/models/1/promote", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert admin.post("/retrain", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    missing = admin.post("/models/99/promote", headers={"Authorization": f"Bearer {KEY}"})
+    assert missing.status_code == 404
+
+
+def test_retrain_registers_a_challenger_and_the_service_serves_the_champion(
+        admin: TestClient, own_home: Settings) -> None:
+    auth = {"Authorization": f"Bearer {KEY}"}
+    started = admin.post("/retrain", headers=auth)
+    assert started.status_code == 202 and started.json()["state"] == "running"
+    assert admin.post("/retrain", headers=auth).status_code == 409  # not twice at once
+    status = _wait_for(lambda: admin.get("/retrain").json(), lambda s: s["state"] != "running")
+    assert status["state"] == "succeeded", status
+    assert status["version"] == "2" and status["reason"]
+    champion = ModelRegistry(own_home, "lifeboat-titanic").champion().version
+    assert admin.get("/model").json()["version"] == champion
+
+    promoted = admin.post("/models/2/promote", headers=auth).json()
+    assert promoted["is_champion"] and promoted["serving"]
+    assert admin.get("/model").json()["version"] == "2"
+
+
+def test_a_promotion_made_elsewhere_is_picked_up_without_a_restart(
+        admin: TestClient, own_home: Settings) -> None:
+    registry = ModelRegistry(own_home, "lifeboat-titanic")
+    if len(registry.versions()) < 2:
+        pytest.fail("needs the version the retrain test registers; run the module whole")
+    other = next(v.version for v in registry.versions() if not v.is_champion)
+    registry.promote(other)  # as `lifeboat promote` in another process would
+    served = _wait_for(lambda: admin.get("/model").json()["version"], lambda v: v == other)
+    assert served == other
+
+
+def test_feedback_records_the_true_outcome(client: TestClient) -> None:
+    prediction, = client.post("/predict", json=WOMAN).json()["predictions"]
+    answer = client.post("/feedback", json={"id": prediction["id"], "actual": 1})
+    assert answer.status_code == 200
+    assert answer.json() == {"id": prediction["id"], "actual": 1,
+                             "prediction": prediction["prediction"],
+                             "correct": prediction["prediction"] == 1}
+    again = client.post("/feedback", json={"id": prediction["id"], "actual": 0}).json()
+    assert again["actual"] == 0
+    assert client.post("/feedback", json={"id": "no-such-id", "actual": 1}).status_code == 404
+    bad = client.post("/feedback", json={"id": prediction["id"], "actual": 2})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "actual"]
+
+
+def test_oversized_bodies_get_a_413_before_being_read(trained_settings: Settings) -> None:
+    settings = trained_settings.model_copy(update={"max_request_bytes": 2048})
+    with TestClient(create_app(settings)) as small:
+        big = {"records": [WOMAN] * 100}
+        assert small.post("/predict", json=big).status_code == 413
+        assert _upload(small, CSV_ROWS * 30).status_code == 413
+        assert small.post("/predict", json=WOMAN).status_code == 200
+
+
+def _wait_for(read, done, timeout: float = 300.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = read()
+        if done(value):
+            return value
+        time.sleep(0.2)
+    return value
