@@ -182,3 +182,15 @@ def _wait_for(read, done, timeout: float = 300.0):
             return value
         time.sleep(0.2)
     return value
+
+
+def test_the_monitoring_summary_counts_predictions_and_ingestion_quality(client: TestClient) -> None:
+    client.post("/predict", json={"records": [WOMAN, WOMAN, {**WOMAN, "sex": "male", "pclass": 3,
+                                                             "name": "Doe, Mr. John"}]})
+    summary = client.get("/monitoring/summary").json()
+    total = client.get("/past-predictions", params={"limit": 1}).json()["total"]
+    assert sum(point["count"] for point in summary["predictions_over_time"]) == total
+    assert {point["label"] for point in summary["predictions_over_time"]} <= {"survived", "died"}
+    assert len(summary["probabilities"]) == total
+    first_run = summary["quality"][0]
+    assert (first_run["rows_total"], first_run["rows_loaded"], first_run["invalid_share"]) == (1309, 1309, 0.0)

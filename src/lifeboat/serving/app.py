@@ -16,7 +16,7 @@ from lifeboat.db import Database
 from lifeboat.features import open_online_store
 from lifeboat.registry import ModelRegistry
 from lifeboat.serving.limits import BodySizeLimit
-from lifeboat.serving.routes import health, models, records
+from lifeboat.serving.routes import health, models, monitoring, records
 from lifeboat.serving.routes.predict import predict_router
 from lifeboat.serving.schemas import record_model
 from lifeboat.serving.state import ServiceState
@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.include_router(predict_router(spec, record))
-    for router in (records.router, models.router, health.router):
+    for router in (records.router, models.router, monitoring.router, health.router):
         app.include_router(router)
     _register_schema(app, record)
     return app
