@@ -3,9 +3,11 @@ actions, feedback, the size limit and hot reload of a new champion."""
 
 import csv
 import io
+import threading
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
@@ -13,8 +15,11 @@ from pydantic import SecretStr
 from conftest import trained_home
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
+from lifeboat.db import Database
 from lifeboat.registry import ModelRegistry
 from lifeboat.serving import create_app
+from lifeboat.training import train
+from live_server import live_server
 
 KEY = "s3cret-admin-key"
 CSV_ROWS = """PassengerId,Pclass,Name,Sex,Age,SibSp,Parch,Ticket,Fare,Cabin,Embarked
@@ -194,3 +199,41 @@ def test_the_monitoring_summary_counts_predictions_and_ingestion_quality(client:
     assert len(summary["probabilities"]) == total
     first_run = summary["quality"][0]
     assert (first_run["rows_total"], first_run["rows_loaded"], first_run["invalid_share"]) == (1309, 1309, 0.0)
+
+
+def test_promoting_under_load_fails_no_request_and_switches_version(
+        tmp_path_factory: pytest.TempPathFactory, titanic: DatasetSpec) -> None:
+    settings = trained_home(tmp_path_factory.mktemp("load") / "home", titanic)
+    database = Database(settings.db_url)
+    challenger = train(settings, database, titanic, promote=False).version
+    database.dispose()
+    settings = settings.model_copy(update={"api_key": SecretStr(KEY)})
+    stop, outcomes, by_client = threading.Event(), [], [[] for _ in range(4)]
+
+    def client_loop(base_url: str, seen_by_this_client: list) -> None:
+        with httpx.Client(base_url=base_url, timeout=30) as http:
+            while not stop.is_set():
+                response = http.post("/predict", json=WOMAN)
+                version = response.json()["model"]["version"] if response.is_success else None
+                outcomes.append((response.status_code, version))
+                seen_by_this_client.append(version)
+
+    with live_server(create_app(settings)) as base_url:
+        clients = [threading.Thread(target=client_loop, args=(base_url, seen))
+                   for seen in by_client]
+        for thread in clients:
+            thread.start()
+        _wait_for(lambda: len(outcomes), lambda n: n >= 50, timeout=60)
+        promoted = httpx.post(f"{base_url}/models/{challenger}/promote",
+                              headers={"Authorization": f"Bearer {KEY}"}, timeout=60)
+        seen = len(outcomes)
+        _wait_for(lambda: len(outcomes), lambda n: n >= seen + 50, timeout=60)
+        stop.set()
+        for thread in clients:
+            thread.join()
+    assert promoted.status_code == 200
+    assert [status for status, _ in outcomes if status != 200] == []
+    for versions in by_client:  # each client's requests run one after another
+        assert versions[0] == "1" and versions[-1] == challenger
+        switch = versions.index(challenger)
+        assert set(versions[switch:]) == {challenger}, "once switched, no request goes back"
