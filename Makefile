@@ -2,19 +2,24 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: up test install bench clean
 
 up: $(VENV)/.installed
 	$(BIN)/lifeboat up
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev $(CHROMIUM)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 install: $(VENV)/.installed
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m benchmarks
+
+# The browser tests drive Debian's Chromium through Playwright, which downloads no browser.
+$(CHROMIUM):
+	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update && apt-get install -y chromium'
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -20,6 +20,7 @@ from lifeboat.serving.routes import health, models, monitoring, records
 from lifeboat.serving.routes.predict import predict_router
 from lifeboat.serving.schemas import record_model
 from lifeboat.serving.state import ServiceState
+from lifeboat.serving.ui import add_ui_routes
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (records.router, models.router, monitoring.router, health.router):
         app.include_router(router)
     _register_schema(app, record)
+    add_ui_routes(app)
     return app
 
 

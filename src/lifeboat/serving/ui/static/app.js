@@ -1,0 +1,470 @@
+// The Lifeboat UI: four tabs over the JSON API. Plain JS, no build step, no framework.
+// URLs are relative, so the page also works behind a proxy that mounts it under a prefix.
+"use strict";
+
+const $ = (selector, root = document) => root.querySelector(selector);
+const POSITIVE = document.body.dataset.positiveLabel;
+const COLORS = ["#1f7a5c", "#c0392b", "#2c6fbb", "#b7791f", "#6b46c1"];
+const PLOT_CONFIG = { displaylogo: false, responsive: true, displayModeBar: false };
+const HEADLINE_METRICS = ["test_roc_auc", "test_accuracy", "test_f1", "test_precision", "test_recall", "test_brier"];
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super(describeError(status, body));
+    this.status = status;
+    this.body = body;
+  }
+}
+
+/** fetch() that throws ApiError with the server's own words when the answer is not 2xx. */
+async function api(path, options = {}) {
+  const response = await fetch(path, options);
+  const type = response.headers.get("content-type") || "";
+  const body = type.includes("json") ? await response.json() : await response.text();
+  if (!response.ok) throw new ApiError(response.status, body);
+  return body;
+}
+
+function describeError(status, body) {
+  const detail = body && body.detail;
+  if (Array.isArray(detail)) return detail.map((e) => `${fieldOf(e.loc) || "request"}: ${e.msg}`).join("; ");
+  if (typeof detail === "string") return detail;
+  return `the server answered ${status}`;
+}
+
+/** The field a 422 error is about: the last string in its loc that is not "body". */
+function fieldOf(loc) {
+  return (loc || []).filter((part) => typeof part === "string" && part !== "body").pop();
+}
+
+function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes)) {
+    if (key === "class") node.className = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value);
+  }
+  node.append(...children.filter((child) => child !== null && child !== undefined));
+  return node;
+}
+
+const percent = (p) => `${(p * 100).toFixed(1)}%`;
+const when = (iso) => (iso ? new Date(iso).toLocaleString() : "");
+
+// ---------------------------------------------------------------- tabs
+
+const loaders = {};
+
+function activate(name, focus = false) {
+  for (const tab of document.querySelectorAll("[role=tab]")) {
+    const selected = tab.dataset.tab === name;
+    tab.setAttribute("aria-selected", String(selected));
+    tab.tabIndex = selected ? 0 : -1;
+    $(`#${tab.getAttribute("aria-controls")}`).hidden = !selected;
+    if (selected && focus) tab.focus();
+  }
+  history.replaceState(null, "", `#${name}`);
+  if (loaders[name]) loaders[name]();
+}
+
+function setUpTabs() {
+  const tabs = [...document.querySelectorAll("[role=tab]")];
+  tabs.forEach((tab, index) => {
+    tab.addEventListener("click", () => activate(tab.dataset.tab));
+    tab.addEventListener("keydown", (event) => {
+      const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
+      if (step) activate(tabs[(index + step + tabs.length) % tabs.length].dataset.tab, true);
+    });
+  });
+  const wanted = location.hash.slice(1);
+  activate(tabs.some((tab) => tab.dataset.tab === wanted) ? wanted : "predict");
+}
+
+async function showChampion() {
+  const target = $("#champion");
+  try {
+    const model = await api("model");
+    const auc = model.metrics.test_roc_auc;
+    target.textContent = `Champion: ${model.name} v${model.version}` +
+      (auc === undefined ? "" : ` · ROC AUC ${auc.toFixed(3)}`);
+  } catch (error) {
+    target.textContent = "No model is serving yet";
+    target.classList.add("warn");
+  }
+}
+
+// ---------------------------------------------------------------- predict: one record
+
+const labelOf = (name) => {
+  const label = $(`label[for="f-${name}"]`);
+  return label ? label.firstChild.textContent.trim() : name;
+};
+
+/** The form as the API wants it: numbers as numbers, empty optional fields left out. */
+function readRecord(form) {
+  const record = {};
+  for (const input of form.querySelectorAll("[data-type]")) {
+    const raw = input.value.trim();
+    if (raw === "") continue;
+    record[input.name] = input.dataset.type === "string" ? raw : Number(raw);
+  }
+  return record;
+}
+
+function clearErrors(form) {
+  for (const node of form.querySelectorAll(".error")) node.textContent = "";
+  for (const node of form.querySelectorAll("[aria-invalid]")) node.removeAttribute("aria-invalid");
+}
+
+function showFieldError(form, name, message) {
+  const input = form.querySelector(`[name="${name}"]`);
+  if (!input) return false;
+  input.setAttribute("aria-invalid", "true");
+  $(`#e-${name}`).textContent = message;
+  return true;
+}
+
+/** The browser's own checks first (required, bounds, whole numbers), shown like the server's. */
+function checkLocally(form) {
+  let firstBad = null;
+  for (const input of form.querySelectorAll("[data-type]")) {
+    if (input.checkValidity()) continue;
+    showFieldError(form, input.name, input.validationMessage);
+    firstBad = firstBad || input;
+  }
+  if (firstBad) firstBad.focus();
+  return firstBad === null;
+}
+
+async function submitPrediction(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  clearErrors(form);
+  if (!checkLocally(form)) return;
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  try {
+    const body = JSON.stringify({ ...readRecord(form), source: "webapp", explain: true });
+    const answer = await api("predict", {
+      method: "POST", headers: { "content-type": "application/json" }, body,
+    });
+    showPrediction(answer.predictions[0], answer.model);
+  } catch (error) {
+    showPredictError(form, error);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function showPredictError(form, error) {
+  const detail = error instanceof ApiError && Array.isArray(error.body.detail) ? error.body.detail : [];
+  const unplaced = detail.filter((e) => !showFieldError(form, fieldOf(e.loc), e.msg));
+  if (detail.length === 0 || unplaced.length > 0) {
+    $("#predict-error").textContent = unplaced.length ? unplaced.map((e) => e.msg).join("; ") : error.message;
+  }
+}
+
+function showPrediction(prediction, model) {
+  $("#predict-empty").hidden = true;
+  $("#predict-output").hidden = false;
+  const positive = prediction.label === POSITIVE;
+  const verdict = $("#verdict");
+  verdict.className = `verdict ${positive ? "up" : "down"}`;
+  verdict.textContent = `${prediction.label} · ${percent(prediction.probability)} chance of “${POSITIVE}”`;
+  drawGauge(prediction.probability);
+  showContributions(prediction.contributions);
+  $("#predict-meta").textContent = `Model ${model.name} v${model.version} · prediction ${prediction.id}`;
+}
+
+function drawGauge(probability) {
+  const gauge = $("#gauge");
+  gauge.setAttribute("aria-label", `Probability of ${POSITIVE}: ${percent(probability)}`);
+  Plotly.react(gauge, [{
+    type: "indicator", mode: "gauge+number", value: probability * 100,
+    number: { suffix: "%", valueformat: ".1f" },
+    gauge: {
+      axis: { range: [0, 100], ticksuffix: "%" },
+      bar: { color: probability >= 0.5 ? COLORS[0] : COLORS[1], thickness: 0.3 },
+      steps: [{ range: [0, 50], color: "#fbeaea" }, { range: [50, 100], color: "#e7f4ee" }],
+      threshold: { line: { color: "#1d2a3a", width: 3 }, thickness: 0.8, value: 50 },
+    },
+  }], { height: 230, margin: { t: 25, b: 20, l: 45, r: 45 }, paper_bgcolor: "rgba(0,0,0,0)" }, PLOT_CONFIG);
+}
+
+/** Shown only when the server sent them: no explanation is better than an invented one. */
+function showContributions(contributions) {
+  const list = $("#contributions");
+  list.replaceChildren();
+  $("#explanation").hidden = !contributions;
+  if (!contributions) return;
+  const largest = Math.max(...contributions.map((c) => Math.abs(c.effect)), 1e-9);
+  for (const c of contributions) {
+    const up = c.effect >= 0, points = Math.abs(c.effect * 100).toFixed(1);
+    const shown = points === "0.0" ? ["none", "no effect"] : up ? ["up", `▲ +${points} pts`] : ["down", `▼ −${points} pts`];
+    list.append(el("li", { class: shown[0] },
+      el("span", { class: "feature" }, `${labelOf(c.feature)} `, el("em", {}, String(c.value))),
+      el("span", { class: "bar", "aria-hidden": "true" },
+        el("span", { style: `width:${(Math.abs(c.effect) / largest) * 100}%` })),
+      el("span", { class: "effect" }, shown[1])));
+  }
+}
+
+// ---------------------------------------------------------------- predict: a CSV file
+
+/** RFC 4180 CSV (quoted fields, doubled quotes, CRLF) into rows of strings. */
+function parseCsv(text) {
+  const rows = [];
+  let row = [], field = "", quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (quoted) {
+      if (ch === '"' && text[i + 1] === '"') { field += '"'; i++; }
+      else if (ch === '"') quoted = false;
+      else field += ch;
+    } else if (ch === '"') quoted = true;
+    else if (ch === ",") { row.push(field); field = ""; }
+    else if (ch === "\n" || ch === "\r") {
+      if (ch === "\r" && text[i + 1] === "\n") i++;
+      row.push(field); rows.push(row); row = []; field = "";
+    } else field += ch;
+  }
+  if (field !== "" || row.length) { row.push(field); rows.push(row); }
+  return rows;
+}
+
+/** One request with Accept: text/csv: the table shows exactly the file offered for download. */
+async function submitCsv(event) {
+  event.preventDefault();
+  const file = $("#csv-file").files[0];
+  const error = $("#csv-error"), table = $("#csv-table"), link = $("#csv-download");
+  error.textContent = "";
+  if (!file) { error.textContent = "Choose a CSV file first."; return; }
+  const button = event.currentTarget.querySelector("button[type=submit]");
+  button.disabled = true;
+  try {
+    const data = new FormData();
+    data.append("file", file);
+    const text = await api("predict/csv?source=webapp", {
+      method: "POST", body: data, headers: { accept: "text/csv" },
+    });
+    const [header, ...rows] = parseCsv(text);
+    showCsvTable(table, header, rows);
+    $("#csv-summary").textContent = `${rows.length} row${rows.length === 1 ? "" : "s"} scored from ${file.name}.`;
+    if (link.href) URL.revokeObjectURL(link.href);
+    link.href = URL.createObjectURL(new Blob([text], { type: "text/csv" }));
+    link.download = `${file.name.replace(/\.[^.]*$/, "")}.predictions.csv`;
+    link.hidden = false;
+  } catch (failure) {
+    table.hidden = link.hidden = true;
+    $("#csv-summary").textContent = "";
+    error.textContent = failure.message;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+/** The verdict first, then the row as uploaded; ids and raw classes stay in the download. */
+function showCsvTable(table, header, rows) {
+  const at = (name) => header.indexOf(name);
+  const hidden = new Set([at("prediction_id"), at("prediction"), at("label"), at("probability")]);
+  const inputs = header.map((name, column) => column).filter((column) => !hidden.has(column));
+  const head = el("thead", {}, el("tr", {},
+    ...["#", "Prediction", "Probability", ...inputs.map((column) => header[column])]
+      .map((name) => el("th", { scope: "col" }, name))));
+  const body = el("tbody", {}, ...rows.map((row, index) => el("tr", {},
+    el("td", { class: "num" }, String(index + 1)),
+    el("td", {}, el("span", { class: `pill ${row[at("label")] === POSITIVE ? "up" : "down"}` }, row[at("label")])),
+    el("td", { class: "num" }, percent(Number(row[at("probability")]))),
+    ...inputs.map((column) => el("td", {}, row[column])))));
+  table.replaceChildren(head, body);
+  table.hidden = false;
+}
+
+// ---------------------------------------------------------------- past predictions
+
+const past = { offset: 0 };
+
+function summarize(input) {
+  return Object.entries(input).filter(([, value]) => value !== null && value !== "")
+    .map(([key, value]) => `${key} ${value}`).join(" · ");
+}
+
+async function loadPast() {
+  const form = $("#past-filters");
+  const params = new URLSearchParams({ limit: form.limit.value, offset: String(past.offset) });
+  if (form.source.value) params.set("source", form.source.value);
+  for (const name of ["since", "until"]) {
+    if (form[name].value) params.set(name, new Date(form[name].value).toISOString());
+  }
+  $("#past-error").textContent = "";
+  try {
+    showPastPage(await api(`past-predictions?${params}`));
+  } catch (error) {
+    $("#past-error").textContent = error.message;
+  }
+}
+
+function showPastPage(page) {
+  const head = el("thead", {}, el("tr", {}, ...["Time", "Source", "Input", "Prediction", "Probability",
+    "Model", "Latency"].map((name) => el("th", { scope: "col" }, name))));
+  const rows = page.items.map((item) => el("tr", {},
+    el("td", { class: "nowrap" }, when(item.created_at)),
+    el("td", {}, el("span", { class: "pill neutral" }, item.source)),
+    el("td", { class: "input", title: JSON.stringify(item.input) }, summarize(item.input)),
+    el("td", {}, el("span", { class: `pill ${item.label === POSITIVE ? "up" : "down"}` }, item.label)),
+    el("td", { class: "num" }, percent(item.probability)),
+    el("td", { class: "nowrap", title: item.model_name }, `v${item.model_version}`),
+    el("td", { class: "num" }, `${item.latency_ms.toFixed(1)} ms`)));
+  const body = el("tbody", {}, ...(rows.length ? rows
+    : [el("tr", {}, el("td", { colspan: "7", class: "empty" }, "No predictions match these filters."))]));
+  $("#past-table").replaceChildren(head, body);
+  const last = Math.min(page.offset + page.items.length, page.total);
+  $("#past-status").textContent = page.total
+    ? `${page.offset + 1}–${last} of ${page.total}` : "0 predictions";
+  $("#past-prev").disabled = page.offset === 0;
+  $("#past-next").disabled = last >= page.total;
+}
+
+function setUpPast() {
+  const form = $("#past-filters");
+  form.addEventListener("submit", (event) => { event.preventDefault(); past.offset = 0; loadPast(); });
+  $("#past-prev").addEventListener("click", () => {
+    past.offset = Math.max(0, past.offset - Number(form.limit.value)); loadPast();
+  });
+  $("#past-next").addEventListener("click", () => { past.offset += Number(form.limit.value); loadPast(); });
+}
+
+// ---------------------------------------------------------------- monitoring
+
+const CHART_LAYOUT = {
+  height: 280, margin: { t: 10, b: 40, l: 50, r: 10 }, paper_bgcolor: "rgba(0,0,0,0)",
+  plot_bgcolor: "rgba(0,0,0,0)", legend: { orientation: "h", y: -0.2 }, font: { size: 12 },
+};
+
+function chart(id, traces, layout = {}) {
+  const target = $(`#${id}`);
+  if (!traces.length) {
+    Plotly.purge(target);
+    target.replaceChildren(el("p", { class: "empty" }, "No data yet."));
+    return;
+  }
+  target.replaceChildren();
+  Plotly.react(target, traces, { ...CHART_LAYOUT, ...layout }, PLOT_CONFIG);
+}
+
+function overTimeTraces(points) {
+  const labels = [...new Set(points.map((p) => p.label))].sort();
+  return labels.map((label) => {
+    const mine = points.filter((p) => p.label === label);
+    return { type: "bar", name: label, x: mine.map((p) => p.bucket), y: mine.map((p) => p.count),
+      marker: { color: label === POSITIVE ? COLORS[0] : COLORS[1] } };
+  });
+}
+
+function qualityTraces(runs) {
+  const x = runs.map((r) => r.finished_at);
+  const customdata = runs.map((r) => `${r.file}: ${percent(r.invalid_share)} invalid`);
+  const hovertemplate = "%{y} rows<br>%{customdata}";
+  return runs.length ? [
+    { type: "bar", name: "loaded", x, y: runs.map((r) => r.rows_loaded), customdata, hovertemplate, marker: { color: COLORS[0] } },
+    { type: "bar", name: "rejected", x, y: runs.map((r) => r.rows_rejected), customdata, hovertemplate, marker: { color: COLORS[1] } },
+  ] : [];
+}
+
+async function loadMonitoring() {
+  const notice = $("#monitoring-empty");
+  let summary;
+  try {
+    summary = await api("monitoring/summary");
+  } catch (error) {
+    notice.textContent = error.status === 404
+      ? "No monitoring data: this server does not publish a monitoring summary."
+      : `No monitoring data: ${error.message}`;
+    notice.hidden = false;
+    $("#monitoring-charts").hidden = true;
+    return;
+  }
+  notice.hidden = true;
+  $("#monitoring-charts").hidden = false;
+  const issues = Object.entries(summary.issue_counts || {}).sort((a, b) => a[1] - b[1]);
+  chart("chart-over-time", overTimeTraces(summary.predictions_over_time || []),
+    { barmode: "stack", yaxis: { title: { text: "predictions" } } });
+  chart("chart-probabilities", (summary.probabilities || []).length ? [{
+    type: "histogram", x: summary.probabilities, xbins: { start: 0, end: 1, size: 0.05 },
+    marker: { color: COLORS[2] }, name: "predictions",
+  }] : [], { xaxis: { range: [0, 1], tickformat: ".0%" }, yaxis: { title: { text: "predictions" } }, bargap: 0.05 });
+  chart("chart-quality", qualityTraces(summary.quality || []), { barmode: "stack", yaxis: { title: { text: "rows" } } });
+  chart("chart-issues", issues.length ? [{
+    type: "bar", orientation: "h", y: issues.map(([name]) => name), x: issues.map(([, n]) => n),
+    marker: { color: COLORS[3] },
+  }] : [], { margin: { t: 10, b: 40, l: 140, r: 10 }, xaxis: { title: { text: "rows" } } });
+}
+
+// ---------------------------------------------------------------- models
+
+async function loadModels() {
+  $("#models-error").textContent = "";
+  try {
+    showModels(await api("models"));
+  } catch (error) {
+    $("#models-error").textContent = error.message;
+  }
+}
+
+/** The headline metrics when the registry has them, else every metric it has. */
+function metricColumns(versions) {
+  const present = [...new Set(versions.flatMap((v) => Object.keys(v.metrics)))].sort();
+  const headline = HEADLINE_METRICS.filter((name) => present.includes(name));
+  return headline.length ? headline : present;
+}
+
+const formatMetric = (value) => (Number.isInteger(value) ? String(value) : value.toFixed(3));
+
+function showModels(page) {
+  const metrics = metricColumns(page.versions);
+  const head = el("thead", {}, el("tr", {},
+    ...["Version", "Status", "Registered", "Aliases", ...metrics.map((m) => m.replace(/^test_/, "")), "Feature view"]
+      .map((name) => el("th", { scope: "col" }, name))));
+  const rows = page.versions.map((v) => el("tr", { class: v.is_champion ? "champion-row" : "" },
+    el("td", {}, `v${v.version}`),
+    el("td", { class: "nowrap" }, v.is_champion ? el("strong", {}, "★ Champion")
+      : el("button", { type: "button", class: "ghost", onclick: () => promote(v.version) }, `Promote v${v.version}`)),
+    el("td", { class: "nowrap" }, when(v.created_at)),
+    el("td", {}, ...v.aliases.map((alias) => el("span", { class: `pill ${alias === "champion" ? "up" : "neutral"}` }, alias))),
+    ...metrics.map((m) => el("td", { class: "num" }, m in v.metrics ? formatMetric(v.metrics[m]) : "–")),
+    el("td", {}, v.feature_view || "–")));
+  $("#models-table").replaceChildren(head, el("tbody", {}, ...rows));
+  $("#models-status").textContent = `${page.versions.length} version${page.versions.length === 1 ? "" : "s"}` +
+    (page.champion ? `; champion v${page.champion}` : "; no champion yet") +
+    (page.serving && page.serving !== page.champion ? `; this server still scores with v${page.serving}` : "");
+}
+
+async function promote(version) {
+  const key = $("#api-key").value.trim();
+  const error = $("#models-error");
+  error.textContent = "";
+  if (!key) { error.textContent = "Enter the admin API key to promote a version."; $("#api-key").focus(); return; }
+  try {
+    await api(`models/${encodeURIComponent(version)}/promote`, {
+      method: "POST", headers: { authorization: `Bearer ${key}` },
+    });
+    await Promise.all([loadModels(), showChampion()]);
+    $("#models-status").textContent += ` · v${version} promoted.`;
+  } catch (failure) {
+    const why = { 401: "wrong API key", 403: "promotion is disabled on this server (no LIFEBOAT_API_KEY)" }[failure.status];
+    error.textContent = `Not promoted: ${why || failure.message}.`;
+  }
+}
+
+// ---------------------------------------------------------------- start
+
+loaders.past = loadPast;
+loaders.monitoring = loadMonitoring;
+loaders.models = loadModels;
+
+$("#predict-form").addEventListener("submit", submitPrediction);
+$("#predict-form").addEventListener("reset", (event) => clearErrors(event.currentTarget));
+$("#csv-form").addEventListener("submit", submitCsv);
+setUpPast();
+setUpTabs();
+showChampion();

@@ -1,0 +1,241 @@
+"""The web UI in a real headless Chromium (Debian's, driven by Playwright), against the real
+app served by uvicorn with a trained champion.
+
+A screenshot of each tab is saved by each run, in `.pytest_cache/d/browser-screenshots/`. Without
+Chromium or Playwright the tests skip locally but fail in CI, where a skip would hide them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import uvicorn
+from pydantic import SecretStr
+
+from lifeboat.config import Settings
+from lifeboat.datasets import DatasetSpec
+from lifeboat.db import Database, upgrade
+from lifeboat.ingest import LandingZone, ingest_file
+from lifeboat.serving import create_app
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+TIMEOUT_MS = 20_000  # the first prediction loads the model's code paths; CI machines are slow
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}; CI must run the browser tests", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+try:
+    from playwright.sync_api import Browser, Page, expect, sync_playwright
+except ImportError:  # pragma: no cover - only without the dev extra
+    _unavailable("playwright is not installed (pip install -e '.[dev]')")
+
+
+@pytest.fixture(scope="module")
+def base_url(trained_settings: Settings, titanic: DatasetSpec,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app on a free loopback port, logging into a database of its own that has an
+    ingestion history (one clean file, one with bad rows) for the Monitoring tab."""
+    folder = tmp_path_factory.mktemp("browser")
+    database_url = f"sqlite:///{folder / 'lifeboat.db'}"
+    database = Database(database_url)
+    upgrade(database)
+    _ingest_history(database, titanic, folder)
+    database.dispose()
+    settings = trained_settings.model_copy(
+        update={"database_url": database_url, "api_key": SecretStr("browser-test-key")})
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))  # bound before uvicorn starts: no race for the port
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            pytest.fail("uvicorn did not start", pytrace=False)
+        thread.join(0.05)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    server.should_exit = True
+    thread.join(10)
+    sock.close()
+
+
+def _ingest_history(database: Database, titanic: DatasetSpec, folder: Path) -> None:
+    passengers = pd.read_csv(titanic.bundled_path(), dtype=str, keep_default_na=False)
+    clean, dirty = passengers.iloc[:60], passengers.iloc[60:100].copy()
+    dirty.loc[dirty.index[:3], "age"] = "-5"
+    dirty.loc[dirty.index[3:5], "sex"] = "unknown"
+    zone = LandingZone(str(folder / "landing"))
+    for name, rows in (("clean.csv", clean), ("dirty.csv", dirty)):
+        rows.to_csv(folder / name, index=False)
+        ingest_file(database, titanic, str(folder / name), zone)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        _unavailable(f"{CHROMIUM} is missing: apt-get install chromium (make test does)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def screenshots(request: pytest.FixtureRequest) -> Path:
+    """Where each tab's screenshot goes: in pytest's cache folder (git-ignored), which outlives
+    the rotation of temporary folders; announced on the terminal even with output captured."""
+    folder = request.config.cache.mkdir("browser-screenshots")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        print(f"\nbrowser screenshots: {folder}")
+    return folder
+
+
+@pytest.fixture
+def page(browser: Browser, base_url: str) -> Iterator[Page]:
+    """A fresh tab on the UI. A JavaScript error, a missing file or a server error fails the
+    test (4xx answers to a POST are the expected replies to bad input or a wrong key)."""
+    expect.set_options(timeout=TIMEOUT_MS)
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=base_url)
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    tab.on("response", lambda response: (response.status == 404 or response.status >= 500)
+           and errors.append(f"{response.status} {response.url}"))
+    tab.goto(base_url)
+    expect(tab.locator("#champion")).to_contain_text("Champion: lifeboat-titanic v1")
+    yield tab
+    context.close()
+    assert errors == []
+
+
+@pytest.fixture
+def passengers_csv(titanic: DatasetSpec, tmp_path: Path) -> tuple[Path, list[str]]:
+    """Seven rows of the bundled passenger list, from every class, as they are in the file."""
+    rows = pd.read_csv(titanic.bundled_path(), dtype=str, keep_default_na=False).iloc[::200]
+    path = tmp_path / "passengers.csv"
+    rows.to_csv(path, index=False)
+    return path, rows["name"].tolist()
+
+
+def open_tab(page: Page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+    expect(page.get_by_role("tab", name=name)).to_have_attribute("aria-selected", "true")
+
+
+def upload(page: Page, csv: Path) -> None:
+    page.locator("#csv-file").set_input_files(csv)
+    with page.expect_response(lambda response: "/predict/csv" in response.url) as answer:
+        page.get_by_role("button", name="Score the file").click()
+    assert answer.value.ok, answer.value.text()
+
+
+def test_filling_the_form_shows_a_prediction_and_what_drove_it(
+        page: Page, screenshots: Path) -> None:
+    page.get_by_label("Name").fill("Allen, Miss. Elisabeth Walton")
+    page.get_by_label("Sex").select_option("female")
+    page.get_by_label("Ticket class").select_option("1")
+    page.get_by_label("Fare (£)").fill("211.34")
+    page.get_by_role("button", name="Predict").click()
+
+    expect(page.locator("#verdict")).to_contain_text("survived")
+    expect(page.locator("#gauge .main-svg").first).to_be_visible()
+    first_reason = page.locator("#contributions li").first
+    expect(first_reason).to_contain_text(re.compile("[▲▼] [+−][0-9.]+ pts"))
+    page.screenshot(path=screenshots / "1-predict.png", full_page=True)
+
+
+def test_bad_fields_are_named_next_to_the_field(page: Page) -> None:
+    page.get_by_label("Age (years)").fill("250")
+    page.get_by_role("button", name="Predict").click()
+    expect(page.locator("#e-age")).not_to_be_empty()
+    expect(page.locator("#predict-output")).to_be_hidden()
+
+    # Past the browser's checks, the server's 422 lands next to the same field.
+    page.locator("#f-age").evaluate("input => input.removeAttribute('max')")
+    page.get_by_role("button", name="Predict").click()
+    expect(page.locator("#e-age")).to_contain_text("less than or equal to 100")
+    expect(page.locator("#f-age")).to_have_attribute("aria-invalid", "true")
+
+
+def test_an_uploaded_csv_shows_every_row_and_downloads(
+        page: Page, passengers_csv: tuple[Path, list[str]], screenshots: Path) -> None:
+    csv, names = passengers_csv
+    upload(page, csv)
+    rows = page.locator("#csv-table tbody tr")
+    expect(rows).to_have_count(len(names))
+    for row, name in zip(rows.all(), names, strict=True):
+        expect(row).to_contain_text(name)
+    expect(page.locator("#csv-summary")).to_contain_text(f"{len(names)} rows scored")
+    page.screenshot(path=screenshots / "2-predict-csv.png", full_page=True)
+
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download results (CSV)").click()
+    scored = pd.read_csv(download.value.path())
+    assert scored["name"].tolist() == names
+    assert scored["probability"].between(0, 1).all()
+
+
+def test_uploaded_rows_appear_under_past_predictions(
+        page: Page, passengers_csv: tuple[Path, list[str]], screenshots: Path) -> None:
+    csv, names = passengers_csv
+    for _ in range(2):  # more rows than one page holds
+        upload(page, csv)
+
+    open_tab(page, "Past predictions")
+    page.get_by_label("Source").select_option("webapp")
+    page.get_by_label("Per page").select_option("10")
+    page.get_by_role("button", name="Apply").click()
+    table = page.locator("#past-table tbody")
+    expect(page.locator("#past-status")).to_contain_text("1–10 of")
+    for name in names:
+        expect(table).to_contain_text(name)
+    page.screenshot(path=screenshots / "3-past-predictions.png", full_page=True)
+
+    page.get_by_role("button", name="Older →").click()
+    expect(page.locator("#past-status")).to_contain_text("11–")
+    page.get_by_label("Source").select_option("batch")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.locator("#past-status")).to_have_text("0 predictions")
+
+
+def test_monitoring_charts_predictions_and_data_quality(
+        page: Page, passengers_csv: tuple[Path, list[str]], screenshots: Path) -> None:
+    upload(page, passengers_csv[0])
+    open_tab(page, "Monitoring")
+    expect(page.locator("#monitoring-empty")).to_be_hidden()
+    for chart in ("over-time", "probabilities", "quality", "issues"):
+        expect(page.locator(f"#chart-{chart} .main-svg").first).to_be_visible()
+    expect(page.locator("#chart-issues")).to_contain_text("out_of_range")
+    page.screenshot(path=screenshots / "4-monitoring.png", full_page=True)
+
+
+def test_models_show_versions_and_promotion_needs_the_key(page: Page, screenshots: Path) -> None:
+    open_tab(page, "Models")
+    champion = page.locator("#models-table tr.champion-row")
+    expect(champion).to_contain_text("v1")
+    expect(champion).to_contain_text("★ Champion")
+    expect(page.locator("#models-table thead")).to_contain_text("roc_auc")
+    page.screenshot(path=screenshots / "5-models.png", full_page=True)
+
+    # The session's registry holds one version, so no row has a Promote button: call what it
+    # calls. Promoting the champion again changes nothing, and shows the key is checked.
+    page.get_by_label("Admin API key").fill("wrong")
+    page.evaluate("promote('1')")
+    expect(page.locator("#models-error")).to_have_text("Not promoted: wrong API key.")
+    page.get_by_label("Admin API key").fill("browser-test-key")
+    page.evaluate("promote('1')")
+    expect(page.locator("#models-status")).to_contain_text("v1 promoted")
+    expect(page.locator("#models-error")).to_be_empty()
