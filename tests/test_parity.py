@@ -52,6 +52,6 @@ def test_single_record_serving_matches_the_batch_pipeline(
     batch = model.predict_proba(feature_view(titanic).from_records(records))[:, 1]
     served = [client.post("/predict", json=record).json()["predictions"][0]["probability"]
               for record in records]
-    # Equal up to float summation order: BLAS may add a one-row product in another order than
-    # a many-row one (seen: 1 ulp). Any real feature difference is orders of magnitude larger.
-    np.testing.assert_allclose(served, batch, rtol=1e-12, atol=0)
+    # The served path runs boosted trees in ONNX Runtime, which sums tree outputs in float32
+    # (seen: 2e-7 relative); a real feature difference moves a probability by far more.
+    np.testing.assert_allclose(served, batch, rtol=0, atol=1e-6)

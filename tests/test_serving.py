@@ -107,7 +107,8 @@ def test_model_health_and_readiness(client: TestClient) -> None:
     assert model["metrics"]["test_roc_auc"] > 0.8
     assert client.get("/health").json() == {"status": "ok"}
     ready = client.get("/ready")
-    assert ready.status_code == 200 and ready.json()["checks"] == {"model": "ok", "database": "ok", "features": "ok"}
+    assert ready.status_code == 200 and ready.json()["checks"] == {
+        "model": "ok", "database": "ok", "prediction_log": "ok", "features": "ok"}
     assert "TitanicRecord" in client.get("/openapi.json").json()["components"]["schemas"]
     metrics = client.get("/metrics").text
     assert 'lifeboat_ingested_rows_total{status="loaded"}' in metrics

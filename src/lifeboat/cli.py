@@ -138,6 +138,41 @@ def validate(
         raise typer.Exit(1)
 
 
+@app.command()
+def predict(
+    source: Annotated[str, typer.Argument(
+        help="CSV (plain or gzip) or Parquet file, or its URL (s3://, gs://, https://).")],
+    output: Annotated[str | None, typer.Option(
+        "--output", "-o", help="Where to write the predictions; .parquet writes Parquet, "
+                               ".gz compresses. Default: <stem>.predictions.csv (.parquet for "
+                               "a Parquet input) beside the input.")] = None,
+) -> None:
+    """Score every row with the champion, write the predictions, log them as source `batch`.
+
+    A value that cannot be used (not a number, out of range, not allowed) is scored as
+    missing and named in the output's `issues` column. Rerunning the same file with the same
+    champion logs nothing twice.
+    """
+    from lifeboat.serving.batch import score_file
+
+    context = Context()
+    upgrade(context.database)
+    with _row_progress() as progress:
+        task = progress.add_task(f"scoring {posixpath.basename(source)}", total=None)
+        report = score_file(context.settings, context.database, context.spec, source, output,
+                            lambda rows: progress.advance(task, rows))
+    out.print(f"scored {report.rows:,} rows with {report.model_name} v{report.model_version} in "
+              f"{report.seconds:.1f} s ({report.rows / max(report.seconds, 1e-9):,.0f} rows/s) "
+              f"→ {report.output}")
+    out.print(f"logged {report.logged:,} predictions (source batch)"
+              + (f", {report.already_logged:,} already logged by an earlier run"
+                 if report.already_logged else "")
+              + (f"; {report.with_issues:,} rows scored with a field missing (see `issues`)"
+                 if report.with_issues else "")
+              + (f"; {report.skipped_lines:,} unreadable lines skipped"
+                 if report.skipped_lines else ""))
+
+
 def _row_progress() -> Progress:
     return Progress(SpinnerColumn(), TextColumn("{task.description}"),
                     TextColumn("{task.completed:,.0f} rows"), TimeElapsedColumn(),

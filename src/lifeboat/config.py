@@ -53,6 +53,14 @@ class Settings(BaseSettings):
         default=5.0, gt=0,
         description="How often the service checks the registry for a new champion to load.",
     )
+    prediction_log_capacity: int = Field(
+        default=10_000, ge=100,
+        description="Predictions held in memory on their way to the DB; beyond, they spill to disk.",
+    )
+    prediction_log_drain_seconds: float = Field(
+        default=10.0, ge=0,
+        description="How long a shutdown waits to write queued predictions; the rest stay spilled.",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"

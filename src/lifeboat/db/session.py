@@ -21,10 +21,15 @@ def _tune_sqlite(engine: Engine) -> None:
         cursor.close()
 
 
+def _connect_args(url: str) -> dict:
+    """A server that drops packets is given up on in seconds, not after the OS's TCP timeout."""
+    return {"connect_timeout": 5} if url.startswith("postgresql") else {}
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine = create_engine(url, pool_pre_ping=True)
+        self.engine = create_engine(url, pool_pre_ping=True, connect_args=_connect_args(url))
         if self.engine.dialect.name == "sqlite":
             _tune_sqlite(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)

@@ -6,7 +6,7 @@ read and write files the same way ingestion does.
 
 from lifeboat.ingest.landing import LandingZone, defuse_formulas
 from lifeboat.ingest.loader import IngestReport, ingest_file, row_count
-from lifeboat.ingest.reader import FileChunks, read_chunks
+from lifeboat.ingest.reader import FileChunks, read_ahead, read_chunks
 
 __all__ = ["FileChunks", "IngestReport", "LandingZone", "defuse_formulas", "ingest_file",
-           "read_chunks", "row_count"]
+           "read_ahead", "read_chunks", "row_count"]

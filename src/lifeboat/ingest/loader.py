@@ -15,7 +15,6 @@ import socket
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
 
 import pandas as pd
 from sqlalchemy import func, select
@@ -28,7 +27,7 @@ from lifeboat.db.tables import INGESTION_RUN_COLUMN, LOADED_AT_COLUMN
 from lifeboat.errors import IngestError
 from lifeboat.db.bulk import deferred_primary_key, insert_rows, loaded_keys
 from lifeboat.ingest.landing import BAD, GOOD, LandingZone, SpooledRows
-from lifeboat.ingest.reader import FileChunks, read_chunks
+from lifeboat.ingest.reader import FileChunks, read_ahead, read_chunks
 from lifeboat.ingest.sources import open_source
 from lifeboat.monitoring import INGESTED_ROWS, VALIDATION_ISSUES
 from lifeboat.validation import (
@@ -42,7 +41,6 @@ from lifeboat.validation import (
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int], None]
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -149,19 +147,9 @@ def _validated_ahead(chunks: Iterator[pd.DataFrame], spec: DatasetSpec,
     stages overlap. Only the validating thread touches `seen_keys`, one chunk at a time, in
     file order.
     """
-    parsed = _ahead(chunks, "lifeboat-read")
-    return _ahead(((chunk, validate_chunk(chunk, spec, seen_keys)) for chunk in parsed),
-                  "lifeboat-validate")
-
-
-def _ahead(items: Iterator[T], name: str) -> Iterator[T]:
-    """Computes the next item in a worker thread while the caller works on this one."""
-    done = object()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=name) as worker:
-        pending = worker.submit(next, items, done)
-        while (item := pending.result()) is not done:
-            pending = worker.submit(next, items, done)
-            yield item
+    parsed = read_ahead(chunks, "lifeboat-read")
+    return read_ahead(((chunk, validate_chunk(chunk, spec, seen_keys)) for chunk in parsed),
+                      "lifeboat-validate")
 
 
 def _save_issues(session: Session, run_id: int, issues: pd.DataFrame, counts: dict[str, int]) -> None:

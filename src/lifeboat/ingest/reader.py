@@ -13,9 +13,10 @@ import gzip
 import io
 import zlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,7 @@ from lifeboat.datasets import DatasetSpec
 from lifeboat.validation import FileRejected
 
 Opener = Callable[[], BinaryIO]
+T = TypeVar("T")
 CHUNK_ROWS = 100_000
 _SNIFF_BYTES = 64 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -66,6 +68,20 @@ def read_chunks(open_file: Opener, spec: DatasetSpec, chunk_rows: int = CHUNK_RO
                     chunk_rows, malformed),
         malformed,
     )
+
+
+def read_ahead(items: Iterator[T], name: str) -> Iterator[T]:
+    """Computes the next item in a worker thread while the caller works on this one.
+
+    Arrow's parser, pandas and database drivers release the GIL for much of their work,
+    so parsing the next chunk overlaps with validating, scoring or loading this one.
+    """
+    done = object()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=name) as worker:
+        pending = worker.submit(next, items, done)
+        while (item := pending.result()) is not done:
+            pending = worker.submit(next, items, done)
+            yield item
 
 
 def _head(open_file: Opener) -> bytes:

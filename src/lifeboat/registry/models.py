@@ -9,7 +9,6 @@ from typing import Any
 import mlflow.sklearn
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 
 from lifeboat.config import Settings
 from lifeboat.errors import ModelVersionNotFound, NoChampionError

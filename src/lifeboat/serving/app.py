@@ -16,6 +16,7 @@ from lifeboat.db import Database
 from lifeboat.features import open_online_store
 from lifeboat.registry import ModelRegistry
 from lifeboat.serving.limits import BodySizeLimit
+from lifeboat.serving.prediction_log import PredictionLog
 from lifeboat.serving.routes import health, models, monitoring, records
 from lifeboat.serving.routes.predict import predict_router
 from lifeboat.serving.schemas import record_model
@@ -32,15 +33,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = Database(settings.db_url)
         store = open_online_store(settings.online_store_url, settings.online_ttl_seconds)
+        prediction_log = PredictionLog(database, settings.ensure_home() / "spool",
+                                       capacity=settings.prediction_log_capacity)
         state = ServiceState(settings, database, spec, ModelRegistry(settings, spec.model_name),
-                             store)
+                             store, prediction_log)
         state.load_champion()
         state.watch_champion()
         app.state.service = state
         yield
         state.stop()
+        prediction_log.close(timeout=settings.prediction_log_drain_seconds)
         store.close()
-        database.dispose()
+        database.dispose()  # after the log's last write
 
     app = FastAPI(
         title="Lifeboat",

@@ -15,7 +15,7 @@ from lifeboat.features import FeatureView, OnlineStore, OnlineStoreUnavailable, 
 from lifeboat.db import Prediction
 from lifeboat.orchestration import retrain
 from lifeboat.registry import ModelRegistry
-from lifeboat.serving import history
+from lifeboat.serving.prediction_log import PredictionLog
 from lifeboat.serving.predictor import Predictor
 from lifeboat.serving.retraining import RetrainJob
 
@@ -29,6 +29,7 @@ class ServiceState:
     spec: DatasetSpec
     registry: ModelRegistry
     store: OnlineStore
+    prediction_log: PredictionLog
     predictor: Predictor | None = None
     model_error: str | None = None
     view: FeatureView = field(init=False)
@@ -42,8 +43,8 @@ class ServiceState:
             lambda: retrain(self.settings, self.database, self.spec), self.load_champion)
 
     def record(self, predictions: list[Prediction]) -> None:
-        """Logs served predictions: every route goes through here."""
-        history.save(self.database, predictions)
+        """Logs served predictions off the request path: every route goes through here."""
+        self.prediction_log.submit(predictions)
 
     def load_champion(self) -> bool:
         """Loads the champion if it is not the one serving; True when the model changed.

@@ -21,15 +21,19 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready", summary="Model loaded, database reachable, features available")
+@router.get("/ready", summary="Model loaded, features available; degraded parts named")
 def ready(service: Service) -> JSONResponse:
+    """Ready means predictions are served. A database that is down degrades the service
+    without stopping it: predictions wait in the log (memory, then disk) and are written
+    when it is back, so it is reported, not made a reason to take the instance out."""
     features, features_ready = service.feature_check()
     checks = {
         "model": "ok" if service.predictor else (service.model_error or "not loaded"),
-        "database": "ok" if service.database.ping() else "unreachable",
+        "database": "ok" if service.database.ping() else "degraded: unreachable",
+        "prediction_log": service.prediction_log.status(),
         "features": features,
     }
-    is_ready = features_ready and checks["model"] == checks["database"] == "ok"
+    is_ready = features_ready and checks["model"] == "ok"
     body = {"status": "ready" if is_ready else "not ready", "checks": checks}
     if service.predictor:
         body["model"] = {"name": service.predictor.version.name,

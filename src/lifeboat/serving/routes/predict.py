@@ -9,6 +9,7 @@ import pandas as pd
 from fastapi import APIRouter, Body, File, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from lifeboat.datasets import DatasetSpec
@@ -28,6 +29,7 @@ from lifeboat.serving.state import ServiceState
 from lifeboat.validation import FileRejected
 
 MAX_RECORDS = 10_000
+_INLINE_RECORDS = 32  # scored without leaving the event loop
 _CSV = "text/csv"
 
 
@@ -47,18 +49,24 @@ def predict_router(spec: DatasetSpec, record: type[BaseModel]) -> APIRouter:
             "application/json": {"schema": _request_schema(record)}}}},
         summary='Score one raw record, {"records": [...]}, or {"entity_ids": [...]}',
     )
-    def predict(service: Service, payload: Any = Body(...)) -> PredictResponse:  # noqa: B008
+    async def predict(service: Service, payload: Any = Body(...)) -> PredictResponse:  # noqa: B008
+        """A few records are scored on the event loop: that takes microseconds and logging
+        is queued, so a hop to the thread pool would cost more than the work. Store lookups
+        (network), big batches and explanations (a model call per field) go to the pool."""
         predictor = serving_predictor(service)
         body, source, explain = flags.split(payload)
         if "entity_ids" in body:
             ids = _validated(entity_ids, body["entity_ids"], ("body", "entity_ids"))
-            predictions, errors = _score_entities(service, predictor, ids, source)
+            predictions, errors = await run_in_threadpool(_score_entities, service, predictor,
+                                                          ids, source)
             return _response(service, predictor, predictions, errors)
         records = _parse_records(body, one, many)
         if explain and len(records) > MAX_EXPLAINED:
             raise HTTPException(413, detail=f"at most {MAX_EXPLAINED} records per explained request")
-        predictions = predictor.predict(records, source)
-        explained = [contributions(predictor, r) for r in records] if explain else None
+        if not explain and len(records) <= _INLINE_RECORDS:
+            return _response(service, predictor, predictor.predict(records, source), [])
+        predictions, explained = await run_in_threadpool(_score_records, predictor, records,
+                                                         source, explain)
         return _response(service, predictor, predictions, [], explained)
 
     @router.post(
@@ -111,6 +119,12 @@ def _response(service: ServiceState, predictor: Predictor, predictions: list, er
                      for i, p in enumerate(predictions)],
         errors=errors,
     )
+
+
+def _score_records(predictor: Predictor, records: list[dict[str, Any]], source: str,
+                   explain: bool) -> tuple[list, list | None]:
+    predictions = predictor.predict(records, source)
+    return predictions, [contributions(predictor, r) for r in records] if explain else None
 
 
 def _score_entities(service: ServiceState, predictor: Predictor, ids: list[str],

@@ -30,6 +30,7 @@ def past_predictions(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> PastPredictionsPage:
+    service.prediction_log.flush(timeout=1.0)  # a request sees the predictions it just made
     total, rows = history.past_predictions(
         service.database, dataset=service.spec.name, source=source, since=since,
         until=until, limit=limit, offset=offset,
@@ -42,6 +43,7 @@ def past_predictions(
              responses={404: {"description": "No logged prediction has this id"}},
              summary="The true outcome of a logged prediction (for live accuracy)")
 def feedback(given: FeedbackIn, service: Service) -> FeedbackOut:
+    service.prediction_log.flush(timeout=1.0)  # feedback may follow its prediction at once
     predicted = history.save_feedback(service.database, given.id, given.actual)
     if predicted is None:
         raise HTTPException(404, detail=f"no logged prediction has id {given.id!r}")

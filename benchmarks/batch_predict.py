@@ -1,0 +1,133 @@
+"""Batch scoring: `lifeboat predict` on generated passengers, logged into PostgreSQL, beside
+the plain scikit-learn pipeline's `predict_proba` on the same rows.
+
+Both run in a fresh process, so each peak RSS is its own. `lifeboat predict` is the whole
+command (start-up, model load, reading, checks, scoring, the output file and the COPY into
+the prediction log); the baseline reads the file with pandas, computes the feature view and
+calls `predict_proba` once, and logs nothing. The rows are clean: the plain pipeline
+stops at the first unusable value (an injected `inf` fails `predict_proba`), where
+`lifeboat predict` scores the row with the value missing. The model is trained on the
+bundled 1309 rows.
+
+    python -m benchmarks.batch_predict [--rows N | --quick] [--postgres URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.ingest import DEFAULT_POSTGRES, scratch_postgres
+from lifeboat.datasets.synthetic import synthetic_passengers, write_passengers
+
+TARGET_SECONDS = 10.0
+
+_TRAIN = """
+from lifeboat.config import Settings
+from lifeboat.datasets import load_spec
+from lifeboat.db import Database
+from lifeboat.orchestration import bootstrap
+settings = Settings()
+bootstrap(settings, Database(settings.db_url), load_spec(settings.dataset))
+"""
+
+_BASELINE = """
+import json, sys, time
+import pandas as pd
+from lifeboat.config import Settings
+from lifeboat.datasets import load_spec
+from lifeboat.features import feature_view
+from lifeboat.registry import ModelRegistry
+settings = Settings()
+spec = load_spec(settings.dataset)
+_, model = ModelRegistry(settings, spec.model_name).load_champion()
+started = time.perf_counter()
+rows = pd.read_csv(sys.argv[1], na_values=spec.missing_values).rename(columns=lambda name: spec.canonical(name) or name)
+probabilities = model.predict_proba(feature_view(spec).from_records(rows))[:, 1]
+print(json.dumps({"seconds": time.perf_counter() - started, "rows": len(probabilities)}))
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, _ = _arguments().parse_known_args(argv)
+    rows = 100_000 if args.quick else args.rows
+    with tempfile.TemporaryDirectory(prefix="lifeboat-bench-") as scratch:
+        source = Path(scratch) / "passengers.csv"
+        started = time.perf_counter()
+        write_passengers(synthetic_passengers(rows, seed=11), source)
+        print(f"generated {rows:,} rows ({source.stat().st_size / 1e6:.0f} MB CSV) "
+              f"in {time.perf_counter() - started:.1f} s")
+        with scratch_postgres(args.postgres) as postgres_url:
+            env = _environment(Path(scratch) / "home", postgres_url)
+            started = time.perf_counter()
+            _run([sys.executable, "-c", _TRAIN], env)
+            print(f"trained a champion on the bundled rows in {time.perf_counter() - started:.1f} s")
+            results = {
+                "lifeboat predict": _predict(source, Path(scratch) / "scored.csv", env),
+                "sklearn predict_proba": _baseline(source, env),
+            }
+    _table(rows, results)
+    return 0
+
+
+def _environment(home: Path, postgres_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MLFLOW_TRACKING_URI", "REDIS_URL") and not k.startswith("LIFEBOAT_")}
+    return {**env, "LIFEBOAT_HOME": str(home), "DATABASE_URL": postgres_url,
+            "LIFEBOAT_SEARCH_ITERATIONS": "2", "LIFEBOAT_LOG_LEVEL": "WARNING"}
+
+
+def _predict(source: Path, output: Path, env: dict[str, str]) -> dict:
+    """Wall time of the whole command, as a user waits for it."""
+    started = time.perf_counter()
+    _, rss_mb = _run([sys.executable, "-m", "lifeboat", "predict", str(source), "-o", str(output)],
+                     env)
+    return {"seconds": time.perf_counter() - started, "rss_mb": rss_mb, "logged": "yes"}
+
+
+def _baseline(source: Path, env: dict[str, str]) -> dict:
+    """Timed inside the process from the read on: no model load, no start-up."""
+    output, rss_mb = _run([sys.executable, "-c", _BASELINE, str(source)], env)
+    return {**json.loads(output.strip().splitlines()[-1]), "rss_mb": rss_mb, "logged": "no"}
+
+
+def _run(command: list[str], env: dict[str, str]) -> tuple[str, float]:
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(command[:4])} failed")
+    return output, usage.ru_maxrss / 1024
+
+
+def _table(rows: int, results: dict[str, dict]) -> None:
+    print(f"{'run':<22} {'seconds':>8} {'rows/s':>10} {'peak RSS MB':>12} {'logged':>7}")
+    for name, result in results.items():
+        print(f"{name:<22} {result['seconds']:>8.2f} {rows / result['seconds']:>10,.0f} "
+              f"{result['rss_mb']:>12.0f} {result['logged']:>7}")
+    ours, plain = results["lifeboat predict"], results["sklearn predict_proba"]
+    print(f"lifeboat predict / sklearn predict_proba: {ours['seconds'] / plain['seconds']:.2f}x time, "
+          f"{ours['rss_mb'] / plain['rss_mb']:.2f}x peak RSS")
+    if rows == 1_000_000:
+        met = ours["seconds"] <= TARGET_SECONDS
+        print(f"target (1M rows scored and logged into PostgreSQL): <= {TARGET_SECONDS:.0f} s: "
+              f"{'met' if met else 'missed'}")
+
+
+def _arguments() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.batch_predict", description=__doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--postgres", default=os.environ.get("LIFEBOAT_TEST_POSTGRES_URL",
+                                                             DEFAULT_POSTGRES))
+    parser.add_argument("--quick", action="store_true", help="100,000 rows")
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,321 @@
+"""Serving: Lifeboat's `/predict` against the seeds' Flask service, both as real processes.
+
+A scratch LIFEBOAT_HOME gets the bundled passengers and a champion (`bootstrap`, as
+`lifeboat up` does), then `lifeboat serve` (uvicorn) and the Flask baseline (gunicorn,
+2 workers, see flask_baseline.py) are started side by side. Each is sent single-record
+POST /predict requests by 1 and by 16 concurrent clients (asyncio, keep-alive where the
+server keeps connections; gunicorn's sync workers close each one, so a reconnect is part of
+that request's latency). In-process, `Predictor.probabilities` is timed per record on the
+fast path and on the pandas pipeline, and the rest of a request's server-side work beside it.
+
+    python -m benchmarks.serving [--quick] [--seconds S]
+
+Exits 1 when a target of the issue is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+
+from benchmarks import flask_baseline
+from lifeboat.config import Settings
+from lifeboat.datasets import DatasetSpec, load_spec
+from lifeboat.db import Database
+from lifeboat.features import feature_view
+from lifeboat.orchestration.bootstrap import bootstrap
+from lifeboat.registry import ModelRegistry
+from lifeboat.serving import history
+from lifeboat.serving.predictor import Predictor
+from lifeboat.serving.schemas import record_model
+from lifeboat.training.candidates import candidates
+
+CLIENTS = (1, 16)
+TARGET_SPEEDUP_16 = 20.0  # throughput at 16 clients, Lifeboat / baseline
+TARGET_P99_MS_16 = 10.0
+TARGET_P50_MS_1 = 1.0
+
+
+@dataclass(frozen=True)
+class Load:
+    requests: int
+    errors: int
+    seconds: float
+    latencies_ms: np.ndarray
+
+    @property
+    def throughput(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.latencies_ms, q)) if len(self.latencies_ms) else np.nan
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, _ = _arguments().parse_known_args(argv)  # the rest belongs to other benchmarks
+    seconds = args.seconds or (3.0 if args.quick else 10.0)
+    spec = load_spec("titanic")
+    records = _records(spec)
+    with tempfile.TemporaryDirectory(prefix="lifeboat-bench-") as scratch:
+        home = Path(scratch)
+        settings = _trained_home(home / "home", spec, iterations=2 if args.quick else None)
+        _in_process(settings, spec, records, rounds=300 if args.quick else 2000)
+        baseline_model = home / "forest.pkl"
+        flask_baseline.train(baseline_model)
+        with _lifeboat(settings, _free_port()) as lifeboat, \
+                _baseline(baseline_model, _free_port()) as baseline:
+            results = {name: {clients: _load(url, records, clients, seconds)
+                              for clients in CLIENTS}
+                       for name, url in (("lifeboat", lifeboat), ("flask baseline", baseline))}
+    _print_http(results, seconds)
+    return _verdict(results)
+
+
+def _records(spec: DatasetSpec) -> list[dict]:
+    """The bundled passengers as request bodies (missing fields left out, as clients send)."""
+    frame = pd.read_csv(spec.bundled_path(), na_values=spec.missing_values, keep_default_na=False)
+    rows = frame[spec.input_columns].astype(object).to_dict("records")
+    return [{k: v for k, v in row.items() if not pd.isna(v)} for row in rows]
+
+
+def _trained_home(home: Path, spec: DatasetSpec, iterations: int | None) -> Settings:
+    settings = Settings(_env_file=None, home=home, database_url=None, mlflow_tracking_uri=None,
+                        redis_url=None, search_iterations=iterations)
+    started = time.perf_counter()
+    database = Database(settings.db_url)
+    report = bootstrap(settings, database, spec)
+    database.dispose()
+    print(f"trained champion {report.champion.name} v{report.champion.version} "
+          f"in {time.perf_counter() - started:.0f} s")
+    return settings
+
+
+def _in_process(settings: Settings, spec: DatasetSpec, records: list[dict], rounds: int) -> None:
+    """Per-record latency of `Predictor.probabilities`, fast path vs pandas, for the champion
+    and for each candidate classifier; then the rest of a request's server-side work."""
+    view = feature_view(spec)
+    version, champion = ModelRegistry(settings, spec.model_name).load_champion()
+    frame = pd.read_csv(spec.bundled_path(), na_values=spec.missing_values, keep_default_na=False)
+    models = {f"champion ({type(champion[-1]).__name__})": champion}
+    for candidate in candidates(spec):
+        models[candidate.name] = candidate.pipeline.fit(view.from_records(frame),
+                                                        frame["survived"].to_numpy())
+    print(f"\nin process, one record per call, {rounds} calls (µs)")
+    print(f"{'model':<42}{'fast p50':>10}{'fast p99':>10}{'pandas p50':>12}{'pandas p99':>12}"
+          f"{'speed-up':>10}")
+    for name, model in models.items():
+        predictor = Predictor(spec, model, version, view)
+        fast = _timed(lambda r: predictor.probabilities([r]), records, rounds)
+        pandas = _timed(lambda r: predictor.reference_probabilities([r]), records,
+                        max(rounds // 10, 50))
+        print(f"{name:<42}{np.median(fast):>10.0f}{np.percentile(fast, 99):>10.0f}"
+              f"{np.median(pandas):>12.0f}{np.percentile(pandas, 99):>12.0f}"
+              f"{np.median(pandas) / np.median(fast):>9.0f}x")
+    _request_parts(settings, spec, Predictor(spec, champion, version, view), records, rounds)
+
+
+def _request_parts(settings: Settings, spec: DatasetSpec, predictor: Predictor,
+                   records: list[dict], rounds: int) -> None:
+    """Where a /predict request's server-side time goes, part by part, on the champion."""
+    record_type = record_model(spec)
+    database = Database(settings.db_url)
+    parts: dict[str, Callable[[dict], object]] = {
+        "validate the record (pydantic)": lambda r: record_type.model_validate(r).model_dump(),
+        "Predictor.predict (fast path + Prediction rows)": lambda r: predictor.predict([r], "api"),
+        "log the prediction (history.save, SQLite)":
+            lambda r: history.save(database, predictor.predict([r], "api")),
+    }
+    print("\nserver-side parts of one /predict request (µs)")
+    print(f"{'part':<52}{'p50':>8}{'p99':>8}")
+    for name, part in parts.items():
+        timings = _timed(part, records, rounds)
+        print(f"{name:<52}{np.median(timings):>8.0f}{np.percentile(timings, 99):>8.0f}")
+    database.dispose()
+
+
+def _timed(call: Callable[[dict], object], records: list[dict], rounds: int) -> np.ndarray:
+    for record in records[:20]:  # warm-up: first calls fill caches and allocate
+        call(record)
+    timings = []
+    for i in range(rounds):
+        record = records[i % len(records)]
+        started = time.perf_counter()
+        call(record)
+        timings.append((time.perf_counter() - started) * 1e6)
+    return np.array(timings)
+
+
+@contextmanager
+def _lifeboat(settings: Settings, port: int) -> Iterator[str]:
+    env = {**os.environ, "LIFEBOAT_HOME": str(settings.home), "LIFEBOAT_PORT": str(port),
+           "LIFEBOAT_LOG_LEVEL": "WARNING"}
+    for name in ("DATABASE_URL", "MLFLOW_TRACKING_URI", "REDIS_URL"):
+        env.pop(name, None)
+    command = [sys.executable, "-m", "lifeboat", "serve"]
+    with _process(command, env, f"http://127.0.0.1:{port}", "/ready") as url:
+        yield url
+
+
+@contextmanager
+def _baseline(model: Path, port: int) -> Iterator[str]:
+    env = {**os.environ, "BASELINE_MODEL": str(model)}
+    command = [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind",
+               f"127.0.0.1:{port}", "--log-level", "warning",
+               "benchmarks.flask_baseline:create_app()"]
+    with _process(command, env, f"http://127.0.0.1:{port}", None) as url:
+        yield url
+
+
+@contextmanager
+def _process(command: list[str], env: dict[str, str], url: str,
+             ready_path: str | None) -> Iterator[str]:
+    """Starts a server, waits until it answers (ready, or a first prediction), stops it."""
+    process = subprocess.Popen(command, env=env, cwd=Path(__file__).parent.parent,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_until_serving(process, url, ready_path)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _wait_until_serving(process: subprocess.Popen, url: str, ready_path: str | None) -> None:
+    probe = {"pclass": 3, "name": "Braund, Mr. Owen Harris", "sex": "male"}
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{url} exited: {process.stderr.read().decode()[-2000:]}")
+        try:
+            response = (httpx.get(url + ready_path) if ready_path
+                        else httpx.post(url + "/predict", json=probe))
+            if response.status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"{url} did not start serving within 120 s")
+
+
+def _load(url: str, records: list[dict], clients: int, seconds: float) -> Load:
+    host, port = url.removeprefix("http://").split(":")
+    requests = [_request(host, record) for record in records]
+    _drive(host, int(port), requests, clients, 1.0)  # warm-up, not counted
+    return _drive(host, int(port), requests, clients, seconds)
+
+
+def _request(host: str, record: dict) -> bytes:
+    body = json.dumps(record).encode()
+    return (f"POST /predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+def _drive(host: str, port: int, requests: list[bytes], clients: int, seconds: float) -> Load:
+    """`clients` concurrent connections, each sending its next request once answered."""
+    latencies: list[float] = []
+    errors = [0]
+
+    async def client(offset: int, deadline: float) -> None:
+        reader = writer = None
+        i = offset
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            if writer is None:
+                reader, writer = await asyncio.open_connection(host, port)
+            writer.write(requests[i % len(requests)])
+            i += clients
+            status, close = await _response(reader)
+            latencies.append((time.perf_counter() - started) * 1000)
+            errors[0] += status != 200
+            if close:
+                writer.close()
+                reader = writer = None
+        if writer is not None:
+            writer.close()
+
+    async def run() -> float:
+        started = time.perf_counter()
+        await asyncio.gather(*(client(i, started + seconds) for i in range(clients)))
+        return time.perf_counter() - started
+
+    elapsed = asyncio.run(run())
+    return Load(len(latencies), errors[0], elapsed, np.array(latencies))
+
+
+async def _response(reader: asyncio.StreamReader) -> tuple[int, bool]:
+    """Reads one HTTP/1.1 response; its status and whether the server closes the connection."""
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").lower()
+    lines = head.split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    await reader.readexactly(int(headers.get("content-length", 0)))
+    return int(lines[0].split()[1]), headers.get("connection") == "close"
+
+
+def _print_http(results: dict[str, dict[int, Load]], seconds: float) -> None:
+    print(f"\nsingle-record POST /predict over HTTP, {seconds:.0f} s per row")
+    print(f"{'service':<16}{'clients':>8}{'requests':>10}{'errors':>8}{'req/s':>9}"
+          f"{'p50 ms':>9}{'p99 ms':>9}")
+    for name, loads in results.items():
+        for clients, load in loads.items():
+            print(f"{name:<16}{clients:>8}{load.requests:>10}{load.errors:>8}"
+                  f"{load.throughput:>9.0f}{load.percentile(50):>9.2f}{load.percentile(99):>9.2f}")
+    ours, theirs = results["lifeboat"], results["flask baseline"]
+    print("\nlifeboat / baseline")
+    for clients in CLIENTS:
+        speed_up = ours[clients].throughput / theirs[clients].throughput
+        print(f"  {clients:>2} clients: throughput {speed_up:.1f}x, "
+              f"p50 {theirs[clients].percentile(50) / ours[clients].percentile(50):.1f}x lower, "
+              f"p99 {theirs[clients].percentile(99) / ours[clients].percentile(99):.1f}x lower")
+
+
+def _verdict(results: dict[str, dict[int, Load]]) -> int:
+    ours, theirs = results["lifeboat"], results["flask baseline"]
+    checks = {
+        f"throughput at 16 clients >= {TARGET_SPEEDUP_16:.0f}x the baseline":
+            ours[16].throughput >= TARGET_SPEEDUP_16 * theirs[16].throughput,
+        f"p99 at 16 clients <= {TARGET_P99_MS_16:.0f} ms":
+            ours[16].percentile(99) <= TARGET_P99_MS_16,
+        f"p50 at 1 client <= {TARGET_P50_MS_1:.0f} ms": ours[1].percentile(50) <= TARGET_P50_MS_1,
+        "no failed requests": ours[1].errors + ours[16].errors == 0,
+    }
+    print()
+    for check, passed in checks.items():
+        print(f"{'met   ' if passed else 'MISSED'} {check}")
+    return int(not all(checks.values()))
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _arguments() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.serving", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="2 search iterations, 3 s per load level")
+    parser.add_argument("--seconds", type=float, default=None, help="seconds per load level")
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

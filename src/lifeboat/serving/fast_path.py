@@ -1,0 +1,341 @@
+"""The serving fast path: a loaded model compiled once into plain Python, NumPy and ONNX Runtime.
+
+Scoring one record through the pandas pipeline costs milliseconds of fixed overhead (frames
+built, columns typed, estimators validating their input) for microseconds of arithmetic.
+`compile_model` reads the fitted pipeline's learned attributes once, when the model is
+loaded, and replays them without pandas:
+
+- the feature view per record, composed from the view module's own helpers (`title_of`,
+  `deck_of`, ...), so a definition still lives in one place;
+- the learned layer (`TitanicFeatures`): imputed ages and fares, travel-group figures;
+- `preprocess` (imputers, scaler, one-hot encoder) as NumPy arithmetic on its fitted
+  statistics, in float64 as scikit-learn computes it;
+- the classifier in ONNX Runtime, converted by skl2onnx.
+
+Large batches (and data frames) keep the view and the learned layer vectorised in pandas,
+then share the compiled preprocess and classifier. The pandas pipeline stays the reference:
+tests/test_fast_path.py holds every path to it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pandas as pd
+from skl2onnx import convert_sklearn
+from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from lifeboat.datasets import DatasetSpec
+from lifeboat.features import FeatureView
+from lifeboat.features.titanic import GROUPS, TitanicFeatures
+from lifeboat.features.titanic_view import (
+    deck_of,
+    family_of,
+    member_of,
+    sex_class_of,
+    ticket_of,
+    title_of,
+)
+
+# From this many records on, pandas' per-column work beats a Python loop per record.
+VECTORISED_FROM = 4000
+_UNKNOWN_FATE = 0.5  # as TitanicFeatures: a group with no known companion is a coin flip
+
+Record = Mapping[str, Any]
+Row = dict[str, Any]
+
+
+class UnsupportedModel(Exception):
+    """The model has a step the fast path cannot replay exactly; serve it with pandas."""
+
+
+def _number(value: object) -> float:
+    """A raw value as `pd.to_numeric(errors="coerce")` reads it: NaN when it is no number."""
+    if value is None:
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _text(value: object) -> object:
+    """None for a missing text value, as the view's helpers read NaN."""
+    return None if _missing(value) else value
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    """IEEE division as pandas divides columns: x/0 is ±inf and 0/0 NaN, never an error."""
+    if denominator:
+        return numerator / denominator
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.float64(numerator) / denominator)
+
+
+def passenger_profile_row(record: Record) -> Row:
+    """`titanic_view.passenger_profile` for one raw record, built from the same helpers."""
+    pclass, age, sibsp, parch, fare = (_number(record.get(column))
+                                       for column in ("pclass", "age", "sibsp", "parch", "fare"))
+    sibsp = 0.0 if math.isnan(sibsp) else sibsp
+    parch = 0.0 if math.isnan(parch) else parch
+    name, sex = _text(record.get("name")), _text(record.get("sex"))
+    cabin = _text(record.get("cabin"))
+    title = title_of(name)
+    family_size = sibsp + parch + 1.0
+    return {
+        "pclass": pclass, "age": age, "sibsp": sibsp, "parch": parch, "fare": fare,
+        "sex": sex, "embarked": _text(record.get("embarked")), "title": title,
+        "sex_class": _text(sex_class_of(sex, pclass)),
+        "has_cabin": float(isinstance(cabin, str) and bool(cabin.strip())),
+        "deck": deck_of(cabin), "family_size": family_size, "is_alone": float(family_size == 1.0),
+        "member": member_of(name), "ticket_group": ticket_of(_text(record.get("ticket"))),
+        "family_group": family_of(name, fare),
+        "woman_or_child": float(sex == "female" or title == "Master"),
+    }
+
+
+@dataclass(frozen=True)
+class _Group:
+    """One travel-group table of `TitanicFeatures.fates_`, with each group's survivors summed
+    once, so leaving a passenger out is a subtraction instead of a scan of the group."""
+
+    fates: Mapping[str, Mapping[str, int]]
+    survivors: Mapping[str, int]
+
+    @classmethod
+    def of(cls, fates: Mapping[str, Mapping[str, int]]) -> _Group:
+        return cls(fates, {key: sum(members.values()) for key, members in fates.items()})
+
+    def companions(self, key: object, member: str) -> tuple[float, float]:
+        members = self.fates.get(key) if isinstance(key, str) else None
+        if not members:
+            return 0.0, _UNKNOWN_FATE
+        own = members.get(member)
+        count = len(members) - (own is not None)
+        survived = self.survivors[key] - (own or 0)
+        return float(count), survived / count if count else _UNKNOWN_FATE
+
+
+class TitanicLayer:
+    """`TitanicFeatures.transform` for one profile row, from the fitted transformer's state."""
+
+    def __init__(self, fitted: TitanicFeatures) -> None:
+        self.fitted = fitted
+        fates = fitted.fates_
+        self.groups = {name: _Group.of(fates.get(name, {}))
+                       for group in GROUPS for name in (group, f"{group}_women_children")}
+
+    def transform(self, row: Row) -> Row:
+        fitted = self.fitted
+        age = row["age"] if not math.isnan(row["age"]) else self._learned_age(row)
+        fare = row["fare"]
+        if math.isnan(fare):
+            fare = _first_known(fitted.fare_by_class_.get(row["pclass"]), fitted.fare_median_)
+        out = {**row, "age": age, "fare": fare,
+               "fare_per_person": _ratio(fare, row["family_size"]),
+               "pclass_x_fare": row["pclass"] * fare, "age_x_fare": age * fare}
+        for group in GROUPS:
+            key, member = row[f"{group}_group"], row["member"]
+            out[f"{group}_companions"], out[f"{group}_survival"] = (
+                self.groups[group].companions(key, member))
+            out[f"{group}_women_children_survival"] = (
+                self.groups[f"{group}_women_children"].companions(key, member)[1])
+        return out
+
+    def _learned_age(self, row: Row) -> float:
+        fitted, title = self.fitted, row["title"]
+        return _first_known(fitted.age_by_title_class_.get(title, {}).get(row["pclass"]),
+                            fitted.age_by_title_.get(title), fitted.age_median_)
+
+
+def _first_known(*values: object) -> float:
+    """The first value that is a number, as a chain of pandas `fillna` picks it."""
+    for value in values:
+        if value is not None and not math.isnan(value):
+            return float(value)
+    return math.nan
+
+
+@dataclass(frozen=True)
+class Encoder:
+    """The fitted `preprocess` step without scikit-learn: median imputation and scaling of the
+    numeric columns, most-frequent imputation and one-hot encoding of the categorical ones.
+
+    A few rows are encoded in plain Python floats (IEEE doubles, so bit for bit what NumPy
+    computes), since NumPy's per-call overhead would dominate; frames in NumPy, column-wise.
+    """
+
+    numeric: tuple[str, ...]
+    medians: tuple[float, ...]
+    means: tuple[float, ...]
+    scales: tuple[float, ...]
+    categorical: tuple[str, ...]
+    fills: tuple[str, ...]
+    positions: tuple[dict[object, int], ...]  # category → its output column
+    width: int
+
+    @classmethod
+    def of(cls, preprocess: ColumnTransformer) -> Encoder:
+        numeric, categorical = _checked_parts(preprocess)
+        (columns, impute, scale), (text_columns, text_impute, encode) = numeric, categorical
+        offset, positions = len(columns), []
+        for categories in encode.categories_:
+            positions.append({value: offset + i for i, value in enumerate(categories)})
+            offset += len(categories)
+        means = scale.mean_ if scale.with_mean else np.zeros(len(columns))
+        scales = scale.scale_ if scale.with_std else np.ones(len(columns))
+        return cls(tuple(columns), tuple(impute.statistics_.astype(float).tolist()),
+                   tuple(means.tolist()), tuple(scales.tolist()), tuple(text_columns),
+                   tuple(text_impute.statistics_), tuple(positions), offset)
+
+    def rows(self, rows: Sequence[Row]) -> np.ndarray:
+        return np.array([self._row(row) for row in rows], dtype=np.float64).reshape(-1, self.width)
+
+    def _row(self, row: Row) -> list[float]:
+        encoded = [0.0] * self.width
+        for i, (column, median, mean, scale) in enumerate(
+                zip(self.numeric, self.medians, self.means, self.scales, strict=True)):
+            value = row[column]
+            encoded[i] = ((median if math.isnan(value) else value) - mean) / scale
+        for column, fill, positions in zip(self.categorical, self.fills, self.positions,
+                                           strict=True):
+            value = row[column]
+            position = positions.get(fill if _missing(value) else value)
+            if position is not None:  # an unseen category is all zeros, as "ignore" has it
+                encoded[position] = 1.0
+        return encoded
+
+    def frame(self, frame: pd.DataFrame) -> np.ndarray:
+        matrix = np.zeros((len(frame), self.width))
+        numbers = frame[list(self.numeric)].to_numpy(dtype=np.float64)
+        numbers = np.where(np.isnan(numbers), self.medians, numbers)
+        matrix[:, :len(self.numeric)] = (numbers - self.means) / self.scales
+        for column, fill, positions in zip(self.categorical, self.fills, self.positions,
+                                           strict=True):
+            columns = np.array([positions.get(fill if _missing(v) else v, -1)
+                                for v in frame[column].tolist()], dtype=np.int64)
+            hits = np.flatnonzero(columns >= 0)
+            matrix[hits, columns[hits]] = 1.0
+        return matrix
+
+
+def _checked_parts(preprocess: ColumnTransformer) -> tuple[tuple, tuple]:
+    """The preprocess step's numeric and categorical parts, if they are the ones
+    `features.pipeline.preprocessor` builds; anything else is not replayed."""
+    parts = {name: (columns, step) for name, step, columns in preprocess.transformers_
+             if name != "remainder"}
+    remainder = [step for name, step, _ in preprocess.transformers_ if name == "remainder"]
+    try:
+        (numeric_columns, numeric), (text_columns, text) = parts["numeric"], parts["categorical"]
+        impute, scale = numeric.named_steps["impute"], numeric.named_steps["scale"]
+        text_impute, encode = text.named_steps["impute"], text.named_steps["encode"]
+    except (KeyError, AttributeError, ValueError):
+        raise UnsupportedModel(f"preprocess has parts {sorted(parts)}") from None
+    expected = (isinstance(impute, SimpleImputer) and isinstance(scale, StandardScaler)
+                and isinstance(text_impute, SimpleImputer) and isinstance(encode, OneHotEncoder)
+                and len(numeric.steps) == len(text.steps) == 2 and len(parts) == 2
+                and all(step == "drop" for step in remainder)
+                and impute.strategy == "median" and text_impute.strategy == "most_frequent"
+                and not np.isnan(impute.statistics_.astype(float)).any()
+                and encode.drop is None and encode.handle_unknown == "ignore"
+                and getattr(encode, "infrequent_categories_", None) is None)
+    if not expected:
+        raise UnsupportedModel("preprocess is not the imputer/scaler/one-hot step it replays")
+    return (numeric_columns, impute, scale), (text_columns, text_impute, encode)
+
+
+class OnnxClassifier:
+    """The fitted classifier in ONNX Runtime, on the preprocess step's float64 matrix.
+
+    Double precision where the runtime has the kernels (the linear model scores as
+    scikit-learn does, to the last bits); tree ensembles only have float kernels in
+    onnxruntime, so their input is float32, as scikit-learn's trees also read it, and
+    their probabilities carry float32 rounding (about 1e-7).
+    """
+
+    def __init__(self, classifier: Any, width: int) -> None:
+        self.session, self.dtype = _session(classifier, width)
+        self.input = self.session.get_inputs()[0].name
+        self.output = self.session.get_outputs()[1].name
+
+    def probabilities(self, matrix: np.ndarray) -> np.ndarray:
+        inputs = {self.input: matrix.astype(self.dtype, copy=False)}
+        scores = self.session.run([self.output], inputs)
+        return np.asarray(scores[0][:, 1], dtype=np.float64)
+
+
+def _session(classifier: Any, width: int) -> tuple[ort.InferenceSession, type]:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1  # one request is µs of work: no thread pool to wake
+    options.inter_op_num_threads = 1
+    for tensor, dtype in ((DoubleTensorType, np.float64), (FloatTensorType, np.float32)):
+        try:
+            onnx_model = convert_sklearn(classifier, initial_types=[("X", tensor([None, width]))],
+                                         options={id(classifier): {"zipmap": False}})
+            session = ort.InferenceSession(onnx_model.SerializeToString(), options,
+                                           providers=["CPUExecutionProvider"])
+        except Exception as exc:  # skl2onnx or onnxruntime lacks this type for the model
+            failure = exc
+            continue
+        return session, dtype
+    raise UnsupportedModel(f"{type(classifier).__name__} does not convert to ONNX: {failure}")
+
+
+class FastScorer:
+    """A model compiled for serving: raw records, stored view vectors or frames in,
+    the positive class's probability out, as `model.predict_proba(...)[:, 1]` gives it."""
+
+    def __init__(self, view: FeatureView, model: Pipeline) -> None:
+        self.view = view
+        self.engineer = model.named_steps["engineer"]
+        self.layer = TitanicLayer(self.engineer)
+        self.encoder = Encoder.of(model.named_steps["preprocess"])
+        self.classifier = OnnxClassifier(model.named_steps["classifier"], self.encoder.width)
+
+    def probabilities(self, records: Sequence[Record] | pd.DataFrame) -> np.ndarray:
+        if isinstance(records, pd.DataFrame) or len(records) >= VECTORISED_FROM:
+            return self._vectorised(self.view.from_records(records))
+        return self._scored([passenger_profile_row(record) for record in records])
+
+    def vector_probabilities(self, vectors: Sequence[Sequence[object]]) -> np.ndarray:
+        """Stored view vectors (in the view's column order), as the online store returns them."""
+        if len(vectors) >= VECTORISED_FROM:
+            return self._vectorised(self.view.from_rows(vectors))
+        return self._scored([self._profile(vector) for vector in vectors])
+
+    def _profile(self, vector: Sequence[object]) -> Row:
+        return {name: _number(value) if kind == "float" else _text(value)
+                for (name, kind), value in zip(self.view.columns.items(), vector, strict=True)}
+
+    def _scored(self, profiles: list[Row]) -> np.ndarray:
+        rows = [self.layer.transform(profile) for profile in profiles]
+        return self.classifier.probabilities(self.encoder.rows(rows))
+
+    def _vectorised(self, view_rows: pd.DataFrame) -> np.ndarray:
+        return self.classifier.probabilities(self.encoder.frame(self.engineer.transform(view_rows)))
+
+
+def compile_model(spec: DatasetSpec, view: FeatureView, model: Any) -> FastScorer:
+    """The fast scorer for `model`, or UnsupportedModel when it has a step this module
+    cannot replay exactly (another dataset's builder, another pipeline shape)."""
+    steps = getattr(model, "named_steps", {})
+    if spec.features.builder != "titanic" or not isinstance(steps.get("engineer"),
+                                                              TitanicFeatures):
+        raise UnsupportedModel(f"no fast path for feature builder {spec.features.builder!r}")
+    if {"engineer", "preprocess", "classifier"} - set(steps) or not set(steps) <= {
+            "engineer", "preprocess", "balance", "classifier"}:
+        raise UnsupportedModel(f"pipeline steps {list(steps)}")
+    return FastScorer(view, model)

@@ -1,0 +1,453 @@
+"""The prediction log's writer: a request hands its predictions over and returns at once; a
+background thread writes them to the database in batches, and what the database cannot take
+now waits on disk until it can.
+
+Every write is an insert-if-absent on the prediction id, so rows written twice (a commit that
+reached the database but whose answer was lost with the connection, or a spool file replayed
+again because the process died between writing it and deleting it) still leave exactly one
+row per prediction.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import itertools
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from sqlalchemy import TextClause, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
+
+from lifeboat.db import Database, Prediction
+from lifeboat.monitoring.metrics import (
+    PREDICTION_LOG_PENDING,
+    PREDICTION_LOG_REJECTED,
+    PREDICTION_LOG_SPILLED,
+    PREDICTION_LOG_WRITTEN,
+)
+
+log = logging.getLogger(__name__)
+
+_TABLE = Prediction.__table__
+_DIALECTS = ("postgresql", "sqlite")
+# One multi-row INSERT binds columns x rows parameters: SQLite takes at most 32766.
+MAX_BATCH_SIZE = 32766 // len(_TABLE.columns)
+_PENDING_MEMORY = PREDICTION_LOG_PENDING.labels(where="memory")
+_PENDING_DISK = PREDICTION_LOG_PENDING.labels(where="disk")
+
+Row = dict[str, Any]
+
+
+class PredictionLog:
+    """Takes served predictions off the request path and gets each into the database once.
+
+    `submit` queues rows in memory (at most `capacity`; beyond that they go straight to
+    disk). The writer thread takes up to `batch_size` queued rows at a time, so batches grow
+    with the load and an idle service writes each request within milliseconds. When the
+    database fails, the batch and everything after it is spilled to the spool folder and
+    the database is tried again every `retry_seconds`; once it answers, the spool is
+    replayed, oldest file first, one file between two queued batches: files of at most
+    `spool_file_rows` rows keep the queue moving while a long outage is caught up.
+    """
+
+    def __init__(self, database: Database, spool_folder: Path, *, capacity: int = 10_000,
+                 batch_size: int = 500, retry_seconds: float = 1.0,
+                 spool_file_rows: int = 2_000) -> None:
+        if database.engine.dialect.name not in _DIALECTS:
+            raise ValueError(f"the prediction log writes to SQLite or PostgreSQL, not "
+                             f"{database.engine.dialect.name}")
+        if not 0 < batch_size <= MAX_BATCH_SIZE:
+            raise ValueError(f"batch_size must be between 1 and {MAX_BATCH_SIZE}")
+        self._database = database
+        self._spool = Spool(Path(spool_folder), spool_file_rows)
+        self._capacity = capacity
+        self._batch_size = batch_size
+        self._retry_seconds = retry_seconds
+        self._queue: deque[Row] = deque()
+        self._changed = threading.Condition()
+        self._accepted = 0  # rows ever queued; the writer settles them in queue order
+        self._settled = 0   # of those, rows written to the database or spilled
+        self._closing = False
+        self._abandoned = False  # close() gave up waiting and took the queue over
+        self._outage: str | None = None
+        self._retry_at = 0.0
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    def submit(self, predictions: Iterable[Prediction]) -> None:
+        """Hands predictions over without waiting for the database, and never raises: a
+        prediction already computed is served even if logging it fails (which is logged)."""
+        rows: list[Row] = []
+        try:
+            rows = [_row(prediction) for prediction in predictions]
+            overflow = self._enqueue(rows)
+            if overflow:
+                self._spool.append(overflow)
+                PREDICTION_LOG_SPILLED.inc(len(overflow))
+        except Exception:  # noqa: BLE001 - the request must not fail on its log
+            log.exception("could not log %d predictions", len(rows))
+
+    def flush(self, timeout: float = 2.0) -> bool:
+        """Waits until everything submitted before the call has been written or spilled, so a
+        reader sees its own writes. True when it is all in the database."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            target = self._accepted
+            while self._settled < target:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._thread.is_alive():
+                    return False
+                self._changed.wait(remaining)
+            return self._outage is None and self._spool.pending == 0
+
+    def status(self) -> str:
+        """One line for /ready: "ok", or what is waiting and why."""
+        with self._changed:
+            outage, queued = self._outage, len(self._queue)
+        waiting = queued + self._spool.pending
+        if outage is not None:
+            return f"degraded: {waiting} predictions waiting, database unreachable ({outage})"
+        if self._spool.pending:
+            return f"catching up: {waiting} spilled predictions being written"
+        return "ok"
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Drains: the writer empties the queue and the spool while the database takes them,
+        for at most `timeout` seconds. What is left is spilled to disk, fsync'd and reported
+        in the log; the next start writes it."""
+        with self._changed:
+            self._closing = True
+            self._changed.notify_all()
+        self._thread.join(timeout)
+        with self._changed:
+            self._abandoned = True
+            left = list(self._queue)
+            self._forget(len(left))
+        if left:
+            self._spool.append(left)
+            PREDICTION_LOG_SPILLED.inc(len(left))
+        if self._spool.pending:
+            log.warning("%d predictions are not in the database yet: they wait in %s and the "
+                        "next start writes them", self._spool.pending, self._spool.folder)
+        self._spool.close()
+
+    def _enqueue(self, rows: list[Row]) -> list[Row]:
+        """Queues what fits; returns the rest. Once closing, nothing is queued: the writer
+        may already have finished."""
+        with self._changed:
+            room = 0 if self._closing else max(self._capacity - len(self._queue), 0)
+            taken = rows[:room]
+            self._queue.extend(taken)
+            self._accepted += len(taken)
+            _PENDING_MEMORY.inc(len(taken))
+            self._changed.notify_all()
+        return rows[room:]
+
+    def _run(self) -> None:
+        while self._wait_for_work():
+            try:
+                self._step()
+            except Exception:  # noqa: BLE001 - the writer outlives any one failure
+                log.exception("the prediction log's writer failed; retrying")
+                time.sleep(self._retry_seconds)
+
+    def _wait_for_work(self) -> bool:
+        """Sleeps until rows are queued or the spool can be replayed; False once closing
+        leaves nothing it could do."""
+        with self._changed:
+            while not self._abandoned:
+                replay_in = self._replay_in()
+                if self._queue or replay_in == 0:
+                    return True
+                if self._closing:
+                    return False
+                self._changed.wait(replay_in)
+            return False
+
+    def _replay_in(self) -> float | None:
+        """Seconds until the spool should be replayed (0: now); None when it is empty."""
+        if not self._spool.pending:
+            return None
+        return max(self._retry_at - time.monotonic(), 0.0) if self._outage else 0.0
+
+    def _step(self) -> None:
+        """One queued batch, then one spilled file: neither starves the other."""
+        with self._changed:
+            batch = list(itertools.islice(self._queue, self._batch_size))
+        if batch:
+            if not (self._database_worth_trying() and self._write(batch)):
+                self._spool.append(batch)
+                PREDICTION_LOG_SPILLED.inc(len(batch))
+            with self._changed:
+                if not self._abandoned:
+                    self._forget(len(batch))
+        if self._database_worth_trying():
+            self._replay_oldest()
+
+    def _forget(self, count: int) -> None:
+        """Drops the oldest `count` queued rows, now written or spilled (lock held)."""
+        for _ in range(count):
+            self._queue.popleft()
+        self._settled += count
+        _PENDING_MEMORY.dec(count)
+        self._changed.notify_all()
+
+    def _database_worth_trying(self) -> bool:
+        return self._outage is None or time.monotonic() >= self._retry_at
+
+    def _replay_oldest(self) -> None:
+        """Writes the oldest spilled file, and deletes it once all of it is in."""
+        path = self._spool.oldest()
+        if path is None:
+            return
+        for chunk in self._spool.read(path, self._batch_size):
+            if not self._write(chunk):
+                return
+        self._spool.remove(path)
+        log.info("wrote the spilled predictions of %s", path.name)
+
+    def _write(self, rows: list[Row]) -> bool:
+        """True when the rows are in the database (or set aside as ones it refuses); False,
+        with the outage recorded, when it could not be reached."""
+        try:
+            try:
+                self._insert(rows)
+            except StatementError as exc:
+                if not _refused(exc):
+                    raise
+                self._insert_singly(rows)
+        except Exception as exc:  # noqa: BLE001 - unreachable, whatever the cause: rows wait
+            self._fail(exc)
+            return False
+        PREDICTION_LOG_WRITTEN.inc(len(rows))
+        if self._outage is not None:
+            log.info("the database answers again: writing the prediction log")
+            with self._changed:
+                self._outage = None
+        return True
+
+    def _insert(self, rows: list[Row]) -> None:
+        """Inserts the rows whose id is not there yet, in one statement and transaction."""
+        with self._database.session() as session:
+            if self._database.engine.dialect.name == "postgresql":
+                session.execute(_POSTGRES_INSERT, _columns(rows))
+            else:
+                session.execute(_SQLITE_INSERT, rows).all()
+
+    def _insert_singly(self, rows: list[Row]) -> None:
+        """Finds the rows the database refuses outright, so that one bad prediction does not
+        hold back the others: they are set aside in a rejected file and logged."""
+        rejected = []
+        for row in rows:
+            try:
+                self._insert([row])
+            except StatementError as exc:
+                if not _refused(exc):
+                    raise
+                log.error("the database refuses prediction %s (%s); set aside in %s",
+                          row["id"], _brief(exc), self._spool.folder)
+                rejected.append(row)
+        if rejected:
+            self._spool.reject(rejected)
+            PREDICTION_LOG_REJECTED.inc(len(rejected))
+
+    def _fail(self, exc: Exception) -> None:
+        reason = _brief(exc)
+        if self._outage is None:
+            log.warning("the database does not take predictions (%s): spilling them to %s "
+                        "and retrying every %s s", reason, self._spool.folder,
+                        self._retry_seconds)
+        with self._changed:
+            self._outage = reason
+            self._retry_at = time.monotonic() + self._retry_seconds
+
+
+@dataclass
+class _SpoolFile:
+    handle: TextIO  # open for the whole life of the file: it holds the file's lock
+    rows: int
+
+
+class Spool:
+    """Predictions waiting for the database: JSON lines files, fsync'd once per append.
+
+    Each file is held under an exclusive lock by the process that wrote or adopted it, so
+    processes sharing a home never replay the same file at once; the lock dies with its
+    process, and the next process to start adopts what it left.
+    """
+
+    def __init__(self, folder: Path, file_rows: int) -> None:
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._file_rows = file_rows
+        self._lock = threading.Lock()
+        self._files: dict[Path, _SpoolFile] = {}
+        self._current: Path | None = None
+        self._adopt_orphans()
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return sum(file.rows for file in self._files.values())
+
+    def append(self, rows: list[Row]) -> None:
+        with self._lock:
+            if self._current is None:
+                self._current = self._create("predictions")
+            file = self._files[self._current]
+            _write_durably(file.handle, rows)
+            file.rows += len(rows)
+            _PENDING_DISK.inc(len(rows))
+            if file.rows >= self._file_rows:
+                self._current = None
+
+    def reject(self, rows: list[Row]) -> None:
+        """Keeps rows the database refuses in a file of their own, never replayed."""
+        path = self.folder / f"rejected-{_stamp()}.jsonl"
+        with path.open("a", encoding="utf-8") as handle:
+            _write_durably(handle, rows)
+
+    def oldest(self) -> Path | None:
+        """The next file to replay. The one being appended to comes last, and is closed for
+        appends first (the next append starts a new file)."""
+        with self._lock:
+            sealed = sorted(path for path in self._files if path != self._current)
+            if not sealed and self._current is not None:
+                sealed, self._current = [self._current], None
+            return sealed[0] if sealed else None
+
+    def read(self, path: Path, chunk_rows: int) -> Iterator[list[Row]]:
+        """The file's rows, a chunk at a time; none if someone deleted it."""
+        if not path.exists():
+            return
+        with path.open(encoding="utf-8") as handle:
+            rows = (row for row in map(_parse_line, handle) if row is not None)
+            while chunk := list(itertools.islice(rows, chunk_rows)):
+                yield chunk
+
+    def remove(self, path: Path) -> None:
+        with self._lock:
+            file = self._files.pop(path)
+            path.unlink(missing_ok=True)
+            file.handle.close()
+            _PENDING_DISK.dec(file.rows)
+
+    def close(self) -> None:
+        """Releases the files (and their locks) to the next process."""
+        with self._lock:
+            for file in self._files.values():
+                file.handle.close()
+                _PENDING_DISK.dec(file.rows)
+            self._files.clear()
+            self._current = None
+
+    def _create(self, prefix: str) -> Path:
+        path = self.folder / f"{prefix}-{_stamp()}.jsonl"
+        handle = path.open("a", encoding="utf-8")
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._files[path] = _SpoolFile(handle, 0)
+        return path
+
+    def _adopt_orphans(self) -> None:
+        """Takes over the files of processes that are gone (their locks are free)."""
+        for path in sorted(self.folder.glob("predictions-*.jsonl")):
+            handle = path.open("a", encoding="utf-8")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # a live process owns it
+                handle.close()
+                continue
+            with path.open("rb") as lines:
+                rows = sum(1 for _ in lines)
+            self._files[path] = _SpoolFile(handle, rows)
+            _PENDING_DISK.inc(rows)
+            log.info("%d spilled predictions in %s will be written", rows, path.name)
+
+
+def _postgres_insert() -> TextClause:
+    """INSERT ... SELECT FROM unnest(one array per column) ON CONFLICT (id) DO NOTHING.
+
+    Its text is the same whatever the number of rows, so the driver parses it once: a
+    multi-row VALUES list is parsed anew each time (measured: 120 of the 190 ms that 500
+    rows took), and COPY cannot skip the ids already there.
+    """
+    dialect = postgresql.dialect()
+    names = ", ".join(f'"{column.name}"' for column in _TABLE.columns)
+    arrays = ", ".join(f"CAST(:{column.name} AS {column.type.compile(dialect)}[])"
+                       for column in _TABLE.columns)
+    return text(f'INSERT INTO "{_TABLE.name}" ({names}) SELECT * FROM unnest({arrays}) '
+                f'ON CONFLICT ("id") DO NOTHING')
+
+
+_POSTGRES_INSERT = _postgres_insert()
+# RETURNING makes SQLAlchemy's "insertmanyvalues" send a batch as multi-row statements,
+# compiled once; rows given to .values() instead would be compiled again for every batch.
+_SQLITE_INSERT = (sqlite.insert(_TABLE).on_conflict_do_nothing(index_elements=[_TABLE.c.id])
+                  .returning(_TABLE.c.id))
+
+
+def _columns(rows: list[Row]) -> dict[str, list[Any]]:
+    """One list per column, JSON values as JSON text, for the unnest insert."""
+    arrays = {column.name: [row[column.name] for row in rows] for column in _TABLE.columns}
+    arrays["input"] = [json.dumps(value) for value in arrays["input"]]
+    return arrays
+
+
+def _row(prediction: Prediction) -> Row:
+    """A plain copy, so the request's ORM object never crosses threads."""
+    return {column.name: getattr(prediction, column.key) for column in _TABLE.columns}
+
+
+def _write_durably(handle: TextIO, rows: list[Row]) -> None:
+    """Appends and fsyncs. A value JSON cannot carry is written as its str(): spilling must
+    not fail on a row, or it would hold back every row after it."""
+    handle.write("".join(json.dumps(_as_json(row), default=str) + "\n" for row in rows))
+    handle.flush()
+    os.fsync(handle.fileno())
+
+
+def _as_json(row: Row) -> Row:
+    return {**row, "created_at": row["created_at"].isoformat()}
+
+
+def _parse_line(line: str) -> Row | None:
+    """A row, or None for the torn last line of a process killed mid-write (never fsync'd,
+    so never acknowledged as spilled)."""
+    try:
+        row = json.loads(line)
+        row["created_at"] = datetime.fromisoformat(row["created_at"])
+    except (ValueError, KeyError, TypeError):
+        log.warning("skipping an unreadable spool line: %.80r", line)
+        return None
+    return row
+
+
+def _refused(exc: StatementError) -> bool:
+    """A row the database will never take (a constraint, a value too long, a value that
+    cannot even be sent), as opposed to a database that cannot be reached now."""
+    if isinstance(exc, IntegrityError | DataError):
+        return True
+    return not isinstance(exc, DBAPIError)
+
+
+def _stamp() -> str:
+    """Sorts by creation time; unique across processes and threads."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def _brief(exc: Exception) -> str:
+    """The driver's first line, without SQLAlchemy's statement and parameters."""
+    cause = getattr(exc, "orig", None) or exc
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[0][:200] if text else ''}".rstrip(": ")

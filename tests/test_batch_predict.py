@@ -1,0 +1,183 @@
+"""`lifeboat predict FILE`: every row scored in order through the serving path, written out,
+and logged once as source `batch`, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import delete, func, select
+
+from lifeboat.config import Settings
+from lifeboat.datasets import DatasetSpec
+from lifeboat.db import Database, Prediction, upgrade
+from lifeboat.serving.batch import champion_predictor, score_file
+
+ROWS = 300
+
+
+@pytest.fixture
+def passengers(tmp_path: Path, titanic: DatasetSpec) -> Path:
+    """The first rows of the bundled list, as titanic3 spells its columns."""
+    path = tmp_path / "passengers.csv"
+    path.write_text("".join(titanic.bundled_path().read_text().splitlines(True)[: ROWS + 1]))
+    return path
+
+
+def expected_probabilities(settings: Settings, spec: DatasetSpec, path: Path) -> np.ndarray:
+    """What the API's one scoring path gives for the file's rows, read independently."""
+    rows = pd.read_csv(path, na_values=spec.missing_values, keep_default_na=False)
+    rows = rows.rename(columns=lambda name: spec.canonical(name) or name)
+    return champion_predictor(settings, spec).probabilities(rows)
+
+
+def logged(database: Database) -> list[Prediction]:
+    with database.session() as session:
+        return list(session.scalars(select(Prediction).order_by(Prediction.id)))
+
+
+def test_every_row_is_scored_in_order_written_and_logged_as_batch(
+        trained_settings: Settings, titanic: DatasetSpec, database: Database,
+        passengers: Path) -> None:
+    report = score_file(trained_settings, database, titanic, str(passengers))
+    output = passengers.with_name("passengers.predictions.csv")
+    assert report.output == str(output) and report.rows == report.logged == ROWS
+    scored = pd.read_csv(output)
+    assert scored["row"].tolist() == list(range(1, ROWS + 1))
+    source = pd.read_csv(passengers)
+    assert scored["name"].tolist() == source["name"].tolist()
+    np.testing.assert_allclose(scored["probability"],
+                               expected_probabilities(trained_settings, titanic, passengers),
+                               rtol=1e-12)
+    assert (scored["prediction"] == (scored["probability"] >= 0.5)).all()
+    assert set(scored["label"]) <= {"died", "survived"} and scored["issues"].isna().all()
+    log = logged(database)
+    assert len(log) == ROWS and {p.source for p in log} == {"batch"}
+    assert [p.id for p in log] == scored["prediction_id"].tolist()  # ids rise with the row
+    first = log[0]
+    assert first.input == {"pclass": 1, "name": source["name"][0], "sex": "female", "age": 29.0,
+                           "sibsp": 0, "parch": 0, "ticket": "24160", "fare": 211.3375,
+                           "cabin": "B5", "embarked": "S"}
+    assert first.probability == pytest.approx(scored["probability"][0], rel=1e-12)
+    assert first.model_version == report.model_version
+
+
+def test_a_rerun_logs_only_what_is_missing(trained_settings: Settings, titanic: DatasetSpec,
+                                           database: Database, passengers: Path) -> None:
+    score_file(trained_settings, database, titanic, str(passengers))
+    with database.session() as session:  # a run that died part-way: only a prefix is logged
+        ids = sorted(session.scalars(select(Prediction.id)))
+        session.execute(delete(Prediction).where(Prediction.id > ids[99]))
+    again = score_file(trained_settings, database, titanic, str(passengers))
+    assert (again.logged, again.already_logged) == (ROWS - 100, 100)
+    third = score_file(trained_settings, database, titanic, str(passengers))
+    assert (third.rows, third.logged, third.already_logged) == (ROWS, 0, ROWS)
+    with database.session() as session:
+        assert session.scalar(select(func.count()).select_from(Prediction)) == ROWS
+
+
+def test_parquet_and_gzip_inputs_score_the_same(trained_settings: Settings, titanic: DatasetSpec,
+                                               passengers: Path, tmp_path: Path) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'log.db'}")
+    upgrade(database)
+    rows = pd.read_csv(passengers, dtype=str, keep_default_na=False)
+    rows.to_parquet(tmp_path / "as.parquet", index=False)
+    (tmp_path / "as.csv.gz").write_bytes(gzip.compress(passengers.read_bytes()))
+    plain = score_file(trained_settings, database, titanic, str(passengers))
+    parquet = score_file(trained_settings, database, titanic, str(tmp_path / "as.parquet"))
+    zipped = score_file(trained_settings, database, titanic, str(tmp_path / "as.csv.gz"))
+    assert parquet.output == str(tmp_path / "as.predictions.parquet")
+    assert zipped.output == str(tmp_path / "as.predictions.csv")
+    expected = pd.read_csv(plain.output)["probability"]
+    np.testing.assert_allclose(pd.read_parquet(parquet.output)["probability"], expected)
+    np.testing.assert_allclose(pd.read_csv(zipped.output)["probability"], expected)
+    assert parquet.logged == zipped.logged == ROWS  # other content: logged again
+
+
+def test_an_unusable_value_is_scored_as_missing_and_named(
+        trained_settings: Settings, titanic: DatasetSpec, database: Database,
+        tmp_path: Path) -> None:
+    source = tmp_path / "messy.csv"
+    source.write_text("PassengerId,Pclass,Name,Sex,Age,Fare\n"
+                      '1,3,"A, Mr. B",male,old,7.25\n'
+                      '2,4,"C, Mrs. D",robot,30,-3\n'
+                      '3,1,"E, Mrs. F",female,2.5,80\n'
+                      '4,,"G, Mr. H",male, 40 ,8\n')
+    report = score_file(trained_settings, database, titanic, str(source))
+    scored = pd.read_csv(report.output, dtype={"issues": str})
+    assert scored["issues"].tolist() == [
+        "age: wrong_type", "pclass: not_allowed; sex: not_allowed; fare: out_of_range", np.nan,
+        "pclass: missing_required"]
+    assert report.rows == 4 and report.with_issues == 3
+    as_missing = pd.DataFrame({
+        "pclass": [3, None, 1, None], "name": ["A, Mr. B", "C, Mrs. D", "E, Mrs. F", "G, Mr. H"],
+        "sex": ["male", None, "female", "male"], "age": [None, 30, 2.5, 40],
+        "fare": [7.25, None, 80, 8]})
+    expected = champion_predictor(trained_settings, titanic).probabilities(as_missing)
+    np.testing.assert_allclose(scored["probability"], expected, rtol=1e-12)
+    inputs = {p.input["name"]: p.input for p in logged(database)}
+    assert inputs["A, Mr. B"]["age"] is None and inputs["G, Mr. H"]["age"] == 40.0
+
+
+def test_formulas_are_defused_in_csv_but_kept_in_parquet(
+        trained_settings: Settings, titanic: DatasetSpec, database: Database,
+        tmp_path: Path) -> None:
+    source = tmp_path / "formulas.csv"
+    source.write_text('pclass,name,sex,ticket,cabin\n'
+                      '3,"=HYPERLINK(""http://x"")",male,+1,@A\n'
+                      '1,"Plain, Mr. P",male,12,C85\n'
+                      '2,"Back\\slash, Mr. ""Q""\n\tof\x01line",male,,\n')
+    csv = pd.read_csv(score_file(trained_settings, database, titanic, str(source)).output, dtype=str)
+    assert csv.loc[0, ["name", "ticket", "cabin"]].tolist() == [
+        "'=HYPERLINK(\"http://x\")", "'+1", "'@A"]
+    assert csv.loc[1, ["name", "ticket", "cabin"]].tolist() == ["Plain, Mr. P", "12", "C85"]
+    parquet = score_file(trained_settings, database, titanic, str(source),
+                         str(tmp_path / "out" / "formulas.parquet"))
+    assert pd.read_parquet(parquet.output)["name"][0] == '=HYPERLINK("http://x")'
+    names = {p.input["name"] for p in logged(database)}  # JSON text round-trips, escapes and all
+    assert names == {'=HYPERLINK("http://x")', "Plain, Mr. P", 'Back\\slash, Mr. "Q"\n\tof\x01line'}
+
+
+def lifeboat(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MLFLOW_TRACKING_URI")}
+    env.update(LIFEBOAT_HOME=str(settings.resolved_home), COLUMNS="200")
+    return subprocess.run([sys.executable, "-m", "lifeboat", *args], capture_output=True,
+                          text=True, env=env, timeout=600)
+
+
+def test_cli_scores_writes_and_summarises(trained_settings: Settings, passengers: Path,
+                                          tmp_path: Path) -> None:
+    output = tmp_path / "scored.csv"
+    result = lifeboat(trained_settings, "predict", str(passengers), "--output", str(output))
+    assert result.returncode == 0, result.stderr
+    assert f"scored {ROWS} rows with lifeboat-titanic" in result.stdout
+    assert "(source batch)" in result.stdout and len(pd.read_csv(output)) == ROWS
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "error: cannot read"),
+    ("just some words\n", "error: cannot score"),
+    ("", "error: cannot score"),
+])
+def test_cli_failures_are_one_line_and_exit_1(trained_settings: Settings, tmp_path: Path,
+                                              content: str | None, message: str) -> None:
+    source = tmp_path / "input.csv"
+    if content is not None:
+        source.write_text(content)
+    result = lifeboat(trained_settings, "predict", str(source))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(message)
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "input.predictions.csv").exists()
+
+
+def test_cli_without_a_champion_says_how_to_get_one(tmp_path: Path, passengers: Path) -> None:
+    result = lifeboat(Settings(_env_file=None, home=tmp_path / "empty"), "predict", str(passengers))
+    assert result.returncode == 1
+    assert "has no champion yet" in result.stderr.strip().splitlines()[-1]

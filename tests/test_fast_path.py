@@ -1,0 +1,181 @@
+"""The serving fast path scores exactly as the pandas pipeline it is compiled from.
+
+Tolerances: the linear model runs in float64 all the way and must agree to 1e-12 (what
+test_parity asks of the HTTP path); onnxruntime's tree ensembles only have float32
+kernels, so the boosted trees' probabilities may differ by float32 rounding, within 1e-6.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NoReturn
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import text
+
+from lifeboat.config import Settings
+from lifeboat.datasets import DatasetSpec
+from lifeboat.db import Database
+from lifeboat.features import FeatureView, feature_view, open_online_store
+from lifeboat.registry import ModelRegistry, ModelVersion
+from lifeboat.serving import fast_path
+from lifeboat.serving.fast_path import FastScorer, compile_model
+from lifeboat.serving.predictor import Predictor
+from lifeboat.training.candidates import candidates
+
+TOLERANCE = {"LogisticRegression": 1e-12, "GradientBoostingClassifier": 1e-6}
+OPTIONAL = ("age", "sibsp", "parch", "ticket", "fare", "cabin", "embarked")
+
+
+@pytest.fixture(scope="module")
+def passengers(titanic: DatasetSpec) -> pd.DataFrame:
+    """All 1309 bundled passengers, raw, with the survival label."""
+    return pd.read_csv(titanic.bundled_path(), na_values=titanic.missing_values,
+                       keep_default_na=False)
+
+
+@pytest.fixture(scope="module")
+def view(titanic: DatasetSpec) -> FeatureView:
+    return feature_view(titanic)
+
+
+@pytest.fixture(scope="module", params=["logistic_regression", "gradient_boosting"])
+def model(request: pytest.FixtureRequest, titanic: DatasetSpec, view: FeatureView,
+          passengers: pd.DataFrame):
+    """Each candidate pipeline fitted on 1000 passengers: the other 309 are unseen, so
+    both seen and unseen travel groups are scored."""
+    candidate = next(c for c in candidates(titanic) if c.name == request.param)
+    train = passengers.iloc[:1000]
+    return candidate.pipeline.fit(view.from_records(train), train["survived"].to_numpy())
+
+
+def _records(frame: pd.DataFrame, spec: DatasetSpec) -> list[dict]:
+    return frame[spec.input_columns].to_dict("records")
+
+
+def _odd_records(records: list[dict]) -> list[dict]:
+    """Missing fields (absent, None or NaN), values the model never saw in training."""
+    odd = []
+    for record in records[:150]:
+        odd += [{k: v for k, v in record.items() if k != field} for field in OPTIONAL]
+        odd += [{**record, field: None} for field in (*OPTIONAL, "pclass", "sex", "name")]
+        odd.append({**record, "age": math.nan, "fare": math.nan, "ticket": math.nan})
+        odd.append({**record, "embarked": "X", "cabin": "Z9", "sex": "unknown"})
+        odd.append({**record, "pclass": 4, "age": None, "fare": None, "name": "Doe, Jonkheer. J"})
+        odd.append({**record, "ticket": "NEVER SEEN", "name": "Nobody, Mr. New", "sibsp": 3})
+        odd.append({"pclass": record["pclass"], "name": record["name"], "sex": record["sex"]})
+    return odd
+
+
+def _tolerance(model) -> float:  # noqa: ANN001
+    return TOLERANCE[type(model.named_steps["classifier"]).__name__]
+
+
+def _reference(model, view: FeatureView, records) -> np.ndarray:  # noqa: ANN001
+    return model.predict_proba(view.from_records(records))[:, 1]
+
+
+def _assert_parity(got: np.ndarray, reference: np.ndarray, model) -> None:  # noqa: ANN001
+    assert got.shape == reference.shape
+    np.testing.assert_allclose(got, reference, rtol=0, atol=_tolerance(model))
+
+
+def test_every_bundled_passenger_scores_as_the_pipeline_one_at_a_time(
+        model, titanic: DatasetSpec, view: FeatureView, passengers: pd.DataFrame) -> None:
+    fast = compile_model(titanic, view, model)
+    records = _records(passengers, titanic)
+    got = np.array([fast.probabilities([record])[0] for record in records])
+    _assert_parity(got, _reference(model, view, records), model)
+
+
+def test_missing_fields_and_unseen_categories_score_as_the_pipeline(
+        model, titanic: DatasetSpec, view: FeatureView, passengers: pd.DataFrame) -> None:
+    fast = compile_model(titanic, view, model)
+    records = _odd_records(_records(passengers, titanic))
+    reference = _reference(model, view, records)
+    _assert_parity(fast.probabilities(records), reference, model)
+    assert len(np.unique(reference.round(6))) > 50  # the odd records are not all one case
+
+
+@pytest.mark.parametrize("shape", ["list", "frame"])
+def test_batches_go_vectorised_and_score_as_the_pipeline(
+        model, titanic: DatasetSpec, view: FeatureView, passengers: pd.DataFrame,
+        monkeypatch: pytest.MonkeyPatch, shape: str) -> None:
+    monkeypatch.setattr(fast_path, "VECTORISED_FROM", 100)
+    fast = compile_model(titanic, view, model)
+    monkeypatch.setattr(FastScorer, "_scored", _forbidden)
+    records = _records(passengers, titanic) + _odd_records(_records(passengers, titanic))
+    batch = records if shape == "list" else pd.DataFrame(records)
+    _assert_parity(fast.probabilities(batch), _reference(model, view, records), model)
+
+
+def test_stored_view_vectors_score_as_the_pipeline(
+        model, titanic: DatasetSpec, view: FeatureView, passengers: pd.DataFrame) -> None:
+    """The entity-id path: vectors as the online store returns them (None for missing)."""
+    fast = compile_model(titanic, view, model)
+    rows = view.from_records(_records(passengers, titanic) + _odd_records(
+        _records(passengers, titanic)))
+    vectors = rows.astype(object).where(rows.notna(), None).to_numpy().tolist()
+    reference = model.predict_proba(view.from_rows(vectors))[:, 1]
+    _assert_parity(fast.vector_probabilities(vectors), reference, model)
+
+
+def test_a_model_the_fast_path_cannot_replay_is_still_served_by_pandas(
+        model, titanic: DatasetSpec, view: FeatureView, passengers: pd.DataFrame) -> None:
+    records = _records(passengers.iloc[:20], titanic)
+    without_engineer = _FixedFeatures(model)
+    version = ModelVersion("titanic", "1", "run", 0, [])
+    predictor = Predictor(titanic, without_engineer, version, view)
+    assert predictor.fast is None
+    np.testing.assert_array_equal(predictor.probabilities(records),
+                                  _reference(model, view, records))
+
+
+def test_the_served_champion_uses_the_fast_path_on_every_route(
+        trained_settings: Settings, titanic: DatasetSpec, view: FeatureView) -> None:
+    """The registry's champion (saved and loaded by skops), with records and entity ids."""
+    version, model = ModelRegistry(trained_settings, titanic.model_name).load_champion()
+    predictor = Predictor(titanic, model, version, view)
+    assert predictor.fast is not None
+    ids, records = _stored_passengers(trained_settings, titanic)
+    reference = predictor.reference_probabilities(records)
+    _assert_parity(predictor.probabilities(records), reference, model)
+    _assert_parity(np.array([p.probability for p in predictor.predict(records[:50], "api")]),
+                   reference[:50], model)
+    store = open_online_store(trained_settings.online_store_url)
+    try:
+        scores = predictor.predict_entities(store, ids, "api")
+    finally:
+        store.close()
+    assert scores.unknown == []
+    _assert_parity(np.array([p.probability for p in scores.predictions]), reference, model)
+
+
+def _stored_passengers(settings: Settings, spec: DatasetSpec) -> tuple[list[str], list[dict]]:
+    database = Database(settings.db_url)
+    columns = ", ".join([spec.entity.key, *spec.input_columns])
+    try:
+        with database.engine.connect() as connection:
+            rows = connection.execute(text(f"SELECT {columns} FROM {spec.table}")).mappings().all()
+    finally:
+        database.dispose()
+    return ([row[spec.entity.key] for row in rows],
+            [{name: row[name] for name in spec.input_columns} for row in rows])
+
+
+class _FixedFeatures:
+    """A model whose first step is not the learned layer the fast path knows."""
+
+    def __init__(self, model) -> None:  # noqa: ANN001
+        self.model = model
+        self.named_steps = {"features": model.named_steps["engineer"], **{
+            name: step for name, step in model.named_steps.items() if name != "engineer"}}
+
+    def predict_proba(self, rows: pd.DataFrame) -> np.ndarray:
+        return self.model.predict_proba(rows)
+
+
+def _forbidden(*_args: object) -> NoReturn:
+    raise AssertionError("a large batch went through the per-record loop")
