@@ -14,7 +14,6 @@ bundled 1309 rows.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -23,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.ingest import DEFAULT_POSTGRES, scratch_postgres
+from benchmarks.ingest import arguments, scratch_postgres
 from lifeboat.datasets.synthetic import synthetic_passengers, write_passengers
 
 TARGET_SECONDS = 10.0
@@ -55,7 +54,7 @@ print(json.dumps({"seconds": time.perf_counter() - started, "rows": len(probabil
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, _ = _arguments().parse_known_args(argv)
+    args, _ = arguments("python -m benchmarks.batch_predict", __doc__).parse_known_args(argv)
     rows = 100_000 if args.quick else args.rows
     with tempfile.TemporaryDirectory(prefix="lifeboat-bench-") as scratch:
         source = Path(scratch) / "passengers.csv"
@@ -118,15 +117,6 @@ def _table(rows: int, results: dict[str, dict]) -> None:
         met = ours["seconds"] <= TARGET_SECONDS
         print(f"target (1M rows scored and logged into PostgreSQL): <= {TARGET_SECONDS:.0f} s: "
               f"{'met' if met else 'missed'}")
-
-
-def _arguments() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.batch_predict", description=__doc__)
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--postgres", default=os.environ.get("LIFEBOAT_TEST_POSTGRES_URL",
-                                                             DEFAULT_POSTGRES))
-    parser.add_argument("--quick", action="store_true", help="100,000 rows")
-    return parser
 
 
 if __name__ == "__main__":

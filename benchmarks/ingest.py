@@ -44,7 +44,7 @@ print(json.dumps({"seconds": time.perf_counter() - started, "loaded": report.row
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, _ = _arguments().parse_known_args(argv)
+    args, _ = arguments("python -m benchmarks.ingest", __doc__).parse_known_args(argv)
     rows = 100_000 if args.quick else args.rows
     with tempfile.TemporaryDirectory(prefix="lifeboat-bench-") as scratch:
         source = Path(scratch) / "passengers.csv"
@@ -95,8 +95,9 @@ def scratch_postgres(url: str) -> Iterator[str]:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _arguments() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.ingest", description=__doc__)
+def arguments(prog: str, description: str | None) -> argparse.ArgumentParser:
+    """The options every million-row benchmark takes."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--postgres", default=os.environ.get("LIFEBOAT_TEST_POSTGRES_URL",
                                                              DEFAULT_POSTGRES))

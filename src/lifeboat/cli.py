@@ -279,7 +279,7 @@ def _serve(settings: Settings) -> None:
     from lifeboat.serving import create_app
 
     base = f"http://{settings.host}:{settings.port}"
-    console.print(f"API      {base}/predict\nDocs     {base}/docs\n"
+    console.print(f"Web UI   {base}/\nAPI      {base}/predict\nDocs     {base}/docs\n"
                   f"History  {base}/past-predictions\nHealth   {base}/ready")
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                 log_level=settings.log_level.lower())
