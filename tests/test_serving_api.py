@@ -11,15 +11,17 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from sqlalchemy import make_url, select
 
 from conftest import trained_home
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
-from lifeboat.db import Database
+from lifeboat.db import Database, Prediction, upgrade
 from lifeboat.registry import ModelRegistry
 from lifeboat.serving import create_app
 from lifeboat.training import train
 from live_server import live_server
+from tcp_proxy import TcpProxy
 
 KEY = "s3cret-admin-key"
 CSV_ROWS = """PassengerId,Pclass,Name,Sex,Age,SibSp,Parch,Ticket,Fare,Cabin,Embarked
@@ -237,3 +239,47 @@ def test_promoting_under_load_fails_no_request_and_switches_version(
         assert versions[0] == "1" and versions[-1] == challenger
         switch = versions.index(challenger)
         assert set(versions[switch:]) == {challenger}, "once switched, no request goes back"
+
+
+def test_a_database_outage_mid_traffic_loses_no_prediction(
+        trained_settings: Settings, postgres_server_url: str) -> None:
+    """The service keeps answering while PostgreSQL is unreachable; once it is back, every
+    prediction it served is in the log exactly once."""
+    server = make_url(postgres_server_url)
+    upgrade(Database(postgres_server_url))
+    proxy = TcpProxy(server.host, server.port or 5432).start()
+    settings = trained_settings.model_copy(update={"database_url": server.set(
+        host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)})
+    stop, served, failures = threading.Event(), [], []
+
+    def client_loop(base_url: str) -> None:
+        with httpx.Client(base_url=base_url, timeout=30) as http:
+            while not stop.is_set():
+                response = http.post("/predict", json=WOMAN)
+                if response.status_code == 200:
+                    served.append(response.json()["predictions"][0]["id"])
+                else:
+                    failures.append(response.status_code)
+
+    with live_server(create_app(settings)) as base_url:
+        clients = [threading.Thread(target=client_loop, args=(base_url,)) for _ in range(4)]
+        for thread in clients:
+            thread.start()
+        _wait_for(lambda: len(served), lambda n: n >= 100, timeout=60)
+        proxy.cut()
+        degraded = _wait_for(lambda: httpx.get(f"{base_url}/ready", timeout=30).json(),
+                             lambda r: r["checks"]["prediction_log"].startswith("degraded"), 60)
+        during = len(served)
+        _wait_for(lambda: len(served), lambda n: n >= during + 100, timeout=60)
+        proxy.restore()
+        _wait_for(lambda: httpx.get(f"{base_url}/ready", timeout=30).json()["checks"]["prediction_log"],
+                  lambda status: status == "ok", 60)
+        stop.set()
+        for thread in clients:
+            thread.join()
+    proxy.close()
+    assert degraded["status"] == "ready" and degraded["checks"]["database"].startswith("degraded")
+    assert failures == []
+    with Database(postgres_server_url).session() as session:
+        logged = session.scalars(select(Prediction.id).where(Prediction.id.in_(served))).all()
+    assert len(served) > 200 and sorted(logged) == sorted(served)
