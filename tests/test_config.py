@@ -18,6 +18,8 @@ def test_defaults_keep_all_state_under_home(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_environment_and_dotenv_are_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI, and the environment beats .env.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://u@h/db")
     env_file = tmp_path / ".env"
     env_file.write_text("LIFEBOAT_PORT=9001\nMLFLOW_TRACKING_URI=http://mlflow:5000\n")

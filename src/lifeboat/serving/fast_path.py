@@ -12,8 +12,10 @@ loaded, and replays them without pandas:
   statistics, in float64 as scikit-learn computes it;
 - the classifier in ONNX Runtime, converted by skl2onnx.
 
-Large batches (and data frames) keep the view and the learned layer vectorised in pandas,
-then share the compiled preprocess and classifier. The pandas pipeline stays the reference:
+Large batches (and data frames) run the view, the learned layer and `preprocess` column-wise
+in NumPy and Arrow (`passenger_profile_columns`, `TitanicLayer.columns`, `Encoder.frame`):
+a helper of the view is applied once per distinct value, or replaced by Arrow string kernels
+where they provably agree with it (ASCII text), with the helper itself for any other row. The pandas pipeline stays the reference:
 tests/test_fast_path.py holds every path to it.
 """
 
@@ -22,11 +24,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from skl2onnx import convert_sklearn
 from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
 from sklearn.compose import ColumnTransformer
@@ -36,11 +41,14 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from lifeboat.datasets import DatasetSpec
 from lifeboat.features import FeatureView
+from lifeboat.features.frames import raw_frame
 from lifeboat.features.titanic import GROUPS, TitanicFeatures
 from lifeboat.features.titanic_view import (
+    TITLES,
     deck_of,
     family_of,
     member_of,
+    passenger_profile,
     sex_class_of,
     ticket_of,
     title_of,
@@ -107,6 +115,133 @@ def passenger_profile_row(record: Record) -> Row:
     }
 
 
+Columns = dict[str, np.ndarray]
+_ASCII_SPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"  # what str.strip removes from ASCII text
+
+
+def passenger_profile_columns(raw: pd.DataFrame) -> Columns:
+    """`titanic_view.passenger_profile` column-wise, for a `raw_frame`: floats as float64
+    arrays, text as object arrays with NaN for missing (as `FeatureView.typed` has them)."""
+    pclass, age, sibsp, parch, fare = (raw[column].to_numpy(dtype=np.float64)
+                                       for column in ("pclass", "age", "sibsp", "parch", "fare"))
+    sibsp, parch = np.nan_to_num(sibsp, nan=0.0), np.nan_to_num(parch, nan=0.0)
+    names, sex = _objects(raw["name"]), _objects(raw["sex"])
+    cabin = _objects(raw["cabin"])
+    title = _titles(names)
+    family_size = sibsp + parch + 1.0
+    return {
+        "pclass": pclass, "age": age, "sibsp": sibsp, "parch": parch, "fare": fare,
+        "sex": sex, "embarked": _objects(raw["embarked"]), "title": title,
+        "sex_class": _each_distinct(lambda s, p: _text(sex_class_of(s, p)), sex, pclass),
+        "has_cabin": _each_distinct(lambda c: float(isinstance(c, str) and bool(c.strip())),
+                                    cabin).astype(np.float64),
+        "deck": _each_distinct(deck_of, cabin), "family_size": family_size,
+        "is_alone": (family_size == 1.0).astype(np.float64),
+        "member": np.array([n.strip() if isinstance(n, str) else "" for n in names.tolist()],
+                           dtype=object),
+        "ticket_group": _nan_for_none(np.array(
+            [ticket_of(t) for t in _objects(raw["ticket"]).tolist()], dtype=object)),
+        "family_group": _families(names, fare),
+        "woman_or_child": ((sex == "female") | (title == "Master")).astype(np.float64),
+    }
+
+
+def _objects(column: pd.Series) -> np.ndarray:
+    return column.to_numpy(dtype=object)
+
+
+def _nan_for_none(values: np.ndarray) -> np.ndarray:
+    values[pd.isna(values)] = np.nan
+    return values
+
+
+def _each_distinct(function: Any, *columns: np.ndarray) -> np.ndarray:
+    """`function` per row, called once per distinct combination of the columns' values
+    (missing values, None or NaN, are passed as NaN, as the view reads both alike)."""
+    codes, uniques = [], []
+    for column in columns:
+        if column.dtype == np.float64:  # by bits: -0.0 and 0.0 format apart
+            code, bits = pd.factorize(np.ascontiguousarray(column).view(np.int64))
+            unique = bits.view(np.float64).tolist()
+        else:
+            code, unique = pd.factorize(column, use_na_sentinel=True)
+            unique = list(unique)
+        codes.append(code)
+        uniques.append(unique + [np.nan])  # code -1 picks the NaN
+    if len(columns) == 1:
+        values = np.empty(len(uniques[0]), dtype=object)
+        values[:] = [function(value) for value in uniques[0]]
+        return values[codes[0]]
+    combined = np.zeros(len(codes[0]), dtype=np.int64)
+    for code, unique in zip(codes, uniques, strict=True):
+        combined = combined * len(unique) + (code % len(unique))
+    distinct, inverse = np.unique(combined, return_inverse=True)
+    values = []
+    for packed in distinct.tolist():
+        parts = []
+        for unique in reversed(uniques):
+            packed, position = divmod(packed, len(unique))
+            parts.append(unique[position])
+        values.append(function(*reversed(parts)))
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out[inverse.reshape(-1)]
+
+
+def _arrow_text(values: np.ndarray) -> tuple[pa.Array, np.ndarray] | None:
+    """Text as an Arrow array (null for missing) and which rows are ASCII strings;
+    None when a value is neither text nor missing."""
+    try:
+        text = pa.array(values, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    return text, pc.fill_null(pc.string_is_ascii(text), False).to_numpy(zero_copy_only=False)
+
+
+def _titles(names: np.ndarray) -> np.ndarray:
+    """`title_of` per name. The view's pattern `,\\s*([^.]+)\\.` matches where `,([^.]+)\\.`
+    does, and its title stripped is this one's group stripped; a group that is not exactly
+    a known title after removing ASCII spaces goes to `title_of` itself."""
+    arrow = _arrow_text(names)
+    if arrow is None:
+        return np.array([title_of(name) for name in names.tolist()], dtype=object)
+    text, _ = arrow
+    groups = pc.utf8_trim(pc.extract_regex(text, r",(?P<title>[^.]+)\.").field("title"),
+                          _ASCII_SPACE)
+    known = list(TITLES)
+    position = pc.fill_null(pc.index_in(groups, value_set=pa.array(known)), -1).to_numpy(
+        zero_copy_only=False)
+    titles = np.array([TITLES[k] for k in known] + ["Rare"], dtype=object)[position]
+    for row in np.flatnonzero(position < 0).tolist():
+        titles[row] = title_of(names[row])
+    return titles
+
+
+def _families(names: np.ndarray, fares: np.ndarray) -> np.ndarray:
+    """`family_of` per row: ASCII names in Arrow, any other through `family_of` itself."""
+    families = np.full(len(names), np.nan, dtype=object)
+    arrow = _arrow_text(names)
+    if arrow is None:
+        slow = np.ones(len(names), dtype=bool)
+    else:
+        text, ascii_ = arrow
+        has_comma = pc.fill_null(pc.match_substring(text, ","), False).to_numpy(
+            zero_copy_only=False)
+        fast = ascii_ & has_comma & ~np.isnan(fares)
+        surnames = pc.ascii_lower(pc.utf8_trim(
+            pc.list_element(pc.split_pattern(text, ",", max_splits=1), 0), _ASCII_SPACE))
+        money = _each_distinct(lambda f: f"{f:.2f}" if not _missing(f) else None, fares)
+        keys = pc.binary_join_element_wise(
+            surnames, pa.array(money, type=pa.string(), from_pandas=True), "|")
+        keys = keys.to_numpy(zero_copy_only=False)
+        families[fast] = keys[fast]
+        slow = ~ascii_
+    for row in np.flatnonzero(slow).tolist():
+        families[row] = _text(family_of(names[row], fares[row]))
+    families[pd.isna(families)] = np.nan
+    return families
+
+
 @dataclass(frozen=True)
 class _Group:
     """One travel-group table of `TitanicFeatures.fates_`, with each group's survivors summed
@@ -127,6 +262,33 @@ class _Group:
         count = len(members) - (own is not None)
         survived = self.survivors[key] - (own or 0)
         return float(count), survived / count if count else _UNKNOWN_FATE
+
+    @cached_property
+    def _table(self) -> tuple[pd.Index, np.ndarray, np.ndarray]:
+        keys = [key for key, members in self.fates.items() if members]
+        return (pd.Index(keys, dtype=object),
+                np.array([len(self.fates[key]) for key in keys], dtype=np.int64),
+                np.array([self.survivors[key] for key in keys], dtype=np.int64))
+
+    def columns(self, keys: np.ndarray, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`companions` per row: the group's figures by one index lookup, then the row's own
+        member taken out where the row's group is a known one."""
+        index, sizes, survivors = self._table
+        count = np.zeros(len(keys), dtype=np.int64)
+        survived = np.zeros(len(keys), dtype=np.int64)
+        if len(index):
+            position = index.get_indexer(keys)
+            known = np.flatnonzero(position >= 0)
+            count[known] = sizes[position[known]]
+            survived[known] = survivors[position[known]]
+            for row in known.tolist():
+                own = self.fates[keys[row]].get(members[row])
+                if own is not None:
+                    count[row] -= 1
+                    survived[row] -= own
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.where(count > 0, survived / np.maximum(count, 1), _UNKNOWN_FATE)
+        return count.astype(np.float64), share
 
 
 class TitanicLayer:
@@ -155,7 +317,39 @@ class TitanicLayer:
                 self.groups[f"{group}_women_children"].companions(key, member)[1])
         return out
 
-    def _learned_age(self, row: Row) -> float:
+    def columns(self, profile: Mapping[str, Any]) -> Columns:
+        """`transform` column-wise: view columns in (arrays, or a typed view frame), the
+        columns `preprocess` reads out."""
+        fitted = self.fitted
+        pclass, age, fare, family_size = (np.asarray(profile[column], dtype=np.float64)
+                                          for column in ("pclass", "age", "fare", "family_size"))
+        title = np.asarray(profile["title"], dtype=object)
+        missing = np.isnan(age)
+        if missing.any():
+            age = age.copy()
+            age[missing] = _each_distinct(
+                lambda t, p: self._learned_age({"title": t, "pclass": p}),
+                title[missing], pclass[missing]).astype(np.float64)
+        missing = np.isnan(fare)
+        if missing.any():
+            fare = fare.copy()
+            fare[missing] = _each_distinct(
+                lambda p: _first_known(fitted.fare_by_class_.get(p), fitted.fare_median_),
+                pclass[missing]).astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = {**{name: profile[name] for name in profile}, "age": age, "fare": fare,
+                   "fare_per_person": fare / family_size, "pclass_x_fare": pclass * fare,
+                   "age_x_fare": age * fare}
+        members = np.asarray(profile["member"], dtype=object)
+        for group in GROUPS:
+            keys = np.asarray(profile[f"{group}_group"], dtype=object)
+            out[f"{group}_companions"], out[f"{group}_survival"] = (
+                self.groups[group].columns(keys, members))
+            out[f"{group}_women_children_survival"] = (
+                self.groups[f"{group}_women_children"].columns(keys, members)[1])
+        return out
+
+    def _learned_age(self, row: Mapping[str, Any]) -> float:
         fitted, title = self.fitted, row["title"]
         return _first_known(fitted.age_by_title_class_.get(title, {}).get(row["pclass"]),
                             fitted.age_by_title_.get(title), fitted.age_median_)
@@ -218,15 +412,19 @@ class Encoder:
                 encoded[position] = 1.0
         return encoded
 
-    def frame(self, frame: pd.DataFrame) -> np.ndarray:
-        matrix = np.zeros((len(frame), self.width))
-        numbers = frame[list(self.numeric)].to_numpy(dtype=np.float64)
+    def frame(self, frame: Mapping[str, Any]) -> np.ndarray:
+        """Columns (arrays, or a frame) in, column-wise; a category is looked up once."""
+        numbers = np.column_stack([np.asarray(frame[column], dtype=np.float64)
+                                   for column in self.numeric])
+        matrix = np.zeros((len(numbers), self.width))
         numbers = np.where(np.isnan(numbers), self.medians, numbers)
         matrix[:, :len(self.numeric)] = (numbers - self.means) / self.scales
         for column, fill, positions in zip(self.categorical, self.fills, self.positions,
                                            strict=True):
-            columns = np.array([positions.get(fill if _missing(v) else v, -1)
-                                for v in frame[column].tolist()], dtype=np.int64)
+            codes, uniques = pd.factorize(np.asarray(frame[column], dtype=object))
+            found = np.array([positions.get(value, -1) for value in uniques]
+                             + [positions.get(fill, -1)], dtype=np.int64)  # -1: missing
+            columns = found[codes]
             hits = np.flatnonzero(columns >= 0)
             matrix[hits, columns[hits]] = 1.0
         return matrix
@@ -304,10 +502,14 @@ class FastScorer:
         self.layer = TitanicLayer(self.engineer)
         self.encoder = Encoder.of(model.named_steps["preprocess"])
         self.classifier = OnnxClassifier(model.named_steps["classifier"], self.encoder.width)
+        self.replays_view = view.compute is passenger_profile
 
     def probabilities(self, records: Sequence[Record] | pd.DataFrame) -> np.ndarray:
         if isinstance(records, pd.DataFrame) or len(records) >= VECTORISED_FROM:
-            return self._vectorised(self.view.from_records(records))
+            if not self.replays_view:
+                return self._vectorised(self.view.from_records(records))
+            raw = raw_frame(self.view.spec, records)
+            return self._vectorised(passenger_profile_columns(raw))
         return self._scored([passenger_profile_row(record) for record in records])
 
     def vector_probabilities(self, vectors: Sequence[Sequence[object]]) -> np.ndarray:
@@ -324,8 +526,9 @@ class FastScorer:
         rows = [self.layer.transform(profile) for profile in profiles]
         return self.classifier.probabilities(self.encoder.rows(rows))
 
-    def _vectorised(self, view_rows: pd.DataFrame) -> np.ndarray:
-        return self.classifier.probabilities(self.encoder.frame(self.engineer.transform(view_rows)))
+    def _vectorised(self, view_rows: Mapping[str, Any]) -> np.ndarray:
+        """View columns (arrays, or a typed view frame) → probabilities, column-wise."""
+        return self.classifier.probabilities(self.encoder.frame(self.layer.columns(view_rows)))
 
 
 def compile_model(spec: DatasetSpec, view: FeatureView, model: Any) -> FastScorer:
