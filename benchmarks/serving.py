@@ -40,7 +40,7 @@ from lifeboat.db import Database
 from lifeboat.features import feature_view
 from lifeboat.orchestration.bootstrap import bootstrap
 from lifeboat.registry import ModelRegistry
-from lifeboat.serving import history
+from lifeboat.serving.prediction_log import PredictionLog
 from lifeboat.serving.predictor import Predictor
 from lifeboat.serving.schemas import record_model
 from lifeboat.training.candidates import candidates
@@ -134,17 +134,19 @@ def _request_parts(settings: Settings, spec: DatasetSpec, predictor: Predictor,
     """Where a /predict request's server-side time goes, part by part, on the champion."""
     record_type = record_model(spec)
     database = Database(settings.db_url)
+    prediction_log = PredictionLog(database, settings.resolved_home / "spool")
     parts: dict[str, Callable[[dict], object]] = {
         "validate the record (pydantic)": lambda r: record_type.model_validate(r).model_dump(),
         "Predictor.predict (fast path + Prediction rows)": lambda r: predictor.predict([r], "api"),
-        "log the prediction (history.save, SQLite)":
-            lambda r: history.save(database, predictor.predict([r], "api")),
+        "... and queue it in the prediction log":
+            lambda r: prediction_log.submit(predictor.predict([r], "api")),
     }
     print("\nserver-side parts of one /predict request (µs)")
     print(f"{'part':<52}{'p50':>8}{'p99':>8}")
     for name, part in parts.items():
         timings = _timed(part, records, rounds)
         print(f"{name:<52}{np.median(timings):>8.0f}{np.percentile(timings, 99):>8.0f}")
+    prediction_log.close()
     database.dispose()
 
 

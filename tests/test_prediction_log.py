@@ -186,7 +186,8 @@ def test_replay_is_exactly_once_when_a_process_died_before_deleting_its_spool(
     already_written = [Prediction(**{column.key: getattr(prediction, column.key)
                                      for column in Prediction.__table__.columns})
                        for prediction in served[100:250]]
-    history.save(database, already_written)  # the replay's commit landed, the delete did not
+    with database.session() as session:  # the replay's commit landed, the delete did not
+        session.add_all(already_written)
     with spool_files(tmp_path / "spool")[0].open("a") as torn:
         torn.write('{"id": "torn-by-a-kill", "created_')  # never fsync'd, never acknowledged
 

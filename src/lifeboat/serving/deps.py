@@ -10,7 +10,9 @@ from lifeboat.serving.predictor import Predictor
 from lifeboat.serving.state import ServiceState
 
 
-def _service(request: Request) -> ServiceState:
+async def _service(request: Request) -> ServiceState:
+    """Async on purpose: FastAPI runs a sync dependency in the thread pool, a hop that costs
+    more than most requests' whole work."""
     return request.app.state.service
 
 

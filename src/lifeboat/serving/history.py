@@ -15,11 +15,6 @@ def as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def save(database: Database, predictions: list[Prediction]) -> None:
-    with database.session() as session:
-        session.add_all(predictions)
-
-
 def save_feedback(database: Database, prediction_id: str, actual: int) -> int | None:
     """Stores the true outcome (a later answer replaces an earlier one); returns what was
     predicted, or None when no logged prediction has this id."""

@@ -30,6 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
 from lifeboat.db import Database, Prediction
+from lifeboat.serving.predictor import ServedPrediction
 from lifeboat.monitoring.metrics import (
     PREDICTION_LOG_PENDING,
     PREDICTION_LOG_REJECTED,
@@ -85,7 +86,7 @@ class PredictionLog:
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
 
-    def submit(self, predictions: Iterable[Prediction]) -> None:
+    def submit(self, predictions: Iterable[ServedPrediction]) -> None:
         """Hands predictions over without waiting for the database, and never raises: a
         prediction already computed is served even if logging it fails (which is logged)."""
         rows: list[Row] = []
@@ -404,8 +405,7 @@ def _columns(rows: list[Row]) -> dict[str, list[Any]]:
     return arrays
 
 
-def _row(prediction: Prediction) -> Row:
-    """A plain copy, so the request's ORM object never crosses threads."""
+def _row(prediction: ServedPrediction) -> Row:
     return {column.name: getattr(prediction, column.key) for column in _TABLE.columns}
 
 

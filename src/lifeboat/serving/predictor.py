@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from lifeboat.datasets import DatasetSpec
-from lifeboat.db.models import Prediction, utcnow
+from lifeboat.db.models import utcnow
 from lifeboat.features import FeatureView, OnlineStore
 from lifeboat.registry import ModelVersion
 from lifeboat.serving.fast_path import FastScorer, UnsupportedModel, compile_model
@@ -22,9 +22,27 @@ from lifeboat.serving.fast_path import FastScorer, UnsupportedModel, compile_mod
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class ServedPrediction:
+    """One served prediction, as the prediction log stores it (the `predictions` table's
+    columns). A plain object, not an ORM row: building one of those costs more than scoring."""
+
+    id: str
+    created_at: datetime
+    dataset: str
+    source: str
+    input: dict[str, Any]
+    prediction: int
+    label: str
+    probability: float
+    model_name: str
+    model_version: str
+    latency_ms: float
+
+
 @dataclass(frozen=True)
 class EntityScores:
-    predictions: list[Prediction]
+    predictions: list[ServedPrediction]
     unknown: list[str]  # ids the online store holds no vector for
 
 
@@ -47,7 +65,7 @@ class Predictor:
             fast = None
         object.__setattr__(self, "fast", fast)
 
-    def predict(self, records: list[dict[str, Any]], source: str) -> list[Prediction]:
+    def predict(self, records: list[dict[str, Any]], source: str) -> list[ServedPrediction]:
         """Scores records in one call to the model; every result is ready to be logged."""
         started = time.perf_counter()
         return self._predictions(self.probabilities(records), records, source, started)
@@ -84,7 +102,7 @@ class Predictor:
         return self.fast.vector_probabilities(vectors)
 
     def _predictions(self, probabilities: np.ndarray, inputs: list[dict[str, Any]], source: str,
-                started: float) -> list[Prediction]:
+                started: float) -> list[ServedPrediction]:
         created_at = utcnow()
         latency_ms = (time.perf_counter() - started) * 1000
         return [
@@ -93,9 +111,9 @@ class Predictor:
         ]
 
     def _prediction(self, given: dict[str, Any], probability: float, source: str,
-                    created_at: datetime, latency_ms: float) -> Prediction:
+                    created_at: datetime, latency_ms: float) -> ServedPrediction:
         predicted = int(probability >= 0.5)
-        return Prediction(
+        return ServedPrediction(
             id=str(uuid.uuid4()),
             created_at=created_at,
             dataset=self.spec.name,

@@ -12,11 +12,10 @@ from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database
 from lifeboat.errors import NoChampionError
 from lifeboat.features import FeatureView, OnlineStore, OnlineStoreUnavailable, feature_view
-from lifeboat.db import Prediction
 from lifeboat.orchestration import retrain
 from lifeboat.registry import ModelRegistry
 from lifeboat.serving.prediction_log import PredictionLog
-from lifeboat.serving.predictor import Predictor
+from lifeboat.serving.predictor import Predictor, ServedPrediction
 from lifeboat.serving.retraining import RetrainJob
 
 log = logging.getLogger(__name__)
@@ -42,7 +41,7 @@ class ServiceState:
         self.retraining = RetrainJob(
             lambda: retrain(self.settings, self.database, self.spec), self.load_champion)
 
-    def record(self, predictions: list[Prediction]) -> None:
+    def record(self, predictions: list[ServedPrediction]) -> None:
         """Logs served predictions off the request path: every route goes through here."""
         self.prediction_log.submit(predictions)
 

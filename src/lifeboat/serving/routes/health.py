@@ -17,7 +17,7 @@ def metrics() -> Response:
 
 
 @router.get("/health", summary="The process is up")
-def health() -> dict[str, str]:
+async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
