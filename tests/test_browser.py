@@ -228,6 +228,8 @@ def test_models_show_versions_and_promotion_needs_the_key(page: Page, screenshot
     expect(champion).to_contain_text("v1")
     expect(champion).to_contain_text("★ Champion")
     expect(page.locator("#models-table thead")).to_contain_text("roc_auc")
+    for curve in ("#chart-roc", "#chart-calibration"):  # plotly draws its traces as SVG paths
+        expect(page.locator(f"{curve} .scatterlayer .trace").first).to_be_visible()
     page.screenshot(path=screenshots / "5-models.png", full_page=True)
 
     # The session's registry holds one version, so no row has a Promote button: call what it

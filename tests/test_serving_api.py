@@ -283,3 +283,16 @@ def test_a_database_outage_mid_traffic_loses_no_prediction(
     with Database(postgres_server_url).session() as session:
         logged = session.scalars(select(Prediction.id).where(Prediction.id.in_(served))).all()
     assert len(served) > 200 and sorted(logged) == sorted(served)
+
+
+def test_each_version_has_its_heldout_roc_and_calibration_curves(client: TestClient) -> None:
+    curves = client.get("/models/1/curves").json()
+    fpr, tpr = curves["roc"]["fpr"], curves["roc"]["tpr"]
+    assert fpr[0] == tpr[0] == 0 and fpr[-1] == tpr[-1] == 1
+    area = sum((b - a) * (c + d) / 2 for a, b, c, d in zip(fpr, fpr[1:], tpr, tpr[1:]))
+    metrics = client.get("/models").json()["versions"][0]["metrics"]
+    assert area == pytest.approx(metrics["test_roc_auc"], abs=0.01)
+    calibration = curves["calibration"]
+    assert len(calibration["predicted"]) == len(calibration["observed"]) >= 5
+    assert all(0 <= p <= 1 for p in calibration["predicted"] + calibration["observed"])
+    assert client.get("/models/99/curves").status_code == 404

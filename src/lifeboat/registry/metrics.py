@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.calibration import calibration_curve
 from sklearn.metrics import (
     accuracy_score,
     brier_score_loss,
@@ -14,7 +15,11 @@ from sklearn.metrics import (
     precision_score,
     recall_score,
     roc_auc_score,
+    roc_curve,
 )
+
+CURVES_ARTIFACT = "heldout_curves.json"
+_CALIBRATION_BINS = 10
 
 
 def score(model: Any, features: pd.DataFrame, labels: pd.Series) -> dict[str, float]:
@@ -33,6 +38,18 @@ def score(model: Any, features: pd.DataFrame, labels: pd.Series) -> dict[str, fl
         "false_negatives": float(fn),
         "true_positives": float(tp),
     }
+
+
+def curves(model: Any, features: pd.DataFrame, labels: pd.Series) -> dict[str, Any]:
+    """The held-out ROC curve and reliability diagram: what a reviewer looks at before
+    trusting a model's ranking and its probabilities."""
+    probability = model.predict_proba(features)[:, 1]
+    fpr, tpr, _ = roc_curve(labels, probability)
+    observed, predicted = calibration_curve(labels, probability, n_bins=_CALIBRATION_BINS,
+                                            strategy="quantile")
+    return {"roc": {"fpr": np.round(fpr, 4).tolist(), "tpr": np.round(tpr, 4).tolist()},
+            "calibration": {"predicted": np.round(predicted, 4).tolist(),
+                            "observed": np.round(observed, 4).tolist()}}
 
 
 def confusion(metrics: dict[str, float]) -> list[list[int]]:

@@ -6,13 +6,14 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import mlflow.artifacts
 import mlflow.sklearn
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from lifeboat.config import Settings
 from lifeboat.errors import ModelVersionNotFound, NoChampionError
-from lifeboat.registry.metrics import score
+from lifeboat.registry.metrics import CURVES_ARTIFACT, score
 from lifeboat.registry.tracking import configure_tracking
 
 CHAMPION = "champion"
@@ -86,6 +87,16 @@ class ModelRegistry:
                 f"{self.name} has no champion yet: run `lifeboat train --promote` or `lifeboat up`"
             )
         return champion, self.load(champion.version)
+
+    def curves(self, version: str) -> dict[str, Any] | None:
+        """The version's held-out ROC and calibration curves; None for a version trained
+        before they were logged."""
+        run_id = self.get(version).run_id
+        try:
+            return mlflow.artifacts.load_dict(
+                self.client.get_run(run_id).info.artifact_uri + "/" + CURVES_ARTIFACT)
+        except (MlflowException, OSError):
+            return None
 
     def promote(self, version: str) -> ModelVersion:
         """Makes a version the champion, unconditionally: the admin's call."""

@@ -19,7 +19,7 @@ from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database
 from lifeboat.features import FeatureView, feature_view
 from lifeboat.registry import ModelRegistry, PromotionDecision, experiment_id, score
-from lifeboat.registry.metrics import confusion
+from lifeboat.registry.metrics import CURVES_ARTIFACT, confusion, curves
 from lifeboat.training.candidates import Candidate, candidates
 from lifeboat.training.data import data_hash, labelled_features
 
@@ -80,6 +80,7 @@ def train(settings: Settings, database: Database, spec: DatasetSpec, *, promote:
         mlflow.log_params({f"best.{k}": v for k, v in selection.best.best_params_.items()})
         mlflow.log_metrics({f"test_{name}": value for name, value in metrics.items()})
         mlflow.log_dict({"labels": [0, 1], "matrix": confusion(metrics)}, "confusion_matrix.json")
+        mlflow.log_dict(curves(best, split.test_x, split.test_y), CURVES_ARTIFACT)
         progress("registering the model")
         version = log_and_register(best, split.train_x.head(5), spec)
         registry.tag_feature_view(version, view.label)

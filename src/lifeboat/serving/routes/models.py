@@ -4,6 +4,7 @@ that change which model serves (promote, retrain)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import JSONResponse
@@ -31,6 +32,18 @@ def models(service: Service) -> ModelsPage:
     versions = [_version_out(v, serving) for v in service.registry.versions()]
     champion = next((v.version for v in versions if v.is_champion), None)
     return ModelsPage(champion=champion, serving=serving, versions=versions)
+
+
+@router.get("/models/{version}/curves", summary="Held-out ROC and calibration curves",
+            responses={404: {"description": "No such version, or it has no curves"}})
+def model_curves(version: str, service: Service) -> dict[str, Any]:
+    try:
+        found = service.registry.curves(version)
+    except ModelVersionNotFound as exc:
+        raise HTTPException(404, detail=str(exc)) from None
+    if found is None:
+        raise HTTPException(404, detail=f"version {version} was trained before curves were logged")
+    return found
 
 
 @router.post("/models/{version}/promote", response_model=ModelVersionOut, dependencies=[Admin],

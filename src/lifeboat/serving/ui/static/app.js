@@ -405,10 +405,32 @@ async function loadMonitoring() {
 async function loadModels() {
   $("#models-error").textContent = "";
   try {
-    showModels(await api("models"));
+    const page = await api("models");
+    showModels(page);
+    await showCurves(page.versions.slice(0, MAX_CURVES));
   } catch (error) {
     $("#models-error").textContent = error.message;
   }
+}
+
+const MAX_CURVES = 5;  // the newest versions: more lines than this are hard to tell apart
+
+/** ROC and calibration per version; a version trained before curves were logged is left out. */
+async function showCurves(versions) {
+  const found = await Promise.all(versions.map((v) =>
+    api(`models/${encodeURIComponent(v.version)}/curves`).then((c) => [v, c]).catch(() => null)));
+  const curves = found.filter(Boolean);
+  const name = (v) => `v${v.version}${v.is_champion ? " ★" : ""}`;
+  const diagonal = { x: [0, 1], y: [0, 1], mode: "lines", name: "chance / perfect",
+    line: { dash: "dot", color: "#94a3b8" }, hoverinfo: "skip" };
+  const unit = { range: [0, 1] };
+  const below = { legend: { orientation: "h", y: -0.3 }, margin: { t: 10, b: 80, l: 50, r: 10 } };
+  chart("chart-roc", curves.length ? [diagonal, ...curves.map(([v, c]) => ({
+    x: c.roc.fpr, y: c.roc.tpr, mode: "lines", name: name(v) }))] : [],
+  { ...below, xaxis: { ...unit, title: { text: "false positive rate" } }, yaxis: { ...unit, title: { text: "true positive rate" } } });
+  chart("chart-calibration", curves.length ? [diagonal, ...curves.map(([v, c]) => ({
+    x: c.calibration.predicted, y: c.calibration.observed, mode: "lines+markers", name: name(v) }))] : [],
+  { ...below, xaxis: { ...unit, title: { text: "predicted probability" } }, yaxis: { ...unit, title: { text: "observed share" } } });
 }
 
 /** The headline metrics when the registry has them, else every metric it has. */
