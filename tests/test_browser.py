@@ -2,21 +2,19 @@
 app served by uvicorn with a trained champion.
 
 A screenshot of each tab is saved by each run, in `.pytest_cache/d/browser-screenshots/`. Without
-Chromium or Playwright the tests skip locally but fail in CI, where a skip would hide them.
+Chromium the tests fail, locally as in CI: a skip would hide them (`make test` installs it).
 """
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import uvicorn
+from live_server import live_server
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 from pydantic import SecretStr
 
 from lifeboat.config import Settings
@@ -29,18 +27,6 @@ pytestmark = pytest.mark.slow
 
 CHROMIUM = Path("/usr/bin/chromium")
 TIMEOUT_MS = 20_000  # the first prediction loads the model's code paths; CI machines are slow
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}; CI must run the browser tests", pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
-
-
-try:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
-except ImportError:  # pragma: no cover - only without the dev extra
-    _unavailable("playwright is not installed (pip install -e '.[dev]')")
 
 
 @pytest.fixture(scope="module")
@@ -56,19 +42,8 @@ def base_url(trained_settings: Settings, titanic: DatasetSpec,
     database.dispose()
     settings = trained_settings.model_copy(
         update={"database_url": database_url, "api_key": SecretStr("browser-test-key")})
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))  # bound before uvicorn starts: no race for the port
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            pytest.fail("uvicorn did not start", pytrace=False)
-        thread.join(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}/"
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    with live_server(create_app(settings)) as base_url:
+        yield f"{base_url}/"
 
 
 def _ingest_history(database: Database, titanic: DatasetSpec, folder: Path) -> None:
@@ -85,7 +60,8 @@ def _ingest_history(database: Database, titanic: DatasetSpec, folder: Path) -> N
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
-        _unavailable(f"{CHROMIUM} is missing: apt-get install chromium (make test does)")
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (make test does)",
+                    pytrace=False)
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
         yield launched

@@ -50,7 +50,7 @@ from lifeboat.features import feature_view
 from lifeboat.ingest import defuse_formulas, read_ahead, read_chunks
 from lifeboat.ingest.sources import open_source
 from lifeboat.registry import ModelRegistry
-from lifeboat.serving.predictor import Predictor
+from lifeboat.serving.predictor import Predictor, view_mismatch
 from lifeboat.validation import FileRejected, RowIssue
 
 SOURCE = "batch"
@@ -80,10 +80,8 @@ def champion_predictor(settings: Settings, spec: DatasetSpec) -> Predictor:
     registry = ModelRegistry(settings, spec.model_name)
     view = feature_view(spec)
     champion, model = registry.load_champion()
-    if champion.feature_view != view.label:
-        raise NoChampionError(f"{champion.name} v{champion.version} was trained on features "
-                              f"{champion.feature_view}, but this code computes {view.label}: "
-                              "run `lifeboat train --promote`")
+    if mismatch := view_mismatch(champion, view):
+        raise NoChampionError(mismatch)
     return Predictor(spec, model, champion, view)
 
 

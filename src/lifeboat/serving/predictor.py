@@ -40,6 +40,14 @@ class ServedPrediction:
     latency_ms: float
 
 
+def view_mismatch(version: ModelVersion, view: FeatureView) -> str | None:
+    """Why a model cannot be served by this code (trained on other features), or None."""
+    if version.feature_view == view.label:
+        return None
+    return (f"{version.name} v{version.version} was trained on features {version.feature_view}, "
+            f"but this code computes {view.label}: run `lifeboat train --promote`")
+
+
 @dataclass(frozen=True)
 class EntityScores:
     predictions: list[ServedPrediction]

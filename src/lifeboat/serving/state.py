@@ -15,7 +15,7 @@ from lifeboat.features import FeatureView, OnlineStore, OnlineStoreUnavailable, 
 from lifeboat.orchestration import retrain
 from lifeboat.registry import ModelRegistry
 from lifeboat.serving.prediction_log import PredictionLog
-from lifeboat.serving.predictor import Predictor, ServedPrediction
+from lifeboat.serving.predictor import Predictor, ServedPrediction, view_mismatch
 from lifeboat.serving.retraining import RetrainJob
 
 log = logging.getLogger(__name__)
@@ -60,10 +60,8 @@ class ServiceState:
                                           "`lifeboat train --promote` or `lifeboat up`")
                 if self.predictor and self.predictor.version.version == champion.version:
                     return False
-                if champion.feature_view != self.view.label:
-                    self._unusable(f"{champion.name} v{champion.version} was trained on features "
-                                   f"{champion.feature_view}, but this code computes "
-                                   f"{self.view.label}: run `lifeboat train --promote`")
+                if mismatch := view_mismatch(champion, self.view):
+                    self._unusable(mismatch)
                     return False
                 model = self.registry.load(champion.version)
             except NoChampionError as exc:
