@@ -53,9 +53,12 @@ Row = dict[str, Any]
 class PredictionLog:
     """Takes served predictions off the request path and gets each into the database once.
 
-    `submit` queues rows in memory (at most `capacity`; beyond that they go straight to
-    disk). The writer thread takes up to `batch_size` queued rows at a time, so batches grow
-    with the load and an idle service writes each request within milliseconds. When the
+    `submit` queues predictions in memory (at most `capacity`; beyond that they go straight
+    to disk). The writer thread takes up to `batch_size` queued predictions at a time, once
+    `linger_seconds` have passed since it saw the first (or at once when a batch is full or
+    someone flushes): batches grow with the load, and an idle service writes each request
+    within `linger_seconds`. Turning predictions into rows is the writer's work too: the
+    request's thread does nothing but append to the queue. When the
     database fails, the batch and everything after it is spilled to the spool folder and
     the database is tried again every `retry_seconds`; once it answers, the spool is
     replayed, oldest file first, one file between two queued batches: files of at most
@@ -63,8 +66,8 @@ class PredictionLog:
     """
 
     def __init__(self, database: Database, spool_folder: Path, *, capacity: int = 10_000,
-                 batch_size: int = 500, retry_seconds: float = 1.0,
-                 spool_file_rows: int = 2_000) -> None:
+                 batch_size: int = 500, linger_seconds: float = 0.05,
+                 retry_seconds: float = 1.0, spool_file_rows: int = 2_000) -> None:
         if database.engine.dialect.name not in _DIALECTS:
             raise ValueError(f"the prediction log writes to SQLite or PostgreSQL, not "
                              f"{database.engine.dialect.name}")
@@ -74,11 +77,13 @@ class PredictionLog:
         self._spool = Spool(Path(spool_folder), spool_file_rows)
         self._capacity = capacity
         self._batch_size = batch_size
+        self._linger_seconds = linger_seconds
         self._retry_seconds = retry_seconds
-        self._queue: deque[Row] = deque()
+        self._queue: deque[ServedPrediction] = deque()
         self._changed = threading.Condition()
         self._accepted = 0  # rows ever queued; the writer settles them in queue order
         self._settled = 0   # of those, rows written to the database or spilled
+        self._flushing = 0  # callers waiting in flush(): no lingering for them
         self._closing = False
         self._abandoned = False  # close() gave up waiting and took the queue over
         self._outage: str | None = None
@@ -89,15 +94,14 @@ class PredictionLog:
     def submit(self, predictions: Iterable[ServedPrediction]) -> None:
         """Hands predictions over without waiting for the database, and never raises: a
         prediction already computed is served even if logging it fails (which is logged)."""
-        rows: list[Row] = []
+        served = list(predictions)
         try:
-            rows = [_row(prediction) for prediction in predictions]
-            overflow = self._enqueue(rows)
+            overflow = self._enqueue(served)
             if overflow:
-                self._spool.append(overflow)
+                self._spool.append([_row(prediction) for prediction in overflow])
                 PREDICTION_LOG_SPILLED.inc(len(overflow))
         except Exception:  # noqa: BLE001 - the request must not fail on its log
-            log.exception("could not log %d predictions", len(rows))
+            log.exception("could not log %d predictions", len(served))
 
     def flush(self, timeout: float = 2.0) -> bool:
         """Waits until everything submitted before the call has been written or spilled, so a
@@ -105,11 +109,16 @@ class PredictionLog:
         deadline = time.monotonic() + timeout
         with self._changed:
             target = self._accepted
-            while self._settled < target:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self._thread.is_alive():
-                    return False
-                self._changed.wait(remaining)
+            self._flushing += 1
+            self._changed.notify_all()
+            try:
+                while self._settled < target:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or not self._thread.is_alive():
+                        return False
+                    self._changed.wait(remaining)
+            finally:
+                self._flushing -= 1
             return self._outage is None and self._spool.pending == 0
 
     def status(self) -> str:
@@ -133,7 +142,7 @@ class PredictionLog:
         self._thread.join(timeout)
         with self._changed:
             self._abandoned = True
-            left = list(self._queue)
+            left = [_row(prediction) for prediction in self._queue]
             self._forget(len(left))
         if left:
             self._spool.append(left)
@@ -143,17 +152,21 @@ class PredictionLog:
                         "next start writes them", self._spool.pending, self._spool.folder)
         self._spool.close()
 
-    def _enqueue(self, rows: list[Row]) -> list[Row]:
+    def _enqueue(self, served: list[ServedPrediction]) -> list[ServedPrediction]:
         """Queues what fits; returns the rest. Once closing, nothing is queued: the writer
-        may already have finished."""
+        may already have finished. The writer is woken only when it has something new to
+        do (its queue was empty, or now holds a full batch): a wake-up per request would
+        take the GIL from requests far more often than the writing does."""
         with self._changed:
-            room = 0 if self._closing else max(self._capacity - len(self._queue), 0)
-            taken = rows[:room]
+            queued = len(self._queue)
+            room = 0 if self._closing else max(self._capacity - queued, 0)
+            taken = served[:room]
             self._queue.extend(taken)
             self._accepted += len(taken)
             _PENDING_MEMORY.inc(len(taken))
-            self._changed.notify_all()
-        return rows[room:]
+            if taken and (queued == 0 or queued < self._batch_size <= len(self._queue)):
+                self._changed.notify_all()
+        return served[room:]
 
     def _run(self) -> None:
         while self._wait_for_work():
@@ -164,17 +177,26 @@ class PredictionLog:
                 time.sleep(self._retry_seconds)
 
     def _wait_for_work(self) -> bool:
-        """Sleeps until rows are queued or the spool can be replayed; False once closing
-        leaves nothing it could do."""
+        """Sleeps until a batch is due (see the class) or the spool can be replayed; False
+        once closing leaves nothing it could do."""
         with self._changed:
+            due: float | None = None
             while not self._abandoned:
                 replay_in = self._replay_in()
-                if self._queue or replay_in == 0:
+                if self._queue and due is None:
+                    due = time.monotonic() + self._linger_seconds
+                if replay_in == 0 or (self._queue and self._batch_due(due)):
                     return True
-                if self._closing:
+                if self._closing and not self._queue:
                     return False
-                self._changed.wait(replay_in)
+                lingered = None if due is None else due - time.monotonic()
+                waits = [left for left in (replay_in, lingered) if left is not None]
+                self._changed.wait(min(waits) if waits else None)
             return False
+
+    def _batch_due(self, due: float) -> bool:
+        return (len(self._queue) >= self._batch_size or self._flushing > 0 or self._closing
+                or time.monotonic() >= due)
 
     def _replay_in(self) -> float | None:
         """Seconds until the spool should be replayed (0: now); None when it is empty."""
@@ -185,7 +207,8 @@ class PredictionLog:
     def _step(self) -> None:
         """One queued batch, then one spilled file: neither starves the other."""
         with self._changed:
-            batch = list(itertools.islice(self._queue, self._batch_size))
+            served = list(itertools.islice(self._queue, self._batch_size))
+        batch = [_row(prediction) for prediction in served]
         if batch:
             if not (self._database_worth_trying() and self._write(batch)):
                 self._spool.append(batch)

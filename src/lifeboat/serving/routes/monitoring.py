@@ -13,4 +13,5 @@ router = APIRouter(tags=["monitoring"])
 @router.get("/monitoring/summary", response_model=MonitoringSummary,
             summary="Recent predictions by class and probability, and ingestion quality")
 def summary(service: Service) -> MonitoringSummary:
+    service.prediction_log.flush(timeout=1.0)  # the charts include the latest predictions
     return monitoring_summary(service.database, service.spec.name)
