@@ -274,15 +274,26 @@ def _metric(metrics: dict[str, float], name: str) -> str:
 
 
 def _serve(settings: Settings) -> None:
+    """One process by default; with `workers` > 1, uvicorn's worker processes, each
+    building the app from the same settings, counting metrics into one shared folder."""
+    from pathlib import Path
+
     import uvicorn
 
+    from lifeboat.monitoring.metrics import MULTIPROCESS_DIR, share_between_processes
     from lifeboat.serving import create_app
 
     base = f"http://{settings.host}:{settings.port}"
     console.print(f"Web UI   {base}/\nAPI      {base}/predict\nDocs     {base}/docs\n"
                   f"History  {base}/past-predictions\nHealth   {base}/ready")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level=settings.log_level.lower())
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                    log_level=settings.log_level.lower())
+        return
+    metrics = os.environ.get(MULTIPROCESS_DIR) or settings.resolved_home / "metrics"
+    share_between_processes(Path(metrics))
+    uvicorn.run("lifeboat.serving:create_app", factory=True, workers=settings.workers,
+                host=settings.host, port=settings.port, log_level=settings.log_level.lower())
 
 
 def _fail(message: str) -> None:

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
         default=10.0, ge=0,
         description="How long a shutdown waits to write queued predictions; the rest stay spilled.",
     )
+    workers: int = Field(
+        default=1, ge=1,
+        description="Serving processes; with more than one, /metrics adds up all of them.",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"

@@ -1,17 +1,27 @@
 """Relational storage: one Database handle, Alembic-migrated system tables, spec-derived data tables."""
 
 from lifeboat.db.migrate import upgrade
-from lifeboat.db.models import Base, Feedback, IngestionIssue, IngestionRun, Prediction
+from lifeboat.db.models import (
+    Base,
+    DriftReport,
+    Feedback,
+    IngestionIssue,
+    IngestionRun,
+    Prediction,
+    Retrain,
+)
 from lifeboat.db.session import Database
 from lifeboat.db.tables import dataset_table, ensure_dataset_table
 
 __all__ = [
     "Base",
     "Database",
+    "DriftReport",
     "Feedback",
     "IngestionIssue",
     "IngestionRun",
     "Prediction",
+    "Retrain",
     "dataset_table",
     "ensure_dataset_table",
     "upgrade",

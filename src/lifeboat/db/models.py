@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text, text
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -101,3 +101,56 @@ class Feedback(Base):
         ForeignKey("predictions.id", ondelete="CASCADE"), primary_key=True)
     actual: Mapped[int] = mapped_column(Integer)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class DriftReport(Base):
+    """One windowed drift check: the recent predictions' inputs tested against the serving
+    model's training reference, per feature, with the page a person reads."""
+
+    __tablename__ = "drift_reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
+                                                 index=True)
+    dataset: Mapped[str] = mapped_column(String(100), index=True)
+    model_name: Mapped[str] = mapped_column(String(200))
+    model_version: Mapped[str] = mapped_column(String(20))
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    window_end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    window_size: Mapped[int] = mapped_column(Integer)
+    drifted: Mapped[bool] = mapped_column(Boolean)
+    drift_share: Mapped[float] = mapped_column(Float)
+    p_value: Mapped[float] = mapped_column(Float)
+    correction: Mapped[str] = mapped_column(String(20))
+    features: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    prediction_drift: Mapped[dict[str, Any]] = mapped_column(JSON)
+    html: Mapped[str] = mapped_column(Text)
+
+
+class Retrain(Base):
+    """One retraining, whatever started it, from claim to outcome.
+
+    At most one runs per dataset at a time, across processes: the partial unique index
+    refuses a second `running` row, so the claim is the insert itself.
+    """
+
+    __tablename__ = "retrains"
+    __table_args__ = (
+        Index("uq_retrains_running", "dataset", unique=True,
+              postgresql_where=text("status = 'running'"),
+              sqlite_where=text("status = 'running'")),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset: Mapped[str] = mapped_column(String(100), index=True)
+    reason: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
+                                                 index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    champion_version: Mapped[str | None] = mapped_column(String(20))
+    challenger_version: Mapped[str | None] = mapped_column(String(20))
+    drift_report_id: Mapped[int | None] = mapped_column(
+        ForeignKey("drift_reports.id", ondelete="SET NULL"))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)

@@ -1,12 +1,32 @@
-"""Prometheus metrics, named by Prometheus conventions (counters end in `_total`).
+"""Prometheus metrics, named by Prometheus conventions (counters end in `_total`, durations
+in `_seconds`; labels have few values).
 
-They live in the default registry of the process that does the work; the service exposes
-that registry at /metrics.
+Two kinds. What a process does (predictions served, rows ingested) is counted where it
+happens, in prometheus-client's default registry, or, when the service runs several worker
+processes, in the shared files of its multiprocess mode (`PROMETHEUS_MULTIPROC_DIR`), which
+/metrics sums. What the monitoring loop decides (drift reports, live accuracy, retrains) is
+read from the database at scrape time: a drift check run by the CLI, the scheduler or
+Airflow is visible through any worker, and a restart loses none of it.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+import os
+from pathlib import Path
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 INGESTED_ROWS = Counter(
     "lifeboat_ingested_rows", "Rows read by ingestion, by outcome.", ["status"]
@@ -15,10 +35,33 @@ VALIDATION_ISSUES = Counter(
     "lifeboat_validation_issues", "Problems found by row-level validation, by issue type.",
     ["issue"]
 )
+PREDICTIONS = Counter(
+    "lifeboat_predictions", "Predictions served, by model version, source and predicted class.",
+    ["model_version", "source", "prediction"],
+)
+PREDICTION_LATENCY = Histogram(
+    "lifeboat_prediction_latency_seconds",
+    "Time to score a prediction: features and model, per record of a request.",
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
+PREDICTION_PROBABILITY = Histogram(
+    "lifeboat_prediction_probability", "The positive class's predicted probability.",
+    buckets=tuple(round(0.1 * step, 1) for step in range(1, 11)),
+)
+OUTLIERS = Counter(
+    "lifeboat_prediction_outliers",
+    "Served records with a value outside the training range or a category training never "
+    "saw, by field (an outlier, not drift).",
+    ["feature"],
+)
+MODEL_INFO = Gauge(
+    "lifeboat_model_info", "1 for the model version a serving process has loaded.",
+    ["name", "version"], multiprocess_mode="livemax",
+)
 PREDICTION_LOG_PENDING = Gauge(
     "lifeboat_prediction_log_pending",
     "Served predictions not yet in the database: queued in memory, or spilled to disk.",
-    ["where"],
+    ["where"], multiprocess_mode="livesum",
 )
 PREDICTION_LOG_WRITTEN = Counter(
     "lifeboat_prediction_log_written", "Predictions written to the database by the log's writer."
@@ -31,3 +74,26 @@ PREDICTION_LOG_REJECTED = Counter(
     "lifeboat_prediction_log_rejected",
     "Predictions the database refused outright (a value it will never take), set aside on disk.",
 )
+
+
+def share_between_processes(folder: Path) -> None:
+    """Makes processes started from now on (the service's workers) count into `folder`,
+    which /metrics sums; counts left there by an earlier run are dropped."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+    os.environ[MULTIPROCESS_DIR] = str(folder)
+
+
+def exposition(*collectors: Collector) -> tuple[bytes, str]:
+    """The text /metrics answers: this process's (or all workers') metrics, then the
+    given collectors' (read from the database at this moment)."""
+    if os.environ.get(MULTIPROCESS_DIR):
+        process = CollectorRegistry()
+        MultiProcessCollector(process)
+    else:
+        process = REGISTRY
+    scraped = CollectorRegistry(auto_describe=True)
+    for collector in collectors:
+        scraped.register(collector)
+    return generate_latest(process) + generate_latest(scraped), CONTENT_TYPE_LATEST

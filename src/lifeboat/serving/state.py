@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 
 from lifeboat.config import Settings
@@ -12,6 +13,12 @@ from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database
 from lifeboat.errors import NoChampionError
 from lifeboat.features import FeatureView, OnlineStore, OnlineStoreUnavailable, feature_view
+from lifeboat.monitoring.metrics import (
+    MODEL_INFO,
+    PREDICTION_LATENCY,
+    PREDICTION_PROBABILITY,
+    PREDICTIONS,
+)
 from lifeboat.orchestration import retrain
 from lifeboat.registry import ModelRegistry
 from lifeboat.serving.prediction_log import PredictionLog
@@ -42,8 +49,9 @@ class ServiceState:
             lambda: retrain(self.settings, self.database, self.spec), self.load_champion)
 
     def record(self, predictions: list[ServedPrediction]) -> None:
-        """Logs served predictions off the request path: every route goes through here."""
+        """Logs and counts served predictions: every route goes through here."""
         self.prediction_log.submit(predictions)
+        _count(predictions)
 
     def load_champion(self) -> bool:
         """Loads the champion if it is not the one serving; True when the model changed.
@@ -67,8 +75,11 @@ class ServiceState:
             except NoChampionError as exc:
                 self._unusable(str(exc))
                 return False
+            if self.predictor:
+                MODEL_INFO.labels(self.predictor.version.name, self.predictor.version.version).set(0)
             self.predictor = Predictor(self.spec, model, champion, self.view)
             self.model_error = None
+            MODEL_INFO.labels(champion.name, champion.version).set(1)
         log.info("serving %s version %s on features %s", champion.name, champion.version,
                  self.view.label)
         return True
@@ -110,3 +121,13 @@ class ServiceState:
             return (f"the online store {self.store.url} holds no features {view.label}: run "
                     "`lifeboat features materialize`"), False
         return "ok", True
+
+
+def _count(predictions: list[ServedPrediction]) -> None:
+    """Prometheus counts: one increment per (version, source, class) seen, so a 10,000-row
+    upload costs a few counter updates, plus one histogram observation per prediction."""
+    for labels, count in Counter((p.model_version, p.source, p.label) for p in predictions).items():
+        PREDICTIONS.labels(*labels).inc(count)
+    for prediction in predictions:
+        PREDICTION_LATENCY.observe(prediction.latency_ms / 1000)
+        PREDICTION_PROBABILITY.observe(prediction.probability)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from lifeboat.monitoring.metrics import exposition
 from lifeboat.serving.deps import Service
 
 router = APIRouter(tags=["operations"])
@@ -13,7 +13,8 @@ router = APIRouter(tags=["operations"])
 
 @router.get("/metrics", include_in_schema=False)
 def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    content, media_type = exposition()
+    return Response(content, media_type=media_type)
 
 
 @router.get("/health", summary="The process is up")
