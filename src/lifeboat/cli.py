@@ -303,6 +303,10 @@ def _fail(message: str) -> None:
 
 def main() -> None:
     """Console entry point: a failure is one clear line and a non-zero exit, never a traceback."""
+    if folder := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # prometheus-client counts into this folder from its first import on, and fails then
+        # if it does not exist.
+        os.makedirs(folder, exist_ok=True)
     try:
         app()
     except LifeboatError as exc:

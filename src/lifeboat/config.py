@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -60,6 +61,44 @@ class Settings(BaseSettings):
     prediction_log_drain_seconds: float = Field(
         default=10.0, ge=0,
         description="How long a shutdown waits to write queued predictions; the rest stay spilled.",
+    )
+    drift_window_size: int = Field(
+        default=200, ge=30,
+        description="Recent predictions a drift check tests against the training reference.",
+    )
+    drift_check_seconds: float = Field(
+        default=300.0, gt=0,
+        description="How often the service runs a drift check over the latest window.",
+    )
+    drift_p_value: float = Field(
+        default=0.05, gt=0, lt=1,
+        description="Significance of a drift check, after multiple-testing correction.",
+    )
+    drift_correction: Literal["bonferroni", "fdr"] = Field(
+        default="bonferroni",
+        description="Multiple-testing correction across features: Bonferroni, or FDR "
+                    "(Benjamini-Hochberg).",
+    )
+    live_accuracy_window: int = Field(
+        default=200, ge=10,
+        description="Recent labelled predictions (feedback) live accuracy is measured on.",
+    )
+    min_feedback_samples: int = Field(
+        default=50, ge=1,
+        description="Labelled predictions needed before an accuracy drop may trigger a retrain.",
+    )
+    accuracy_drop_threshold: float = Field(
+        default=0.1, gt=0, lt=1,
+        description="Held-out minus live accuracy beyond which a retrain is triggered.",
+    )
+    auto_retrain: bool = Field(
+        default=True,
+        description="Retrain when drift or an accuracy drop is found (gated: promoted only "
+                    "if better).",
+    )
+    retrain_cooldown_seconds: float = Field(
+        default=3600.0, ge=0,
+        description="Minimum time between two automatic retrains.",
     )
     workers: int = Field(
         default=1, ge=1,

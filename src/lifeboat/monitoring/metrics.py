@@ -11,6 +11,7 @@ Airflow is visible through any worker, and a restart loses none of it.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -25,6 +26,8 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -93,7 +96,17 @@ def exposition(*collectors: Collector) -> tuple[bytes, str]:
         MultiProcessCollector(process)
     else:
         process = REGISTRY
-    scraped = CollectorRegistry(auto_describe=True)
-    for collector in collectors:
-        scraped.register(collector)
-    return generate_latest(process) + generate_latest(scraped), CONTENT_TYPE_LATEST
+    return generate_latest(process) + b"".join(map(_scraped, collectors)), CONTENT_TYPE_LATEST
+
+
+def _scraped(collector: Collector) -> bytes:
+    """One collector's text; nothing when its source is down, so a database outage does
+    not take the process metrics (which show the outage) down with it."""
+    registry = CollectorRegistry(auto_describe=True)
+    try:
+        registry.register(collector)
+        return generate_latest(registry)
+    except Exception:  # noqa: BLE001 - any failure of the source: skip it this scrape
+        log.warning("metrics from %s are left out of this scrape", type(collector).__name__,
+                    exc_info=True)
+        return b""

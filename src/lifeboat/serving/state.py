@@ -13,6 +13,8 @@ from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database
 from lifeboat.errors import NoChampionError
 from lifeboat.features import FeatureView, OnlineStore, OnlineStoreUnavailable, feature_view
+from lifeboat.monitoring.collector import MonitoringCollector
+from lifeboat.monitoring.live_accuracy import LiveAccuracy, live_accuracy
 from lifeboat.monitoring.metrics import (
     MODEL_INFO,
     PREDICTION_LATENCY,
@@ -40,13 +42,25 @@ class ServiceState:
     model_error: str | None = None
     view: FeatureView = field(init=False)
     retraining: RetrainJob = field(init=False)
+    monitoring: MonitoringCollector = field(init=False)
     _loading: threading.Lock = field(init=False, default_factory=threading.Lock)
     _stopping: threading.Event = field(init=False, default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self.view = feature_view(self.spec)  # what this code computes, fixed for the process
+        self.monitoring = MonitoringCollector(self.database, self.spec.name, self.live_accuracy)
         self.retraining = RetrainJob(
             lambda: retrain(self.settings, self.database, self.spec), self.load_champion)
+
+    def live_accuracy(self) -> LiveAccuracy | None:
+        """The serving model's accuracy on its recent labelled predictions."""
+        predictor = self.predictor
+        if predictor is None:
+            return None
+        version = predictor.version
+        return live_accuracy(self.database, self.spec.name, version.version,
+                             version.metrics.get("test_accuracy"),
+                             self.settings.live_accuracy_window)
 
     def record(self, predictions: list[ServedPrediction]) -> None:
         """Logs and counts served predictions: every route goes through here."""

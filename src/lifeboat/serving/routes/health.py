@@ -12,8 +12,8 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics() -> Response:
-    content, media_type = exposition()
+def metrics(service: Service) -> Response:
+    content, media_type = exposition(service.monitoring)
     return Response(content, media_type=media_type)
 
 

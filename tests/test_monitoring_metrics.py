@@ -1,0 +1,164 @@
+"""The monitoring loop's metrics come from the database (any process may have written the
+rows); the service's own counts add up across worker processes."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from lifeboat.config import Settings
+from lifeboat.db import Database, DriftReport, Feedback, IngestionRun, Prediction, Retrain
+from lifeboat.monitoring.collector import MonitoringCollector
+from lifeboat.monitoring.live_accuracy import LiveAccuracy, live_accuracy
+from lifeboat.monitoring.metrics import exposition
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def _prediction(number: int, predicted: int, version: str = "3") -> Prediction:
+    return Prediction(id=f"p{number:04d}", created_at=NOW + timedelta(seconds=number),
+                      dataset="titanic", source="api", input={}, prediction=predicted,
+                      label="survived" if predicted else "died", probability=0.5,
+                      model_name="m", model_version=version, latency_ms=1.0)
+
+
+def _label(database: Database, outcomes: list[tuple[int, int]], version: str = "3") -> None:
+    """(predicted, actual) pairs, oldest first, as logged predictions with feedback."""
+    with database.session() as session:
+        for number, (predicted, actual) in enumerate(outcomes):
+            prediction = _prediction(number, predicted, version)
+            session.add(prediction)
+            session.flush()
+            session.add(Feedback(prediction_id=prediction.id, actual=actual, received_at=NOW))
+
+
+def _value(text: str, name: str) -> float | None:
+    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else None
+
+
+def test_live_accuracy_counts_the_latest_labelled_predictions_of_the_serving_version(
+        database: Database) -> None:
+    # 10 old misses, then 8 hits and 2 misses; another version's labels do not count
+    _label(database, [(1, 0)] * 10 + [(1, 1)] * 8 + [(0, 1)] * 2)
+    with database.session() as session:
+        other = _prediction(999, 1, version="2")
+        session.add(other)
+        session.flush()
+        session.add(Feedback(prediction_id=other.id, actual=0, received_at=NOW))
+    latest = live_accuracy(database, "titanic", "3", heldout_accuracy=0.9, window=10)
+    assert (latest.accuracy, latest.samples) == (0.8, 10)
+    assert latest.drop == pytest.approx(0.1)
+    everything = live_accuracy(database, "titanic", "3", heldout_accuracy=None, window=100)
+    assert (everything.accuracy, everything.samples, everything.drop) == (0.4, 20, None)
+    nothing = live_accuracy(database, "titanic", "9", heldout_accuracy=0.9, window=10)
+    assert (nothing.accuracy, nothing.samples, nothing.drop) == (None, 0, None)
+
+
+def test_the_collector_reads_drift_retrains_accuracy_and_ingestion_from_the_database(
+        database: Database) -> None:
+    with database.session() as session:
+        for drifted, share, age_p in ((False, 0.0, 0.4), (True, 0.25, 0.0001)):
+            session.add(DriftReport(
+                dataset="titanic", model_name="m", model_version="3", window_start=NOW,
+                window_end=NOW, window_size=200, drifted=drifted, drift_share=share,
+                p_value=0.05, correction="bonferroni", html="<html></html>",
+                features=[{"feature": "age", "p_value": age_p, "psi": 0.3},
+                          {"feature": "sex", "p_value": 0.5, "psi": 0.01}],
+                prediction_drift={"class_mix": {"p_value": 0.2}, "probability": {"p_value": 0.3}}))
+            session.flush()
+        session.add_all([Retrain(dataset="titanic", reason="drift", status="promoted"),
+                         Retrain(dataset="titanic", reason="drift", status="kept_champion"),
+                         Retrain(dataset="titanic", reason="drift", status="promoted")])
+        session.add(IngestionRun(dataset="titanic", source="f.csv", checksum="x", status="done",
+                                 finished_at=NOW, rows_total=40, rows_rejected=10))
+    collector = MonitoringCollector(database, "titanic",
+                                    lambda: LiveAccuracy(0.75, 120, heldout_accuracy=0.8))
+    text = exposition(collector)[0].decode()
+    assert _value(text, "lifeboat_drift_checks_total") == 2
+    assert _value(text, "lifeboat_drift_detected_total") == 1
+    assert _value(text, "lifeboat_drift_share") == 0.25
+    assert _value(text, 'lifeboat_feature_drift_p_value{feature="age"}') == 0.0001
+    assert _value(text, 'lifeboat_feature_psi{feature="age"}') == 0.3
+    assert _value(text, 'lifeboat_prediction_drift_p_value{signal="class_mix"}') == 0.2
+    assert _value(text, 'lifeboat_retrains_total{outcome="promoted",reason="drift"}') == 2
+    assert _value(text, 'lifeboat_retrains_total{outcome="kept_champion",reason="drift"}') == 1
+    assert _value(text, "lifeboat_live_accuracy") == 0.75
+    assert _value(text, "lifeboat_live_accuracy_drop") == pytest.approx(0.05)
+    assert _value(text, "lifeboat_last_ingestion_rejected_ratio") == 0.25
+
+
+def test_a_database_outage_leaves_the_process_metrics_in_the_scrape(tmp_path) -> None:
+    unreachable = Database("postgresql+psycopg://postgres@127.0.0.1:1/none")
+    collector = MonitoringCollector(unreachable, "titanic", lambda: None)
+    text = exposition(collector)[0].decode()
+    assert "lifeboat_prediction_log_pending" in text
+    assert "lifeboat_drift_checks_total" not in text
+    unreachable.dispose()
+
+
+def test_a_second_running_retrain_of_a_dataset_is_refused_by_the_database(
+        database: Database) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    with database.session() as session:
+        session.add(Retrain(dataset="titanic", reason="drift", status="running"))
+    with pytest.raises(IntegrityError), database.session() as session:
+        session.add(Retrain(dataset="titanic", reason="accuracy", status="running"))
+    with database.session() as session:  # a finished one, or another dataset, is fine
+        session.add_all([Retrain(dataset="titanic", reason="drift", status="promoted"),
+                         Retrain(dataset="customers", reason="drift", status="running")])
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_two_workers_count_every_prediction_once_in_metrics(trained_settings: Settings,
+                                                            tmp_path) -> None:
+    port = _free_port()
+    env = {**os.environ, "LIFEBOAT_HOME": str(trained_settings.home), "LIFEBOAT_PORT": str(port),
+           "LIFEBOAT_WORKERS": "2", "LIFEBOAT_LOG_LEVEL": "WARNING",
+           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
+    for name in ("DATABASE_URL", "MLFLOW_TRACKING_URI", "REDIS_URL"):
+        env.pop(name, None)
+    server = subprocess.Popen([sys.executable, "-m", "lifeboat", "serve"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(server, base)
+        record = {"pclass": 1, "name": "Allen, Miss. Elisabeth Walton", "sex": "female"}
+        for _ in range(40):  # new connections: the kernel spreads them over both workers
+            assert httpx.post(base + "/predict", json=record).status_code == 200
+        text = httpx.get(base + "/metrics").text
+    finally:
+        server.terminate()
+        server.wait(30)
+    assert len(list((tmp_path / "metrics").glob("counter_*.db"))) == 2  # both workers counted
+    counted = re.findall(r'^lifeboat_predictions_total\{[^}]*\} (\S+)$', text, re.MULTILINE)
+    assert sum(map(float, counted)) == 40
+    assert _value(text, "lifeboat_prediction_latency_seconds_count") == 40
+
+
+def _wait_ready(server: subprocess.Popen, base: str) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"lifeboat serve exited: {server.stderr.read().decode()[-2000:]}")
+        try:
+            if httpx.get(base + "/ready").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    pytest.fail("lifeboat serve with 2 workers was not ready within 120 s")
