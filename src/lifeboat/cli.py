@@ -269,6 +269,39 @@ def promote(version: Annotated[str, typer.Argument(help="Registered version to m
     out.print(f"{champion.name} v{champion.version} is now the champion")
 
 
+@app.command()
+def drift(
+    html: Annotated[str | None, typer.Option(
+        help="Where to write the report page; default: drift-report-ID.html in LIFEBOAT_HOME.")] = None,
+) -> None:
+    """Test the champion's latest predictions against its training data now; exit 1 on drift."""
+    from lifeboat.monitoring.check import check_drift
+
+    context = Context()
+    with _steps("drift check") as progress:
+        progress(f"testing the last {context.settings.drift_window_size} predictions")
+        report = check_drift(context.settings, context.database, context.spec)
+    page = html or str(context.settings.resolved_home / f"drift-report-{report.id}.html")
+    with open(page, "w", encoding="utf-8") as handle:
+        handle.write(report.html)
+    table = Table(title=f"{report.model_name} v{report.model_version}: {report.window_size} "
+                        f"predictions, {report.correction} at p < {report.p_value}")
+    for column in ("feature", "test", "p-value", "PSI", "drift"):
+        table.add_column(column, justify="left" if column == "feature" else "right")
+    for test in report.features:
+        table.add_row(test["feature"], test["test"], _number(test["p_value"]),
+                      _number(test["psi"]), "[red]yes[/red]" if test["drifted"] else "no")
+    out.print(table)
+    out.print(f"{'DRIFT' if report.drifted else 'no drift'}: {report.drift_share:.0%} of "
+              f"features drifted; report {page}")
+    if report.drifted:
+        raise typer.Exit(1)
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
 def _metric(metrics: dict[str, float], name: str) -> str:
     return f"{metrics[name]:.3f}" if name in metrics else "-"
 

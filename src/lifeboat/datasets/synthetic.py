@@ -39,6 +39,7 @@ class Shift:
     fare_factor: float = 1.0
     class_mix: tuple[float, float, float] | None = None
     female_share: float | None = None
+    fare_offset: float = 0.0  # added after fare_factor; a fare never drops below 0
 
     def __post_init__(self) -> None:
         if self.fare_factor < 0:
@@ -200,7 +201,7 @@ def synthetic_passengers(rows: int, *, seed: int = 0, shift: Shift | None = None
     frame["name"] = _names(manifest, source, party, parties_drawn, rng)
     frame["ticket"] = _tickets(manifest, source, party, rng)
     frame["age"] = _ages(frame["age"].to_numpy(), shift.age_offset, rng)
-    frame["fare"] = _fares(frame["fare"].to_numpy(), party, parties_drawn, shift.fare_factor, rng)
+    frame["fare"] = _fares(frame["fare"].to_numpy(), party, parties_drawn, shift, rng)
     return frame
 
 
@@ -290,11 +291,12 @@ def _ages(age: np.ndarray, offset: float, rng: np.random.Generator) -> np.ndarra
     return np.clip(np.round(moved + offset, 4), 0, 100)
 
 
-def _fares(fare: np.ndarray, party: np.ndarray, parties_drawn: int, factor: float,
+def _fares(fare: np.ndarray, party: np.ndarray, parties_drawn: int, shift: Shift,
            rng: np.random.Generator) -> np.ndarray:
     """Fares moved by one factor per party, so fares shared within it stay shared."""
     party_factor = np.exp(rng.normal(scale=_FARE_SPREAD, size=parties_drawn))[party]
-    return np.round(fare * party_factor * factor, 4)
+    moved = fare * party_factor * shift.fare_factor + shift.fare_offset
+    return np.round(np.maximum(moved, 0), 4)
 
 
 def inject_errors(frame: pd.DataFrame, *, rate: float, seed: int = 0,

@@ -19,6 +19,7 @@ from sklearn.metrics import (
 )
 
 CURVES_ARTIFACT = "heldout_curves.json"
+DRIFT_REFERENCE_ARTIFACT = "drift_reference.json"
 _CALIBRATION_BINS = 10
 
 

@@ -13,7 +13,7 @@ from mlflow.exceptions import MlflowException
 
 from lifeboat.config import Settings
 from lifeboat.errors import ModelVersionNotFound, NoChampionError
-from lifeboat.registry.metrics import CURVES_ARTIFACT, score
+from lifeboat.registry.metrics import CURVES_ARTIFACT, DRIFT_REFERENCE_ARTIFACT, score
 from lifeboat.registry.tracking import configure_tracking
 
 CHAMPION = "champion"
@@ -91,10 +91,19 @@ class ModelRegistry:
     def curves(self, version: str) -> dict[str, Any] | None:
         """The version's held-out ROC and calibration curves; None for a version trained
         before they were logged."""
+        return self._logged_dict(version, CURVES_ARTIFACT)
+
+    def drift_reference(self, version: str) -> dict[str, Any] | None:
+        """What the version's training data looked like, for drift checks and outlier
+        flags (`monitoring.DriftReference.from_dict`); None for a version trained before
+        it was logged."""
+        return self._logged_dict(version, DRIFT_REFERENCE_ARTIFACT)
+
+    def _logged_dict(self, version: str, artifact: str) -> dict[str, Any] | None:
         run_id = self.get(version).run_id
         try:
             return mlflow.artifacts.load_dict(
-                self.client.get_run(run_id).info.artifact_uri + "/" + CURVES_ARTIFACT)
+                self.client.get_run(run_id).info.artifact_uri + "/" + artifact)
         except (MlflowException, OSError):
             return None
 
@@ -109,8 +118,9 @@ class ModelRegistry:
         self.client.set_model_version_tag(self.name, str(version), FEATURE_VIEW_TAG, view_label)
 
     def promote_if_better(self, version: str, heldout_x: pd.DataFrame, heldout_y: pd.Series,
-                          metric: str) -> PromotionDecision:
-        """Both models are scored on the challenger's held-out rows; only a strictly better one wins.
+                          metric: str, rows: str = "the same held-out rows") -> PromotionDecision:
+        """Both models are scored on the challenger's held-out rows (`rows` names them in
+        the decision); only a strictly better one wins.
 
         A champion trained on another feature view version cannot score these rows, and the
         code no longer computes its features: the challenger replaces it.
@@ -128,7 +138,7 @@ class ModelRegistry:
             incumbent = score(self.load(current.version), heldout_x, heldout_y)[metric]
             better = challenger > incumbent
             reason = (f"{metric} {challenger:.4f} {'>' if better else '<='} champion "
-                      f"v{current.version}'s {incumbent:.4f} on the same held-out rows")
+                      f"v{current.version}'s {incumbent:.4f} on {rows}")
             decision = PromotionDecision(version, better, reason, challenger, incumbent,
                                          current.version)
         if decision.promoted:

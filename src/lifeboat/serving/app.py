@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                              store, prediction_log)
         state.load_champion()
         state.watch_champion()
+        state.watch_monitoring()
         app.state.service = state
         _freeze_startup_objects()
         yield

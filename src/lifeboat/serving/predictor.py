@@ -17,6 +17,7 @@ from lifeboat.datasets import DatasetSpec
 from lifeboat.db.models import utcnow
 from lifeboat.features import FeatureView, OnlineStore
 from lifeboat.registry import ModelVersion
+from lifeboat.monitoring.drift import DriftReference
 from lifeboat.serving.fast_path import FastScorer, UnsupportedModel, compile_model
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class ServedPrediction:
     model_name: str
     model_version: str
     latency_ms: float
+    outliers: tuple[str, ...] = ()  # fields outside what training saw; not a table column
 
 
 def view_mismatch(version: ModelVersion, view: FeatureView) -> str | None:
@@ -60,6 +62,7 @@ class Predictor:
     model: Any
     version: ModelVersion
     view: FeatureView
+    reference: DriftReference | None = None  # training ranges and categories: outlier flags
     fast: FastScorer | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -133,4 +136,5 @@ class Predictor:
             model_name=self.version.name,
             model_version=self.version.version,
             latency_ms=latency_ms,
+            outliers=tuple(self.reference.outliers(given)) if self.reference else (),
         )

@@ -1,5 +1,7 @@
 """Retraining requested over HTTP: one at a time, in the background, its outcome kept for
-`GET /retrain`. The service picks up a promoted model through its champion watcher."""
+`GET /retrain` (and, like every retrain, a row in `retrains`). The service serves a
+promoted model as soon as the retrain ends; its other workers pick it up through their
+champion watchers."""
 
 from __future__ import annotations
 
@@ -11,8 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from lifeboat.db import Retrain
 from lifeboat.db.models import utcnow
-from lifeboat.training import TrainingResult
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +30,7 @@ class RetrainStatus(BaseModel):
 
 
 class RetrainJob:
-    def __init__(self, run: Callable[[], TrainingResult], on_done: Callable[[], object]) -> None:
+    def __init__(self, run: Callable[[], Retrain], on_done: Callable[[], object]) -> None:
         self._run, self._on_done = run, on_done
         self._lock = threading.Lock()
         self.status = RetrainStatus()
@@ -44,16 +46,15 @@ class RetrainJob:
 
     def _retrain(self) -> None:
         try:
-            result = self._run()
+            retrained = self._run()
             self._on_done()  # serving the new champion before the status says done
         except Exception as exc:  # reported on GET /retrain, not lost in a thread
             log.exception("retraining failed")
             self._finish(state="failed", error=f"{type(exc).__name__}: {exc}")
             return
-        decision = result.promotion
-        self._finish(state="succeeded", version=result.version,
-                     promoted=bool(decision and decision.promoted),
-                     reason=decision.reason if decision else None)
+        self._finish(state="succeeded", version=retrained.challenger_version,
+                     promoted=retrained.status == "promoted",
+                     reason=(retrained.detail or {}).get("decision"))
 
     def _finish(self, **outcome: object) -> None:
         with self._lock:

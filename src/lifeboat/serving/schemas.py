@@ -67,6 +67,10 @@ class PredictionOut(BaseModel):
     prediction: int
     label: str
     probability: float = Field(description="Probability of the positive class.")
+    outliers: list[str] | None = Field(
+        None, description="Given fields whose value lies outside the training data's range, "
+                          "or is a category training never saw: the prediction is less sure "
+                          "than its probability says.")
     contributions: list[Contribution] | None = Field(
         None, description='With "explain": true: which given fields pushed the probability '
                           "up or down, largest effect first.")

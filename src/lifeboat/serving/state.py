@@ -10,18 +10,21 @@ from dataclasses import dataclass, field
 
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
-from lifeboat.db import Database
+from lifeboat.db import Database, Retrain
 from lifeboat.errors import NoChampionError
 from lifeboat.features import FeatureView, OnlineStore, OnlineStoreUnavailable, feature_view
 from lifeboat.monitoring.collector import MonitoringCollector
+from lifeboat.monitoring.drift import DriftReference
 from lifeboat.monitoring.live_accuracy import LiveAccuracy, live_accuracy
 from lifeboat.monitoring.metrics import (
     MODEL_INFO,
+    OUTLIERS,
     PREDICTION_LATENCY,
     PREDICTION_PROBABILITY,
     PREDICTIONS,
 )
-from lifeboat.orchestration import retrain
+from lifeboat.monitoring.check import DriftCheckUnavailable, check_drift, checked_recently
+from lifeboat.orchestration import heal, recorded_retrain
 from lifeboat.registry import ModelRegistry
 from lifeboat.serving.prediction_log import PredictionLog
 from lifeboat.serving.predictor import Predictor, ServedPrediction, view_mismatch
@@ -50,7 +53,8 @@ class ServiceState:
         self.view = feature_view(self.spec)  # what this code computes, fixed for the process
         self.monitoring = MonitoringCollector(self.database, self.spec.name, self.live_accuracy)
         self.retraining = RetrainJob(
-            lambda: retrain(self.settings, self.database, self.spec), self.load_champion)
+            lambda: recorded_retrain(self.settings, self.database, self.spec, "manual"),
+            self.load_champion)
 
     def live_accuracy(self) -> LiveAccuracy | None:
         """The serving model's accuracy on its recent labelled predictions."""
@@ -86,12 +90,14 @@ class ServiceState:
                     self._unusable(mismatch)
                     return False
                 model = self.registry.load(champion.version)
+                reference = self.registry.drift_reference(champion.version)
             except NoChampionError as exc:
                 self._unusable(str(exc))
                 return False
             if self.predictor:
                 MODEL_INFO.labels(self.predictor.version.name, self.predictor.version.version).set(0)
-            self.predictor = Predictor(self.spec, model, champion, self.view)
+            self.predictor = Predictor(self.spec, model, champion, self.view,
+                                       DriftReference.from_dict(reference) if reference else None)
             self.model_error = None
             MODEL_INFO.labels(champion.name, champion.version).set(1)
         log.info("serving %s version %s on features %s", champion.name, champion.version,
@@ -116,6 +122,36 @@ class ServiceState:
                 self.load_champion()
             except Exception:  # the registry may be briefly unreachable; try again next tick
                 log.exception("checking the registry for a new champion failed")
+
+    def watch_monitoring(self) -> threading.Thread:
+        """Runs `monitor` every `drift_check_seconds` in the background."""
+        thread = threading.Thread(target=self._monitor_loop, name="lifeboat-monitor",
+                                  daemon=True)
+        thread.start()
+        return thread
+
+    def _monitor_loop(self) -> None:
+        while not self._stopping.wait(self.settings.drift_check_seconds):
+            try:
+                self.monitor()
+            except Exception:  # the database may be down; the next tick tries again
+                log.exception("the monitoring check failed")
+
+    def monitor(self) -> Retrain | None:
+        """One turn of the self-healing loop: a drift check over the latest window, then
+        a retrain if drift or the live accuracy calls for one, then the new champion
+        served. Skipped when another worker of the service checked within this cadence."""
+        if checked_recently(self.database, self.spec.name, 0.9 * self.settings.drift_check_seconds):
+            return None
+        try:
+            report = check_drift(self.settings, self.database, self.spec)
+        except DriftCheckUnavailable as exc:
+            log.info("no drift check: %s", exc)
+            report = None
+        retrained = heal(self.settings, self.database, self.spec, report, self.live_accuracy())
+        if retrained is not None and retrained.status == "promoted":
+            self.load_champion()
+        return retrained
 
     def stop(self) -> None:
         self._stopping.set()
@@ -145,3 +181,5 @@ def _count(predictions: list[ServedPrediction]) -> None:
     for prediction in predictions:
         PREDICTION_LATENCY.observe(prediction.latency_ms / 1000)
         PREDICTION_PROBABILITY.observe(prediction.probability)
+        for feature in prediction.outliers:
+            OUTLIERS.labels(feature).inc()

@@ -6,20 +6,28 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version as installed_version
+from typing import Any
 
 import mlflow
 import mlflow.sklearn
 import pandas as pd
 import skops.io
 from mlflow.models import infer_signature
-from sklearn.model_selection import RandomizedSearchCV, StratifiedKFold, train_test_split
+from sklearn.base import clone
+from sklearn.model_selection import (
+    RandomizedSearchCV,
+    StratifiedKFold,
+    cross_val_predict,
+    train_test_split,
+)
 
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database
 from lifeboat.features import FeatureView, feature_view
 from lifeboat.registry import ModelRegistry, PromotionDecision, experiment_id, score
-from lifeboat.registry.metrics import CURVES_ARTIFACT, confusion, curves
+from lifeboat.monitoring.drift import DriftReference
+from lifeboat.registry.metrics import CURVES_ARTIFACT, DRIFT_REFERENCE_ARTIFACT, confusion, curves
 from lifeboat.training.candidates import Candidate, candidates
 from lifeboat.training.data import data_hash, labelled_features
 
@@ -61,8 +69,11 @@ class _Split:
 
 
 def train(settings: Settings, database: Database, spec: DatasetSpec, *, promote: bool,
+          recent: tuple[pd.DataFrame, pd.Series] | None = None,
           progress: Progress = lambda _step: None) -> TrainingResult:
-    """Trains, logs and registers a version; with `promote`, makes it champion only if better."""
+    """Trains, logs and registers a version; with `promote`, makes it champion only if better
+    on the held-out rows, plus `recent` labelled rows (view rows, outcomes) when given: after
+    drift, the rows that matter most are the ones the world sends now."""
     registry = ModelRegistry(settings, spec.model_name)
     view = feature_view(spec)
     progress(f"loading labelled rows with features {view.label}")
@@ -81,6 +92,9 @@ def train(settings: Settings, database: Database, spec: DatasetSpec, *, promote:
         mlflow.log_metrics({f"test_{name}": value for name, value in metrics.items()})
         mlflow.log_dict({"labels": [0, 1], "matrix": confusion(metrics)}, "confusion_matrix.json")
         mlflow.log_dict(curves(best, split.test_x, split.test_y), CURVES_ARTIFACT)
+        progress("recording the training distribution for drift checks")
+        mlflow.log_dict(_drift_reference(spec, best, features, labels).to_dict(),
+                        DRIFT_REFERENCE_ARTIFACT)
         progress("registering the model")
         version = log_and_register(best, split.train_x.head(5), spec)
         registry.tag_feature_view(version, view.label)
@@ -89,9 +103,37 @@ def train(settings: Settings, database: Database, spec: DatasetSpec, *, promote:
     decision = None
     if promote:
         progress("comparing with the champion")
-        decision = registry.promote_if_better(version, split.test_x, split.test_y,
-                                              spec.training.primary_metric)
+        decision = _promote_if_better(registry, version, split, recent, spec)
     return TrainingResult(run.info.run_id, version, spec.model_name, best_name, metrics, decision)
+
+
+def _promote_if_better(registry: ModelRegistry, version: str, split: _Split,
+                       recent: tuple[pd.DataFrame, pd.Series] | None,
+                       spec: DatasetSpec) -> PromotionDecision:
+    metric = spec.training.primary_metric
+    if recent is None or recent[1].nunique() < 2:  # one class: no ROC AUC, no evidence
+        return registry.promote_if_better(version, split.test_x, split.test_y, metric)
+    rows = pd.concat([split.test_x, recent[0]], ignore_index=True)
+    outcomes = pd.concat([split.test_y, recent[1]], ignore_index=True)
+    return registry.promote_if_better(
+        version, rows, outcomes, metric,
+        rows=f"the same {len(split.test_y)} held-out rows and {len(recent[1])} recent "
+             "labelled predictions")
+
+
+def _drift_reference(spec: DatasetSpec, model: Any, features: pd.DataFrame,
+                     labels: pd.Series) -> DriftReference:
+    """Every labelled row's inputs, with out-of-fold probabilities: a model is surer of
+    the rows it was fit to, and a drift check would take that difference for drift.
+    Integer columns are given back their type (the view stores numbers as floats), so
+    that class 3 is the same category in training and in requests."""
+    folds = StratifiedKFold(spec.training.cv_folds, shuffle=True, random_state=spec.training.seed)
+    probabilities = cross_val_predict(clone(model), features, labels, cv=folds,
+                                      method="predict_proba")[:, 1]
+    integers = [name for name in features.columns
+                if name in spec.columns and spec.columns[name].type == "integer"]
+    inputs = features.astype({name: "Int64" for name in integers})
+    return DriftReference.from_training(spec, inputs, probabilities, seed=spec.training.seed)
 
 
 def _split(features: pd.DataFrame, labels: pd.Series, spec: DatasetSpec) -> _Split:

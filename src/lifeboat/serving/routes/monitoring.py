@@ -1,13 +1,36 @@
-"""Monitoring data for the web UI's charts (Grafana reads Prometheus and the DB directly)."""
+"""Monitoring for people and for the web UI's charts (Grafana reads Prometheus and the DB
+directly): the summary the Monitoring tab plots, and the latest drift report."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel
 
 from lifeboat.monitoring import MonitoringSummary, monitoring_summary
+from lifeboat.monitoring.check import latest_report
 from lifeboat.serving.deps import Service
 
 router = APIRouter(tags=["monitoring"])
+
+
+class DriftReportOut(BaseModel):
+    id: int
+    created_at: datetime
+    model_name: str
+    model_version: str
+    window_start: datetime
+    window_end: datetime
+    window_size: int
+    drifted: bool
+    drift_share: float
+    p_value: float
+    correction: str
+    features: list[dict[str, Any]]
+    prediction_drift: dict[str, Any]
 
 
 @router.get("/monitoring/summary", response_model=MonitoringSummary,
@@ -15,3 +38,26 @@ router = APIRouter(tags=["monitoring"])
 def summary(service: Service) -> MonitoringSummary:
     service.prediction_log.flush(timeout=1.0)  # the charts include the latest predictions
     return monitoring_summary(service.database, service.spec.name)
+
+
+@router.get("/drift", response_model=DriftReportOut,
+            responses={404: {"description": "No drift check has run yet"}},
+            summary="The latest drift report: per-feature tests of recent inputs vs training")
+def drift(service: Service) -> DriftReportOut:
+    return DriftReportOut.model_validate(_latest(service), from_attributes=True)
+
+
+@router.get("/drift/report", response_class=HTMLResponse,
+            responses={404: {"description": "No drift check has run yet"}},
+            summary="The latest drift report as a page, with reference vs recent plots")
+def drift_report(service: Service) -> HTMLResponse:
+    return HTMLResponse(_latest(service).html)
+
+
+def _latest(service: Service) -> Any:
+    report = latest_report(service.database, service.spec.name)
+    if report is None:
+        raise HTTPException(404, detail="no drift check has run yet: the service runs one "
+                            "every LIFEBOAT_DRIFT_CHECK_SECONDS once enough predictions are "
+                            "logged, or run `lifeboat drift`")
+    return report

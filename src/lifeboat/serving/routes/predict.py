@@ -115,6 +115,7 @@ def _response(service: ServiceState, predictor: Predictor, predictions: list, er
         predictions=[PredictionOut(id=p.id, entity_id=p.input.get("entity_id"),
                                    prediction=p.prediction, label=p.label,
                                    probability=p.probability,
+                                   outliers=list(p.outliers) or None,
                                    contributions=explained[i] if explained else None)
                      for i, p in enumerate(predictions)],
         errors=errors,

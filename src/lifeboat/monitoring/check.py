@@ -1,0 +1,100 @@
+"""A drift check: the latest window of served predictions against the training reference
+of the model that served them, stored as a report (a row, with its page)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import func, select
+
+from lifeboat.config import Settings
+from lifeboat.datasets import DatasetSpec
+from lifeboat.db import Database, DriftReport, Prediction
+from lifeboat.errors import LifeboatError
+from lifeboat.monitoring.drift import DriftReference, detect_drift, render_report
+from lifeboat.registry import ModelRegistry
+
+log = logging.getLogger(__name__)
+
+PLOTLY_SRC = "/ui/vendor/plotly.min.js"  # served by the service itself
+
+
+class DriftCheckUnavailable(LifeboatError):
+    """Nothing to check yet: no champion, no reference, or too few predictions."""
+
+
+def check_drift(settings: Settings, database: Database, spec: DatasetSpec) -> DriftReport:
+    """Tests the champion's latest `drift_window_size` predictions (any source) and stores
+    the report. Only the champion's own predictions are windowed: inputs are compared with
+    the data the serving model learnt from."""
+    registry = ModelRegistry(settings, spec.model_name)
+    champion = registry.champion()
+    if champion is None:
+        raise DriftCheckUnavailable(f"{spec.model_name} has no champion: nothing serves yet")
+    stored = registry.drift_reference(champion.version)
+    if stored is None:
+        raise DriftCheckUnavailable(f"{spec.model_name} v{champion.version} was trained "
+                                    "without a drift reference: retrain it")
+    window = recent_window(database, spec.name, champion.version, settings.drift_window_size)
+    if len(window) < settings.drift_window_size:
+        raise DriftCheckUnavailable(
+            f"{len(window)} predictions by {spec.model_name} v{champion.version} so far; a "
+            f"drift check needs {settings.drift_window_size} (LIFEBOAT_DRIFT_WINDOW_SIZE)")
+    reference = DriftReference.from_dict(stored)
+    inputs = pd.DataFrame.from_records(window["input"].tolist())
+    probabilities = window["probability"].to_numpy(dtype=np.float64)
+    result = detect_drift(reference, inputs, probabilities, p_value=settings.drift_p_value,
+                          correction=settings.drift_correction)
+    title = (f"Drift: {spec.name}, {spec.model_name} v{champion.version}, "
+             f"{len(window)} predictions up to {window['created_at'].max():%Y-%m-%d %H:%M} UTC")
+    report = DriftReport(
+        dataset=spec.name, model_name=champion.name, model_version=champion.version,
+        window_start=window["created_at"].min(), window_end=window["created_at"].max(),
+        window_size=len(window), drifted=result.drifted, drift_share=result.drift_share,
+        p_value=result.p_value, correction=result.correction,
+        features=result.to_dict()["features"],
+        prediction_drift={test["feature"]: test for test in result.to_dict()["prediction"]},
+        html=render_report(result, reference, inputs, probabilities, plotly_src=PLOTLY_SRC,
+                           title=title),
+    )
+    with database.session() as session:
+        session.add(report)
+    log.info("drift check of %s v%s over %d predictions: %s (drift share %.2f)", champion.name,
+             champion.version, len(window), "DRIFT" if result.drifted else "no drift",
+             result.drift_share)
+    return report
+
+
+def recent_window(database: Database, dataset: str, model_version: str,
+                  size: int) -> pd.DataFrame:
+    """The newest `size` predictions of a model version: created_at, input, probability."""
+    query = (select(Prediction.created_at, Prediction.input, Prediction.probability)
+             .where(Prediction.dataset == dataset, Prediction.model_version == model_version)
+             .order_by(Prediction.created_at.desc()).limit(size))
+    with database.session() as session:
+        rows = session.execute(query).all()
+    frame = pd.DataFrame(rows, columns=["created_at", "input", "probability"])
+    frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
+    return frame
+
+
+def latest_report(database: Database, dataset: str) -> DriftReport | None:
+    with database.session() as session:
+        return session.scalars(
+            select(DriftReport).where(DriftReport.dataset == dataset)
+            .order_by(DriftReport.created_at.desc(), DriftReport.id.desc()).limit(1)).first()
+
+
+def checked_recently(database: Database, dataset: str, seconds: float) -> bool:
+    """Whether any process stored a report in the last `seconds`: workers of one service
+    share a cadence instead of each running its own check."""
+    with database.session() as session:
+        latest = session.scalar(select(func.max(DriftReport.created_at))
+                                .where(DriftReport.dataset == dataset))
+    if latest is None:
+        return False
+    latest = latest if latest.tzinfo else latest.replace(tzinfo=UTC)  # SQLite keeps no zone
+    return datetime.now(UTC) - latest < timedelta(seconds=seconds)

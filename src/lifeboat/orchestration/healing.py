@@ -1,0 +1,133 @@
+"""Self-healing: drift, or live accuracy falling below the held-out accuracy, starts a
+retrain; its challenger replaces the champion only if it scores better on the same
+held-out rows plus recent labelled predictions. Every retrain, whatever started it, is a
+row in `retrains` from claim to outcome (and so a metric)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from lifeboat.config import Settings
+from lifeboat.datasets import DatasetSpec
+from lifeboat.db import Database, DriftReport, Retrain
+from lifeboat.db.models import utcnow
+from lifeboat.errors import LifeboatError
+from lifeboat.features import feature_view
+from lifeboat.monitoring.live_accuracy import LiveAccuracy, recent_outcomes
+from lifeboat.orchestration.jobs import retrain
+from lifeboat.registry import ModelRegistry
+
+log = logging.getLogger(__name__)
+
+# A claim this old belongs to a process that died mid-retrain: training takes minutes.
+_ABANDONED_AFTER = timedelta(hours=6)
+
+
+class RetrainRunning(LifeboatError):
+    """Another process is retraining this dataset right now."""
+
+
+def retrain_reason(settings: Settings, report: DriftReport | None,
+                   accuracy: LiveAccuracy | None) -> str | None:
+    """Why the model should be retrained now ("drift", "accuracy"), or None."""
+    if report is not None and report.drifted:
+        return "drift"
+    if (accuracy is not None and accuracy.drop is not None
+            and accuracy.samples >= settings.min_feedback_samples
+            and accuracy.drop > settings.accuracy_drop_threshold):
+        return "accuracy"
+    return None
+
+
+def heal(settings: Settings, database: Database, spec: DatasetSpec,
+         report: DriftReport | None, accuracy: LiveAccuracy | None) -> Retrain | None:
+    """Retrains when the monitoring says so, the policy allows it and no retrain ran
+    within the cooldown; returns the finished retrain, or None when none was started."""
+    reason = retrain_reason(settings, report, accuracy)
+    if reason is None or not settings.auto_retrain:
+        return None
+    if _retrained_within(database, spec.name, settings.retrain_cooldown_seconds):
+        log.info("%s calls for a retrain, but one ran within the last %.0f s (cooldown)",
+                 reason, settings.retrain_cooldown_seconds)
+        return None
+    try:
+        return recorded_retrain(settings, database, spec, reason,
+                                drift_report_id=report.id if report is not None else None)
+    except RetrainRunning as exc:
+        log.info("%s", exc)
+        return None
+
+
+def recorded_retrain(settings: Settings, database: Database, spec: DatasetSpec, reason: str,
+                     drift_report_id: int | None = None) -> Retrain:
+    """Claims the dataset's retrain slot, retrains with gated promotion, records the outcome.
+    A failure is recorded, then raised."""
+    champion = ModelRegistry(settings, spec.model_name).champion()
+    claim = _claim(database, spec.name, reason, drift_report_id,
+                   champion.version if champion else None)
+    try:
+        result = retrain(settings, database, spec, recent=_recent_rows(settings, database, spec))
+    except Exception as exc:
+        _finish(database, claim, status="failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    decision = result.promotion
+    promoted = bool(decision and decision.promoted)
+    return _finish(database, claim, status="promoted" if promoted else "kept_champion",
+                   challenger_version=result.version,
+                   detail={"decision": decision.reason if decision else None,
+                           "challenger_score": decision.challenger_score if decision else None,
+                           "champion_score": decision.champion_score if decision else None,
+                           "metrics": result.metrics})
+
+
+def _recent_rows(settings: Settings, database: Database,
+                 spec: DatasetSpec) -> tuple[pd.DataFrame, pd.Series] | None:
+    """Recent labelled predictions as view rows and outcomes; None while there are too few."""
+    outcomes = recent_outcomes(database, spec.name, settings.live_accuracy_window)
+    if len(outcomes) < settings.min_feedback_samples:
+        return None
+    rows = feature_view(spec).from_records(pd.DataFrame.from_records(outcomes["input"].tolist()))
+    return rows, outcomes["actual"].astype(int)
+
+
+def _claim(database: Database, dataset: str, reason: str, drift_report_id: int | None,
+           champion_version: str | None) -> int:
+    """Inserts the `running` row; the database refuses a second one for the dataset."""
+    with database.session() as session:
+        session.execute(update(Retrain)
+                        .where(Retrain.dataset == dataset, Retrain.status == "running",
+                               Retrain.started_at < utcnow() - _ABANDONED_AFTER)
+                        .values(status="failed", finished_at=utcnow(),
+                                error="abandoned: its process stopped before it finished"))
+    try:
+        with database.session() as session:
+            claim = Retrain(dataset=dataset, reason=reason, status="running",
+                            champion_version=champion_version, drift_report_id=drift_report_id)
+            session.add(claim)
+            session.flush()
+            return claim.id
+    except IntegrityError:
+        raise RetrainRunning(f"a retrain of {dataset} is already running") from None
+
+
+def _finish(database: Database, claim: int, **outcome: object) -> Retrain:
+    with database.session() as session:
+        row = session.get(Retrain, claim)
+        for name, value in {**outcome, "finished_at": utcnow()}.items():
+            setattr(row, name, value)
+        return row
+
+
+def _retrained_within(database: Database, dataset: str, seconds: float) -> bool:
+    with database.session() as session:
+        latest = session.scalar(select(func.max(Retrain.started_at))
+                                .where(Retrain.dataset == dataset, Retrain.status != "failed"))
+    if latest is None:
+        return False
+    latest = latest if latest.tzinfo else latest.replace(tzinfo=UTC)  # SQLite keeps no zone
+    return datetime.now(UTC) - latest < timedelta(seconds=seconds)
