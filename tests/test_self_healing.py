@@ -1,0 +1,186 @@
+"""The self-healing loop end to end, in a live service under load: a drifted stream → a
+drift report → a retrain → the challenger promoted only when it is better → the service
+answers with it, and no request fails on the way."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+from sqlalchemy import select, update
+from typer.testing import CliRunner
+
+from conftest import trained_home
+from lifeboat.cli import app as cli
+from lifeboat.config import Settings
+from lifeboat.datasets import DatasetSpec
+from lifeboat.datasets.synthetic import Shift, synthetic_passengers
+from lifeboat.db import Database, DriftReport, Retrain, dataset_table
+from lifeboat.registry import ModelRegistry
+from lifeboat.serving import create_app
+from lifeboat.training import train
+from live_server import live_server
+
+WOMAN = {"pclass": 1, "name": "Allen, Miss. Elisabeth Walton", "sex": "female", "age": 29}
+DRIFT = Shift(age_offset=12.0, class_mix=(0.1, 0.1, 0.8))
+MONITORING = {"drift_window_size": 200, "drift_check_seconds": 1.0,
+              "retrain_cooldown_seconds": 0.0}
+
+
+def _records(spec: DatasetSpec, rows: int, seed: int, shift: Shift | None) -> list[dict]:
+    frame = synthetic_passengers(rows, seed=seed, shift=shift)[spec.input_columns]
+    return [{name: value for name, value in row.items() if not pd.isna(value)}
+            for row in frame.astype(object).to_dict("records")]
+
+
+def _promote_a_worse_champion(settings: Settings, spec: DatasetSpec) -> str:
+    """A model trained on inverted labels, made champion by hand: any honest retrain beats it."""
+    database = Database(settings.db_url)
+    table = dataset_table(spec)
+    target = table.c[spec.target.column]
+    with database.session() as session:
+        session.execute(update(table).values({target: 1 - target}))
+    worse = train(settings, database, spec, promote=False).version
+    with database.session() as session:
+        session.execute(update(table).values({target: 1 - target}))
+    database.dispose()
+    ModelRegistry(settings, spec.model_name).promote(worse)
+    return worse
+
+
+class Traffic:
+    """Clients sending ordinary requests the whole time, recording status and version."""
+
+    def __init__(self, base_url: str, clients: int = 3) -> None:
+        self.base_url, self.stop = base_url, threading.Event()
+        self.outcomes: list[tuple[int, str | None]] = []
+        self.threads = [threading.Thread(target=self._loop) for _ in range(clients)]
+
+    def __enter__(self) -> Traffic:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join()
+
+    def _loop(self) -> None:
+        with httpx.Client(base_url=self.base_url, timeout=60) as http:
+            while not self.stop.is_set():
+                response = http.post("/predict", json=WOMAN)
+                version = response.json()["model"]["version"] if response.is_success else None
+                self.outcomes.append((response.status_code, version))
+                time.sleep(0.02)
+
+
+def _wait_for(read: Callable[[], object], done: Callable[[object], bool],
+              timeout: float = 300.0) -> object:
+    deadline = time.monotonic() + timeout
+    value = read()
+    while not done(value) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        value = read()
+    return value
+
+
+def _finished_retrains(database: Database) -> list[Retrain]:
+    with database.session() as session:
+        return list(session.scalars(select(Retrain).where(Retrain.status != "running")))
+
+
+def _run_loop(settings: Settings, spec: DatasetSpec) -> tuple[list[Retrain], Traffic, str]:
+    """Serves under traffic, sends a drifted stream, waits for the loop's retrain to end;
+    returns the retrains, the traffic and the version the service then answers with."""
+    database = Database(settings.db_url)
+    with live_server(create_app(settings)) as base_url, Traffic(base_url) as traffic:
+        drifted = httpx.post(f"{base_url}/predict", timeout=60,
+                             json={"records": _records(spec, 300, seed=11, shift=DRIFT)})
+        assert drifted.status_code == 200
+        retrains = _wait_for(lambda: _finished_retrains(database), bool)
+        serving = _wait_for(lambda: httpx.get(f"{base_url}/model").json()["version"],
+                            lambda version: version == ModelRegistry(
+                                settings, spec.model_name).champion().version, timeout=30)
+        report = httpx.get(f"{base_url}/drift")
+        page = httpx.get(f"{base_url}/drift/report")
+        time.sleep(1.0)  # traffic goes on after the switch
+    database.dispose()
+    assert report.status_code == 200 and report.json()["drifted"] is True
+    assert page.status_code == 200 and "age" in page.text
+    return retrains, traffic, serving
+
+
+def test_drift_retrains_and_promotes_a_better_challenger_under_load(
+        tmp_path: Path, titanic: DatasetSpec) -> None:
+    settings = trained_home(tmp_path / "home", titanic).model_copy(update=MONITORING)
+    worse = _promote_a_worse_champion(settings, titanic)
+    retrains, traffic, serving = _run_loop(settings, titanic)
+    [retrain] = retrains
+    assert (retrain.reason, retrain.status, retrain.champion_version) == ("drift", "promoted", worse)
+    assert retrain.drift_report_id is not None
+    assert serving == retrain.challenger_version != worse
+    assert [status for status, _ in traffic.outcomes if status != 200] == []
+    versions = [version for _, version in traffic.outcomes]
+    assert versions[0] == worse and versions[-1] == retrain.challenger_version
+
+
+def test_a_challenger_no_better_than_the_champion_is_not_promoted(
+        tmp_path: Path, titanic: DatasetSpec) -> None:
+    """Retrained on the same rows with the same seeds, the challenger only ties: a tie is
+    not better, so the champion keeps serving."""
+    settings = trained_home(tmp_path / "home", titanic).model_copy(update=MONITORING)
+    retrains, traffic, serving = _run_loop(settings, titanic)
+    [retrain] = retrains
+    assert (retrain.reason, retrain.status, retrain.champion_version) == (
+        "drift", "kept_champion", "1")
+    assert "<=" in retrain.detail["decision"]
+    assert serving == "1"
+    assert [status for status, _ in traffic.outcomes if status != 200] == []
+
+
+def test_lifeboat_drift_reports_and_exits_non_zero_on_drift(
+        tmp_path: Path, titanic: DatasetSpec, monkeypatch: pytest.MonkeyPatch,
+        trained_settings: Settings) -> None:
+    settings = trained_settings.model_copy(update={"drift_window_size": 100,
+                                                   "drift_check_seconds": 3600.0})
+    runner = CliRunner()
+    monkeypatch.setenv("LIFEBOAT_HOME", str(settings.home))
+    monkeypatch.setenv("LIFEBOAT_DRIFT_WINDOW_SIZE", "100")
+    for name in ("DATABASE_URL", "MLFLOW_TRACKING_URI", "REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    database = Database(settings.db_url)
+    with database.session() as session:
+        before = len(session.scalars(select(DriftReport.id)).all())
+    results = {}
+    for name, shift in (("steady", None), ("drifted", DRIFT)):
+        with live_server(create_app(settings)) as base_url:
+            assert httpx.post(f"{base_url}/predict", timeout=60, json={
+                "records": _records(titanic, 100, seed=3, shift=shift)}).status_code == 200
+        page = tmp_path / f"{name}.html"
+        results[name] = runner.invoke(cli, ["drift", "--html", str(page)])
+        assert page.read_text().count("<table") >= 1
+    with database.session() as session:
+        after = len(session.scalars(select(DriftReport.id)).all())
+    database.dispose()
+    assert results["steady"].exit_code == 0, results["steady"].output
+    assert "no drift" in results["steady"].output
+    assert results["drifted"].exit_code == 1, results["drifted"].output
+    assert "DRIFT" in results["drifted"].output
+    assert after == before + 2
+
+
+def test_an_outlier_is_flagged_on_the_prediction_and_counted(trained_settings: Settings) -> None:
+    with live_server(create_app(trained_settings)) as base_url:
+        normal = httpx.post(f"{base_url}/predict", json=WOMAN).json()["predictions"][0]
+        odd = httpx.post(f"{base_url}/predict", json={**WOMAN, "age": 99.5, "fare": 9000,
+                                                      "embarked": "Q"}).json()["predictions"][0]
+        metrics = httpx.get(f"{base_url}/metrics").text
+    assert "outliers" not in normal
+    assert set(odd["outliers"]) == {"age", "fare"}
+    assert 'lifeboat_prediction_outliers_total{feature="fare"}' in metrics
