@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
 from live_server import live_server
@@ -21,6 +22,7 @@ from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, upgrade
 from lifeboat.ingest import LandingZone, ingest_file
+from lifeboat.monitoring.check import check_drift
 from lifeboat.serving import create_app
 
 pytestmark = pytest.mark.slow
@@ -30,18 +32,23 @@ TIMEOUT_MS = 20_000  # the first prediction loads the model's code paths; CI mac
 
 
 @pytest.fixture(scope="module")
-def base_url(trained_settings: Settings, titanic: DatasetSpec,
-             tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The app on a free loopback port, logging into a database of its own that has an
-    ingestion history (one clean file, one with bad rows) for the Monitoring tab."""
+def settings(trained_settings: Settings, titanic: DatasetSpec,
+             tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """The trained champion, logging into a database of its own that has an ingestion
+    history (one clean file, one with bad rows) for the Monitoring tab."""
     folder = tmp_path_factory.mktemp("browser")
     database_url = f"sqlite:///{folder / 'lifeboat.db'}"
     database = Database(database_url)
     upgrade(database)
     _ingest_history(database, titanic, folder)
     database.dispose()
-    settings = trained_settings.model_copy(
-        update={"database_url": database_url, "api_key": SecretStr("browser-test-key")})
+    return trained_settings.model_copy(update={
+        "database_url": database_url, "api_key": SecretStr("browser-test-key"),
+        "drift_window_size": 100})
+
+
+@pytest.fixture(scope="module")
+def base_url(settings: Settings) -> Iterator[str]:
     with live_server(create_app(settings)) as base_url:
         yield f"{base_url}/"
 
@@ -187,15 +194,34 @@ def test_uploaded_rows_appear_under_past_predictions(
     expect(page.locator("#past-status")).to_have_text("0 predictions")
 
 
-def test_monitoring_charts_predictions_and_data_quality(
-        page: Page, passengers_csv: tuple[Path, list[str]], screenshots: Path) -> None:
+def test_monitoring_charts_predictions_quality_drift_and_live_accuracy(
+        page: Page, passengers_csv: tuple[Path, list[str]], screenshots: Path,
+        settings: Settings, titanic: DatasetSpec, base_url: str) -> None:
     upload(page, passengers_csv[0])
+    _drift_and_feedback_history(settings, titanic, base_url)
     open_tab(page, "Monitoring")
     expect(page.locator("#monitoring-empty")).to_be_hidden()
-    for chart in ("over-time", "probabilities", "quality", "issues"):
+    for chart in ("over-time", "probabilities", "quality", "issues", "drift", "accuracy"):
         expect(page.locator(f"#chart-{chart} .main-svg").first).to_be_visible()
     expect(page.locator("#chart-issues")).to_contain_text("out_of_range")
+    expect(page.locator("#chart-drift")).to_contain_text("drift threshold")
+    expect(page.locator("#chart-accuracy .scatterlayer .point").first).to_be_visible()
     page.screenshot(path=screenshots / "4-monitoring.png", full_page=True)
+
+
+def _drift_and_feedback_history(settings: Settings, titanic: DatasetSpec, base_url: str) -> None:
+    """A hundred predictions, feedback on thirty of them, and a drift check over them."""
+    records = pd.read_csv(titanic.bundled_path(), na_values=titanic.missing_values,
+                          keep_default_na=False).iloc[:100][titanic.input_columns]
+    body = {"records": [{k: v for k, v in row.items() if not pd.isna(v)}
+                        for row in records.astype(object).to_dict("records")]}
+    predictions = httpx.post(f"{base_url}predict", json=body, timeout=60).json()["predictions"]
+    for prediction in predictions[:30]:
+        assert httpx.post(f"{base_url}feedback", json={
+            "id": prediction["id"], "actual": 1}).status_code == 200
+    database = Database(settings.db_url)
+    check_drift(settings, database, titanic)
+    database.dispose()
 
 
 def test_models_show_versions_and_promotion_needs_the_key(page: Page, screenshots: Path) -> None:

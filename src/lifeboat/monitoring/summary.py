@@ -1,5 +1,6 @@
 """What the web UI's Monitoring tab charts, read from the database every stage writes to:
-recent predictions by class over time, their probabilities, and ingestion quality."""
+recent predictions by class over time, their probabilities, ingestion quality, drift
+checks, live accuracy from feedback, and retrains."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ import pandas as pd
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
-from lifeboat.db import Database, IngestionIssue, IngestionRun, Prediction
+from lifeboat.db import (
+    Database,
+    DriftReport,
+    Feedback,
+    IngestionIssue,
+    IngestionRun,
+    Prediction,
+    Retrain,
+)
 
 RECENT_PREDICTIONS = 5000
 RECENT_RUNS = 100
@@ -34,12 +43,39 @@ class RunQuality(BaseModel):
     invalid_share: float
 
 
+class DriftPoint(BaseModel):
+    report_id: int
+    created_at: datetime
+    model_version: str
+    drifted: bool
+    drift_share: float
+    threshold: float  # the per-feature p-value below which a feature counts as drifted
+    p_values: dict[str, float | None]
+
+
+class AccuracyPoint(BaseModel):
+    bucket: datetime
+    model_version: str
+    accuracy: float
+    samples: int
+
+
+class RetrainPoint(BaseModel):
+    started_at: datetime
+    reason: str
+    status: str
+    challenger_version: str | None
+
+
 class MonitoringSummary(BaseModel):
     bucket: str | None
     predictions_over_time: list[PredictionCount]
     probabilities: list[float]
     quality: list[RunQuality]
     issue_counts: dict[str, int]
+    drift: list[DriftPoint]
+    live_accuracy: list[AccuracyPoint]
+    retrains: list[RetrainPoint]
 
 
 def monitoring_summary(database: Database, dataset: str) -> MonitoringSummary:
@@ -51,6 +87,9 @@ def monitoring_summary(database: Database, dataset: str) -> MonitoringSummary:
         probabilities=recent["probability"].round(4).tolist(),
         quality=_quality(database, dataset),
         issue_counts=_issue_counts(database, dataset),
+        drift=_drift(database, dataset),
+        live_accuracy=_live_accuracy(database, dataset),
+        retrains=_retrains(database, dataset),
     )
 
 
@@ -98,6 +137,58 @@ def _issue_counts(database: Database, dataset: str) -> dict[str, int]:
              .where(IngestionRun.dataset == dataset).group_by(IngestionIssue.issue))
     with database.session() as session:
         return {issue: count for issue, count in session.execute(query).all()}
+
+
+def _drift(database: Database, dataset: str) -> list[DriftPoint]:
+    query = (select(DriftReport.id, DriftReport.created_at, DriftReport.model_version,
+                    DriftReport.drifted, DriftReport.drift_share, DriftReport.features)
+             .where(DriftReport.dataset == dataset)
+             .order_by(DriftReport.created_at.desc()).limit(RECENT_RUNS))
+    with database.session() as session:
+        rows = session.execute(query).all()
+    return [DriftPoint(report_id=row.id, created_at=_utc(row.created_at),
+                       model_version=row.model_version, drifted=row.drifted,
+                       drift_share=row.drift_share, threshold=_threshold(row.features),
+                       p_values={test["feature"]: test["p_value"] for test in row.features})
+            for row in reversed(rows)]
+
+
+def _threshold(features: list[dict]) -> float:
+    """The largest p-value flagged, else the smallest not flagged: where the corrected
+    cut-off lies, as near as the report shows it."""
+    flagged = [t["p_value"] for t in features if t["drifted"] and t["p_value"] is not None]
+    kept = [t["p_value"] for t in features if not t["drifted"] and t["p_value"] is not None]
+    return max(flagged) if flagged else min(kept, default=0.0)
+
+
+def _live_accuracy(database: Database, dataset: str) -> list[AccuracyPoint]:
+    """Accuracy of labelled predictions per time bucket and model version."""
+    query = (select(Prediction.created_at, Prediction.model_version, Prediction.prediction,
+                    Feedback.actual)
+             .join(Feedback, Feedback.prediction_id == Prediction.id)
+             .where(Prediction.dataset == dataset)
+             .order_by(Prediction.created_at.desc()).limit(RECENT_PREDICTIONS))
+    with database.session() as session:
+        labelled = pd.DataFrame(session.execute(query).all(),
+                                columns=["created_at", "model_version", "prediction", "actual"])
+    if labelled.empty:
+        return []
+    labelled["created_at"] = pd.to_datetime(labelled["created_at"], utc=True)
+    labelled["hit"] = labelled["prediction"] == labelled["actual"]
+    bucket = labelled["created_at"].dt.floor(_bucket_size(labelled["created_at"]))
+    grouped = labelled.groupby([bucket, "model_version"])["hit"].agg(["mean", "size"])
+    return [AccuracyPoint(bucket=moment.to_pydatetime(), model_version=version,
+                          accuracy=mean, samples=size)
+            for (moment, version), (mean, size) in grouped.iterrows()]
+
+
+def _retrains(database: Database, dataset: str) -> list[RetrainPoint]:
+    query = (select(Retrain).where(Retrain.dataset == dataset)
+             .order_by(Retrain.started_at.desc()).limit(RECENT_RUNS))
+    with database.session() as session:
+        return [RetrainPoint(started_at=_utc(row.started_at), reason=row.reason,
+                             status=row.status, challenger_version=row.challenger_version)
+                for row in reversed(session.scalars(query).all())]
 
 
 def _utc(moment: datetime) -> datetime:

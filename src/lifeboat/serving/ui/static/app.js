@@ -371,6 +371,35 @@ function qualityTraces(runs) {
   ] : [];
 }
 
+function driftTraces(checks) {
+  if (!checks.length) return [];
+  const x = checks.map((c) => c.created_at);
+  const features = [...new Set(checks.flatMap((c) => Object.keys(c.p_values)))].sort();
+  const lines = features.map((feature, i) => ({
+    type: "scatter", mode: "lines+markers", name: feature, x,
+    y: checks.map((c) => Math.max(c.p_values[feature] ?? NaN, 1e-12)),
+    marker: { color: COLORS[i % COLORS.length] },
+  }));
+  return [...lines, { type: "scatter", mode: "lines", name: "drift threshold", x,
+    y: checks.map((c) => c.threshold), line: { dash: "dash", color: "#888" } }];
+}
+
+function accuracyTraces(points, retrains) {
+  const versions = [...new Set(points.map((p) => p.model_version))];
+  const lines = versions.map((version, i) => {
+    const mine = points.filter((p) => p.model_version === version);
+    return { type: "scatter", mode: "lines+markers", name: `v${version}`,
+      x: mine.map((p) => p.bucket), y: mine.map((p) => p.accuracy),
+      customdata: mine.map((p) => p.samples), hovertemplate: "%{y:.0%} of %{customdata}",
+      marker: { color: COLORS[i % COLORS.length] } };
+  });
+  if (!lines.length && !retrains.length) return [];
+  return [...lines, { type: "scatter", mode: "markers", name: "retrains",
+    x: retrains.map((r) => r.started_at), y: retrains.map(() => 1),
+    text: retrains.map((r) => `${r.reason}: ${r.status}${r.challenger_version ? ` (v${r.challenger_version})` : ""}`),
+    hovertemplate: "%{text}", marker: { symbol: retrains.map((r) => r.status === "promoted" ? "diamond" : "diamond-open"), size: 11, color: "#555" } }];
+}
+
 async function loadMonitoring() {
   const notice = $("#monitoring-empty");
   let summary;
@@ -398,6 +427,10 @@ async function loadMonitoring() {
     type: "bar", orientation: "h", y: issues.map(([name]) => name), x: issues.map(([, n]) => n),
     marker: { color: COLORS[3] },
   }] : [], { margin: { t: 10, b: 40, l: 140, r: 10 }, xaxis: { title: { text: "rows" } } });
+  chart("chart-drift", driftTraces(summary.drift || []),
+    { yaxis: { type: "log", exponentformat: "e", title: { text: "p-value" } } });
+  chart("chart-accuracy", accuracyTraces(summary.live_accuracy || [], summary.retrains || []),
+    { yaxis: { range: [0, 1.05], tickformat: ".0%", title: { text: "accuracy" } } });
 }
 
 // ---------------------------------------------------------------- models
