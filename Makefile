@@ -3,13 +3,14 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CHROMIUM := /usr/bin/chromium
+PROMETHEUS := /usr/bin/prometheus
 
 .PHONY: up test install bench clean
 
 up: $(VENV)/.installed
 	$(BIN)/lifeboat up
 
-test: $(VENV)/.installed-dev $(CHROMIUM)
+test: $(VENV)/.installed-dev $(CHROMIUM) $(PROMETHEUS)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 install: $(VENV)/.installed
@@ -17,9 +18,13 @@ install: $(VENV)/.installed
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m benchmarks
 
-# The browser tests drive Debian's Chromium through Playwright, which downloads no browser.
+# The browser tests drive Debian's Chromium through Playwright, which downloads no browser;
+# the observability tests run Debian's Prometheus (and promtool) against the live service.
 $(CHROMIUM):
 	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update && apt-get install -y chromium'
+
+$(PROMETHEUS):
+	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update && apt-get install -y prometheus'
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
