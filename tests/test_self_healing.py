@@ -95,9 +95,10 @@ def _finished_retrains(database: Database) -> list[Retrain]:
         return list(session.scalars(select(Retrain).where(Retrain.status != "running")))
 
 
-def _run_loop(settings: Settings, spec: DatasetSpec) -> tuple[list[Retrain], Traffic, str]:
+def _run_loop(settings: Settings, spec: DatasetSpec) -> tuple[list[Retrain], Traffic, str, str]:
     """Serves under traffic, sends a drifted stream, waits for the loop's retrain to end;
-    returns the retrains, the traffic and the version the service then answers with."""
+    returns the retrains, the traffic, the version the service then answers with, and its
+    metrics once traffic went on for a while after the retrain."""
     database = Database(settings.db_url)
     with live_server(create_app(settings)) as base_url, Traffic(base_url) as traffic:
         drifted = httpx.post(f"{base_url}/predict", timeout=60,
@@ -109,20 +110,31 @@ def _run_loop(settings: Settings, spec: DatasetSpec) -> tuple[list[Retrain], Tra
                                 settings, spec.model_name).champion().version, timeout=30)
         report = httpx.get(f"{base_url}/drift")
         page = httpx.get(f"{base_url}/drift/report")
-        time.sleep(1.0)  # traffic goes on after the switch
+        time.sleep(2.0)  # traffic goes on after the switch
+        metrics = httpx.get(f"{base_url}/metrics").text
     database.dispose()
     assert report.status_code == 200 and report.json()["drifted"] is True
     assert page.status_code == 200 and "age" in page.text
-    return retrains, traffic, serving
+    return retrains, traffic, serving, metrics
+
+
+def _shadowed(metrics: str, challenger: str, agreement: str) -> float:
+    """Shadow predictions counted for this challenger and outcome."""
+    wanted = {f'challenger_version="{challenger}"', f'agreement="{agreement}"'}
+    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+               if line.startswith("lifeboat_shadow_predictions_total{")
+               and wanted <= set(line[line.index("{") + 1:line.index("}")].split(",")))
 
 
 def test_drift_retrains_and_promotes_a_better_challenger_under_load(
         tmp_path: Path, titanic: DatasetSpec) -> None:
     settings = trained_home(tmp_path / "home", titanic).model_copy(update=MONITORING)
     worse = _promote_a_worse_champion(settings, titanic)
-    retrains, traffic, serving = _run_loop(settings, titanic)
+    retrains, traffic, serving, metrics = _run_loop(settings, titanic)
     [retrain] = retrains
     assert (retrain.reason, retrain.status, retrain.champion_version) == ("drift", "promoted", worse)
+    assert ModelRegistry(settings, titanic.model_name).challenger() is None
+    assert "lifeboat_shadow_predictions_total{" not in metrics
     assert retrain.drift_report_id is not None
     assert serving == retrain.challenger_version != worse
     assert [status for status, _ in traffic.outcomes if status != 200] == []
@@ -133,15 +145,19 @@ def test_drift_retrains_and_promotes_a_better_challenger_under_load(
 def test_a_challenger_no_better_than_the_champion_is_not_promoted(
         tmp_path: Path, titanic: DatasetSpec) -> None:
     """Retrained on the same rows with the same seeds, the challenger only ties: a tie is
-    not better, so the champion keeps serving."""
+    not better, so the champion keeps serving, and the challenger is scored beside it on
+    live traffic (shadow mode)."""
     settings = trained_home(tmp_path / "home", titanic).model_copy(update=MONITORING)
-    retrains, traffic, serving = _run_loop(settings, titanic)
+    retrains, traffic, serving, metrics = _run_loop(settings, titanic)
     [retrain] = retrains
     assert (retrain.reason, retrain.status, retrain.champion_version) == (
         "drift", "kept_champion", "1")
     assert "<=" in retrain.detail["decision"]
     assert serving == "1"
     assert [status for status, _ in traffic.outcomes if status != 200] == []
+    assert ModelRegistry(settings, titanic.model_name).challenger().version == "2"
+    assert _shadowed(metrics, "2", "agree") > 0  # a tie: the same model, the same answers
+    assert _shadowed(metrics, "2", "disagree") == 0
 
 
 def test_lifeboat_drift_reports_and_exits_non_zero_on_drift(

@@ -61,6 +61,12 @@ MODEL_INFO = Gauge(
     "lifeboat_model_info", "1 for the model version a serving process has loaded.",
     ["name", "version"], multiprocess_mode="livemax",
 )
+SHADOW_PREDICTIONS = Counter(
+    "lifeboat_shadow_predictions",
+    "Served predictions also scored by the challenger (shadow mode), by whether the two "
+    "predicted the same class.",
+    ["champion_version", "challenger_version", "agreement"],
+)
 PREDICTION_LOG_PENDING = Gauge(
     "lifeboat_prediction_log_pending",
     "Served predictions not yet in the database: queued in memory, or spilled to disk.",

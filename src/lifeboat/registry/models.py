@@ -17,6 +17,8 @@ from lifeboat.registry.metrics import CURVES_ARTIFACT, DRIFT_REFERENCE_ARTIFACT,
 from lifeboat.registry.tracking import configure_tracking
 
 CHAMPION = "champion"
+# A version that lost to the champion, scored beside it on live traffic (shadow mode).
+CHALLENGER = "challenger"
 FEATURE_VIEW_TAG = "feature_view"  # `name@version` of the feature view a model was trained on
 log = logging.getLogger(__name__)
 
@@ -63,10 +65,24 @@ class ModelRegistry:
         return [self.get(str(number)) for number in numbers]
 
     def champion(self) -> ModelVersion | None:
+        return self._aliased(CHAMPION)
+
+    def challenger(self) -> ModelVersion | None:
+        return self._aliased(CHALLENGER)
+
+    def _aliased(self, alias: str) -> ModelVersion | None:
         try:
-            return self._describe(self.client.get_model_version_by_alias(self.name, CHAMPION))
+            return self._describe(self.client.get_model_version_by_alias(self.name, alias))
         except MlflowException:
             return None
+
+    def set_challenger(self, version: str | None) -> None:
+        """Names the version to shadow the champion; None: no challenger any more."""
+        if version is None:
+            if self.challenger() is not None:
+                self.client.delete_registered_model_alias(self.name, CHALLENGER)
+            return
+        self.client.set_registered_model_alias(self.name, CHALLENGER, str(version))
 
     def get(self, version: str) -> ModelVersion:
         try:
@@ -111,6 +127,9 @@ class ModelRegistry:
         """Makes a version the champion, unconditionally: the admin's call."""
         self.get(version)
         self.client.set_registered_model_alias(self.name, CHAMPION, str(version))
+        challenger = self.challenger()
+        if challenger is not None and challenger.version == str(version):
+            self.set_challenger(None)
         log.info("%s version %s is now the champion", self.name, version)
         return self.get(version)
 
@@ -143,6 +162,8 @@ class ModelRegistry:
                                          current.version)
         if decision.promoted:
             self.client.set_registered_model_alias(self.name, CHAMPION, str(version))
+        # A new champion makes any challenger moot; one that lost is watched in shadow.
+        self.set_challenger(None if decision.promoted else version)
         self.client.set_model_version_tag(self.name, str(version), "promotion", decision.reason)
         log.info("%s v%s %s: %s", self.name, version,
                  "promoted" if decision.promoted else "not promoted", decision.reason)

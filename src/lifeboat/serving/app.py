@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                        capacity=settings.prediction_log_capacity)
         state = ServiceState(settings, database, spec, ModelRegistry(settings, spec.model_name),
                              store, prediction_log)
-        state.load_champion()
+        state.refresh_models()
         state.watch_champion()
         state.watch_monitoring()
         app.state.service = state

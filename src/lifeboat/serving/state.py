@@ -29,6 +29,7 @@ from lifeboat.registry import ModelRegistry
 from lifeboat.serving.prediction_log import PredictionLog
 from lifeboat.serving.predictor import Predictor, ServedPrediction, view_mismatch
 from lifeboat.serving.retraining import RetrainJob
+from lifeboat.serving.shadow import ShadowScoring
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class ServiceState:
     view: FeatureView = field(init=False)
     retraining: RetrainJob = field(init=False)
     monitoring: MonitoringCollector = field(init=False)
+    shadow: ShadowScoring = field(init=False, default_factory=ShadowScoring)
     _loading: threading.Lock = field(init=False, default_factory=threading.Lock)
     _stopping: threading.Event = field(init=False, default_factory=threading.Event)
 
@@ -54,7 +56,7 @@ class ServiceState:
         self.monitoring = MonitoringCollector(self.database, self.spec.name, self.live_accuracy)
         self.retraining = RetrainJob(
             lambda: recorded_retrain(self.settings, self.database, self.spec, "manual"),
-            self.load_champion)
+            self.refresh_models)
 
     def live_accuracy(self) -> LiveAccuracy | None:
         """The serving model's accuracy on its recent labelled predictions."""
@@ -69,6 +71,7 @@ class ServiceState:
     def record(self, predictions: list[ServedPrediction]) -> None:
         """Logs and counts served predictions: every route goes through here."""
         self.prediction_log.submit(predictions)
+        self.shadow.submit(predictions)
         _count(predictions)
 
     def load_champion(self) -> bool:
@@ -104,6 +107,27 @@ class ServiceState:
                  self.view.label)
         return True
 
+    def refresh_models(self) -> None:
+        """Serves the registry's champion and shadows its challenger, whatever moved."""
+        self.load_champion()
+        self.load_challenger()
+
+    def load_challenger(self) -> None:
+        """Loads the registry's challenger for shadow scoring, or drops it once it is gone,
+        is the champion itself, or was trained on features this code no longer computes."""
+        challenger = self.registry.challenger()
+        serving = self.predictor.version.version if self.predictor else None
+        if (challenger is None or challenger.version == serving
+                or view_mismatch(challenger, self.view)):
+            self.shadow.challenger = None
+            return
+        current = self.shadow.challenger
+        if current is None or current.version.version != challenger.version:
+            model = self.registry.load(challenger.version)
+            self.shadow.challenger = Predictor(self.spec, model, challenger, self.view)
+            log.info("shadow-scoring %s version %s beside the champion", challenger.name,
+                     challenger.version)
+
     def _unusable(self, reason: str) -> None:
         if reason != self.model_error:
             log.warning("%s", reason)
@@ -119,7 +143,7 @@ class ServiceState:
     def _watch(self) -> None:
         while not self._stopping.wait(self.settings.model_poll_seconds):
             try:
-                self.load_champion()
+                self.refresh_models()
             except Exception:  # the registry may be briefly unreachable; try again next tick
                 log.exception("checking the registry for a new champion failed")
 
@@ -149,12 +173,13 @@ class ServiceState:
             log.info("no drift check: %s", exc)
             report = None
         retrained = heal(self.settings, self.database, self.spec, report, self.live_accuracy())
-        if retrained is not None and retrained.status == "promoted":
-            self.load_champion()
+        if retrained is not None:
+            self.refresh_models()
         return retrained
 
     def stop(self) -> None:
         self._stopping.set()
+        self.shadow.stop()
 
     def feature_check(self) -> tuple[str, bool]:
         """The online store's state, and whether it keeps the service from being ready.

@@ -53,7 +53,7 @@ def promote(version: str, service: Service) -> ModelVersionOut:
         promoted = service.registry.promote(version)
     except ModelVersionNotFound as exc:
         raise HTTPException(404, detail=str(exc)) from None
-    service.load_champion()  # this process switches now; others within their poll interval
+    service.refresh_models()  # this process switches now; others within their poll interval
     serving = service.predictor.version.version if service.predictor else None
     return _version_out(promoted, serving)
 

@@ -1,0 +1,63 @@
+"""Shadow mode: while a challenger exists, it scores the champion's live traffic too, off
+the request path, and how often the two agree becomes a metric. A challenger that lost on
+held-out data may still be the better model for today's traffic: agreement shows how
+different its answers would be before anyone promotes it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter, deque
+
+from lifeboat.monitoring.metrics import SHADOW_PREDICTIONS
+from lifeboat.serving.predictor import Predictor, ServedPrediction
+
+log = logging.getLogger(__name__)
+
+
+class ShadowScoring:
+    """Queues served predictions (bounded: under overload, shadow scoring drops, never the
+    service) and scores them with the challenger in batches on its own thread."""
+
+    def __init__(self, capacity: int = 10_000, batch_size: int = 500) -> None:
+        self.challenger: Predictor | None = None
+        self._queue: deque[ServedPrediction] = deque(maxlen=capacity)
+        self._batch_size = batch_size
+        self._ready = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lifeboat-shadow", daemon=True)
+        self._thread.start()
+
+    def submit(self, predictions: list[ServedPrediction]) -> None:
+        if self.challenger is not None and predictions:
+            self._queue.extend(p for p in predictions if "entity_id" not in p.input)
+            self._ready.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._ready.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._ready.wait()
+            self._ready.clear()
+            while self._queue and not self._stopping.is_set():
+                batch = [self._queue.popleft()
+                         for _ in range(min(self._batch_size, len(self._queue)))]
+                try:
+                    self._score(batch)
+                except Exception:  # a challenger that cannot score is reported, not fatal
+                    log.exception("the challenger could not score %d predictions", len(batch))
+
+    def _score(self, served: list[ServedPrediction]) -> None:
+        challenger = self.challenger
+        if challenger is None:
+            return
+        probabilities = challenger.probabilities([p.input for p in served])
+        outcomes = Counter(
+            (prediction.model_version, int(probability >= 0.5) == prediction.prediction)
+            for prediction, probability in zip(served, probabilities, strict=True))
+        for (champion, agreed), count in outcomes.items():
+            SHADOW_PREDICTIONS.labels(champion, challenger.version.version,
+                                      "agree" if agreed else "disagree").inc(count)
