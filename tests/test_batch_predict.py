@@ -4,20 +4,25 @@ and logged once as source `batch`, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import gzip
+import itertools
+import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from sqlalchemy import delete, func, select
 
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, Prediction, upgrade
-from lifeboat.serving.batch import champion_predictor, score_file
+from lifeboat.serving import batch
+from lifeboat.serving.batch import BatchProgress, champion_predictor, score_file
 
 ROWS = 300
 
@@ -142,6 +147,39 @@ def test_formulas_are_defused_in_csv_but_kept_in_parquet(
     assert pd.read_parquet(parquet.output)["name"][0] == '=HYPERLINK("http://x")'
     names = {p.input["name"] for p in logged(database)}  # JSON text round-trips, escapes and all
     assert names == {'=HYPERLINK("http://x")', "Plain, Mr. P", 'Back\\slash, Mr. "Q"\n\tof\x01line'}
+
+
+def test_progress_has_a_total_from_the_start(trained_settings: Settings, titanic: DatasetSpec,
+                                            database: Database, passengers: Path,
+                                            tmp_path: Path) -> None:
+    """The file's rows: a CSV file's lines (plain or gzip), a Parquet file's footer count."""
+    zipped = tmp_path / "as.csv.gz"
+    zipped.write_bytes(gzip.compress(passengers.read_bytes()))
+    parquet = tmp_path / "as.parquet"
+    pd.read_csv(passengers, dtype=str, keep_default_na=False).to_parquet(parquet, index=False)
+    for source in (passengers, zipped, parquet):
+        seen: list[BatchProgress] = []
+        score_file(trained_settings, database, titanic, str(source), progress=seen.append)
+        assert seen[0] == BatchProgress(rows=0, done=0, total=ROWS)
+        assert seen[-1] == BatchProgress(rows=ROWS, done=ROWS, total=ROWS)
+
+
+def test_numbers_are_typed_as_the_pattern_says_whichever_way_they_are_read() -> None:
+    """Arrow's cast, taken when a column holds only number characters, accepts exactly what
+    the number pattern does: every string of up to five such characters, and the spellings
+    of infinity and NaN that the cast knows, go both ways to the same values. A number
+    beyond a float's range is no usable number, as the API has it."""
+    strings = ["".join(chars) for size in range(1, 6) for chars in itertools.product("07+-.eE",
+                                                                                     repeat=size)]
+    strings += ["inf", "-Infinity", "nan", "1e999", "١", "0x10", " 1"]
+    numbers = {s for s in strings if re.fullmatch(batch._NUMBER, s, re.ASCII)}  # RE2's \d
+    finite = {s for s in numbers if math.isfinite(float(s))}
+    value, wrong = batch._numbers(pa.array(sorted(finite)), pa.array([True] * len(finite)))
+    assert wrong is None  # all number characters: read by the cast
+    assert value.to_pylist() == [float(s) for s in sorted(finite)]
+    value, wrong = batch._numbers(pa.array(strings), pa.array([True] * len(strings)))
+    assert wrong.to_pylist() == [s not in finite for s in strings]  # 1e999 is no float
+    assert value.to_pylist() == [float(s) if s in finite else None for s in strings]
 
 
 def lifeboat(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:

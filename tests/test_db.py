@@ -1,8 +1,26 @@
+from datetime import UTC, datetime
+
+import pyarrow as pa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    inspect,
+    select,
+)
 
 from lifeboat.db import Base, Database, upgrade
+from lifeboat.db.bulk import insert_table
 
 
 def test_upgrade_creates_the_schema_and_is_repeatable(database: Database) -> None:
@@ -15,3 +33,25 @@ def test_migrations_match_the_models(database: Database) -> None:
     with database.engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert diff == []
+
+
+def test_arrow_rows_insert_as_typed_values_with_nulls(database: Database) -> None:
+    """`insert_table`: PostgreSQL's binary COPY (each type's own encoding), or the frame path."""
+    metadata = MetaData()
+    table = Table("arrow_rows", metadata, Column("id", String(8), primary_key=True),
+                  Column("doc", JSON), Column("count", Integer), Column("big", BigInteger),
+                  Column("share", Float), Column("flag", Boolean), Column("note", Text),
+                  Column("at", DateTime(timezone=True)), Column("kind", String(10)))
+    metadata.create_all(database.engine)
+    at = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    rows = pa.table({"id": ["a", "b"], "doc": ['{"name": "Zoë \\"Q\\"", "n": [1, 2.5]}', None],
+                     "count": pa.array([7, None], pa.int64()), "big": [2**40, -1],
+                     "share": [0.1, None], "flag": [True, None], "note": ["", "tab\there"]})
+    with database.session() as session:
+        assert insert_table(session, table, rows, {"at": at, "kind": "batch"}) == 2
+    with database.engine.connect() as connection:
+        found = connection.execute(select(table).order_by(table.c.id)).all()
+    assert [tuple(row)[:-2] for row in found] == [
+        ("a", {"name": 'Zoë "Q"', "n": [1, 2.5]}, 7, 2**40, 0.1, True, ""),
+        ("b", None, None, -1, None, None, "tab\there")]
+    assert [(row.at.replace(tzinfo=UTC), row.kind) for row in found] == [(at, "batch")] * 2

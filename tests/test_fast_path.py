@@ -197,5 +197,17 @@ class _FixedFeatures:
         return self.model.predict_proba(rows)
 
 
+def test_fares_format_to_cents_as_python_does() -> None:
+    """The family key's fare, formatted without a Python call per value: ties, negative
+    zero, huge and missing amounts included."""
+    rng = np.random.default_rng(5)
+    amounts = np.concatenate([
+        rng.random(50000) * 600, np.round(rng.random(50000) * 600, 3), np.arange(4000) / 8,
+        -rng.random(1000), rng.standard_normal(1000) * 1e13,
+        [0.0, -0.0, 0.005, 0.125, 0.375, 2.675, -0.004, 999.995, 1e15, 1e300, math.inf, math.nan]])
+    assert fast_path._money(amounts).to_pylist() == [
+        None if math.isnan(a) else f"{a:.2f}" for a in amounts.tolist()]
+
+
 def _forbidden(*_args: object) -> NoReturn:
     raise AssertionError("a large batch went through the per-record loop")

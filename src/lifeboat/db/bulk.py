@@ -9,18 +9,24 @@ Most of a big PostgreSQL load is the primary-key index, so (measured on 1M rows,
 rows go in sorted by key: 12.9 s in file order, 8.9 s with each 100k chunk sorted. Into an
 empty table the key is dropped for the load and rebuilt once at the end (6.7 s), as
 PostgreSQL's "Populating a Database" advises; see `deferred_primary_key`.
+
+Rows already in Arrow (`insert_table`) go to PostgreSQL as a binary COPY, which it reads
+without parsing text: 1M prediction-log rows into a table with just its primary key took
+3.5-3.9 s of server CPU, against 5.7-8.5 s for the same rows as CSV (three runs each).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -31,6 +37,15 @@ from sqlalchemy.orm import Session
 _INDEX_BUILD_MEMORY = "256MB"  # sorts a million keys in memory; the setting ends with the transaction
 _PG_TIME = "%Y-%m-%d %H:%M:%S.%f+00:00"
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # the text SQLAlchemy's SQLite dialect stores and parses
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)  # signature, flags, no extension
+_COPY_TRAILER = struct.pack("!h", -1)
+_PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01, PostgreSQL's time zero, in µs after 1970
+_BINARY_NUMBERS = {  # PostgreSQL type: (Arrow type cast to, big-endian layout sent)
+    "smallint": (pa.int16(), ">i2"), "integer": (pa.int32(), ">i4"), "bigint": (pa.int64(), ">i8"),
+    "real": (pa.float32(), ">f4"), "double precision": (pa.float64(), ">f8"),
+    "boolean": (pa.uint8(), "u1"),
+}
+_BINARY_TIMES = ("timestamp with time zone", "timestamp without time zone")
 _KEYS_IN_JSON = {  # one parameter for any number of keys: no per-key binding, no length limit
     "postgresql": "SELECT jsonb_array_elements_text(CAST(:keys AS jsonb))",
     "sqlite": "SELECT value FROM json_each(:keys)",
@@ -106,6 +121,95 @@ def insert_rows(session: Session, table: Table, frame: pd.DataFrame, constants: 
         frame = _times_as_text(frame, _SQLITE_TIME).assign(**_as_text(constants, _SQLITE_TIME))
         return _executemany_sqlite(session, table, frame)
     return session.execute(insert(table), _records(frame.assign(**constants))).rowcount
+
+
+def insert_table(session: Session, table: Table, rows: pa.Table, constants: dict[str, Any]) -> int:
+    """`insert_rows` for rows already in Arrow: on PostgreSQL one binary COPY, built column by
+    column (no per-row Python, no text for the server to parse); elsewhere `insert_rows`."""
+    if rows.num_rows == 0:
+        return 0
+    if session.get_bind().dialect.name != "postgresql":
+        return insert_rows(session, table, rows.to_pandas(), constants)
+    data = _binary_rows(rows, constants, _column_types(session, table))
+    cursor = session.connection().connection.driver_connection.cursor()
+    columns = ", ".join(f'"{name}"' for name in [*rows.column_names, *constants])
+    with cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN WITH (FORMAT binary)') as copy:
+        copy.write(_COPY_HEADER)
+        copy.write(memoryview(data))
+        copy.write(_COPY_TRAILER)
+    return rows.num_rows
+
+
+def _binary_rows(rows: pa.Table, constants: dict[str, Any], types: dict[str, str]) -> pa.Buffer:
+    """The rows in COPY's binary format, each its field count then its fields: one Arrow join
+    of all the columns' pieces, with the constants' fields encoded once."""
+    count = _binary_scalar(struct.pack("!h", rows.num_columns + len(constants)))
+    fields = [piece for name in rows.column_names
+              for piece in _binary_fields(rows[name].combine_chunks(), types[name])]
+    fixed = b"".join(_binary_constant(value, types[name]) for name, value in constants.items())
+    return _joined_bytes(pc.binary_join_element_wise(count, *fields, _binary_scalar(fixed),
+                                                     _binary_scalar(b"")))
+
+
+def _column_types(session: Session, table: Table) -> dict[str, str]:
+    """The server's own type names: a binary COPY must send exactly the bytes each expects."""
+    query = text("SELECT attname, format_type(atttypid, NULL) FROM pg_attribute WHERE attrelid = "
+                 "CAST(:table AS regclass) AND attnum > 0 AND NOT attisdropped")
+    return {name: kind for name, kind in session.execute(query, {"table": f'"{table.name}"'})}
+
+
+def _binary_fields(values: pa.Array, pg_type: str) -> list[pa.Array]:
+    """One column as COPY BINARY fields: each value's length (-1 for null), then its bytes."""
+    data = _binary_values(values, pg_type)
+    lengths = pc.binary_length(data).to_numpy(zero_copy_only=False)
+    if values.null_count:
+        valid = values.is_valid().to_numpy(zero_copy_only=False)
+        lengths = np.where(valid, lengths, -1)
+        data = pc.if_else(valid, data, _binary_scalar(b""))
+    return [_fixed_width(lengths.astype(">i4")), data]
+
+
+def _binary_values(values: pa.Array, pg_type: str) -> pa.Array:
+    """Each value in PostgreSQL's binary form for `pg_type`: text as UTF-8, numbers big-endian,
+    times as µs after 2000-01-01; a null value comes out empty."""
+    if pg_type in _BINARY_NUMBERS:
+        kind, layout = _BINARY_NUMBERS[pg_type]
+        numbers = values.cast(kind).fill_null(0).to_numpy(zero_copy_only=False)  # safe: no overflow
+        return _fixed_width(numbers.astype(layout))
+    if pg_type in _BINARY_TIMES:
+        micros = values.cast(pa.timestamp("us", values.type.tz)).cast(pa.int64()).fill_null(0)
+        return _fixed_width((micros.to_numpy() - _PG_EPOCH_US).astype(">i8"))
+    if pg_type.startswith(("character", "text", "json")):
+        data = values.cast(pa.large_binary()).fill_null(_binary_scalar(b""))
+        if pg_type == "jsonb":  # the binary form leads with its format version
+            data = pc.binary_join_element_wise(_binary_scalar(b"\x01"), data, _binary_scalar(b""))
+        return data
+    raise TypeError(f"no binary COPY encoding for PostgreSQL type {pg_type}")
+
+
+def _binary_constant(value: Any, pg_type: str) -> bytes:
+    """A value every row shares, encoded once as its field."""
+    return _joined_bytes(pc.binary_join_element_wise(
+        *_binary_fields(pa.array([value]), pg_type), _binary_scalar(b""))).to_pybytes()
+
+
+def _fixed_width(values: np.ndarray) -> pa.Array:
+    """A binary array of each element's bytes, on the array's own memory: no copy per value."""
+    raw = np.ascontiguousarray(values)
+    width = raw.dtype.itemsize
+    offsets = np.arange(0, (len(raw) + 1) * width, width, dtype=np.int64)
+    return pa.Array.from_buffers(pa.large_binary(), len(raw),
+                                 [None, pa.py_buffer(offsets), pa.py_buffer(raw.view(np.uint8))])
+
+
+def _binary_scalar(value: bytes) -> pa.Scalar:
+    return pa.scalar(value, pa.large_binary())
+
+
+def _joined_bytes(values: pa.Array) -> pa.Buffer:
+    """All the values' bytes back to back: the data buffer between the first and last offset."""
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int64)[values.offset:]
+    return values.buffers()[2].slice(int(offsets[0]), int(offsets[len(values)] - offsets[0]))
 
 
 def _key_column(table: Table):

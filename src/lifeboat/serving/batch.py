@@ -1,6 +1,7 @@
 """Batch scoring: `lifeboat predict FILE`. Any size of CSV (plain or gzip) or Parquet file is
-read in bounded chunks, scored by the champion through `Predictor.probabilities` (the path
-every route takes), written out next to the input, and logged as source `batch`.
+read in bounded chunks, scored by the champion's compiled fast path straight from Arrow columns
+(a model it cannot replay through `Predictor.probabilities`, the path every route takes),
+written out next to the input, and logged as source `batch`.
 
 Values are typed as the API types them. A value that cannot be used (not a number, out of
 range, not an allowed category) does not stop the file: the row is scored with that field
@@ -21,10 +22,12 @@ import hashlib
 import json
 import posixpath
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import BinaryIO
 
 import fsspec
@@ -43,7 +46,7 @@ from sqlalchemy.orm import Session
 from lifeboat.config import Settings
 from lifeboat.datasets import ColumnSpec, DatasetSpec
 from lifeboat.db import Database, Prediction
-from lifeboat.db.bulk import insert_rows
+from lifeboat.db.bulk import insert_table
 from lifeboat.db.models import utcnow
 from lifeboat.errors import IngestError, NoChampionError
 from lifeboat.features import feature_view
@@ -54,11 +57,27 @@ from lifeboat.serving.predictor import Predictor, view_mismatch
 from lifeboat.validation import FileRejected, RowIssue
 
 SOURCE = "batch"
-Progress = Callable[[int], None]
+_GZIP_MAGIC = b"\x1f\x8b"
+_GZIP_WINDOW = zlib.MAX_WBITS | 16  # zlib reads gzip's header and trailer
+# Rows a chunk has at least: Arrow parses 4 MB blocks, ~50,000 such rows, so about one block.
+# Logging is the slowest stage; with small chunks it starts sooner and has less left at the end.
+_CHUNK_ROWS = 40_000
 _NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 _INPUT_SUFFIXES = (".gz", ".csv", ".tsv", ".txt", *_PARQUET_SUFFIXES)
-_PLAIN_START = r"^[A-Za-z0-9]"  # cells that no spreadsheet runs as a formula
+
+
+def _byte_set(members: bytes) -> np.ndarray:
+    """A lookup table: which of the 256 byte values are in `members`."""
+    table = np.zeros(256, dtype=bool)
+    table[list(members)] = True
+    return table
+
+
+_NUMBER_BYTES = _byte_set(b"0123456789+-.eE")
+# A cell starting with an ASCII letter or digit is never run as a formula by a spreadsheet.
+_PLAIN_START = _byte_set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+_JSON_SPECIAL = _byte_set(bytes(range(0x20)) + b'"\\')  # what a JSON string must escape
 
 
 @dataclass(frozen=True)
@@ -73,6 +92,13 @@ class BatchReport:
     with_issues: int      # scored with at least one field treated as missing
     skipped_lines: int    # lines that do not split into the header's columns
     seconds: float
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    rows: int           # scored so far
+    done: int           # the file's rows read so far, unreadable lines included
+    total: int | None   # its rows: a CSV file's data lines, a Parquet file's footer count
 
 
 def champion_predictor(settings: Settings, spec: DatasetSpec) -> Predictor:
@@ -96,64 +122,111 @@ def default_output(source: str, parquet: bool) -> str:
 
 
 def score_file(settings: Settings, database: Database, spec: DatasetSpec, source: str,
-               output: str | None = None, progress: Progress = lambda _rows: None) -> BatchReport:
-    """Scores every row of `source`, writes `output` and logs each prediction as `batch`.
-
-    Reading the next chunk, scoring this one and logging the one before overlap: Arrow's
-    parser and the database driver wait without holding the GIL. A chunk is logged only
-    once the one before it is committed, so the log always holds a prefix of the file.
-    """
+               output: str | None = None,
+               progress: Callable[[BatchProgress], None] = lambda _: None) -> BatchReport:
+    """Scores every row of `source`, writes `output` and logs each prediction as `batch`."""
     started = time.perf_counter()
     predictor = champion_predictor(settings, spec)
-    ids = _IdMaker(_checksum(source), predictor)
-    output = output or default_output(source, _is_parquet(source))
-    done: list[_Scored] = []
-    logged: list[Future[int]] = []
+    parquet = _is_parquet(source)
+    checksum, lines = _fingerprint(source)
+    ids = _IdMaker(checksum, predictor)
+    meter = _Meter(_parquet_rows(source) if parquet else lines, progress)
+    output = output or default_output(source, parquet)
     try:
-        chunks = read_chunks(lambda: open_source(source), spec)
-        with (_writer(output, spec) as write,
-              ThreadPoolExecutor(max_workers=1, thread_name_prefix="lifeboat-batch-log") as log):
-            for chunk in read_ahead(chunks.chunks, "lifeboat-batch-read"):
-                done.append(_score_chunk(predictor, chunk, ids, write))
-                if logged:
-                    logged[-1].result()
-                logged.append(log.submit(_log, database, predictor, done[-1]))
-                progress(len(chunk))
-            written = sum(future.result() for future in logged)
+        chunks = read_chunks(lambda: open_source(source), spec, _CHUNK_ROWS)
+        with _writer(output, spec) as write:
+            done, written = _pipeline(predictor, database, ids,
+                                      read_ahead(chunks.chunks, "lifeboat-batch-read"), write,
+                                      meter.advance)
     except FileRejected as rejected:
         raise IngestError(f"cannot score {source}: {rejected.reason}") from None
+    meter.finish()
     rows = sum(scored.rows for scored in done)
     return BatchReport(source, output, predictor.version.name, predictor.version.version, rows,
                        written, rows - written, sum(scored.with_issues for scored in done),
                        len(chunks.malformed), time.perf_counter() - started)
 
 
+def _pipeline(predictor: Predictor, database: Database, ids: _IdMaker,
+              chunks: Iterator[pd.DataFrame], write: Callable[[pa.Table], None],
+              advance: Callable[[pd.DataFrame], None]) -> tuple[list[_Scored], int]:
+    """Scores chunk after chunk while the one before is written out and logged, each in a
+    thread of its own; Arrow's writer, its kernels, ONNX Runtime and the database driver
+    work without holding the GIL, so these overlap. A chunk is logged only once the one
+    before it is committed, so the log always holds a prefix of the file.
+
+    Returns the chunks' results and how many rows this run logged."""
+    done: list[_Scored] = []
+    logged: list[Future[int]] = []
+    written: list[Future[None]] = []
+    with (ThreadPoolExecutor(max_workers=1, thread_name_prefix="lifeboat-batch-log") as log,
+          ThreadPoolExecutor(max_workers=1, thread_name_prefix="lifeboat-batch-write") as out):
+        for chunk in chunks:
+            scored, table = _score_chunk(predictor, chunk, ids)
+            for previous in (logged, written):
+                if previous:
+                    previous[-1].result()
+            written.append(out.submit(write, table))
+            logged.append(log.submit(_log, database, predictor, scored))
+            done.append(scored)
+            advance(chunk)
+        for future in written:
+            future.result()
+        return done, sum(future.result() for future in logged)
+
+
+class _Meter:
+    """Reports progress over the file's rows: the reader numbers them as the file does, so a
+    chunk's last row number is how far reading is. A CSV file's total counts lines, which
+    a value spanning lines outnumbers: the end is reported as the whole file."""
+
+    def __init__(self, total: int | None, report: Callable[[BatchProgress], None]) -> None:
+        self.total, self.report, self.rows, self.done = total, report, 0, 0
+        report(BatchProgress(0, 0, total))
+
+    def advance(self, chunk: pd.DataFrame) -> None:
+        self.rows += len(chunk)
+        self.done = int(chunk["row"].iat[-1])
+        done = self.done if self.total is None else min(self.done, self.total)
+        self.report(BatchProgress(self.rows, done, self.total))
+
+    def finish(self) -> None:
+        self.report(BatchProgress(self.rows, self.total or self.done, self.total))
+
+
 @dataclass
 class _Scored:
-    logged: pd.DataFrame | None  # the log's rows; dropped once written, to free the memory
+    logged: pa.Table | None      # the log's rows; dropped once written, to free the memory
     rows: int
     latency_ms: float            # the model call's, as every route logs it
     with_issues: int
 
 
-def _score_chunk(predictor: Predictor, chunk: pd.DataFrame, ids: _IdMaker,
-                 write: Callable[[pa.Table], None]) -> _Scored:
+def _score_chunk(predictor: Predictor, chunk: pd.DataFrame,
+                 ids: _IdMaker) -> tuple[_Scored, pa.Table]:
+    """The chunk's rows to log, and its rows for the output file."""
     spec = predictor.spec
     scoring = time.perf_counter()
     inputs = _typed_inputs(chunk, spec)
-    probability = predictor.probabilities(_model_frame(inputs, spec))
+    probability = _probabilities(predictor, inputs)
     latency_ms = (time.perf_counter() - scoring) * 1000
     prediction = (probability >= 0.5).astype(np.int64)
-    label = np.array([spec.label_for(0), spec.label_for(1)], dtype=object)[prediction]
+    label = pa.array([spec.label_for(0), spec.label_for(1)], pa.string()).take(prediction)
     prediction_id = ids.for_rows(chunk["row"].to_numpy())
-    issues = _issues(inputs)
-    write(_output_table(chunk, spec, issues, prediction_id, prediction, label, probability))
-    logged = pd.DataFrame({
-        "id": pd.arrays.ArrowStringArray(prediction_id),
-        "input": pd.arrays.ArrowStringArray(_json_objects(inputs, spec)),
-        "prediction": prediction, "label": label, "probability": probability,
-    })
-    return _Scored(logged, len(chunk), latency_ms, int(pc.sum(pc.is_valid(issues)).as_py() or 0))
+    issues = _issues(inputs, len(chunk))
+    logged = pa.table({"id": prediction_id, "input": _json_objects(inputs, spec),
+                       "prediction": prediction, "label": label, "probability": probability})
+    return (_Scored(logged, len(chunk), latency_ms, len(issues) - issues.null_count),
+            _output_table(chunk, spec, issues, prediction_id, prediction, label, probability))
+
+
+def _probabilities(predictor: Predictor, inputs: dict[str, _Field]) -> np.ndarray:
+    """The fast path straight from the typed Arrow columns; a model it cannot replay through
+    `Predictor.probabilities`, on the frame of records the routes build."""
+    fast = predictor.fast
+    if fast is not None and fast.replays_view:
+        return fast.column_probabilities({name: field.value for name, field in inputs.items()})
+    return predictor.probabilities(_model_frame(inputs, predictor.spec))
 
 
 @dataclass(frozen=True)
@@ -161,7 +234,7 @@ class _Field:
     """One input column of a chunk: the value the model sees and why a given one was dropped."""
 
     value: pa.Array           # float64 for numbers, trimmed text otherwise; null when missing
-    issue: pa.Array           # the RowIssue name, or null
+    issue: pa.Array | None    # the RowIssue name, or null; None when no row has one
 
 
 def _typed_inputs(chunk: pd.DataFrame, spec: DatasetSpec) -> dict[str, _Field]:
@@ -178,21 +251,19 @@ def _typed(column: pd.Series, rules: ColumnSpec, missing: pa.Array) -> _Field:
     text = pc.utf8_trim_whitespace(_text(column))
     text = pc.if_else(pc.is_in(text, value_set=missing), pa.scalar(None, pa.string()), text)
     given = pc.is_valid(text)
-    if rules.type == "string":
-        value, wrong = text, pa.array(np.zeros(len(text), dtype=bool))
-    else:
-        numeric = pc.fill_null(pc.match_substring_regex(text, _NUMBER), False)
-        value = pc.cast(pc.if_else(numeric, text, None), pa.float64())
-        wrong = pc.and_(given, pc.invert(numeric))
+    value, wrong = text, None
+    if rules.type != "string":
+        value, wrong = _numbers(text, given)
         if rules.type == "integer":
-            fraction = pc.fill_null(pc.not_equal(pc.floor(value), value), False)
-            wrong = pc.or_(wrong, fraction)
+            wrong = _or(wrong, pc.fill_null(pc.not_equal(pc.floor(value), value), False))
     outside = _outside(value, rules)
     issue = _first_issue([
-        (wrong, RowIssue.WRONG_TYPE), (outside, RowIssue.OUT_OF_RANGE if rules.allowed is None
-                                       else RowIssue.NOT_ALLOWED),
-        (pc.invert(given), RowIssue.MISSING_REQUIRED if rules.required else None)])
-    value = pc.if_else(pc.or_(wrong, outside), pa.scalar(None, value.type), value)
+        (wrong, RowIssue.WRONG_TYPE),
+        (outside, RowIssue.OUT_OF_RANGE if rules.allowed is None else RowIssue.NOT_ALLOWED),
+        (pc.invert(given) if rules.required else None, RowIssue.MISSING_REQUIRED)])
+    dropped = _or(wrong, outside)
+    if dropped is not None:
+        value = pc.if_else(dropped, pa.scalar(None, value.type), value)
     return _Field(value, issue)
 
 
@@ -202,25 +273,74 @@ def _text(column: pd.Series) -> pa.Array:
     return text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
 
 
-def _outside(value: pa.Array, rules: ColumnSpec) -> pa.Array:
-    outside = pa.array(np.zeros(len(value), dtype=bool))
+def _numbers(text: pa.Array, given: pa.Array) -> tuple[pa.Array, pa.Array | None]:
+    """Number-shaped, finite text as float64, and which given values are not (None: none).
+
+    When every byte is a digit, sign, point or exponent letter, Arrow's cast accepts exactly
+    the text `_NUMBER` does (the tests try every such string of up to five characters), at
+    a fraction of the pattern's cost; other text is matched by the pattern."""
+    if _NUMBER_BYTES[_data_bytes(text)].all():
+        try:
+            return _finite(pc.cast(text, pa.float64()), None)
+        except pa.ArrowInvalid:
+            pass
+    numeric = pc.fill_null(pc.match_substring_regex(text, _NUMBER), False)
+    return _finite(pc.cast(pc.if_else(numeric, text, None), pa.float64()),
+                   pc.and_(given, pc.invert(numeric)))
+
+
+def _finite(value: pa.Array, wrong: pa.Array | None) -> tuple[pa.Array, pa.Array | None]:
+    """A number too large for a float (1e999) is no usable number either, as the API's
+    record model (no infinities) has it; kept, it would be logged as JSON no parser reads."""
+    infinite = pc.fill_null(pc.is_inf(value), False)
+    if not pc.any(infinite).as_py():
+        return value, wrong
+    return pc.if_else(infinite, pa.scalar(None, pa.float64()), value), _or(wrong, infinite)
+
+
+def _data_bytes(text: pa.Array) -> np.ndarray:
+    """All of a string array's UTF-8 bytes, value after value (a null adds none)."""
+    offsets = _offsets(text)
+    data = text.buffers()[2]
+    if data is None:
+        return np.empty(0, dtype=np.uint8)
+    return np.frombuffer(data, dtype=np.uint8)[offsets[0]:offsets[-1]]
+
+
+def _offsets(text: pa.Array) -> np.ndarray:
+    """Where each value of a string array starts in its data, and where the last one ends."""
+    return np.frombuffer(text.buffers()[1], dtype=np.int32)[text.offset:text.offset + len(text) + 1]
+
+
+def _or(left: pa.Array | None, right: pa.Array | None) -> pa.Array | None:
+    """Either mask, None standing for one that holds nowhere."""
+    if left is None or right is None:
+        return right if left is None else left
+    return pc.or_(left, right)
+
+
+def _outside(value: pa.Array, rules: ColumnSpec) -> pa.Array | None:
+    outside = None
     if rules.min is not None:
-        outside = pc.or_(outside, pc.fill_null(pc.less(value, rules.min), False))
+        outside = _or(outside, pc.fill_null(pc.less(value, rules.min), False))
     if rules.max is not None:
-        outside = pc.or_(outside, pc.fill_null(pc.greater(value, rules.max), False))
+        outside = _or(outside, pc.fill_null(pc.greater(value, rules.max), False))
     if rules.allowed is not None:
         allowed = pa.array([str(v) if rules.type == "string" else float(v) for v in rules.allowed],
                            type=value.type)
         known = pc.is_in(value, value_set=allowed)
-        outside = pc.or_(outside, pc.and_(pc.is_valid(value), pc.invert(known)))
+        outside = _or(outside, pc.and_(pc.is_valid(value), pc.invert(known)))
     return outside
 
 
-def _first_issue(cases: list[tuple[pa.Array, RowIssue | None]]) -> pa.Array:
-    issue = pa.nulls(len(cases[0][0]), pa.string())
+def _first_issue(cases: list[tuple[pa.Array | None, RowIssue]]) -> pa.Array | None:
+    """The first case that holds, per row (null if none); None when none holds anywhere,
+    the common case, which then costs nothing further."""
+    issue = None
     for mask, name in reversed(cases):
-        if name is not None:
-            issue = pc.if_else(mask, pa.scalar(name.value), issue)
+        if mask is not None and pc.any(mask).as_py():
+            otherwise = pa.scalar(None, pa.string()) if issue is None else issue
+            issue = pc.if_else(mask, pa.scalar(name.value), otherwise)
     return issue
 
 
@@ -236,10 +356,12 @@ def _model_frame(inputs: dict[str, _Field], spec: DatasetSpec) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-def _issues(inputs: dict[str, _Field]) -> pa.Array:
+def _issues(inputs: dict[str, _Field], rows: int) -> pa.Array:
     """One readable cell per row, `age: wrong_type; sex: not_allowed`, or null."""
-    found = pa.nulls(len(next(iter(inputs.values())).issue), pa.string())
+    found = pa.nulls(rows, pa.string())
     for name, field in inputs.items():
+        if field.issue is None:
+            continue
         named = pc.binary_join_element_wise(pa.scalar(f"{name}: "), field.issue, "")
         # Null-skipping joins lose rows in pyarrow 25, so nulls are handled by coalesce.
         found = pc.coalesce(pc.binary_join_element_wise(found, named, "; "), found, named)
@@ -248,13 +370,23 @@ def _issues(inputs: dict[str, _Field]) -> pa.Array:
 
 def _json_objects(inputs: dict[str, _Field], spec: DatasetSpec) -> pa.Array:
     """Each row's typed input as a JSON object, as the API logs a record: built column by
-    column in Arrow, because a million json.dumps calls cost seconds."""
-    parts = []
+    column in Arrow, in one join, because a million json.dumps calls cost seconds."""
+    parts: list[pa.Array | pa.Scalar] = []
     for position, (name, field) in enumerate(inputs.items()):
         key = ("{" if position == 0 else ",") + json.dumps(name) + ":"
-        parts.append(pc.binary_join_element_wise(
-            pa.scalar(key), pc.fill_null(_json_values(field.value, spec.columns[name]), "null"), ""))
+        values = _per_distinct(field.value, partial(_json_values, rules=spec.columns[name]))
+        parts += [pa.scalar(key), pc.fill_null(values, "null")]
     return pc.binary_join_element_wise(*parts, pa.scalar("}"), "")
+
+
+def _per_distinct(values: pa.Array, function: Callable[[pa.Array], pa.Array]) -> pa.Array:
+    """`function` (Arrow kernels, value by value) once per distinct value when values repeat
+    (classes, ages, ports), else on every value; the first thousand tell which."""
+    sample = values.slice(0, 1000)
+    if 2 * len(pc.unique(sample)) > len(sample):
+        return function(values)
+    encoded = pc.dictionary_encode(values)
+    return function(encoded.dictionary).take(encoded.indices)
 
 
 def _json_values(value: pa.Array, rules: ColumnSpec) -> pa.Array:
@@ -264,24 +396,32 @@ def _json_values(value: pa.Array, rules: ColumnSpec) -> pa.Array:
         text = pc.cast(value, pa.string())
         return pc.if_else(pc.match_substring_regex(text, r"[.eE]"), text,
                           pc.binary_join_element_wise(text, ".0", ""))
-    escaped = pc.replace_substring(pc.replace_substring(value, "\\", "\\\\"), '"', '\\"')
+    return _json_strings(value)
+
+
+def _json_strings(value: pa.Array) -> pa.Array:
+    """Quoted, with quotes and backslashes escaped; a value with a control character is left
+    to json.dumps. The escapes are only run on a column that has something to escape."""
+    data = _data_bytes(value)
+    escaped = value
+    if _JSON_SPECIAL[data].any():
+        escaped = pc.replace_substring(pc.replace_substring(value, "\\", "\\\\"), '"', '\\"')
     quoted = pc.binary_join_element_wise('"', escaped, '"', "")
-    control = pc.fill_null(pc.match_substring_regex(value, r"[\x00-\x1f]"), False)
-    if not pc.any(control).as_py():
+    if not (data < 0x20).any():
         return quoted
+    control = pc.fill_null(pc.match_substring_regex(value, r"[\x00-\x1f]"), False)
     rare = [json.dumps(text) for text in value.filter(control).to_pylist()]
     return pc.replace_with_mask(quoted, control, pa.array(rare, pa.string()))
 
 
 def _output_table(chunk: pd.DataFrame, spec: DatasetSpec, issues: pa.Array, prediction_id: pa.Array,
-                  prediction: np.ndarray, label: np.ndarray, probability: np.ndarray) -> pa.Table:
+                  prediction: np.ndarray, label: pa.Array, probability: np.ndarray) -> pa.Table:
     """The rows as read (key and inputs), why a field was dropped, and the prediction."""
     columns = {"row": pa.array(chunk["row"].to_numpy(), pa.int64())}
     for name in (spec.entity.key, *spec.input_columns):
         columns[name] = _text(chunk[name])
     columns.update(issues=issues, prediction_id=prediction_id,
-                   prediction=pa.array(prediction, pa.int64()),
-                   label=pa.array(label, pa.string()),
+                   prediction=pa.array(prediction, pa.int64()), label=label,
                    probability=pa.array(probability, pa.float64()))
     return pa.table(columns)
 
@@ -314,14 +454,15 @@ def _log(database: Database, predictor: Predictor, scored: _Scored) -> int:
     """
     logged, scored.logged = scored.logged, None
     ids, version = logged["id"], predictor.version
+    first, last = ids[0].as_py(), ids[len(ids) - 1].as_py()
     with database.session() as session:
-        if _is_logged(session, ids.iloc[-1]):
+        if _is_logged(session, last):
             return 0
-        if _is_logged(session, ids.iloc[0]):
-            done = set(session.scalars(select(Prediction.id).where(Prediction.id >= ids.iloc[0])
-                                       .where(Prediction.id <= ids.iloc[-1])))
-            logged = logged[~ids.isin(done)]
-        return insert_rows(session, Prediction.__table__, logged, {
+        if _is_logged(session, first):
+            done = list(session.scalars(select(Prediction.id).where(Prediction.id >= first)
+                                        .where(Prediction.id <= last)))
+            logged = logged.filter(pc.invert(pc.is_in(ids, value_set=pa.array(done, pa.string()))))
+        return insert_table(session, Prediction.__table__, logged, {
             "created_at": utcnow(), "dataset": predictor.spec.name, "source": SOURCE,
             "model_name": version.name, "model_version": version.version,
             "latency_ms": scored.latency_ms})
@@ -385,12 +526,12 @@ def _defused(table: pa.Table) -> pa.Table:
     """`defuse_formulas` on the few rows that may need it: a cell starting with a letter or
     a digit is never a formula, and most rows hold nothing else."""
     texts = [name for name in table.column_names if pa.types.is_string(table.schema.field(name).type)]
-    risky = pa.array(np.zeros(table.num_rows, dtype=bool))
+    risky = np.zeros(table.num_rows, dtype=bool)
     for name in texts:
-        odd = pc.invert(pc.match_substring_regex(table[name].combine_chunks(), _PLAIN_START))
-        risky = pc.or_(risky, pc.fill_null(odd, False))
-    if not pc.any(risky).as_py():
+        risky |= _odd_start(table[name].combine_chunks())
+    if not risky.any():
         return table
+    risky = pa.array(risky)
     defused = pa.Table.from_pandas(defuse_formulas(table.filter(risky).select(texts).to_pandas()),
                                    schema=table.select(texts).schema, preserve_index=False)
     for name in texts:
@@ -400,11 +541,74 @@ def _defused(table: pa.Table) -> pa.Table:
     return table
 
 
-def _checksum(source: str) -> str:
+def _odd_start(text: pa.Array) -> np.ndarray:
+    """Which values are empty or start with a byte other than an ASCII letter or digit:
+    read off the first byte of each in Arrow's buffers, with no string made."""
+    offsets, data = _offsets(text), text.buffers()[2]
+    starts, empty = offsets[:-1], offsets[1:] == offsets[:-1]
+    first = np.zeros(len(text), dtype=np.uint8)
+    if data is not None and data.size:
+        first = np.frombuffer(data, dtype=np.uint8)[np.minimum(starts, data.size - 1)]
+    return (empty | ~_PLAIN_START[first]) & text.is_valid().to_numpy(zero_copy_only=False)
+
+
+def _fingerprint(source: str) -> tuple[str, int | None]:
+    """The file's SHA-256, which prediction ids derive from, and its data lines (of the text
+    inside a gzip file), counted in the same pass: a CSV file's rows, the progress total."""
+    digest, lines = hashlib.sha256(), _Lines()
     with open_source(source) as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()
+        while block := stream.read(1 << 20):
+            digest.update(block)
+            lines.add(block)
+    return digest.hexdigest(), lines.data_lines()
+
+
+class _Lines:
+    """Counts a text file's lines as its bytes stream by, inflating gzip members."""
+
+    def __init__(self) -> None:
+        self.count, self.last = 0, b"\n"
+        self._inflate = None  # a zlib decompressor, for a gzip file
+        self._known, self._first = True, True
+
+    def add(self, block: bytes) -> None:
+        if self._first and block.startswith(_GZIP_MAGIC):
+            self._inflate = zlib.decompressobj(_GZIP_WINDOW)
+        self._first = False
+        try:
+            text = block if self._inflate is None else self._inflated(block)
+        except zlib.error:  # the reader rejects the file, with its reason
+            self._known = False
+            return
+        if text:
+            self.count += text.count(b"\n")
+            self.last = text[-1:]
+
+    def _inflated(self, block: bytes) -> bytes:
+        text = [self._inflate.decompress(block)]
+        while self._inflate.eof and self._inflate.unused_data:  # a next member
+            rest = self._inflate.unused_data
+            self._inflate = zlib.decompressobj(_GZIP_WINDOW)
+            text.append(self._inflate.decompress(rest))
+        return b"".join(text)
+
+    def data_lines(self) -> int | None:
+        """Lines after the header; a last line without a newline counts too."""
+        if not self._known:
+            return None
+        return max(self.count + (self.last != b"\n") - 1, 0)
 
 
 def _is_parquet(source: str) -> bool:
     with open_source(source) as stream:
         return stream.read(4) == b"PAR1"
+
+
+def _parquet_rows(source: str) -> int | None:
+    """The row count a Parquet file's footer states; None if it cannot be read (the reader
+    then rejects the file, with its reason)."""
+    with open_source(source) as stream:
+        try:
+            return pq.ParquetFile(stream).metadata.num_rows
+        except (pa.ArrowInvalid, OSError):
+            return None

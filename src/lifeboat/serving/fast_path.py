@@ -15,8 +15,9 @@ loaded, and replays them without pandas:
 Large batches (and data frames) run the view, the learned layer and `preprocess` column-wise
 in NumPy and Arrow (`passenger_profile_columns`, `TitanicLayer.columns`, `Encoder.frame`):
 a helper of the view is applied once per distinct value, or replaced by Arrow string kernels
-where they provably agree with it (ASCII text), with the helper itself for any other row. The pandas pipeline stays the reference:
-tests/test_fast_path.py holds every path to it.
+where they provably agree with it (ASCII text), with the helper itself for any other row.
+Batch scoring hands over its typed Arrow columns as they are (`column_probabilities`). The
+pandas pipeline stays the reference: tests/test_fast_path.py holds every path to it.
 """
 
 from __future__ import annotations
@@ -115,39 +116,60 @@ def passenger_profile_row(record: Record) -> Row:
     }
 
 
-Columns = dict[str, np.ndarray]
+Columns = dict[str, Any]
+Text = pa.Array | np.ndarray  # Arrow strings (null for missing), or objects with NaN for missing
 _ASCII_SPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"  # what str.strip removes from ASCII text
 
 
-def passenger_profile_columns(raw: pd.DataFrame) -> Columns:
-    """`titanic_view.passenger_profile` column-wise, for a `raw_frame`: floats as float64
-    arrays, text as object arrays with NaN for missing (as `FeatureView.typed` has them)."""
-    pclass, age, sibsp, parch, fare = (raw[column].to_numpy(dtype=np.float64)
+def passenger_profile_columns(raw: Mapping[str, Any]) -> Columns:
+    """`titanic_view.passenger_profile` column-wise, for a `raw_frame` or for typed columns
+    (float64 numbers, Arrow strings with null for missing, as batch scoring reads a file).
+
+    Floats come out as float64 arrays. A text column stays in Arrow when all its values are
+    text or missing, so no Python string is made per row; one holding anything else is an
+    object array with NaN for missing (as `FeatureView.typed` has it), judged by the view's
+    helpers value by value."""
+    pclass, age, sibsp, parch, fare = (_floats(raw[column])
                                        for column in ("pclass", "age", "sibsp", "parch", "fare"))
     sibsp, parch = np.nan_to_num(sibsp, nan=0.0), np.nan_to_num(parch, nan=0.0)
-    names, sex = _objects(raw["name"]), _objects(raw["sex"])
-    cabin = _objects(raw["cabin"])
+    names, sex, cabin = (_texts(raw[column]) for column in ("name", "sex", "cabin"))
     title = _titles(names)
     family_size = sibsp + parch + 1.0
     return {
         "pclass": pclass, "age": age, "sibsp": sibsp, "parch": parch, "fare": fare,
-        "sex": sex, "embarked": _objects(raw["embarked"]), "title": title,
+        "sex": sex, "embarked": _texts(raw["embarked"]), "title": title,
         "sex_class": _each_distinct(lambda s, p: _text(sex_class_of(s, p)), sex, pclass),
         "has_cabin": _each_distinct(lambda c: float(isinstance(c, str) and bool(c.strip())),
                                     cabin).astype(np.float64),
         "deck": _each_distinct(deck_of, cabin), "family_size": family_size,
         "is_alone": (family_size == 1.0).astype(np.float64),
-        "member": np.array([n.strip() if isinstance(n, str) else "" for n in names.tolist()],
-                           dtype=object),
-        "ticket_group": _nan_for_none(np.array(
-            [ticket_of(t) for t in _objects(raw["ticket"]).tolist()], dtype=object)),
+        "member": _members(names), "ticket_group": _tickets(_texts(raw["ticket"])),
         "family_group": _families(names, fare),
-        "woman_or_child": ((sex == "female") | (title == "Master")).astype(np.float64),
+        "woman_or_child": (_equals(sex, "female") | (title == "Master")).astype(np.float64),
     }
 
 
-def _objects(column: pd.Series) -> np.ndarray:
-    return column.to_numpy(dtype=object)
+def _floats(column: Any) -> np.ndarray:
+    if isinstance(column, pa.Array):
+        return column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    return np.asarray(column, dtype=np.float64)
+
+
+def _texts(column: Any) -> Text:
+    """Arrow strings when every value is a str or missing (bytes infer as binary, and any
+    other value fails), else the values as objects with NaN for missing."""
+    if isinstance(column, pa.ChunkedArray):
+        return column.combine_chunks()
+    if isinstance(column, pa.Array):
+        return column
+    values = np.asarray(column, dtype=object)
+    try:
+        text = pa.array(values, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        text = None
+    if text is not None and (pa.types.is_string(text.type) or pa.types.is_null(text.type)):
+        return text.cast(pa.string())
+    return _nan_for_none(values.copy())
 
 
 def _nan_for_none(values: np.ndarray) -> np.ndarray:
@@ -155,17 +177,32 @@ def _nan_for_none(values: np.ndarray) -> np.ndarray:
     return values
 
 
-def _each_distinct(function: Any, *columns: np.ndarray) -> np.ndarray:
+def _equals(column: Text, value: str) -> np.ndarray:
+    if isinstance(column, pa.Array):
+        return pc.fill_null(pc.equal(column, value), False).to_numpy(zero_copy_only=False)
+    return column == value
+
+
+def _distinct(column: Text) -> tuple[np.ndarray, list]:
+    """Each row's index into the column's distinct values (-1 when missing), and the values."""
+    if isinstance(column, pa.Array):
+        encoded = pc.dictionary_encode(column)
+        return (pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False),
+                encoded.dictionary.to_pylist())
+    code, unique = pd.factorize(np.asarray(column, dtype=object), use_na_sentinel=True)
+    return code, list(unique)
+
+
+def _each_distinct(function: Any, *columns: Text) -> np.ndarray:
     """`function` per row, called once per distinct combination of the columns' values
-    (missing values, None or NaN, are passed as NaN, as the view reads both alike)."""
+    (missing values, None, NaN or null, are passed as NaN, as the view reads them alike)."""
     codes, uniques = [], []
     for column in columns:
-        if column.dtype == np.float64:  # by bits: -0.0 and 0.0 format apart
-            code, bits = pd.factorize(np.ascontiguousarray(column).view(np.int64))
+        if isinstance(column, np.ndarray) and column.dtype == np.float64:  # by bits: -0.0 and
+            code, bits = pd.factorize(np.ascontiguousarray(column).view(np.int64))  # 0.0 differ
             unique = bits.view(np.float64).tolist()
         else:
-            code, unique = pd.factorize(column, use_na_sentinel=True)
-            unique = list(unique)
+            code, unique = _distinct(column)
         codes.append(code)
         uniques.append(unique + [np.nan])  # code -1 picks the NaN
     if len(columns) == 1:
@@ -175,7 +212,7 @@ def _each_distinct(function: Any, *columns: np.ndarray) -> np.ndarray:
     combined = np.zeros(len(codes[0]), dtype=np.int64)
     for code, unique in zip(codes, uniques, strict=True):
         combined = combined * len(unique) + (code % len(unique))
-    distinct, inverse = np.unique(combined, return_inverse=True)
+    inverse, distinct = pd.factorize(combined)
     values = []
     for packed in distinct.tolist():
         parts = []
@@ -185,61 +222,100 @@ def _each_distinct(function: Any, *columns: np.ndarray) -> np.ndarray:
         values.append(function(*reversed(parts)))
     out = np.empty(len(values), dtype=object)
     out[:] = values
-    return out[inverse.reshape(-1)]
+    return out[inverse]
 
 
-def _arrow_text(values: np.ndarray) -> tuple[pa.Array, np.ndarray] | None:
-    """Text as an Arrow array (null for missing) and which rows are ASCII strings;
-    None when a value is neither text nor missing."""
-    try:
-        text = pa.array(values, type=pa.string(), from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return None
-    return text, pc.fill_null(pc.string_is_ascii(text), False).to_numpy(zero_copy_only=False)
+def _by_helper(values: pa.Array, rows: np.ndarray, helper: Any, *inputs: Any) -> pa.Array:
+    """`values` with the masked rows recomputed by the view's own `helper` on `inputs`."""
+    chosen = np.flatnonzero(rows)
+    if not len(chosen):
+        return values
+    arguments = [column.take(chosen).to_pylist() if isinstance(column, pa.Array)
+                 else column[chosen].tolist() for column in inputs]
+    fixed = pa.array([_text(helper(*row)) for row in zip(*arguments, strict=True)], pa.string())
+    return pc.replace_with_mask(values, pa.array(rows), fixed)
 
 
-def _titles(names: np.ndarray) -> np.ndarray:
+def _ascii(text: pa.Array) -> np.ndarray:
+    """Which rows are ASCII strings, where Arrow's kernels provably agree with Python's."""
+    return pc.fill_null(pc.string_is_ascii(text), False).to_numpy(zero_copy_only=False)
+
+
+def _titles(names: Text) -> np.ndarray:
     """`title_of` per name. The view's pattern `,\\s*([^.]+)\\.` matches where `,([^.]+)\\.`
     does, and its title stripped is this one's group stripped; a group that is not exactly
     a known title after removing ASCII spaces goes to `title_of` itself."""
-    arrow = _arrow_text(names)
-    if arrow is None:
+    if not isinstance(names, pa.Array):
         return np.array([title_of(name) for name in names.tolist()], dtype=object)
-    text, _ = arrow
-    groups = pc.utf8_trim(pc.extract_regex(text, r",(?P<title>[^.]+)\.").field("title"),
+    groups = pc.utf8_trim(pc.extract_regex(names, r",(?P<title>[^.]+)\.").field("title"),
                           _ASCII_SPACE)
     known = list(TITLES)
     position = pc.fill_null(pc.index_in(groups, value_set=pa.array(known)), -1).to_numpy(
         zero_copy_only=False)
     titles = np.array([TITLES[k] for k in known] + ["Rare"], dtype=object)[position]
-    for row in np.flatnonzero(position < 0).tolist():
-        titles[row] = title_of(names[row])
+    others = np.flatnonzero(position < 0)
+    if len(others):
+        titles[others] = [title_of(name) for name in names.take(others).to_pylist()]
     return titles
 
 
-def _families(names: np.ndarray, fares: np.ndarray) -> np.ndarray:
+def _members(names: Text) -> Text:
+    """`member_of` per name: ASCII names trimmed in Arrow, any other through `member_of`."""
+    if not isinstance(names, pa.Array):
+        return np.array([member_of(name) for name in names.tolist()], dtype=object)
+    members = pc.fill_null(pc.utf8_trim(names, _ASCII_SPACE), "")
+    return _by_helper(members, ~_ascii(names) & names.is_valid().to_numpy(zero_copy_only=False),
+                      member_of, names)
+
+
+def _tickets(tickets: Text) -> Text:
+    """`ticket_of` per ticket: ASCII ones trimmed and upper-cased in Arrow, others by itself."""
+    if not isinstance(tickets, pa.Array):
+        return _nan_for_none(np.array([ticket_of(t) for t in tickets.tolist()], dtype=object))
+    trimmed = pc.utf8_trim(tickets, _ASCII_SPACE)
+    groups = pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()),
+                        pc.ascii_upper(trimmed))
+    return _by_helper(groups, ~_ascii(tickets) & tickets.is_valid().to_numpy(zero_copy_only=False),
+                      ticket_of, tickets)
+
+
+def _families(names: Text, fares: np.ndarray) -> Text:
     """`family_of` per row: ASCII names in Arrow, any other through `family_of` itself."""
-    families = np.full(len(names), np.nan, dtype=object)
-    arrow = _arrow_text(names)
-    if arrow is None:
-        slow = np.ones(len(names), dtype=bool)
-    else:
-        text, ascii_ = arrow
-        has_comma = pc.fill_null(pc.match_substring(text, ","), False).to_numpy(
-            zero_copy_only=False)
-        fast = ascii_ & has_comma & ~np.isnan(fares)
-        surnames = pc.ascii_lower(pc.utf8_trim(
-            pc.list_element(pc.split_pattern(text, ",", max_splits=1), 0), _ASCII_SPACE))
-        money = _each_distinct(lambda f: f"{f:.2f}" if not _missing(f) else None, fares)
-        keys = pc.binary_join_element_wise(
-            surnames, pa.array(money, type=pa.string(), from_pandas=True), "|")
-        keys = keys.to_numpy(zero_copy_only=False)
-        families[fast] = keys[fast]
-        slow = ~ascii_
-    for row in np.flatnonzero(slow).tolist():
-        families[row] = _text(family_of(names[row], fares[row]))
-    families[pd.isna(families)] = np.nan
-    return families
+    if not isinstance(names, pa.Array):
+        return _nan_for_none(np.array([_text(family_of(name, fare)) for name, fare
+                                       in zip(names.tolist(), fares.tolist(), strict=True)],
+                                      dtype=object))
+    ascii_ = _ascii(names)
+    has_comma = pc.fill_null(pc.match_substring(names, ","), False).to_numpy(zero_copy_only=False)
+    surnames = pc.ascii_lower(pc.utf8_trim(
+        pc.list_element(pc.split_pattern(names, ",", max_splits=1), 0), _ASCII_SPACE))
+    keys = pc.binary_join_element_wise(surnames, _money(fares), "|")
+    keys = pc.if_else(pa.array(ascii_ & has_comma & ~np.isnan(fares)), keys,
+                      pa.scalar(None, pa.string()))
+    return _by_helper(keys, ~ascii_ & names.is_valid().to_numpy(zero_copy_only=False),
+                      family_of, names, fares)
+
+
+def _money(amounts: np.ndarray) -> pa.Array:
+    """`f"{amount:.2f}"` per amount, null for NaN, without a Python call per value.
+
+    In a long double with a 64-bit (or longer) mantissa, amount × 100 is exact (53 + 7 bits),
+    so rounding it half to even is Python's correctly rounded format, whose digits are then
+    cents; amounts of 1e15 or more, and infinities, are left to Python. Where long double is
+    plain double (some platforms) every distinct amount is formatted by Python."""
+    if np.finfo(np.longdouble).nmant < 60:
+        return pa.array(_each_distinct(lambda f: f"{f:.2f}" if not _missing(f) else None,
+                                       amounts), pa.string(), from_pandas=True)
+    small = np.abs(amounts) < 1e15  # False for NaN and infinities
+    cents = np.abs(np.rint(np.where(small, amounts, 0.0).astype(np.longdouble) * 100)).astype(
+        np.int64)
+    sign = pc.if_else(pa.array(np.signbit(amounts)), "-", "")
+    fraction = pc.utf8_lpad(pc.cast(pa.array(cents % 100), pa.string()), 2, "0")
+    text = pc.binary_join_element_wise(sign, pc.cast(pa.array(cents // 100), pa.string()), ".",
+                                       fraction, "")
+    missing = np.isnan(amounts)
+    text = pc.if_else(pa.array(missing), pa.scalar(None, pa.string()), text)
+    return _by_helper(text, ~small & ~missing, lambda f: f"{f:.2f}", amounts)
 
 
 @dataclass(frozen=True)
@@ -264,25 +340,26 @@ class _Group:
         return float(count), survived / count if count else _UNKNOWN_FATE
 
     @cached_property
-    def _table(self) -> tuple[pd.Index, np.ndarray, np.ndarray]:
+    def _table(self) -> tuple[list[str], np.ndarray, np.ndarray]:
         keys = [key for key, members in self.fates.items() if members]
-        return (pd.Index(keys, dtype=object),
-                np.array([len(self.fates[key]) for key in keys], dtype=np.int64),
+        return (keys, np.array([len(self.fates[key]) for key in keys], dtype=np.int64),
                 np.array([self.survivors[key] for key in keys], dtype=np.int64))
 
-    def columns(self, keys: np.ndarray, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def columns(self, keys: Text | pd.Series,
+                members: Text | pd.Series) -> tuple[np.ndarray, np.ndarray]:
         """`companions` per row: the group's figures by one index lookup, then the row's own
         member taken out where the row's group is a known one."""
-        index, sizes, survivors = self._table
+        known_keys, sizes, survivors = self._table
         count = np.zeros(len(keys), dtype=np.int64)
         survived = np.zeros(len(keys), dtype=np.int64)
-        if len(index):
-            position = index.get_indexer(keys)
+        if known_keys:
+            position = _positions(known_keys, keys)
             known = np.flatnonzero(position >= 0)
             count[known] = sizes[position[known]]
             survived[known] = survivors[position[known]]
-            for row in known.tolist():
-                own = self.fates[keys[row]].get(members[row])
+            for row, key, member in zip(known.tolist(), _values(keys, known),
+                                        _values(members, known), strict=True):
+                own = self.fates[key].get(member)
                 if own is not None:
                     count[row] -= 1
                     survived[row] -= own
@@ -340,9 +417,9 @@ class TitanicLayer:
             out = {**{name: profile[name] for name in profile}, "age": age, "fare": fare,
                    "fare_per_person": fare / family_size, "pclass_x_fare": pclass * fare,
                    "age_x_fare": age * fare}
-        members = np.asarray(profile["member"], dtype=object)
+        members = profile["member"]
         for group in GROUPS:
-            keys = np.asarray(profile[f"{group}_group"], dtype=object)
+            keys = profile[f"{group}_group"]
             out[f"{group}_companions"], out[f"{group}_survival"] = (
                 self.groups[group].columns(keys, members))
             out[f"{group}_women_children_survival"] = (
@@ -353,6 +430,20 @@ class TitanicLayer:
         fitted, title = self.fitted, row["title"]
         return _first_known(fitted.age_by_title_class_.get(title, {}).get(row["pclass"]),
                             fitted.age_by_title_.get(title), fitted.age_median_)
+
+
+def _positions(known: list[str], keys: Text | pd.Series) -> np.ndarray:
+    """Each key's position among the known (text) keys, -1 when it is not one of them."""
+    if isinstance(keys, pa.Array):
+        return pc.fill_null(pc.index_in(keys, value_set=pa.array(known, pa.string())),
+                            -1).to_numpy(zero_copy_only=False)
+    return pd.Index(known, dtype=object).get_indexer(np.asarray(keys, dtype=object))
+
+
+def _values(column: Text | pd.Series, rows: np.ndarray) -> list:
+    if isinstance(column, pa.Array):
+        return column.take(rows).to_pylist()
+    return np.asarray(column, dtype=object)[rows].tolist()
 
 
 def _first_known(*values: object) -> float:
@@ -414,14 +505,17 @@ class Encoder:
 
     def frame(self, frame: Mapping[str, Any]) -> np.ndarray:
         """Columns (arrays, or a frame) in, column-wise; a category is looked up once."""
-        numbers = np.column_stack([np.asarray(frame[column], dtype=np.float64)
-                                   for column in self.numeric])
-        matrix = np.zeros((len(numbers), self.width))
-        numbers = np.where(np.isnan(numbers), self.medians, numbers)
-        matrix[:, :len(self.numeric)] = (numbers - self.means) / self.scales
+        matrix = np.zeros((len(frame[self.numeric[0]]), self.width))
+        for i, (column, median, mean, scale) in enumerate(
+                zip(self.numeric, self.medians, self.means, self.scales, strict=True)):
+            numbers = np.asarray(frame[column], dtype=np.float64)
+            numbers = np.where(np.isnan(numbers), median, numbers)  # a copy, so in place below
+            numbers -= mean
+            numbers /= scale
+            matrix[:, i] = numbers
         for column, fill, positions in zip(self.categorical, self.fills, self.positions,
                                            strict=True):
-            codes, uniques = pd.factorize(np.asarray(frame[column], dtype=object))
+            codes, uniques = _distinct(frame[column])
             found = np.array([positions.get(value, -1) for value in uniques]
                              + [positions.get(fill, -1)], dtype=np.int64)  # -1: missing
             columns = found[codes]
@@ -525,6 +619,12 @@ class FastScorer:
     def _scored(self, profiles: list[Row]) -> np.ndarray:
         rows = [self.layer.transform(profile) for profile in profiles]
         return self.classifier.probabilities(self.encoder.rows(rows))
+
+    def column_probabilities(self, columns: Mapping[str, Any]) -> np.ndarray:
+        """Typed input columns, as batch scoring reads a file (float64 numbers, Arrow strings
+        with null for missing): no records, no frame. For a model whose view this module
+        replays (`replays_view`)."""
+        return self._vectorised(passenger_profile_columns(columns))
 
     def _vectorised(self, view_rows: Mapping[str, Any]) -> np.ndarray:
         """View columns (arrays, or a typed view frame) → probabilities, column-wise."""
