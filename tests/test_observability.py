@@ -48,7 +48,10 @@ from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, Retrain, upgrade
 from lifeboat.ingest import LandingZone, ingest_file
 from lifeboat.monitoring.check import DriftCheckUnavailable, check_drift
+from lifeboat.registry import ModelRegistry
 from lifeboat.serving import create_app
+from lifeboat.training import train
+from conftest import trained_home
 from live_server import live_server
 
 pytestmark = pytest.mark.slow
@@ -620,15 +623,26 @@ def _retrain(database: Database, reason: str, status: str) -> None:
         session.commit()
 
 
+def _with_challenger(settings: Settings, spec: DatasetSpec) -> Settings:
+    """A second version, named the registry's challenger: the service scores it in shadow."""
+    database = Database(settings.db_url)
+    version = train(settings, database, spec, promote=False).version
+    database.dispose()
+    ModelRegistry(settings, spec.model_name).set_challenger(version)
+    return settings
+
+
 @pytest.fixture(scope="module")
-def stack(trained_settings: Settings, titanic: DatasetSpec, postgres_server_url: str,
+def stack(titanic: DatasetSpec, postgres_server_url: str,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The service on PostgreSQL, scraped by Prometheus, after two rounds of everything its
-    dashboards show: traffic from every source, feedback (mostly saying the model was
-    wrong), ingestion runs (the last one all invalid), drift checks and retrains (failed
-    ones among them). Counters must grow between two scrapes for increase() to see them."""
+    dashboards show: traffic from every source, scored in shadow by a challenger too,
+    feedback (mostly saying the model was wrong), ingestion runs (the last one all invalid),
+    drift checks and retrains (failed ones among them). Counters must grow between two
+    scrapes for increase() to see them."""
     _require(PROMETHEUS)
     folder = tmp_path_factory.mktemp("observability")
+    trained = _with_challenger(trained_home(folder / "home", titanic), titanic)
     passengers = pd.read_csv(titanic.bundled_path(), dtype=str, keep_default_na=False)
     partly_bad = passengers.iloc[:40].copy()
     partly_bad.loc[partly_bad.index[:4], "age"] = "150"
@@ -639,9 +653,9 @@ def stack(trained_settings: Settings, titanic: DatasetSpec, postgres_server_url:
     with own_database(postgres_server_url) as database_url:
         database = Database(database_url)
         upgrade(database)
-        settings = trained_settings.model_copy(update={
+        settings = trained.model_copy(update={
             "database_url": database_url, "drift_window_size": DRIFT_WINDOW,
-            # The test runs the checks itself, and retrains would change the session's registry.
+            # The test runs the checks itself and writes the retrains it needs.
             "drift_check_seconds": 86400, "auto_retrain": False})
         with live_server(create_app(settings)) as base_url, \
                 running_prometheus(folder, base_url.removeprefix("http://")) as prometheus, \
