@@ -5,9 +5,10 @@ from lifeboat.orchestration.healing import (
     RetrainRunning,
     heal,
     recorded_retrain,
+    retrain_apart,
     retrain_reason,
 )
 from lifeboat.orchestration.jobs import retrain
 
 __all__ = ["BootstrapReport", "RetrainRunning", "bootstrap", "heal", "recorded_retrain",
-           "retrain", "retrain_reason"]
+           "retrain", "retrain_apart", "retrain_reason"]

@@ -6,6 +6,8 @@ row in `retrains` from claim to outcome (and so a metric)."""
 from __future__ import annotations
 
 import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -18,6 +20,7 @@ from lifeboat.db import Database, DriftReport, Retrain
 from lifeboat.db.models import utcnow
 from lifeboat.errors import LifeboatError
 from lifeboat.features import feature_view
+from lifeboat.logs import configure_logging
 from lifeboat.monitoring.live_accuracy import LiveAccuracy, recent_outcomes
 from lifeboat.orchestration.jobs import retrain
 from lifeboat.registry import ModelRegistry
@@ -56,8 +59,8 @@ def heal(settings: Settings, database: Database, spec: DatasetSpec,
                  reason, settings.retrain_cooldown_seconds)
         return None
     try:
-        return recorded_retrain(settings, database, spec, reason,
-                                drift_report_id=report.id if report is not None else None)
+        return retrain_apart(settings, database, spec, reason,
+                             drift_report_id=report.id if report is not None else None)
     except RetrainRunning as exc:
         log.info("%s", exc)
         return None
@@ -83,6 +86,27 @@ def recorded_retrain(settings: Settings, database: Database, spec: DatasetSpec, 
                            "challenger_score": decision.challenger_score if decision else None,
                            "champion_score": decision.champion_score if decision else None,
                            "metrics": result.metrics})
+
+
+def retrain_apart(settings: Settings, database: Database, spec: DatasetSpec, reason: str,
+                  drift_report_id: int | None = None) -> Retrain:
+    """`recorded_retrain` in a process of its own. Training holds the GIL for long
+    stretches: run in the service's process, it would stall every request for minutes; in
+    its own, the service only waits for the outcome, and the memory comes back after."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
+        claim = child.submit(_retrain_in_child, settings, spec, reason, drift_report_id).result()
+    with database.session() as session:
+        return session.get(Retrain, claim)
+
+
+def _retrain_in_child(settings: Settings, spec: DatasetSpec, reason: str,
+                      drift_report_id: int | None) -> int:
+    configure_logging(settings.log_level)
+    database = Database(settings.db_url)
+    try:
+        return recorded_retrain(settings, database, spec, reason, drift_report_id).id
+    finally:
+        database.dispose()
 
 
 def _recent_rows(settings: Settings, database: Database,

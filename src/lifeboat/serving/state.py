@@ -24,7 +24,7 @@ from lifeboat.monitoring.metrics import (
     PREDICTIONS,
 )
 from lifeboat.monitoring.check import DriftCheckUnavailable, check_drift, checked_recently
-from lifeboat.orchestration import heal, recorded_retrain
+from lifeboat.orchestration import heal, retrain_apart
 from lifeboat.registry import ModelRegistry
 from lifeboat.serving.prediction_log import PredictionLog
 from lifeboat.serving.predictor import Predictor, ServedPrediction, view_mismatch
@@ -55,7 +55,7 @@ class ServiceState:
         self.view = feature_view(self.spec)  # what this code computes, fixed for the process
         self.monitoring = MonitoringCollector(self.database, self.spec.name, self.live_accuracy)
         self.retraining = RetrainJob(
-            lambda: recorded_retrain(self.settings, self.database, self.spec, "manual"),
+            lambda: retrain_apart(self.settings, self.database, self.spec, "manual"),
             self.refresh_models)
 
     def live_accuracy(self) -> LiveAccuracy | None:
