@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -95,12 +96,20 @@ def _finished_retrains(database: Database) -> list[Retrain]:
         return list(session.scalars(select(Retrain).where(Retrain.status != "running")))
 
 
-def _run_loop(settings: Settings, spec: DatasetSpec) -> tuple[list[Retrain], Traffic, str, str]:
-    """Serves under traffic, sends a drifted stream, waits for the loop's retrain to end;
-    returns the retrains, the traffic, the version the service then answers with, and its
-    metrics once traffic went on for a while after the retrain."""
+@dataclass(frozen=True)
+class LoopRun:
+    retrains: list[Retrain]
+    traffic: Traffic
+    serving: str  # the version the service answers with after the retrain
+    counted: Callable[..., float]  # a metric's growth over the run, see `_counted`
+
+
+def _run_loop(settings: Settings, spec: DatasetSpec) -> LoopRun:
+    """Serves under traffic, sends a drifted stream, waits for the loop's retrain to end,
+    lets traffic go on for a while after it."""
     database = Database(settings.db_url)
     with live_server(create_app(settings)) as base_url, Traffic(base_url) as traffic:
+        before = httpx.get(f"{base_url}/metrics").text
         drifted = httpx.post(f"{base_url}/predict", timeout=60,
                              json={"records": _records(spec, 300, seed=11, shift=DRIFT)})
         assert drifted.status_code == 200
@@ -111,18 +120,20 @@ def _run_loop(settings: Settings, spec: DatasetSpec) -> tuple[list[Retrain], Tra
         report = httpx.get(f"{base_url}/drift")
         page = httpx.get(f"{base_url}/drift/report")
         time.sleep(2.0)  # traffic goes on after the switch
-        metrics = httpx.get(f"{base_url}/metrics").text
+        after = httpx.get(f"{base_url}/metrics").text
     database.dispose()
     assert report.status_code == 200 and report.json()["drifted"] is True
     assert page.status_code == 200 and "age" in page.text
-    return retrains, traffic, serving, metrics
+    return LoopRun(retrains, traffic, serving, lambda name, **labels: (
+        _counted(after, name, **labels) - _counted(before, name, **labels)))
 
 
-def _shadowed(metrics: str, challenger: str, agreement: str) -> float:
-    """Shadow predictions counted for this challenger and outcome."""
-    wanted = {f'challenger_version="{challenger}"', f'agreement="{agreement}"'}
+def _counted(metrics: str, name: str, **labels: str) -> float:
+    """The sum of a metric's series that carry these labels. Tests compare two scrapes:
+    the registry is the test process's, shared with every test before."""
+    wanted = {f'{label}="{value}"' for label, value in labels.items()}
     return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
-               if line.startswith("lifeboat_shadow_predictions_total{")
+               if line.startswith(name + "{")
                and wanted <= set(line[line.index("{") + 1:line.index("}")].split(",")))
 
 
@@ -130,11 +141,12 @@ def test_drift_retrains_and_promotes_a_better_challenger_under_load(
         tmp_path: Path, titanic: DatasetSpec) -> None:
     settings = trained_home(tmp_path / "home", titanic).model_copy(update=MONITORING)
     worse = _promote_a_worse_champion(settings, titanic)
-    retrains, traffic, serving, metrics = _run_loop(settings, titanic)
-    [retrain] = retrains
+    run = _run_loop(settings, titanic)
+    [retrain] = run.retrains
+    traffic, serving = run.traffic, run.serving
     assert (retrain.reason, retrain.status, retrain.champion_version) == ("drift", "promoted", worse)
     assert ModelRegistry(settings, titanic.model_name).challenger() is None
-    assert "lifeboat_shadow_predictions_total{" not in metrics
+    assert run.counted("lifeboat_shadow_predictions_total") == 0
     assert retrain.drift_report_id is not None
     assert serving == retrain.challenger_version != worse
     assert [status for status, _ in traffic.outcomes if status != 200] == []
@@ -148,16 +160,19 @@ def test_a_challenger_no_better_than_the_champion_is_not_promoted(
     not better, so the champion keeps serving, and the challenger is scored beside it on
     live traffic (shadow mode)."""
     settings = trained_home(tmp_path / "home", titanic).model_copy(update=MONITORING)
-    retrains, traffic, serving, metrics = _run_loop(settings, titanic)
-    [retrain] = retrains
+    run = _run_loop(settings, titanic)
+    [retrain] = run.retrains
+    traffic, serving = run.traffic, run.serving
     assert (retrain.reason, retrain.status, retrain.champion_version) == (
         "drift", "kept_champion", "1")
     assert "<=" in retrain.detail["decision"]
     assert serving == "1"
     assert [status for status, _ in traffic.outcomes if status != 200] == []
     assert ModelRegistry(settings, titanic.model_name).challenger().version == "2"
-    assert _shadowed(metrics, "2", "agree") > 0  # a tie: the same model, the same answers
-    assert _shadowed(metrics, "2", "disagree") == 0
+    shadowed = {agreement: run.counted("lifeboat_shadow_predictions_total", champion_version="1",
+                                       challenger_version="2", agreement=agreement)
+                for agreement in ("agree", "disagree")}
+    assert shadowed["agree"] > 0 and shadowed["disagree"] == 0  # a tie: the same answers
 
 
 def test_lifeboat_drift_reports_and_exits_non_zero_on_drift(
@@ -193,10 +208,14 @@ def test_lifeboat_drift_reports_and_exits_non_zero_on_drift(
 
 def test_an_outlier_is_flagged_on_the_prediction_and_counted(trained_settings: Settings) -> None:
     with live_server(create_app(trained_settings)) as base_url:
+        before = httpx.get(f"{base_url}/metrics").text
         normal = httpx.post(f"{base_url}/predict", json=WOMAN).json()["predictions"][0]
         odd = httpx.post(f"{base_url}/predict", json={**WOMAN, "age": 99.5, "fare": 9000,
                                                       "embarked": "Q"}).json()["predictions"][0]
         metrics = httpx.get(f"{base_url}/metrics").text
     assert "outliers" not in normal
     assert set(odd["outliers"]) == {"age", "fare"}
-    assert 'lifeboat_prediction_outliers_total{feature="fare"}' in metrics
+    for feature, count in (("age", 1), ("fare", 1), ("embarked", 0)):
+        grown = (_counted(metrics, "lifeboat_prediction_outliers_total", feature=feature)
+                 - _counted(before, "lifeboat_prediction_outliers_total", feature=feature))
+        assert grown == count, feature
