@@ -120,7 +120,11 @@ def _run_loop(settings: Settings, spec: DatasetSpec) -> LoopRun:
         report = httpx.get(f"{base_url}/drift")
         page = httpx.get(f"{base_url}/drift/report")
         time.sleep(2.0)  # traffic goes on after the switch
-        after = httpx.get(f"{base_url}/metrics").text
+        shadows = ModelRegistry(settings, spec.model_name).challenger() is not None
+        after = _wait_for(  # a challenger loads in the background before it scores
+            lambda: httpx.get(f"{base_url}/metrics").text,
+            lambda text: not shadows or _counted(text, "lifeboat_shadow_predictions_total")
+            > _counted(before, "lifeboat_shadow_predictions_total"), timeout=60)
     database.dispose()
     assert report.status_code == 200 and report.json()["drifted"] is True
     assert page.status_code == 200 and "age" in page.text

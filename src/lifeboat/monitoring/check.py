@@ -4,7 +4,7 @@ of the model that served them, stored as a report (a row, with its page)."""
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, DriftReport, Prediction
+from lifeboat.db.models import as_utc, utcnow
 from lifeboat.errors import LifeboatError
 from lifeboat.monitoring.drift import DriftReference, detect_drift, render_report
 from lifeboat.registry import ModelRegistry
@@ -48,6 +49,7 @@ def check_drift(settings: Settings, database: Database, spec: DatasetSpec) -> Dr
     probabilities = window["probability"].to_numpy(dtype=np.float64)
     result = detect_drift(reference, inputs, probabilities, p_value=settings.drift_p_value,
                           correction=settings.drift_correction)
+    verdict = result.to_dict()
     title = (f"Drift: {spec.name}, {spec.model_name} v{champion.version}, "
              f"{len(window)} predictions up to {window['created_at'].max():%Y-%m-%d %H:%M} UTC")
     report = DriftReport(
@@ -55,8 +57,8 @@ def check_drift(settings: Settings, database: Database, spec: DatasetSpec) -> Dr
         window_start=window["created_at"].min(), window_end=window["created_at"].max(),
         window_size=len(window), drifted=result.drifted, drift_share=result.drift_share,
         p_value=result.p_value, correction=result.correction,
-        features=result.to_dict()["features"],
-        prediction_drift={test["feature"]: test for test in result.to_dict()["prediction"]},
+        features=verdict["features"],
+        prediction_drift={test["feature"]: test for test in verdict["prediction"]},
         html=render_report(result, reference, inputs, probabilities, plotly_src=PLOTLY_SRC,
                            title=title),
     )
@@ -94,7 +96,4 @@ def checked_recently(database: Database, dataset: str, seconds: float) -> bool:
     with database.session() as session:
         latest = session.scalar(select(func.max(DriftReport.created_at))
                                 .where(DriftReport.dataset == dataset))
-    if latest is None:
-        return False
-    latest = latest if latest.tzinfo else latest.replace(tzinfo=UTC)  # SQLite keeps no zone
-    return datetime.now(UTC) - latest < timedelta(seconds=seconds)
+    return latest is not None and utcnow() - as_utc(latest) < timedelta(seconds=seconds)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 
 from lifeboat.db import Database, DriftReport, IngestionRun, Retrain
 from lifeboat.monitoring.live_accuracy import LiveAccuracy
@@ -38,8 +38,9 @@ class MonitoringCollector(Collector):
             checks, detected = session.execute(
                 select(func.count(), func.count().filter(DriftReport.drifted))
                 .where(DriftReport.dataset == self.dataset)).one()
-            latest = session.scalars(
-                select(DriftReport).where(DriftReport.dataset == self.dataset)
+            latest = session.execute(  # the numbers only, not the report's page
+                select(DriftReport.drift_share, DriftReport.features, DriftReport.prediction_drift)
+                .where(DriftReport.dataset == self.dataset)
                 .order_by(DriftReport.created_at.desc(), DriftReport.id.desc()).limit(1)).first()
         yield CounterMetricFamily("lifeboat_drift_checks", "Windowed drift checks run.",
                                   value=checks)
@@ -102,7 +103,7 @@ class MonitoringCollector(Collector):
                                     "validation.", value=latest.rows_rejected / latest.rows_total)
 
 
-def _per_feature(report: DriftReport, key: str, name: str, documentation: str) -> Metric:
+def _per_feature(report: Row, key: str, name: str, documentation: str) -> Metric:
     family = GaugeMetricFamily(name, documentation, labels=["feature"])
     for feature in report.features:
         if feature.get(key) is not None:

@@ -108,10 +108,8 @@ def exposition(*collectors: Collector) -> tuple[bytes, str]:
 def _scraped(collector: Collector) -> bytes:
     """One collector's text; nothing when its source is down, so a database outage does
     not take the process metrics (which show the outage) down with it."""
-    registry = CollectorRegistry(auto_describe=True)
     try:
-        registry.register(collector)
-        return generate_latest(registry)
+        return generate_latest(collector)
     except Exception:  # noqa: BLE001 - any failure of the source: skip it this scrape
         log.warning("metrics from %s are left out of this scrape", type(collector).__name__,
                     exc_info=True)

@@ -4,7 +4,7 @@ checks, live accuracy from feedback, and retrains."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pandas as pd
 from pydantic import BaseModel
@@ -19,6 +19,7 @@ from lifeboat.db import (
     Prediction,
     Retrain,
 )
+from lifeboat.db.models import as_utc
 
 RECENT_PREDICTIONS = 5000
 RECENT_RUNS = 100
@@ -125,7 +126,7 @@ def _quality(database: Database, dataset: str) -> list[RunQuality]:
         runs = session.scalars(query).all()
         return [RunQuality(
             run_id=run.id, file=run.source.rsplit("/", 1)[-1], status=run.status,
-            finished_at=run.finished_at and _utc(run.finished_at), rows_total=run.rows_total or 0,
+            finished_at=run.finished_at and as_utc(run.finished_at), rows_total=run.rows_total or 0,
             rows_loaded=run.rows_loaded or 0, rows_rejected=run.rows_rejected or 0,
             invalid_share=(run.rows_rejected or 0) / run.rows_total if run.rows_total else 0.0,
         ) for run in reversed(runs)]
@@ -146,7 +147,7 @@ def _drift(database: Database, dataset: str) -> list[DriftPoint]:
              .order_by(DriftReport.created_at.desc()).limit(RECENT_RUNS))
     with database.session() as session:
         rows = session.execute(query).all()
-    return [DriftPoint(report_id=row.id, created_at=_utc(row.created_at),
+    return [DriftPoint(report_id=row.id, created_at=as_utc(row.created_at),
                        model_version=row.model_version, drifted=row.drifted,
                        drift_share=row.drift_share, threshold=_threshold(row.features),
                        p_values={test["feature"]: test["p_value"] for test in row.features})
@@ -186,10 +187,6 @@ def _retrains(database: Database, dataset: str) -> list[RetrainPoint]:
     query = (select(Retrain).where(Retrain.dataset == dataset)
              .order_by(Retrain.started_at.desc()).limit(RECENT_RUNS))
     with database.session() as session:
-        return [RetrainPoint(started_at=_utc(row.started_at), reason=row.reason,
+        return [RetrainPoint(started_at=as_utc(row.started_at), reason=row.reason,
                              status=row.status, challenger_version=row.challenger_version)
                 for row in reversed(session.scalars(query).all())]
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment

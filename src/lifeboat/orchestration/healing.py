@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pandas as pd
 from sqlalchemy import func, select, update
@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, DriftReport, Retrain
-from lifeboat.db.models import utcnow
+from lifeboat.db.models import as_utc, utcnow
 from lifeboat.errors import LifeboatError
 from lifeboat.features import feature_view
 from lifeboat.logs import configure_logging
@@ -151,7 +151,4 @@ def _retrained_within(database: Database, dataset: str, seconds: float) -> bool:
     with database.session() as session:
         latest = session.scalar(select(func.max(Retrain.started_at))
                                 .where(Retrain.dataset == dataset, Retrain.status != "failed"))
-    if latest is None:
-        return False
-    latest = latest if latest.tzinfo else latest.replace(tzinfo=UTC)  # SQLite keeps no zone
-    return datetime.now(UTC) - latest < timedelta(seconds=seconds)
+    return latest is not None and utcnow() - as_utc(latest) < timedelta(seconds=seconds)

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Select, func, select
 
 from lifeboat.db import Database, Feedback, Prediction
-from lifeboat.db.models import utcnow
-
-
-def as_utc(moment: datetime) -> datetime:
-    """Naive times are taken as UTC; SQLite hands back naive times for what was stored as UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+from lifeboat.db.models import as_utc, utcnow
 
 
 def save_feedback(database: Database, prediction_id: str, actual: int) -> int | None:
