@@ -87,6 +87,20 @@ def test_batch_errors_name_the_record_and_field(client: TestClient) -> None:
     assert empty.status_code == 422 and empty.json()["detail"][0]["loc"] == ["body", "records"]
 
 
+@pytest.mark.parametrize(("content", "kind", "location"), [
+    (b"", "missing", ["body"]),
+    (b'{"pclass": 3,', "json_invalid", ["body", 13]),
+    (b"\xff\xfe", "json_invalid", ["body", 0]),
+])
+def test_a_body_that_is_not_json_is_a_422_saying_where(
+        client: TestClient, content: bytes, kind: str, location: list) -> None:
+    response = client.post("/predict", content=content,
+                           headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    error, = response.json()["detail"]
+    assert (error["type"], error["loc"]) == (kind, location)
+
+
 def test_past_predictions_filter_and_page_in_a_stable_order(client: TestClient) -> None:
     before = datetime.now(UTC) - timedelta(seconds=1)
     ids = [client.post("/predict", json={**BRAUND, "source": source}).json()["predictions"][0]["id"]

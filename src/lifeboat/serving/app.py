@@ -16,7 +16,6 @@ from lifeboat.datasets import load_spec
 from lifeboat.db import Database
 from lifeboat.features import open_online_store
 from lifeboat.registry import ModelRegistry
-from lifeboat.serving.limits import BodySizeLimit
 from lifeboat.serving.prediction_log import PredictionLog
 from lifeboat.serving.routes import health, models, monitoring, records
 from lifeboat.serving.routes.predict import predict_router
@@ -54,8 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary=f"Predictions for the {spec.name} dataset: {spec.description}",
         lifespan=lifespan,
+        max_body_size=settings.max_request_bytes,  # 413, checked as the body streams in
     )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.include_router(predict_router(spec, record))
     for router in (records.router, models.router, monitoring.router, health.router):
         app.include_router(router)
