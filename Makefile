@@ -4,6 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CHROMIUM := /usr/bin/chromium
 PROMETHEUS := /usr/bin/prometheus
+WRK := /usr/bin/wrk
 
 .PHONY: up test install bench clean
 
@@ -15,7 +16,7 @@ test: $(VENV)/.installed-dev $(CHROMIUM) $(PROMETHEUS)
 
 install: $(VENV)/.installed
 
-bench: $(VENV)/.installed-dev
+bench: $(VENV)/.installed-dev $(WRK)
 	$(BIN)/python -m benchmarks
 
 # The browser tests drive Debian's Chromium through Playwright, which downloads no browser;
@@ -25,6 +26,10 @@ $(CHROMIUM):
 
 $(PROMETHEUS):
 	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update && apt-get install -y prometheus'
+
+# The serving benchmark's load generator.
+$(WRK):
+	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update && apt-get install -y wrk'
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
