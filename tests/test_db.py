@@ -1,6 +1,7 @@
 from datetime import UTC, datetime
 
 import pyarrow as pa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import (
@@ -17,10 +18,12 @@ from sqlalchemy import (
     Text,
     inspect,
     select,
+    text,
 )
 
 from lifeboat.db import Base, Database, upgrade
 from lifeboat.db.bulk import insert_table
+from lifeboat.db.migrate import alembic_config
 
 
 def test_upgrade_creates_the_schema_and_is_repeatable(database: Database) -> None:
@@ -33,6 +36,34 @@ def test_migrations_match_the_models(database: Database) -> None:
     with database.engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert diff == []
+
+
+def test_prediction_log_schema_migrates_both_ways_keeping_rows(database: Database) -> None:
+    """0006 (byte-wise ids on PostgreSQL, one (dataset, created_at) index) down and up again,
+    with a prediction and its feedback in place."""
+    with database.engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO predictions VALUES ('p1', CURRENT_TIMESTAMP, 'titanic', 'api', '{}', 1, "
+            "'survived', 0.9, 'm', '1', 1.0)"))
+        connection.execute(text("INSERT INTO feedback VALUES ('p1', 1, CURRENT_TIMESTAMP)"))
+    command.downgrade(alembic_config(database), "0005")
+    assert _index_columns(database) == [["created_at"], ["dataset"], ["source"]]
+    upgrade(database)
+    assert _index_columns(database) == [["dataset", "created_at"], ["source"]]
+    with database.engine.connect() as connection:
+        assert connection.scalar(text(
+            "SELECT count(*) FROM feedback JOIN predictions ON id = prediction_id")) == 1
+        if database.engine.dialect.name == "postgresql":
+            collations = connection.scalars(text(
+                "SELECT collation_name FROM information_schema.columns WHERE "
+                "(table_name, column_name) IN (('predictions', 'id'), "
+                "('feedback', 'prediction_id'))")).all()
+            assert collations == ["C", "C"]
+
+
+def _index_columns(database: Database) -> list[list[str]]:
+    indexes = inspect(database.engine).get_indexes("predictions")
+    return sorted(index["column_names"] for index in indexes)
 
 
 def test_arrow_rows_insert_as_typed_values_with_nulls(database: Database) -> None:

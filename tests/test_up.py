@@ -9,6 +9,9 @@ import time
 from pathlib import Path
 
 import httpx
+import pandas as pd
+
+from lifeboat.datasets.synthetic import synthetic_passengers, write_passengers
 
 BRAUND = {"Pclass": 3, "Name": "Braund, Mr. Owen Harris", "Sex": "male", "Age": 22, "SibSp": 1,
           "Parch": 0, "Fare": 7.25, "Embarked": "S"}
@@ -47,6 +50,22 @@ def stop(process: subprocess.Popen[str]) -> str:
     return output
 
 
+def _drop_into_raw(home: Path, passengers: pd.DataFrame) -> None:
+    raw = home / "landing" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    write_passengers(passengers, raw / ".arrivals.csv")
+    (raw / ".arrivals.csv").rename(raw / "arrivals.csv")
+
+
+def _wait_for_scheduled(base: str, rows: int, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    total = 0
+    while time.monotonic() < deadline and total < rows:
+        time.sleep(1)
+        total = httpx.get(f"{base}/past-predictions", params={"source": "scheduled"}).json()["total"]
+    return total
+
+
 def test_up_from_nothing_serves_and_logs_then_restarts_without_retraining(tmp_path: Path) -> None:
     home, port = tmp_path / "home", free_port()
     base = f"http://127.0.0.1:{port}"
@@ -57,6 +76,9 @@ def test_up_from_nothing_serves_and_logs_then_restarts_without_retraining(tmp_pa
         assert 0 < prediction["probability"] < 1
         logged = httpx.get(f"{base}/past-predictions").json()["items"]
         assert [item["id"] for item in logged] == [prediction["id"]]
+        _drop_into_raw(home, synthetic_passengers(40, seed=21))
+        scheduled = _wait_for_scheduled(base, rows=40, timeout=120)
+        assert scheduled == 40, "a file dropped into raw/ is ingested and scored by `up`'s jobs"
     finally:
         output = stop(first)
     assert "loaded 1309 titanic rows" in output and "trained lifeboat-titanic v1" in output
@@ -65,7 +87,7 @@ def test_up_from_nothing_serves_and_logs_then_restarts_without_retraining(tmp_pa
     second = start_up(home, port)
     try:
         wait_ready(second, base, timeout=120)
-        assert httpx.get(f"{base}/past-predictions").json()["total"] == 1
+        assert httpx.get(f"{base}/past-predictions").json()["total"] == 1 + 40
     finally:
         output = stop(second)
     assert "trained" not in output and "loaded" not in output

@@ -7,10 +7,11 @@ import gc
 import logging
 import os
 import posixpath
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
@@ -33,6 +34,9 @@ from lifeboat.db import Database, upgrade
 from lifeboat.errors import LifeboatError
 from lifeboat.logs import configure_logging
 
+if TYPE_CHECKING:
+    from lifeboat.orchestration import JobContext
+
 app = typer.Typer(help="Lifeboat: tabular models as production software.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 # Off a terminal (logs, CI, pipes) Rich would assume 80 columns and fold every table.
@@ -50,6 +54,13 @@ class Context:
         self.spec: DatasetSpec = load_spec(self.settings.dataset)
         self.settings.ensure_home()
         self.database = Database(self.settings.db_url)
+
+    def jobs(self) -> JobContext:
+        """The context jobs run in, on an up-to-date schema."""
+        from lifeboat.orchestration import JobContext
+
+        upgrade(self.database)
+        return JobContext(self.settings, self.database, self.spec)
 
 
 @contextmanager
@@ -83,6 +94,12 @@ def up() -> None:
                       f"({report.trained.best_candidate}): held-out accuracy "
                       f"{metrics['accuracy']:.3f}, ROC AUC {metrics['roc_auc']:.3f}")
     console.print(f"champion: {report.champion.name} v{report.champion.version}")
+    if context.settings.embedded_jobs:
+        from lifeboat.orchestration.scheduler import start_embedded_jobs
+
+        start_embedded_jobs(context.settings)
+        console.print(f"jobs: drop files into {context.settings.landing_url}/raw to ingest "
+                      "and score them (`lifeboat jobs` lists the runs)")
     _serve(context.settings)
 
 
@@ -101,21 +118,25 @@ def ingest(
              "whose files are removed once processed.")] = None,
 ) -> None:
     """Load files: good rows into the DB, bad rows to bad/ with reasons. Same content twice: no-op."""
-    from lifeboat.ingest import LandingZone, ingest_file
     from lifeboat.ingest.sources import expand_source
+    from lifeboat.orchestration.jobs import ingest_counts, ingest_files
+    from lifeboat.orchestration.runs import recorded_run
 
     context = Context()
-    upgrade(context.database)
-    zone = LandingZone(context.settings.landing_url)
-    files = expand_source(source) if source else zone.waiting()
+    jobs = context.jobs()
+    files = expand_source(source) if source else jobs.zone.waiting()
     reports = []
-    with _row_progress() as progress:
-        for file in files:
-            task = progress.add_task(posixpath.basename(file), total=None)
-            reports.append(ingest_file(context.database, context.spec, file, zone,
-                                       lambda rows, task=task: progress.advance(task, rows)))
-            if source is None:
-                zone.remove(file)
+
+    def load() -> dict[str, int]:
+        with _row_progress() as progress:
+            def bar(name: str) -> Callable[[int], None]:
+                task = progress.add_task(name, total=None)
+                return lambda rows: progress.advance(task, rows)
+
+            reports.extend(ingest_files(jobs, files, remove=source is None, progress=bar))
+        return ingest_counts(reports)
+
+    recorded_run(context.database, context.spec.name, "ingest", "cli", load)
     out.print(_ingest_table(reports))
     if any(report.status == "rejected" for report in reports):
         raise typer.Exit(2)
@@ -329,6 +350,69 @@ def drift(
               f"features drifted; report {page}")
     if report.drifted:
         raise typer.Exit(1)
+
+
+@app.command()
+def pipeline() -> None:
+    """Ingest what waits in raw/, refresh features, train, register; promote only if better."""
+    from lifeboat.orchestration import run
+
+    context = Context()
+    with _steps("pipeline") as progress:
+        progress("ingest → features → train → register → promote if better")
+        report = run(context.jobs(), "pipeline", "cli")
+    counts = report.counts
+    out.print(f"ingested {counts['files']} files ({counts['rows_loaded']} rows); registered "
+              f"v{counts['version']}, {'promoted' if counts['promoted'] else 'not promoted'}")
+
+
+@app.command()
+def schedule() -> None:
+    """Run the periodic jobs until stopped: ingest raw/, score new good/ files, check drift."""
+    from lifeboat.orchestration.scheduler import describe, run_schedule
+    from lifeboat.orchestration.scheduler import schedule as periodic_jobs
+
+    context = Context()
+    jobs = periodic_jobs(context.settings)
+    console.print(f"scheduler: {describe(jobs)} (Ctrl-C stops)")
+    _until_interrupted(lambda stop: run_schedule(context.jobs(), jobs, stop))
+
+
+@app.command()
+def watch() -> None:
+    """Ingest and score files as they land in the landing zone, until stopped."""
+    from lifeboat.orchestration.scheduler import watch_landing_zone
+
+    context = Context()
+    console.print(f"watching {context.settings.landing_url} (Ctrl-C stops)")
+    _until_interrupted(lambda stop: watch_landing_zone(context.jobs(), stop))
+
+
+@app.command("jobs")
+def list_jobs(limit: Annotated[int, typer.Option(help="How many runs, newest first.")] = 20) -> None:
+    """The latest job runs, whatever triggered them (CLI, scheduler, watcher, Airflow)."""
+    from lifeboat.orchestration import recent_runs
+
+    context = Context()
+    runs = recent_runs(context.database, context.spec.name, limit)
+    table = Table("id", "job", "trigger", "started", "seconds", "status", "counts / error")
+    for job_run in runs:
+        seconds = ((job_run.finished_at - job_run.started_at).total_seconds()
+                   if job_run.finished_at else None)
+        table.add_row(str(job_run.id), job_run.job, job_run.trigger,
+                      job_run.started_at.strftime("%Y-%m-%d %H:%M:%S"), _number(seconds),
+                      job_run.status, job_run.error or ", ".join(
+                          f"{name} {value}" for name, value in (job_run.counts or {}).items()))
+    out.print(table)
+
+
+def _until_interrupted(work: Callable[[threading.Event], None]) -> None:
+    stop = threading.Event()
+    try:
+        work(stop)
+    except KeyboardInterrupt:
+        stop.set()
+        console.print("stopped")
 
 
 def _number(value: float | None) -> str:

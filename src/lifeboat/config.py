@@ -100,6 +100,25 @@ class Settings(BaseSettings):
         default=3600.0, ge=0,
         description="Minimum time between two automatic retrains.",
     )
+    ingest_every_seconds: float = Field(
+        default=60.0, gt=0,
+        description="How often the scheduler ingests the files waiting in the landing zone's raw/.",
+    )
+    score_every_seconds: float = Field(
+        default=120.0, gt=0,
+        description="How often the scheduler scores good/ files not scored yet (source "
+                    "`scheduled`).",
+    )
+    watch_poll_seconds: float = Field(
+        default=10.0, gt=0,
+        description="How often the watcher lists an object-storage landing zone (a local one "
+                    "sends filesystem events instead).",
+    )
+    embedded_jobs: bool = Field(
+        default=True,
+        description="Run the scheduler and the watcher inside `lifeboat up` (turn off when "
+                    "Airflow runs the jobs).",
+    )
     workers: int = Field(
         default=1, ge=1,
         description="Serving processes; with more than one, /metrics adds up all of them.",

@@ -19,3 +19,7 @@ class NoChampionError(LifeboatError):
 
 class ModelVersionNotFound(LifeboatError):
     """A model version named by the user is not in the registry."""
+
+
+class JobFailed(LifeboatError):
+    """A job (ingest, score, drift, pipeline) failed; its run row holds the same error."""

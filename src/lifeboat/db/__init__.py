@@ -7,8 +7,10 @@ from lifeboat.db.models import (
     Feedback,
     IngestionIssue,
     IngestionRun,
+    JobRun,
     Prediction,
     Retrain,
+    ScoredFile,
 )
 from lifeboat.db.session import Database
 from lifeboat.db.tables import dataset_table, ensure_dataset_table
@@ -20,8 +22,10 @@ __all__ = [
     "Feedback",
     "IngestionIssue",
     "IngestionRun",
+    "JobRun",
     "Prediction",
     "Retrain",
+    "ScoredFile",
     "dataset_table",
     "ensure_dataset_table",
     "upgrade",

@@ -80,10 +80,14 @@ class Prediction(Base):
     """Every prediction served, whatever the route or source."""
 
     __tablename__ = "predictions"
+    # Every query of the log filters by dataset and reads newest first (see migration 0006).
+    __table_args__ = (Index("ix_predictions_dataset_created_at", "dataset", "created_at"),)
 
+    # On PostgreSQL compared byte by byte (COLLATE "C", migration 0006): the type leaves it
+    # out, as code that casts to the column's type (the serving log's unnest) needs a bare one.
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    dataset: Mapped[str] = mapped_column(String(100), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    dataset: Mapped[str] = mapped_column(String(100))
     source: Mapped[str] = mapped_column(String(20), index=True)
     input: Mapped[dict[str, Any]] = mapped_column(JSON)
     prediction: Mapped[int] = mapped_column(Integer)
@@ -158,4 +162,47 @@ class Retrain(Base):
     drift_report_id: Mapped[int | None] = mapped_column(
         ForeignKey("drift_reports.id", ondelete="SET NULL"))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class JobRun(Base):
+    """One run of a job (ingest, score, drift, pipeline), whoever triggered it: the CLI, the
+    embedded scheduler or watcher, or Airflow. What the UI's job list and metrics show."""
+
+    __tablename__ = "job_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset: Mapped[str] = mapped_column(String(100))
+    job: Mapped[str] = mapped_column(String(40))
+    trigger: Mapped[str] = mapped_column(String(20))  # cli | schedule | watch | airflow | api
+    status: Mapped[str] = mapped_column(String(20))   # running | succeeded | failed
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
+                                                 index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    counts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    host: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None] = mapped_column(Integer)
+
+
+class ScoredFile(Base):
+    """A good/ file's scoring, claimed before it starts: one row per file, ever, so two
+    schedulers cannot both score it. A claim whose process died is taken over; the
+    predictions' ids derive from the file and model, so the rerun logs only what is missing."""
+
+    __tablename__ = "scored_files"
+    __table_args__ = (Index("uq_scored_files_file", "dataset", "file", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset: Mapped[str] = mapped_column(String(100))
+    file: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))  # running | succeeded | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    host: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    model_version: Mapped[str | None] = mapped_column(String(20))
+    predictions: Mapped[int] = mapped_column(Integer, default=0)
+    output: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)

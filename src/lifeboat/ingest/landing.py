@@ -103,11 +103,14 @@ class SpooledRows:
             self._writer = pq.ParquetWriter(self._path, table.schema)
         self._writer.write_table(table.cast(self._writer.schema))
 
-    def publish(self, zone: LandingZone, folder: str, name: str) -> None:
+    def publish(self, zone: LandingZone, folder: str, name: str) -> str | None:
+        """The file written, or None when no row was good."""
+        target = None
         if self._writer is not None:
             self._writer.close()
-            zone.write_bytes(folder, name, self._path.read_bytes())
+            target = zone.write_bytes(folder, name, self._path.read_bytes())
         self.discard()
+        return target
 
     def discard(self) -> None:
         self._directory.cleanup()

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import posixpath
-import socket
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 from sqlalchemy import func, select
@@ -25,6 +23,7 @@ from lifeboat.db import Database, IngestionIssue, IngestionRun, ensure_dataset_t
 from lifeboat.db.models import utcnow
 from lifeboat.db.tables import INGESTION_RUN_COLUMN, LOADED_AT_COLUMN
 from lifeboat.errors import IngestError
+from lifeboat.db.claims import holder_is_gone, this_process
 from lifeboat.db.bulk import deferred_primary_key, insert_rows, loaded_keys
 from lifeboat.ingest.landing import BAD, GOOD, LandingZone, SpooledRows
 from lifeboat.ingest.reader import FileChunks, read_ahead, read_chunks
@@ -54,6 +53,7 @@ class IngestReport:
     rows_duplicate: int = 0  # of the rejected: keys an earlier file already loaded
     issues: dict[str, int] | None = None
     reason: str | None = None
+    good_file: str | None = None  # the good rows in good/, once published
 
 
 def ingest_file(database: Database, spec: DatasetSpec, source: str, zone: LandingZone,
@@ -81,7 +81,7 @@ def ingest_file(database: Database, spec: DatasetSpec, source: str, zone: Landin
     _count(report)
     # After the commit: a crash here leaves the rows loaded and only these files unwritten.
     try:
-        good_rows.publish(zone, GOOD, f"{tag}.parquet")
+        report = replace(report, good_file=good_rows.publish(zone, GOOD, f"{tag}.parquet"))
         if not bad_rows.empty:
             zone.write_rows(BAD, f"{tag}.bad.csv", bad_rows)
     except OSError as exc:
@@ -203,31 +203,22 @@ def _close_abandoned_runs(database: Database) -> None:
     Their transaction died with the process, so none of their rows were kept. Runs of
     other hosts cannot be checked from here and stay as they are.
     """
-    host = socket.gethostname()
+    host, _ = this_process()
     with database.session() as session:
         running = session.scalars(select(IngestionRun).where(
             IngestionRun.status == "running", IngestionRun.host == host))
         for run in running:
-            if run.pid is not None and not _process_exists(run.pid):
+            if holder_is_gone(run.host, run.pid):
                 run.status, run.finished_at = "failed", utcnow()
                 run.error = (f"abandoned: process {run.pid} on {host} stopped before the load "
                              "finished; none of its rows were kept")
 
 
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process holds that pid
-    return True
-
-
 def _start_run(database: Database, spec: DatasetSpec, source: str, checksum: str) -> int:
     with database.session() as session:
+        host, pid = this_process()
         run = IngestionRun(dataset=spec.name, source=source, checksum=checksum, status="running",
-                           host=socket.gethostname(), pid=os.getpid())
+                           host=host, pid=pid)
         session.add(run)
         session.flush()
         return run.id

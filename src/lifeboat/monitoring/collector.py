@@ -14,7 +14,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from sqlalchemy import Row, func, select
 
-from lifeboat.db import Database, DriftReport, IngestionRun, Retrain
+from lifeboat.db import Database, DriftReport, IngestionRun, JobRun, Retrain
+from lifeboat.db.models import as_utc
 from lifeboat.monitoring.live_accuracy import LiveAccuracy
 
 
@@ -32,6 +33,7 @@ class MonitoringCollector(Collector):
         yield from self._retrains()
         yield from self._accuracy()
         yield from self._ingestion()
+        yield from self._jobs()
 
     def _drift(self) -> Iterator[Metric]:
         with self.database.session() as session:
@@ -101,6 +103,28 @@ class MonitoringCollector(Collector):
             yield GaugeMetricFamily("lifeboat_last_ingestion_rejected_ratio",
                                     "Share of the latest ingestion run's rows rejected by "
                                     "validation.", value=latest.rows_rejected / latest.rows_total)
+
+    def _jobs(self) -> Iterator[Metric]:
+        with self.database.session() as session:
+            counts = session.execute(
+                select(JobRun.job, JobRun.trigger, JobRun.status, func.count())
+                .where(JobRun.dataset == self.dataset)
+                .group_by(JobRun.job, JobRun.trigger, JobRun.status)).all()
+            succeeded = session.execute(
+                select(JobRun.job, func.max(JobRun.finished_at))
+                .where(JobRun.dataset == self.dataset, JobRun.status == "succeeded")
+                .group_by(JobRun.job)).all()
+        runs = CounterMetricFamily("lifeboat_job_runs", "Job runs (ingest, score, drift, "
+                                   "pipeline), by trigger and status.",
+                                   labels=["job", "trigger", "status"])
+        for job, trigger, status, count in counts:
+            runs.add_metric([job, trigger, status], count)
+        yield runs
+        last = GaugeMetricFamily("lifeboat_job_last_success_timestamp_seconds",
+                                 "When each job last succeeded (Unix time).", labels=["job"])
+        for job, finished_at in succeeded:
+            last.add_metric([job], as_utc(finished_at).timestamp())
+        yield last
 
 
 def _per_feature(report: Row, key: str, name: str, documentation: str) -> Metric:

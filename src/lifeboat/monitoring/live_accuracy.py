@@ -8,6 +8,7 @@ import pandas as pd
 from sqlalchemy import case, func, select
 
 from lifeboat.db import Database, Feedback, Prediction
+from lifeboat.registry import ModelVersion
 
 
 @dataclass(frozen=True)
@@ -47,3 +48,10 @@ def live_accuracy(database: Database, dataset: str, model_version: str,
         hits, samples = session.execute(select(func.sum(recent.c.hit), func.count())).one()
     accuracy = hits / samples if samples else None
     return LiveAccuracy(accuracy, samples, heldout_accuracy)
+
+
+def version_live_accuracy(database: Database, dataset: str, version: ModelVersion,
+                          window: int) -> LiveAccuracy:
+    """A registered version's live accuracy beside its own held-out accuracy."""
+    return live_accuracy(database, dataset, version.version, version.metrics.get("test_accuracy"),
+                         window)

@@ -19,11 +19,11 @@ from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, DriftReport, Retrain
 from lifeboat.db.models import as_utc, utcnow
 from lifeboat.errors import LifeboatError
-from lifeboat.features import feature_view
+from lifeboat.features import feature_view, materialize, open_online_store
 from lifeboat.logs import configure_logging
 from lifeboat.monitoring.live_accuracy import LiveAccuracy, recent_outcomes
-from lifeboat.orchestration.jobs import retrain
 from lifeboat.registry import ModelRegistry
+from lifeboat.training import TrainingResult, train
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,18 @@ def heal(settings: Settings, database: Database, spec: DatasetSpec,
     except RetrainRunning as exc:
         log.info("%s", exc)
         return None
+
+
+def retrain(settings: Settings, database: Database, spec: DatasetSpec,
+            recent: tuple[pd.DataFrame, pd.Series] | None = None) -> TrainingResult:
+    """Features for rows loaded since the last run, then a challenger, promoted only if better
+    (on the held-out rows, and on `recent` labelled view rows when given)."""
+    store = open_online_store(settings.online_store_url, settings.online_ttl_seconds)
+    try:
+        materialize(database, spec, store)
+    finally:
+        store.close()
+    return train(settings, database, spec, promote=True, recent=recent)
 
 
 def recorded_retrain(settings: Settings, database: Database, spec: DatasetSpec, reason: str,

@@ -1,24 +1,140 @@
-"""Jobs that more than one trigger runs: the API's /retrain today, the scheduler and the
-drift monitor later. Each is the CLI's stage functions in order, nothing more."""
+"""The jobs every trigger runs: the CLI, the embedded scheduler and watcher, the API's
+/retrain and Airflow's DAGs. Each is the stage functions in order, nothing more, and each run
+is recorded (runs.py), so all triggers show up in one list."""
 
 from __future__ import annotations
 
-import pandas as pd
+import logging
+import posixpath
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from lifeboat.config import Settings
-from lifeboat.datasets import DatasetSpec
-from lifeboat.db import Database
-from lifeboat.features import materialize, open_online_store
-from lifeboat.training import TrainingResult, train
+from lifeboat.datasets import DatasetSpec, load_spec
+from lifeboat.db import Database, upgrade
+from lifeboat.ingest import GOOD, IngestReport, LandingZone, ingest_file
+from lifeboat.monitoring.check import DriftCheckUnavailable, check_drift
+from lifeboat.monitoring.live_accuracy import version_live_accuracy
+from lifeboat.orchestration import healing
+from lifeboat.orchestration.healing import retrain
+from lifeboat.orchestration.runs import Counts, JobReport, recorded_run
+from lifeboat.orchestration.scoring import mark_done, score_ready_files
+from lifeboat.registry import ModelRegistry
+
+log = logging.getLogger(__name__)
 
 
-def retrain(settings: Settings, database: Database, spec: DatasetSpec,
-            recent: tuple[pd.DataFrame, pd.Series] | None = None) -> TrainingResult:
-    """Features for rows loaded since the last run, then a challenger, promoted only if better
-    (on the held-out rows, and on `recent` labelled view rows when given)."""
-    store = open_online_store(settings.online_store_url, settings.online_ttl_seconds)
+@dataclass(frozen=True)
+class JobContext:
+    settings: Settings
+    database: Database
+    spec: DatasetSpec
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> JobContext:
+        settings = settings or Settings()
+        settings.ensure_home()
+        database = Database(settings.db_url)
+        upgrade(database)
+        return cls(settings, database, load_spec(settings.dataset))
+
+    @property
+    def zone(self) -> LandingZone:
+        return LandingZone(self.settings.landing_url)
+
+
+def waiting_files(settings: Settings | None = None) -> list[str]:
+    """Files waiting in the landing zone's raw/: what `ingest` would take now."""
+    return LandingZone((settings or Settings()).landing_url).waiting()
+
+
+def ingest_files(context: JobContext, files: list[str], remove: bool,
+                 progress: Callable[[str], Callable[[int], None]] | None = None,
+                 ) -> list[IngestReport]:
+    """Ingests each file; its good rows' file is marked done for scoring. `remove` deletes
+    each processed file (the landing zone's raw/ is a queue; a user's own source is not)."""
+    reports = []
+    for file in files:
+        advance = progress(posixpath.basename(file)) if progress else (lambda _rows: None)
+        report = ingest_file(context.database, context.spec, file, context.zone, advance)
+        if report.good_file:
+            mark_done(context.zone, GOOD, posixpath.basename(report.good_file))
+        if remove:
+            context.zone.remove(file)
+        reports.append(report)
+    return reports
+
+
+def ingest_counts(reports: list[IngestReport]) -> Counts:
+    return {"files": len(reports),
+            "rows_loaded": sum(r.rows_loaded for r in reports),
+            "rows_rejected": sum(r.rows_rejected for r in reports),
+            "files_rejected": sum(r.status == "rejected" for r in reports)}
+
+
+def _ingest(context: JobContext) -> Counts:
+    return ingest_counts(ingest_files(context, context.zone.waiting(), remove=True))
+
+
+def _ingest_file(context: JobContext, source: str) -> Counts:
+    remove = source in context.zone.waiting()
+    return ingest_counts(ingest_files(context, [source], remove=remove))
+
+
+def _score(context: JobContext) -> Counts:
+    return score_ready_files(context.settings, context.database, context.spec)
+
+
+def _drift(context: JobContext, heal: bool = True) -> Counts:
+    """A drift check over the latest window; with `heal`, the retrain policy after it."""
+    settings, database, spec = context.settings, context.database, context.spec
     try:
-        materialize(database, spec, store)
+        report = check_drift(settings, database, spec)
+    except DriftCheckUnavailable as exc:
+        log.info("no drift check: %s", exc)
+        return {"checked": 0, "drifted": 0, "retrained": 0}
+    retrained = None
+    champion = ModelRegistry(settings, spec.model_name).champion()
+    if heal and champion is not None:
+        accuracy = version_live_accuracy(database, spec.name, champion,
+                                         settings.live_accuracy_window)
+        retrained = healing.heal(settings, database, spec, report, accuracy)
+    return {"checked": 1, "drifted": int(report.drifted), "retrained": int(retrained is not None)}
+
+
+def _pipeline(context: JobContext) -> Counts:
+    """ingest → features → train → register → promote if better."""
+    ingested = _ingest(context)
+    result = retrain(context.settings, context.database, context.spec)
+    promoted = bool(result.promotion and result.promotion.promoted)
+    return {**ingested, "version": int(result.version), "promoted": int(promoted)}
+
+
+JOBS: dict[str, Callable[..., Counts]] = {
+    "ingest": _ingest,
+    "ingest_file": _ingest_file,
+    "score": _score,
+    "drift": _drift,
+    "pipeline": _pipeline,
+}
+
+
+def run(context: JobContext, job: str, trigger: str, **arguments: Any) -> JobReport:
+    """One recorded run of a job; JobFailed when it fails (recorded first)."""
+    if job not in JOBS:
+        raise ValueError(f"unknown job {job!r}: one of {', '.join(JOBS)}")
+    work = JOBS[job]
+    return recorded_run(context.database, context.spec.name, job, trigger,
+                        lambda: work(context, **arguments))
+
+
+def run_job(job: str, trigger: str = "cli", settings: Settings | None = None,
+            **arguments: Any) -> dict[str, Any]:
+    """A job with everything built from the environment, its report JSON-safe: the one
+    call an Airflow task makes."""
+    context = JobContext.from_settings(settings)
+    try:
+        return run(context, job, trigger, **arguments).as_dict()
     finally:
-        store.close()
-    return train(settings, database, spec, promote=True, recent=recent)
+        context.database.dispose()

@@ -17,7 +17,7 @@ from lifeboat.db import Database
 from lifeboat.features import open_online_store
 from lifeboat.registry import ModelRegistry
 from lifeboat.serving.prediction_log import PredictionLog
-from lifeboat.serving.routes import health, models, monitoring, records
+from lifeboat.serving.routes import health, jobs, models, monitoring, records
 from lifeboat.serving.routes.predict import predict_router
 from lifeboat.serving.schemas import record_model
 from lifeboat.serving.state import ServiceState
@@ -56,7 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_size=settings.max_request_bytes,  # 413, checked as the body streams in
     )
     app.include_router(predict_router(spec, record))
-    for router in (records.router, models.router, monitoring.router, health.router):
+    for router in (records.router, models.router, monitoring.router, jobs.router,
+                   health.router):
         app.include_router(router)
     _register_schema(app, record)
     add_ui_routes(app)

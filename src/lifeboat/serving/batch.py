@@ -56,7 +56,6 @@ from lifeboat.registry import ModelRegistry
 from lifeboat.serving.predictor import Predictor, view_mismatch
 from lifeboat.validation import FileRejected, RowIssue
 
-SOURCE = "batch"
 _GZIP_MAGIC = b"\x1f\x8b"
 _GZIP_WINDOW = zlib.MAX_WBITS | 16  # zlib reads gzip's header and trailer
 # Rows a chunk has at least: Arrow parses 4 MB blocks, ~50,000 such rows, so about one block.
@@ -101,14 +100,19 @@ class BatchProgress:
     total: int | None   # its rows: a CSV file's data lines, a Parquet file's footer count
 
 
-def champion_predictor(settings: Settings, spec: DatasetSpec) -> Predictor:
-    """The champion as the service loads it: refused when trained on other features."""
+def champion_predictor(settings: Settings, spec: DatasetSpec,
+                       version: str | None = None) -> Predictor:
+    """The champion (or the given version) as the service loads it: refused when trained on
+    other features."""
     registry = ModelRegistry(settings, spec.model_name)
     view = feature_view(spec)
-    champion, model = registry.load_champion()
-    if mismatch := view_mismatch(champion, view):
+    if version is None:
+        served, model = registry.load_champion()
+    else:
+        served, model = registry.get(version), registry.load(version)
+    if mismatch := view_mismatch(served, view):
         raise NoChampionError(mismatch)
-    return Predictor(spec, model, champion, view)
+    return Predictor(spec, model, served, view)
 
 
 def default_output(source: str, parquet: bool) -> str:
@@ -123,19 +127,21 @@ def default_output(source: str, parquet: bool) -> str:
 
 def score_file(settings: Settings, database: Database, spec: DatasetSpec, source: str,
                output: str | None = None,
-               progress: Callable[[BatchProgress], None] = lambda _: None) -> BatchReport:
-    """Scores every row of `source`, writes `output` and logs each prediction as `batch`."""
+               progress: Callable[[BatchProgress], None] = lambda _: None,
+               logged_as: str = "batch", version: str | None = None) -> BatchReport:
+    """Scores every row of `source` with the champion (or `version`), writes `output` and
+    logs each prediction with source `logged_as`."""
     started = time.perf_counter()
-    predictor = champion_predictor(settings, spec)
+    predictor = champion_predictor(settings, spec, version)
     parquet = _is_parquet(source)
     checksum, lines = _fingerprint(source)
-    ids = _IdMaker(checksum, predictor)
+    ids = _IdMaker(checksum, predictor, logged_as)
     meter = _Meter(_parquet_rows(source) if parquet else lines, progress)
     output = output or default_output(source, parquet)
     try:
         chunks = read_chunks(lambda: open_source(source), spec, _CHUNK_ROWS)
         with _writer(output, spec) as write:
-            done, written = _pipeline(predictor, database, ids,
+            done, written = _pipeline(predictor, database, ids, logged_as,
                                       read_ahead(chunks.chunks, "lifeboat-batch-read"), write,
                                       meter.advance)
     except FileRejected as rejected:
@@ -147,7 +153,7 @@ def score_file(settings: Settings, database: Database, spec: DatasetSpec, source
                        len(chunks.malformed), time.perf_counter() - started)
 
 
-def _pipeline(predictor: Predictor, database: Database, ids: _IdMaker,
+def _pipeline(predictor: Predictor, database: Database, ids: _IdMaker, logged_as: str,
               chunks: Iterator[pd.DataFrame], write: Callable[[pa.Table], None],
               advance: Callable[[pd.DataFrame], None]) -> tuple[list[_Scored], int]:
     """Scores chunk after chunk while the one before is written out and logged, each in a
@@ -167,7 +173,7 @@ def _pipeline(predictor: Predictor, database: Database, ids: _IdMaker,
                 if previous:
                     previous[-1].result()
             written.append(out.submit(write, table))
-            logged.append(log.submit(_log, database, predictor, scored))
+            logged.append(log.submit(_log, database, predictor, scored, logged_as))
             done.append(scored)
             advance(chunk)
         for future in written:
@@ -428,12 +434,14 @@ def _output_table(chunk: pd.DataFrame, spec: DatasetSpec, issues: pa.Array, pred
 
 class _IdMaker:
     """Prediction ids as UUIDs (version 8: application-defined) that a rerun reproduces:
-    20 hex digits fixed by the file's content and the model, 12 counting the file's rows.
-    Ids rise with the row, so the log's primary key index fills at its right edge."""
+    20 hex digits fixed by the file's content, the model and the source logged, 12 counting
+    the file's rows. Ids rise with the row, so the log's primary key index fills at its right
+    edge."""
 
-    def __init__(self, checksum: str, predictor: Predictor) -> None:
+    def __init__(self, checksum: str, predictor: Predictor, logged_as: str) -> None:
         version = predictor.version
-        run = hashlib.sha256(f"{checksum}|{version.name}|{version.version}".encode()).hexdigest()
+        run = hashlib.sha256(
+            f"{checksum}|{version.name}|{version.version}|{logged_as}".encode()).hexdigest()
         prefix = f"{run[:8]}-{run[8:12]}-8{run[12:15]}-{'89ab'[int(run[15], 16) % 4]}{run[16:19]}-"
         self._prefix = np.frombuffer(prefix.encode(), dtype=np.uint8)
 
@@ -445,7 +453,7 @@ class _IdMaker:
         return pa.array(ids.view("S36").ravel(), pa.binary(36)).cast(pa.string())
 
 
-def _log(database: Database, predictor: Predictor, scored: _Scored) -> int:
+def _log(database: Database, predictor: Predictor, scored: _Scored, logged_as: str) -> int:
     """One transaction per chunk; a chunk an earlier run logged is skipped.
 
     Chunks commit in file order, so an earlier run of this file and model logged a prefix
@@ -463,7 +471,7 @@ def _log(database: Database, predictor: Predictor, scored: _Scored) -> int:
                                         .where(Prediction.id <= last)))
             logged = logged.filter(pc.invert(pc.is_in(ids, value_set=pa.array(done, pa.string()))))
         return insert_table(session, Prediction.__table__, logged, {
-            "created_at": utcnow(), "dataset": predictor.spec.name, "source": SOURCE,
+            "created_at": utcnow(), "dataset": predictor.spec.name, "source": logged_as,
             "model_name": version.name, "model_version": version.version,
             "latency_ms": scored.latency_ms})
 

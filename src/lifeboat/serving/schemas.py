@@ -8,8 +8,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from lifeboat.datasets import ColumnSpec, DatasetSpec
+from lifeboat.orchestration.jobs import JOBS
 
 Source = Literal["api", "webapp", "scheduled", "batch"]
+JobName = Literal[tuple(JOBS)]  # type: ignore[valid-type]
+RunStatus = Literal["running", "succeeded", "failed"]
 _PYTHON_TYPES = {"string": str, "integer": int, "float": float}
 
 
@@ -146,3 +149,20 @@ class FeedbackOut(BaseModel):
     actual: int
     prediction: int
     correct: bool
+
+
+class JobRunOut(BaseModel):
+    id: int
+    job: str
+    trigger: str = Field(description="What started it: cli, schedule, watch, airflow or api.")
+    status: RunStatus
+    started_at: datetime
+    finished_at: datetime | None
+    seconds: float | None = Field(description="How long it took; null while it runs.")
+    counts: dict[str, int] = Field(description="What it did (e.g. files, rows_loaded, "
+                                               "predictions); empty unless it succeeded.")
+    error: str | None = Field(description="Why it failed.")
+
+
+class JobRunsPage(BaseModel):
+    items: list[JobRunOut]

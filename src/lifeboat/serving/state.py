@@ -15,7 +15,7 @@ from lifeboat.errors import NoChampionError
 from lifeboat.features import FeatureView, OnlineStore, OnlineStoreUnavailable, feature_view
 from lifeboat.monitoring.collector import MonitoringCollector
 from lifeboat.monitoring.drift import DriftReference
-from lifeboat.monitoring.live_accuracy import LiveAccuracy, live_accuracy
+from lifeboat.monitoring.live_accuracy import LiveAccuracy, version_live_accuracy
 from lifeboat.monitoring.metrics import (
     MODEL_INFO,
     OUTLIERS,
@@ -63,10 +63,8 @@ class ServiceState:
         predictor = self.predictor
         if predictor is None:
             return None
-        version = predictor.version
-        return live_accuracy(self.database, self.spec.name, version.version,
-                             version.metrics.get("test_accuracy"),
-                             self.settings.live_accuracy_window)
+        return version_live_accuracy(self.database, self.spec.name, predictor.version,
+                                     self.settings.live_accuracy_window)
 
     def record(self, predictions: list[ServedPrediction]) -> None:
         """Logs and counts served predictions: every route goes through here."""
