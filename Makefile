@@ -5,13 +5,15 @@ BIN := $(VENV)/bin
 CHROMIUM := /usr/bin/chromium
 PROMETHEUS := /usr/bin/prometheus
 WRK := /usr/bin/wrk
+AIRFLOW_VERSION := 3.3.2
+AIRFLOW := .airflow/bin/airflow
 
-.PHONY: up test install bench clean
+.PHONY: up test install bench clean airflow
 
 up: $(VENV)/.installed
 	$(BIN)/lifeboat up
 
-test: $(VENV)/.installed-dev $(CHROMIUM) $(PROMETHEUS)
+test: $(VENV)/.installed-dev $(CHROMIUM) $(PROMETHEUS) $(AIRFLOW)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 install: $(VENV)/.installed
@@ -26,6 +28,16 @@ $(CHROMIUM):
 
 $(PROMETHEUS):
 	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update && apt-get install -y prometheus'
+
+# Airflow runs the DAGs in dags/ from a venv of its own: it caps FastAPI below the app's
+# version, so Lifeboat is not installed there; each task runs in $(VENV) (external_python).
+# The DAG tests (tests/test_airflow_dags.py) run this Airflow.
+airflow: $(AIRFLOW)
+
+$(AIRFLOW):
+	$(PYTHON) -m venv .airflow
+	.airflow/bin/python -m pip install --quiet --upgrade pip
+	.airflow/bin/python -m pip install --quiet 'apache-airflow==$(AIRFLOW_VERSION)'
 
 # The serving benchmark's load generator.
 $(WRK):
@@ -44,4 +56,4 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed
 
 clean:
-	rm -rf $(VENV) .lifeboat .pytest_cache
+	rm -rf $(VENV) .airflow .lifeboat .pytest_cache

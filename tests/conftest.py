@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -42,8 +43,15 @@ def titanic() -> DatasetSpec:
 @pytest.fixture(scope="session")
 def postgres_server_url() -> Iterator[str]:
     """A throwaway database on the PostgreSQL server, dropped at the end of the session."""
+    with scratch_postgres_database("lifeboat_test") as url:
+        yield url
+
+
+@contextmanager
+def scratch_postgres_database(prefix: str) -> Iterator[str]:
+    """A new database on the PostgreSQL server, dropped afterwards; the server down fails."""
     url = make_url(POSTGRES_URL)
-    name = f"lifeboat_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
     try:
         connection = psycopg.connect(admin, autocommit=True, connect_timeout=5)

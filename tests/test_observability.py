@@ -343,8 +343,8 @@ def test_a_dashboard_is_current_grafana_json_on_the_provisioned_sources(path: Pa
 
 # --- compose and the images -------------------------------------------------------------------
 
-STACK = {"postgres", "redis", "minio", "minio-init", "app", "prometheus", "grafana"}
-PUBLISHED = {"app": 8000, "grafana": 3000, "prometheus": 9090}
+STACK = {"postgres", "redis", "minio", "minio-init", "app", "prometheus", "grafana", "airflow"}
+PUBLISHED = {"app": 8000, "grafana": 3000, "prometheus": 9090, "airflow": 8080}
 
 
 def _bind_mounts(service: dict[str, Any]) -> Iterator[tuple[str, Path]]:
@@ -776,3 +776,20 @@ def test_the_sql_macros_expand_as_grafana_does() -> None:
     with pytest.raises(AssertionError):
         expand_sql_macros("SELECT $__unknownMacro(x)", start, end)
 
+
+
+def test_airflow_runs_the_repository_dags_with_the_apps_settings_on_its_own_database() -> None:
+    services = _yaml(COMPOSE)["services"]
+    airflow, app = services["airflow"], services["app"]
+    assert airflow["profiles"] == ["airflow"], "opt-in: the stack runs without Airflow"
+    environment = airflow["environment"]
+    assert dict(_bind_mounts(airflow))[environment["AIRFLOW__CORE__DAGS_FOLDER"]] == ROOT / "dags"
+    for name in ("DATABASE_URL", "LIFEBOAT_HOME", "LIFEBOAT_STORAGE_URL", "REDIS_URL"):
+        assert environment[name] == app["environment"][name], name
+    metadata = make_url(environment["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    init = (DEPLOY / "postgres" / "init.sql").read_text()
+    assert f"CREATE ROLE {metadata.username} LOGIN PASSWORD '{metadata.password}'" in init
+    assert f"CREATE DATABASE {metadata.database} OWNER {metadata.username}" in init
+    dockerfile = (DEPLOY / "airflow" / "Dockerfile").read_text()
+    assert "LIFEBOAT_PYTHON=/opt/airflow/lifeboat-venv/bin/python" in dockerfile
+    assert re.search(r"^FROM apache/airflow:3\.", dockerfile, re.M)

@@ -8,3 +8,7 @@ GRANT CONNECT ON DATABASE lifeboat TO grafana;
 GRANT USAGE ON SCHEMA public TO grafana;
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO grafana;
 ALTER DEFAULT PRIVILEGES FOR ROLE lifeboat IN SCHEMA public GRANT SELECT ON TABLES TO grafana;
+
+-- Airflow's metadata (the `airflow` compose profile) in a database of its own.
+CREATE ROLE airflow LOGIN PASSWORD 'airflow';
+CREATE DATABASE airflow OWNER airflow;

@@ -10,9 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import func, select
+
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec, load_spec
-from lifeboat.db import Database, upgrade
+from lifeboat.db import Database, ensure_dataset_table, upgrade
+from lifeboat.db.models import as_utc
+from lifeboat.db.tables import LOADED_AT_COLUMN
 from lifeboat.ingest import GOOD, IngestReport, LandingZone, ingest_file
 from lifeboat.monitoring.check import DriftCheckUnavailable, check_drift
 from lifeboat.monitoring.live_accuracy import version_live_accuracy
@@ -104,11 +108,22 @@ def _drift(context: JobContext, heal: bool = True) -> Counts:
 
 
 def _pipeline(context: JobContext) -> Counts:
-    """ingest → features → train → register → promote if better."""
+    """ingest → features → train → register → promote if better. With no row loaded since
+    the champion was trained, there is nothing new to learn from: a rerun registers nothing."""
     ingested = _ingest(context)
+    champion = ModelRegistry(context.settings, context.spec.model_name).champion()
+    if champion is not None and not _loaded_since(context, champion.created_at / 1000):
+        return {**ingested, "trained": 0, "version": int(champion.version), "promoted": 0}
     result = retrain(context.settings, context.database, context.spec)
     promoted = bool(result.promotion and result.promotion.promoted)
-    return {**ingested, "version": int(result.version), "promoted": int(promoted)}
+    return {**ingested, "trained": 1, "version": int(result.version), "promoted": int(promoted)}
+
+
+def _loaded_since(context: JobContext, timestamp: float) -> bool:
+    table = ensure_dataset_table(context.database.engine, context.spec)
+    with context.database.session() as session:
+        latest = session.scalar(select(func.max(table.c[LOADED_AT_COLUMN])))
+    return latest is not None and as_utc(latest).timestamp() > timestamp
 
 
 JOBS: dict[str, Callable[..., Counts]] = {
