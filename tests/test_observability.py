@@ -45,8 +45,10 @@ from sqlalchemy import make_url
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, Retrain, upgrade
+from lifeboat.errors import JobFailed
 from lifeboat.ingest import LandingZone, ingest_file
 from lifeboat.monitoring.check import DriftCheckUnavailable, check_drift
+from lifeboat.orchestration.runs import recorded_run
 from lifeboat.registry import ModelRegistry
 from lifeboat.serving import create_app
 from lifeboat.training import train
@@ -619,6 +621,18 @@ def _retrain(database: Database, reason: str, status: str) -> None:
         session.commit()
 
 
+def _job_runs(database: Database, failed: int) -> None:
+    """A succeeded run and `failed` failed ones, as the scheduler records them."""
+    recorded_run(database, "titanic", "ingest", "schedule", lambda: {"files": 1})
+    for _ in range(failed):
+        with pytest.raises(JobFailed):
+            recorded_run(database, "titanic", "score", "schedule", _unreadable_file)
+
+
+def _unreadable_file() -> dict[str, int]:
+    raise OSError("good/x.parquet: no such file")
+
+
 def _with_challenger(settings: Settings, spec: DatasetSpec) -> Settings:
     """A second version, named the registry's challenger: the service scores it in shadow."""
     database = Database(settings.db_url)
@@ -660,6 +674,7 @@ def stack(titanic: DatasetSpec, postgres_server_url: str,
             observed.wait_for_scrape(time.time())
             # Round one.
             _retrain(database, "manual", "failed")
+            _job_runs(database, failed=1)
             _ingest(database, titanic, folder, "partly-bad.csv", partly_bad)
             observed.served += _traffic(http, THIRD_CLASS_MEN[:100])
             _drift_check(http, settings, database, titanic)
@@ -672,6 +687,7 @@ def stack(titanic: DatasetSpec, postgres_server_url: str,
             _retrain(database, "drift", "promoted")
             _retrain(database, "accuracy", "kept_champion")
             _retrain(database, "drift", "running")
+            _job_runs(database, failed=2)
             _ingest(database, titanic, folder, "all-bad.csv", all_bad)
             observed.wait_for_scrape(time.time())
             observed.rules = _wait_for_alerts(prometheus)

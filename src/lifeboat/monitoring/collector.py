@@ -114,14 +114,16 @@ class MonitoringCollector(Collector):
                 select(JobRun.job, func.max(JobRun.finished_at))
                 .where(JobRun.dataset == self.dataset, JobRun.status == "succeeded")
                 .group_by(JobRun.job)).all()
+        # `job_name`, not `job`: Prometheus's own `job` label (the scrape job) would rename it.
         runs = CounterMetricFamily("lifeboat_job_runs", "Job runs (ingest, score, drift, "
                                    "pipeline), by trigger and status.",
-                                   labels=["job", "trigger", "status"])
+                                   labels=["job_name", "trigger", "status"])
         for job, trigger, status, count in counts:
             runs.add_metric([job, trigger, status], count)
         yield runs
         last = GaugeMetricFamily("lifeboat_job_last_success_timestamp_seconds",
-                                 "When each job last succeeded (Unix time).", labels=["job"])
+                                 "When each job last succeeded (Unix time).",
+                                 labels=["job_name"])
         for job, finished_at in succeeded:
             last.add_metric([job], as_utc(finished_at).timestamp())
         yield last
