@@ -317,19 +317,20 @@ def ingested(lifeboat: Lifeboat, titanic: DatasetSpec) -> Stage:
 
 @pytest.fixture(scope="module")
 def trained(lifeboat: Lifeboat, ingested: Stage) -> Stage:
-    before = lifeboat.snapshot()
-    first = lifeboat.airflow.test_dag("training_pipeline")
-    after_first = lifeboat.snapshot()
-    second = lifeboat.airflow.test_dag("training_pipeline")
-    return Stage(first, second, before, after_first, lifeboat.snapshot())
+    return _twice(lifeboat, "training_pipeline")
 
 
 @pytest.fixture(scope="module")
 def scored(lifeboat: Lifeboat, trained: Stage) -> Stage:
+    return _twice(lifeboat, "scheduled_predictions")
+
+
+def _twice(lifeboat: Lifeboat, dag_id: str) -> Stage:
+    """The DAG run twice in a row, with what the database held before, between and after."""
     before = lifeboat.snapshot()
-    first = lifeboat.airflow.test_dag("scheduled_predictions")
+    first = lifeboat.airflow.test_dag(dag_id)
     after_first = lifeboat.snapshot()
-    second = lifeboat.airflow.test_dag("scheduled_predictions")
+    second = lifeboat.airflow.test_dag(dag_id)
     return Stage(first, second, before, after_first, lifeboat.snapshot())
 
 

@@ -41,10 +41,15 @@ class LandingZone:
 
     def waiting(self) -> list[str]:
         """Files dropped into raw/, in name order, as URLs ingestion can open."""
-        fs, raw = self.fs, self.path(RAW)
-        if not fs.exists(raw):
+        raw = self.path(RAW)
+        if not self.fs.exists(raw):
             return []
-        return expand_source(raw if isinstance(fs, LocalFileSystem) else fs.unstrip_protocol(raw))
+        return expand_source(self.url_of(raw))
+
+    def url_of(self, path: str) -> str:
+        """A path of this zone as a URL any reader opens (a local path stays a path)."""
+        fs = self.fs
+        return path if isinstance(fs, LocalFileSystem) else fs.unstrip_protocol(path)
 
     def remove(self, url: str) -> None:
         """Done with a raw file: its rows are in good/ and the DB, its rejects in bad/."""

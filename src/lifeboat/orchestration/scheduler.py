@@ -70,13 +70,17 @@ def watch_landing_zone(context: JobContext, stop: threading.Event) -> None:
 
 
 def _watch_events(context: JobContext, stop: threading.Event) -> None:
+    """A quiet interval (no event within LIFEBOAT_WATCH_POLL_SECONDS) also looks at raw/:
+    a file that landed between the first ingest and the start of watching sends no event."""
     zone = context.zone
     folders = [Path(zone.path(RAW)), Path(zone.path(GOOD))]
     for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
-    for changes in watch(*folders, stop_event=stop, recursive=False):
+    for changes in watch(*folders, stop_event=stop, recursive=False, yield_on_timeout=True,
+                         rust_timeout=int(context.settings.watch_poll_seconds * 1000)):
         landed = {Path(path) for change, path in changes if change != Change.deleted}
-        if any(path.parent == folders[0] and not path.name.startswith(".") for path in landed):
+        if (any(path.parent == folders[0] and not path.name.startswith(".") for path in landed)
+                or (not changes and zone.waiting())):
             _run_logged(context, "ingest", "watch")
         if any(path.parent == folders[1] and path.name.endswith(MARKER) for path in landed):
             _run_logged(context, "score", "watch")

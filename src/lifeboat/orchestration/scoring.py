@@ -60,8 +60,14 @@ def score_ready_files(settings: Settings, database: Database, spec: DatasetSpec)
     """Scores every marked good/ file not scored yet; counts what this call did."""
     zone = LandingZone(settings.landing_url)
     counts = {"files": 0, "predictions": 0, "failed": 0}
+    champion = ModelRegistry(settings, spec.model_name).champion()
+    if champion is None:
+        return counts
+    scored = _scored(database, spec.name)
     for name in ready_files(zone):
-        claim = claim_file(settings, database, spec, name)
+        if name in scored:
+            continue
+        claim = claim_file(database, spec.name, name, champion.version)
         if claim is None:
             continue
         try:
@@ -76,23 +82,26 @@ def score_ready_files(settings: Settings, database: Database, spec: DatasetSpec)
     return counts
 
 
-def claim_file(settings: Settings, database: Database, spec: DatasetSpec,
-               name: str) -> Claim | None:
+def claim_file(database: Database, dataset: str, name: str, model_version: str) -> Claim | None:
     """This process's claim on the file, or None when it is scored, being scored by a live
     process, or failed too often."""
     host, pid = this_process()
-    champion = ModelRegistry(settings, spec.model_name).champion()
-    if champion is None:
-        return None
     try:
         with database.session() as session:
-            row = ScoredFile(dataset=spec.name, file=name, status="running", host=host,
-                             pid=pid, model_version=champion.version)
+            row = ScoredFile(dataset=dataset, file=name, status="running", host=host, pid=pid,
+                             model_version=model_version)
             session.add(row)
             session.flush()
-            return Claim(row.id, champion.version)
+            return Claim(row.id, model_version)
     except IntegrityError:
-        return _take_over(database, spec.name, name)
+        return _take_over(database, dataset, name)
+
+
+def _scored(database: Database, dataset: str) -> set[str]:
+    """Files scored for good: one read per run, rather than a refused claim per file."""
+    with database.session() as session:
+        return set(session.scalars(select(ScoredFile.file).where(
+            ScoredFile.dataset == dataset, ScoredFile.status == "succeeded")))
 
 
 def _take_over(database: Database, dataset: str, name: str) -> Claim | None:
@@ -123,19 +132,13 @@ def _score(settings: Settings, database: Database, spec: DatasetSpec, zone: Land
     source = zone.path(GOOD, name)
     if not zone.fs.exists(posixpath.dirname(output)):
         zone.fs.makedirs(posixpath.dirname(output), exist_ok=True)
-    report = score_file(settings, database, spec, _url(zone, source), _url(zone, output),
+    report = score_file(settings, database, spec, zone.url_of(source), zone.url_of(output),
                         logged_as=SOURCE, version=claim.model_version)
     _finish(database, claim, status="succeeded", predictions=report.logged + report.already_logged,
             output=output)
     mark_done(zone, SCORED, posixpath.basename(output))
     log.info("%s: %d predictions logged (%s)", name, report.logged, SOURCE)
     return report.logged
-
-
-def _url(zone: LandingZone, path: str) -> str:
-    protocol = zone.fs.protocol
-    protocol = protocol[0] if isinstance(protocol, tuple) else protocol
-    return path if protocol in ("file", "local") else zone.fs.unstrip_protocol(path)
 
 
 def _finish(database: Database, claim: Claim, **outcome: object) -> None:
