@@ -1,7 +1,14 @@
-"""Dataset specs: one YAML file names a dataset's columns, key, target, rules and features."""
+"""Dataset specs: one YAML file names a dataset's columns, key, target, rules and features.
+
+A dataset is one entity table (the spec's own `table` and `columns`) and, optionally, an
+event log joined to it by key (`events`, e.g. transactions of customers). With events, the
+model's inputs include `aggregates` computed over the entity's events as of a cut-off time,
+and the target is the `label`: whether a matching event happens within a horizon after it.
+"""
 
 from __future__ import annotations
 
+from fnmatch import fnmatch
 from functools import cached_property
 from importlib.resources import files
 from importlib.util import find_spec
@@ -15,7 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from lifeboat.errors import DatasetSpecError
 
-ColumnType = Literal["string", "integer", "float"]
+ColumnType = Literal["string", "integer", "float", "datetime"]
+AggregateFunction = Literal["count", "sum", "mean", "min", "max", "last", "days_since_last",
+                            "trend", "days_since"]
 
 
 class _Strict(BaseModel):
@@ -29,16 +38,63 @@ class ColumnSpec(_Strict):
     min: float | None = None
     max: float | None = None
     aliases: list[str] = Field(default_factory=list)
+    # Presentation in the web UI's form: a label, a hint, a starting value, option names.
+    label: str | None = None
+    hint: str | None = None
+    default: str | int | float | None = None
+    options: dict[str | int, str] = Field(default_factory=dict)
 
 
 class EntitySpec(_Strict):
     key: str
     derive_from: list[str] = Field(default_factory=list)
+    since: str | None = None  # the entity's start time: no training row before it
 
 
 class TargetSpec(_Strict):
     column: str
     labels: dict[int, str]
+    # An extra response field carrying the probability under the domain's own name.
+    probability_field: str | None = None
+
+
+class AggregateSpec(_Strict):
+    """One input computed over an entity's events up to the cut-off (never after it).
+
+    `column` is the events' column aggregated (for `days_since`, the entity's own time
+    column); `where` keeps only events whose columns hold the given values; `window_days`
+    looks back that far only (`trend`: spend in the last window minus the window before).
+    """
+
+    function: AggregateFunction
+    column: str | None = None
+    where: dict[str, str | list[str]] = Field(default_factory=dict)
+    window_days: int | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _column_when_needed(self) -> AggregateSpec:
+        if self.function not in ("count", "days_since_last") and self.column is None:
+            raise ValueError(f"aggregate function {self.function!r} needs a column")
+        if self.function == "trend" and self.window_days is None:
+            raise ValueError("aggregate function 'trend' needs window_days")
+        return self
+
+
+class CutoffSpec(_Strict):
+    every_days: int = Field(30, gt=0)
+    count: int = Field(6, ge=2)
+
+
+class LabelSpec(_Strict):
+    """The target as a future event: 1 when an event matching `where`, with `column` above
+    `above`, happens within `horizon_days` after the cut-off. Training takes `cutoffs.count`
+    cut-offs, `every_days` apart, the latest one a full horizon before the newest event."""
+
+    where: dict[str, str | list[str]] = Field(default_factory=dict)
+    column: str
+    above: float
+    horizon_days: int = Field(gt=0)
+    cutoffs: CutoffSpec = CutoffSpec()
 
 
 class FeatureSpec(_Strict):
@@ -54,38 +110,18 @@ class TrainingSpec(_Strict):
     cv_folds: int = Field(5, ge=2)
     search_iterations: int = Field(20, ge=1)
     primary_metric: Literal["roc_auc", "accuracy", "f1"] = "roc_auc"
+    # `time`: hold out the latest cut-off (datasets with a `label`); `random`: a stratified draw.
+    split: Literal["random", "time"] = "random"
 
 
-class DatasetSpec(_Strict):
+class TableSpec(_Strict):
+    """One source table: how its files are read and validated, and its key."""
+
     name: str
-    description: str = ""
     table: str
-    bundled_source: str | None = None
     missing_values: list[str] = Field(default_factory=lambda: [""])
     entity: EntitySpec
-    target: TargetSpec
     columns: dict[str, ColumnSpec]
-    never_features: list[str] = Field(default_factory=list)
-    features: FeatureSpec
-    training: TrainingSpec = TrainingSpec()
-
-    @model_validator(mode="after")
-    def _names_exist(self) -> DatasetSpec:
-        named = [self.entity.key, self.target.column, *self.entity.derive_from, *self.never_features]
-        unknown = [name for name in named if name not in self.columns]
-        if unknown:
-            raise ValueError(f"names not declared under columns: {', '.join(unknown)}")
-        return self
-
-    @property
-    def model_name(self) -> str:
-        return f"lifeboat-{self.name}"
-
-    @cached_property
-    def input_columns(self) -> list[str]:
-        """Raw fields a prediction request may carry: not the key, the target or a leak."""
-        excluded = {self.entity.key, self.target.column, *self.never_features}
-        return [name for name in self.columns if name not in excluded]
 
     @cached_property
     def column_lookup(self) -> dict[str, str]:
@@ -99,9 +135,6 @@ class DatasetSpec(_Strict):
     def canonical(self, raw_name: str) -> str | None:
         return self.column_lookup.get(raw_name.strip().lower())
 
-    def label_for(self, prediction: int) -> str:
-        return self.target.labels.get(prediction, str(prediction))
-
     def derive_entity_ids(self, frame: pd.DataFrame) -> pd.Series:
         """Stable ids from identifying columns: the same passenger always gets the same key.
 
@@ -113,6 +146,73 @@ class DatasetSpec(_Strict):
         hexed = np.frombuffer(hashes.astype(">u8").tobytes().hex().encode(), dtype="S16")
         return pd.Series(hexed.astype(str), index=frame.index, dtype=object)
 
+
+class EventsSpec(TableSpec):
+    """An event log joined to the entities by `join_key`, each event at its `time`."""
+
+    match: str  # file names (glob, case-insensitive) that land in this table, e.g. transactions*
+    join_key: str
+    time: str
+
+    @model_validator(mode="after")
+    def _names_exist(self) -> EventsSpec:
+        unknown = [name for name in (self.entity.key, self.join_key, self.time)
+                   if name not in self.columns]
+        if unknown:
+            raise ValueError(f"events names not declared under columns: {', '.join(unknown)}")
+        return self
+
+
+class DatasetSpec(TableSpec):
+    description: str = ""
+    bundled_source: str | None = None
+    generated_by: str | None = None  # a generator in lifeboat.datasets.GENERATORS
+    target: TargetSpec
+    never_features: list[str] = Field(default_factory=list)
+    features: FeatureSpec
+    training: TrainingSpec = TrainingSpec()
+    events: EventsSpec | None = None
+    aggregates: dict[str, AggregateSpec] = Field(default_factory=dict)
+    label: LabelSpec | None = None
+
+    @model_validator(mode="after")
+    def _names_exist(self) -> DatasetSpec:
+        named = [self.entity.key, *self.entity.derive_from, *self.never_features]
+        named += [self.entity.since] if self.entity.since else []
+        if self.label is None:
+            named.append(self.target.column)
+        unknown = [name for name in named if name not in self.columns]
+        if unknown:
+            raise ValueError(f"names not declared under columns: {', '.join(unknown)}")
+        if (self.aggregates or self.label) and self.events is None:
+            raise ValueError("aggregates and label need an events source")
+        if self.training.split == "time" and self.label is None:
+            raise ValueError("a time split needs a label with cut-offs")
+        clashes = set(self.aggregates) & set(self.columns)
+        if clashes:
+            raise ValueError(f"aggregates named like columns: {', '.join(sorted(clashes))}")
+        return self
+
+    @property
+    def model_name(self) -> str:
+        return f"lifeboat-{self.name}"
+
+    @cached_property
+    def input_fields(self) -> dict[str, ColumnSpec]:
+        """Fields a prediction request may carry: the entity's columns except the key, the
+        target and leaks, then the aggregates (numbers a caller may give or leave out)."""
+        excluded = {self.entity.key, self.target.column, *self.never_features}
+        fields = {name: column for name, column in self.columns.items() if name not in excluded}
+        fields.update({name: ColumnSpec(type="float") for name in self.aggregates})
+        return fields
+
+    @cached_property
+    def input_columns(self) -> list[str]:
+        return list(self.input_fields)
+
+    def label_for(self, prediction: int) -> str:
+        return self.target.labels.get(prediction, str(prediction))
+
     def bundled_path(self) -> Path:
         """The dataset file that ships inside an installed package (`package:relative/path`)."""
         if not self.bundled_source:
@@ -123,6 +223,17 @@ class DatasetSpec(_Strict):
         if found is None or not found.submodule_search_locations:
             raise DatasetSpecError(f"package {package!r} holding {self.name!r} data is not installed")
         return Path(found.submodule_search_locations[0]) / relative
+
+    def source_for(self, file_name: str) -> TableSpec:
+        """The table a landed file feeds: the events' when its name matches their pattern."""
+        base = Path(file_name.rstrip("/")).name
+        if self.events is not None and fnmatch(base.lower(), self.events.match.lower()):
+            return self.events
+        return self
+
+    @property
+    def sources(self) -> list[TableSpec]:
+        return [self] if self.events is None else [self, self.events]
 
 
 def load_spec(name_or_path: str) -> DatasetSpec:

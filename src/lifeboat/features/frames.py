@@ -16,7 +16,7 @@ def raw_frame(spec: DatasetSpec, records: Iterable[Mapping[str, Any]] | pd.DataF
     frame = pd.DataFrame(records) if not isinstance(records, pd.DataFrame) else records
     frame = frame.reindex(columns=spec.input_columns)
     for name in spec.input_columns:
-        if spec.columns[name].type == "string":
+        if spec.input_fields[name].type == "string":
             # NaN, not None, marks a missing text value: scikit-learn's imputers only see NaN.
             frame[name] = frame[name].astype(object).where(frame[name].notna(), np.nan)
         else:

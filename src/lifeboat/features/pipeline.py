@@ -8,7 +8,7 @@ from a request or looked up by entity id, so a feature can never be computed two
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from sklearn.base import BaseEstimator
@@ -19,6 +19,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from lifeboat.datasets import DatasetSpec
 from lifeboat.errors import DatasetSpecError
+from lifeboat.features.columns_view import columns_of, spec_columns
 from lifeboat.features.titanic import TitanicFeatures
 from lifeboat.features.titanic_view import PROFILE_COLUMNS, passenger_profile
 from lifeboat.features.views import ColumnKind, Compute, FeatureView, view_version
@@ -28,17 +29,18 @@ from lifeboat.features.views import ColumnKind, Compute, FeatureView, view_versi
 class Builder:
     view: Compute
     view_columns: Mapping[str, ColumnKind]
-    learned: type[BaseEstimator]
+    learned: type[BaseEstimator] | None  # None: the view's rows go straight to preprocessing
 
 
-BUILDERS: dict[str, Builder] = {
-    "titanic": Builder(passenger_profile, PROFILE_COLUMNS, TitanicFeatures),
+BUILDERS: dict[str, Callable[[DatasetSpec], Builder]] = {
+    "titanic": lambda _spec: Builder(passenger_profile, PROFILE_COLUMNS, TitanicFeatures),
+    "columns": lambda spec: Builder(spec_columns, columns_of(spec), None),
 }
 
 
 def _builder(spec: DatasetSpec) -> Builder:
     try:
-        return BUILDERS[spec.features.builder]
+        return BUILDERS[spec.features.builder](spec)
     except KeyError:
         known = ", ".join(sorted(BUILDERS))
         raise DatasetSpecError(
@@ -53,8 +55,9 @@ def feature_view(spec: DatasetSpec) -> FeatureView:
                        view_version(spec, name, builder.view_columns, builder.view))
 
 
-def feature_engineer(spec: DatasetSpec) -> BaseEstimator:
-    return _builder(spec).learned()
+def feature_engineer(spec: DatasetSpec) -> BaseEstimator | None:
+    learned = _builder(spec).learned
+    return None if learned is None else learned()
 
 
 def preprocessor(spec: DatasetSpec) -> ColumnTransformer:
@@ -75,4 +78,6 @@ def build_feature_pipeline(spec: DatasetSpec) -> Pipeline:
     leaks = set(spec.never_features) & {*spec.features.numeric, *spec.features.categorical}
     if leaks:
         raise DatasetSpecError(f"features include columns marked never_features: {sorted(leaks)}")
-    return Pipeline([("engineer", feature_engineer(spec)), ("preprocess", preprocessor(spec))])
+    engineer = feature_engineer(spec)
+    steps = [] if engineer is None else [("engineer", engineer)]
+    return Pipeline([*steps, ("preprocess", preprocessor(spec))])

@@ -70,7 +70,7 @@ def view_version(spec: DatasetSpec, name: str, columns: Mapping[str, ColumnKind]
         "dataset": spec.name,
         "view": name,
         "columns": dict(columns),
-        "inputs": {column: spec.columns[column].type for column in spec.input_columns},
+        "inputs": {column: spec.input_fields[column].type for column in spec.input_columns},
         "code": _module_source(compute),
     }
     return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:12]

@@ -48,7 +48,7 @@ def drift_columns(spec: DatasetSpec) -> tuple[list[str], list[str]]:
     """
     numeric, categorical = [], []
     for name in spec.input_columns:
-        column = spec.columns[name]
+        column = spec.input_fields[name]
         if column.allowed is not None:
             categorical.append(name)
         elif column.type in ("integer", "float"):

@@ -245,7 +245,7 @@ class _Field:
 
 def _typed_inputs(chunk: pd.DataFrame, spec: DatasetSpec) -> dict[str, _Field]:
     missing = pa.array(["", *spec.missing_values], pa.string())
-    return {name: _typed(chunk[name], spec.columns[name], missing) for name in spec.input_columns}
+    return {name: _typed(chunk[name], spec.input_fields[name], missing) for name in spec.input_columns}
 
 
 def _typed(column: pd.Series, rules: ColumnSpec, missing: pa.Array) -> _Field:
@@ -355,7 +355,7 @@ def _model_frame(inputs: dict[str, _Field], spec: DatasetSpec) -> pd.DataFrame:
     objects, missing as NaN (what the view's raw frame makes of API records)."""
     columns = {}
     for name, field in inputs.items():
-        if spec.columns[name].type == "string":
+        if spec.input_fields[name].type == "string":
             columns[name] = field.value.to_pandas().astype(object)
         else:
             columns[name] = field.value.to_numpy(zero_copy_only=False)
@@ -380,7 +380,7 @@ def _json_objects(inputs: dict[str, _Field], spec: DatasetSpec) -> pa.Array:
     parts: list[pa.Array | pa.Scalar] = []
     for position, (name, field) in enumerate(inputs.items()):
         key = ("{" if position == 0 else ",") + json.dumps(name) + ":"
-        values = _per_distinct(field.value, partial(_json_values, rules=spec.columns[name]))
+        values = _per_distinct(field.value, partial(_json_values, rules=spec.input_fields[name]))
         parts += [pa.scalar(key), pc.fill_null(values, "null")]
     return pc.binary_join_element_wise(*parts, pa.scalar("}"), "")
 

@@ -41,7 +41,7 @@ def record_model(spec: DatasetSpec) -> type[BaseModel]:
 
     fields: dict[str, Any] = {}
     for name in spec.input_columns:
-        column = spec.columns[name]
+        column = spec.input_fields[name]
         annotation = _field_type(column)
         fields[name] = (annotation, ...) if column.required else (annotation | None, None)
     return create_model(

@@ -215,7 +215,7 @@ def _uploaded_rows(spec: DatasetSpec, upload: UploadFile) -> pd.DataFrame:
 def _records_of(spec: DatasetSpec, rows: pd.DataFrame) -> list[dict[str, Any]]:
     """CSV text as JSON would carry it: numbers where they parse, text otherwise (which the
     record model then reports), blank cells left out."""
-    kinds = {name: spec.columns[name].type for name in spec.input_columns}
+    kinds = {name: spec.input_fields[name].type for name in spec.input_columns}
     inputs = rows[spec.input_columns].astype(object)
     return [{name: _as_json_value(value, kinds[name]) for name, value in record.items()
              if isinstance(value, str)} for record in inputs.to_dict("records")]
