@@ -190,7 +190,8 @@ def test_a_champion_trained_on_another_view_version_is_refused(
     upgrade(database)
     ingest_file(database, titanic, str(titanic.bundled_path()), zone)
     materialize(database, titanic, open_online_store(settings.online_store_url))
-    features, labels = labelled_features(database, feature_view(titanic))
+    rows = labelled_features(database, feature_view(titanic))
+    features, labels = rows.features, rows.labels
     registry = ModelRegistry(settings, titanic.model_name)
     with mlflow.start_run(experiment_id=experiment_id(registry.client, settings, titanic.name)):
         info = mlflow.sklearn.log_model(model_pipeline(titanic, DummyClassifier()).fit(features, labels),

@@ -40,7 +40,8 @@ def loaded(tmp_path: Path, titanic: DatasetSpec) -> tuple[Settings, Database]:
 
 def _register_coin_flip(settings: Settings, titanic: DatasetSpec, database: Database) -> str:
     """A deliberately useless model, registered like any other version."""
-    features, labels = labelled_features(database, feature_view(titanic))
+    rows = labelled_features(database, feature_view(titanic))
+    features, labels = rows.features, rows.labels
     model = model_pipeline(titanic, DummyClassifier(strategy="prior"))
     model.fit(features, labels)
     registry = ModelRegistry(settings, titanic.model_name)
@@ -57,7 +58,8 @@ def test_every_candidate_survives_registration_and_loading(
         name: str, loaded: tuple[Settings, Database], titanic: DatasetSpec) -> None:
     """Whichever candidate the search picks must save (skops) and load back identical."""
     settings, database = loaded
-    features, labels = labelled_features(database, feature_view(titanic))
+    rows = labelled_features(database, feature_view(titanic))
+    features, labels = rows.features, rows.labels
     candidate, = [c for c in candidates(titanic) if c.name == name]
     model = candidate.pipeline.fit(features, labels)
     registry = ModelRegistry(settings, titanic.model_name)

@@ -112,6 +112,9 @@ class TrainingSpec(_Strict):
     primary_metric: Literal["roc_auc", "accuracy", "f1"] = "roc_auc"
     # `time`: hold out the latest cut-off (datasets with a `label`); `random`: a stratified draw.
     split: Literal["random", "time"] = "random"
+    # An input that alone ranks rows (e.g. last_amount): its held-out ROC AUC is logged beside
+    # the model's, the bar a model must clear to be worth serving.
+    baseline: str | None = None
 
 
 class TableSpec(_Strict):
@@ -186,6 +189,8 @@ class DatasetSpec(TableSpec):
             raise ValueError(f"names not declared under columns: {', '.join(unknown)}")
         if (self.aggregates or self.label) and self.events is None:
             raise ValueError("aggregates and label need an events source")
+        if self.training.baseline and self.training.baseline not in self.input_fields:
+            raise ValueError(f"training baseline {self.training.baseline!r} is not an input")
         if self.training.split == "time" and self.label is None:
             raise ValueError("a time split needs a label with cut-offs")
         clashes = set(self.aggregates) & set(self.columns)

@@ -6,6 +6,9 @@ Materialization is incremental: it computes only the entities that have no row f
 current version yet (raw rows never change once loaded; a repeated key is rejected at
 ingestion), and pushes those to the online store. An online store that lacks the version
 entirely (a new version, or a Redis restarted empty) gets every offline row of it.
+
+A dataset with events is the exception: a new event changes its entity's aggregates, so
+each run recomputes every entity as of the newest event and replaces the version's rows.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pandas as pd
-from sqlalchemy import Column, DateTime, Engine, Float, MetaData, String, Table, Text, select
+from sqlalchemy import Column, DateTime, Engine, Float, MetaData, String, Table, Text, delete, select
 
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, dataset_table, ensure_dataset_table
@@ -24,6 +27,7 @@ from lifeboat.db.models import utcnow
 from lifeboat.db.tables import LOADED_AT_COLUMN
 from lifeboat.features.online import OnlineStore
 from lifeboat.features.pipeline import feature_view
+from lifeboat.features.snapshots import CUTOFF, current_snapshot
 from lifeboat.features.views import FeatureView
 
 log = logging.getLogger(__name__)
@@ -68,6 +72,8 @@ def materialize(database: Database, spec: DatasetSpec, store: OnlineStore | None
                 progress: Progress = lambda _rows: None) -> MaterializeReport:
     view = feature_view(spec)
     table = ensure_feature_table(database.engine, view)
+    if spec.events is not None:
+        return _materialize_snapshot(database, view, table, store, progress)
     ensure_dataset_table(database.engine, spec)
     full_push = store is not None and store.columns(view.key) is None
     # Rows computed earlier must be pushed too when the store lacks the version.
@@ -87,6 +93,24 @@ def materialize(database: Database, spec: DatasetSpec, store: OnlineStore | None
     log.info("feature view %s: %d entities computed, %d vectors pushed online%s", view.label,
              computed, pushed, " (full push)" if full_push else "")
     return MaterializeReport(view.name, view.version, computed, pushed, full_push)
+
+
+def _materialize_snapshot(database: Database, view: FeatureView, table: Table,
+                          store: OnlineStore | None, progress: Progress) -> MaterializeReport:
+    snapshot = current_snapshot(database, view.spec).rows
+    rows = view.from_records(snapshot).assign(**{
+        ENTITY_ID: snapshot[view.spec.entity.key].astype(str).to_numpy(),
+        VIEW_VERSION: view.version,
+        EVENT_TIME: snapshot[CUTOFF].to_numpy(),
+    })
+    with database.session() as session:
+        session.execute(delete(table).where(table.c[VIEW_VERSION] == view.version))
+        insert_rows(session, table, rows, {MATERIALIZED_AT: utcnow()}, sort_by=ENTITY_ID)
+    progress(len(rows))
+    pushed = 0 if store is None else _push(store, view, rows)
+    log.info("feature view %s: %d entities recomputed as of %s, %d vectors pushed online",
+             view.label, len(rows), snapshot[CUTOFF].max(), pushed)
+    return MaterializeReport(view.name, view.version, len(rows), pushed, full_push=store is not None)
 
 
 def offline_chunks(database: Database, view: FeatureView,

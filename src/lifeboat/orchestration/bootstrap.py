@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, upgrade
+from lifeboat.errors import DatasetSpecError
 from lifeboat.features import MaterializeReport, feature_view, materialize, open_online_store
 from lifeboat.ingest import IngestReport, LandingZone, ingest_file, row_count
 from lifeboat.registry import ModelRegistry, ModelVersion
@@ -20,7 +22,7 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class BootstrapReport:
-    ingested: IngestReport | None
+    ingested: list[IngestReport]
     materialized: MaterializeReport
     trained: TrainingResult | None
     champion: ModelVersion
@@ -33,11 +35,12 @@ def bootstrap(settings: Settings, database: Database, spec: DatasetSpec,
     settings.ensure_home()
     progress("upgrading the database schema")
     upgrade(database)
-    ingested = None
+    ingested = []
     if row_count(database, spec) == 0:
         progress(f"loading the bundled {spec.name} data")
-        ingested = ingest_file(database, spec, str(spec.bundled_path()),
-                               LandingZone(settings.landing_url))
+        zone = LandingZone(settings.landing_url)
+        ingested = [ingest_file(database, spec, str(path), zone)
+                    for path in first_data(settings, spec)]
     progress("materializing features")
     store = open_online_store(settings.online_store_url, settings.online_ttl_seconds)
     try:
@@ -51,3 +54,17 @@ def bootstrap(settings: Settings, database: Database, spec: DatasetSpec,
         champion = registry.champion()
     assert champion is not None, "training with promote=True always leaves a champion"
     return BootstrapReport(ingested, materialized, trained, champion)
+
+
+def first_data(settings: Settings, spec: DatasetSpec) -> list[Path]:
+    """The file a dataset ships with, or, for one with no public data, its generator's
+    seeded files (written once under LIFEBOAT_HOME, entities before their events)."""
+    if spec.generated_by is None:
+        return [spec.bundled_path()]
+    from lifeboat.datasets import GENERATORS
+
+    generate = GENERATORS.get(spec.generated_by)
+    if generate is None:
+        raise DatasetSpecError(f"dataset {spec.name!r} names generator {spec.generated_by!r}; "
+                               f"known: {', '.join(sorted(GENERATORS))}")
+    return generate(settings.ensure_home() / "generated" / spec.name, spec.training.seed)

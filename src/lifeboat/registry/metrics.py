@@ -41,6 +41,11 @@ def score(model: Any, features: pd.DataFrame, labels: pd.Series) -> dict[str, fl
     }
 
 
+def baseline_roc_auc(values: pd.Series, labels: pd.Series) -> float:
+    """ROC AUC of ranking rows by one input alone (a missing value ranks lowest)."""
+    return float(roc_auc_score(labels, values.rank(na_option="top")))
+
+
 def curves(model: Any, features: pd.DataFrame, labels: pd.Series) -> dict[str, Any]:
     """The held-out ROC curve and reliability diagram: what a reviewer looks at before
     trusting a model's ranking and its probabilities."""

@@ -14,9 +14,15 @@ from imblearn.pipeline import Pipeline
 from scipy.stats import loguniform, randint
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import NearestNeighbors
 
 from lifeboat.datasets import DatasetSpec
 from lifeboat.features import build_feature_pipeline
+
+
+# SMOTE's default (5 neighbours, algorithm "auto") keeps a KD-tree when there are few
+# features, a type that skops will not load; brute force finds the same neighbours.
+_FIVE_NEIGHBOURS = NearestNeighbors(n_neighbors=6, algorithm="brute")  # itself + 5
 
 
 @dataclass(frozen=True)
@@ -30,7 +36,7 @@ def model_pipeline(spec: DatasetSpec, classifier: Any) -> Pipeline:
     # imbalanced-learn wants a flat chain, so the feature pipeline's steps are spliced in.
     return Pipeline([
         *build_feature_pipeline(spec).steps,
-        ("balance", SMOTE(random_state=spec.training.seed)),
+        ("balance", SMOTE(k_neighbors=_FIVE_NEIGHBOURS, random_state=spec.training.seed)),
         ("classifier", classifier),
     ])
 

@@ -27,9 +27,15 @@ from lifeboat.db import Database
 from lifeboat.features import FeatureView, feature_view
 from lifeboat.registry import ModelRegistry, PromotionDecision, experiment_id, score
 from lifeboat.monitoring.drift import DriftReference
-from lifeboat.registry.metrics import CURVES_ARTIFACT, DRIFT_REFERENCE_ARTIFACT, confusion, curves
+from lifeboat.registry.metrics import (
+    CURVES_ARTIFACT,
+    DRIFT_REFERENCE_ARTIFACT,
+    baseline_roc_auc,
+    confusion,
+    curves,
+)
 from lifeboat.training.candidates import Candidate, candidates
-from lifeboat.training.data import data_hash, labelled_features
+from lifeboat.training.data import LabelledRows, data_hash, labelled_features
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -77,8 +83,9 @@ def train(settings: Settings, database: Database, spec: DatasetSpec, *, promote:
     registry = ModelRegistry(settings, spec.model_name)
     view = feature_view(spec)
     progress(f"loading labelled rows with features {view.label}")
-    features, labels = labelled_features(database, view)
-    split = _split(features, labels, spec)
+    rows = labelled_features(database, view)
+    features, labels = rows.features, rows.labels
+    split = _split(rows, spec)
     with mlflow.start_run(experiment_id=experiment_id(registry.client, settings, spec.name),
                           run_name=f"train-{spec.name}") as run:
         _log_setup(spec, settings, view, features, labels, split)
@@ -87,6 +94,9 @@ def train(settings: Settings, database: Database, spec: DatasetSpec, *, promote:
         _log_searches(selection, spec)
         best_name, best = selection.best_name, selection.best.best_estimator_
         metrics = score(best, split.test_x, split.test_y)
+        if spec.training.baseline:
+            metrics["baseline_roc_auc"] = baseline_roc_auc(split.test_x[spec.training.baseline],
+                                                           split.test_y)
         mlflow.log_param("best_candidate", best_name)
         mlflow.log_params({f"best.{k}": v for k, v in selection.best.best_params_.items()})
         mlflow.log_metrics({f"test_{name}": value for name, value in metrics.items()})
@@ -136,12 +146,24 @@ def _drift_reference(spec: DatasetSpec, model: Any, features: pd.DataFrame,
     return DriftReference.from_training(spec, inputs, probabilities, seed=spec.training.seed)
 
 
-def _split(features: pd.DataFrame, labels: pd.Series, spec: DatasetSpec) -> _Split:
+def _split(rows: LabelledRows, spec: DatasetSpec) -> _Split:
+    if spec.training.split == "time":
+        return _time_split(rows)
     train_x, test_x, train_y, test_y = train_test_split(
-        features, labels, test_size=spec.training.test_size, stratify=labels,
+        rows.features, rows.labels, test_size=spec.training.test_size, stratify=rows.labels,
         random_state=spec.training.seed,
     )
     return _Split(train_x, train_y, test_x, test_y, test_x.index.tolist())
+
+
+def _time_split(rows: LabelledRows) -> _Split:
+    """Trains on the earlier cut-offs and holds out the latest: a model is always used on a
+    later time than it learned from, so a random split would flatter it."""
+    assert rows.cutoffs is not None, "a time split needs each row's cut-off"
+    held_out = (rows.cutoffs == rows.cutoffs.max()).to_numpy()
+    test_x, test_y = rows.features[held_out], rows.labels[held_out]
+    return _Split(rows.features[~held_out], rows.labels[~held_out], test_x, test_y,
+                  test_x.index.tolist())
 
 
 def search_and_select(spec: DatasetSpec, features: pd.DataFrame, labels: pd.Series, *,

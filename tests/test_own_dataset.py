@@ -1,0 +1,82 @@
+"""A dataset added by a spec file alone: the README's example (examples/churn.yaml) goes
+through ingest → features → train → serve with the real command line and service, no code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from conftest import make_settings
+from lifeboat.datasets import load_spec
+from lifeboat.serving import create_app
+from test_cli import lifeboat
+
+SPEC = Path(__file__).parents[1] / "examples" / "churn.yaml"
+
+
+def _accounts(rows: int, seed: int = 7) -> pd.DataFrame:
+    """Accounts whose cancellations follow tenure, support calls and plan, plus a few bad rows."""
+    rng = np.random.default_rng(seed)
+    plan = rng.choice(["basic", "plus", "pro"], rows, p=[0.5, 0.3, 0.2])
+    tenure = rng.integers(0, 72, rows)
+    calls = rng.poisson(1.5, rows)
+    fee = np.select([plan == "basic", plan == "plus"], [12.0, 25.0], 49.0) + rng.normal(0, 2, rows)
+    odds = -0.6 - 0.05 * tenure + 0.6 * calls + np.where(plan == "basic", 0.5, -0.3)
+    churned = (rng.random(rows) < 1 / (1 + np.exp(-odds))).astype(int)
+    frame = pd.DataFrame({
+        "account_id": [f"A{i:05d}" for i in range(rows)], "plan": plan, "tenure_months": tenure,
+        "monthly_fee": fee.round(2), "support_calls": calls, "churned": churned,
+        "cancel_reason": np.where(churned == 1, "price", ""),
+    })
+    frame.loc[0, "plan"] = "platinum"      # not an allowed plan
+    frame.loc[1, "tenure_months"] = -3     # below the minimum
+    return frame
+
+
+@pytest.fixture(scope="module")
+def churn_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home where the churn dataset was ingested, materialized and trained by the CLI."""
+    home = tmp_path_factory.mktemp("churn") / "home"
+    home.mkdir()
+    data = home.parent / "accounts.csv"
+    _accounts(600).to_csv(data, index=False)
+    env = {"LIFEBOAT_DATASET": str(SPEC)}
+    for args in (("ingest", str(data)), ("features", "materialize"), ("train", "--promote")):
+        result = lifeboat(home, *args, COLUMNS="200", **env)
+        assert result.returncode == 0, f"lifeboat {' '.join(args)}: {result.stderr}"
+    return home
+
+
+def test_ingest_keeps_good_rows_and_quarantines_bad_ones_by_the_spec(churn_home: Path) -> None:
+    listing = lifeboat(churn_home, "models", LIFEBOAT_DATASET=str(SPEC), COLUMNS="200")
+    assert listing.returncode == 0 and "lifeboat-churn" in listing.stdout
+    bad = next((churn_home / "landing" / "bad").glob("*accounts*"))
+    reasons = pd.read_csv(bad)
+    assert len(reasons) == 2
+    assert set(reasons["issues"]) == {"plan: not_allowed", "tenure_months: out_of_range"}
+
+
+def test_the_trained_model_serves_records_and_entity_ids(churn_home: Path) -> None:
+    settings = make_settings(churn_home, dataset=str(SPEC))
+    with TestClient(create_app(settings)) as client:
+        model = client.get("/model").json()
+        assert model["name"] == "lifeboat-churn"
+        risky = {"plan": "basic", "tenure_months": 1, "monthly_fee": 12, "support_calls": 6}
+        loyal = {"plan": "pro", "tenure_months": 70, "monthly_fee": 49, "support_calls": 0}
+        answer = client.post("/predict", json={"records": [risky, loyal]}).json()
+        first, second = answer["predictions"]
+        assert first["probability"] > second["probability"]
+        assert first["cancel_probability"] == first["probability"]
+        assert first["label"] in {"stays", "cancels"}
+        by_id = client.post("/predict", json={"entity_ids": ["A00002"]})
+        assert by_id.status_code == 200, by_id.text
+        wrong = client.post("/predict", json={"plan": "gold", "tenure_months": 3})
+        assert wrong.status_code == 422 and "plan" in wrong.text
+        page = client.get("/").text
+        for field in load_spec(str(SPEC)).input_columns:
+            assert f'name="{field}"' in page
+        assert 'name="cancel_reason"' not in page
