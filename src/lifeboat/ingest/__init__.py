@@ -1,4 +1,4 @@
-"""Ingestion: land a source file in the dataset's table, exactly once, bad rows set aside.
+"""Ingestion: land a source file in the table it feeds, exactly once, bad rows set aside.
 
 The file reader and the CSV export guard are public too: batch scoring and CSV uploads
 read and write files the same way ingestion does.

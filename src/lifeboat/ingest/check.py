@@ -27,12 +27,14 @@ class FileCheck:
 
 
 def check_file(spec: DatasetSpec, source: str) -> FileCheck:
+    """Checked against the table the file would feed (`DatasetSpec.source_for`)."""
     result = FileCheck(source)
+    table = spec.source_for(source)
     try:
-        chunks = read_chunks(lambda: open_source(source), spec)
+        chunks = read_chunks(lambda: open_source(source), table)
         seen: set[str] = set()
         for chunk in chunks.chunks:
-            validated = validate_chunk(chunk, spec, seen)
+            validated = validate_chunk(chunk, table, seen)
             result.rows_total += len(chunk)
             result.rows_valid += len(validated.good)
             _collect(result, validated.issues)

@@ -1,8 +1,10 @@
-"""Loading a file into its dataset table: once per content, all good rows or none.
+"""Loading a file into its dataset's table: once per content, all good rows or none.
 
-Every attempt is an ingestion run row. Good rows land in the dataset table and in good/;
-bad rows go to bad/ with the reason, and each bad cell to the issues table; a file that
-cannot be read at all is quarantined whole in bad/ with one reason.
+Every attempt is an ingestion run row. Good rows land in the table and in good/; bad rows
+go to bad/ with the reason, and each bad cell to the issues table; a file that cannot be
+read at all is quarantined whole in bad/ with one reason. A dataset with events has two
+tables and a file's name picks its table (`DatasetSpec.source_for`), while runs, checksums,
+issues and metrics stay the dataset's.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from lifeboat.datasets import DatasetSpec
+from lifeboat.datasets.spec import TableSpec
 from lifeboat.db import Database, IngestionIssue, IngestionRun, ensure_dataset_table
+from lifeboat.db.bulk import deferred_primary_key, insert_rows, loaded_keys
+from lifeboat.db.claims import holder_is_gone, this_process
 from lifeboat.db.models import utcnow
 from lifeboat.db.tables import INGESTION_RUN_COLUMN, LOADED_AT_COLUMN
 from lifeboat.errors import IngestError
-from lifeboat.db.claims import holder_is_gone, this_process
-from lifeboat.db.bulk import deferred_primary_key, insert_rows, loaded_keys
 from lifeboat.ingest.landing import BAD, GOOD, LandingZone, SpooledRows
 from lifeboat.ingest.reader import FileChunks, read_ahead, read_chunks
 from lifeboat.ingest.sources import open_source
@@ -58,7 +61,8 @@ class IngestReport:
 
 def ingest_file(database: Database, spec: DatasetSpec, source: str, zone: LandingZone,
                 progress: Progress = lambda _rows: None) -> IngestReport:
-    """Loads one file (any fsspec URL or path). The same content twice adds nothing."""
+    """Loads one file (any fsspec URL or path) into the table its name picks. The same content
+    twice adds nothing."""
     source = str(source)
     name = posixpath.basename(source.rstrip("/"))
     checksum = _checksum(source)
@@ -70,7 +74,8 @@ def ingest_file(database: Database, spec: DatasetSpec, source: str, zone: Landin
     tag = f"{_stem(name)}.{checksum[:12]}"
     good_rows = SpooledRows()
     try:
-        report, bad_rows = _load(database, spec, source, checksum, run_id, good_rows, progress)
+        report, bad_rows = _load(database, spec.source_for(name), source, checksum, run_id,
+                                 good_rows, progress)
     except FileRejected as rejected:
         good_rows.discard()
         return _quarantine(database, zone, source, checksum, run_id, tag, name, rejected.reason)
@@ -99,13 +104,13 @@ def _count(report: IngestReport) -> None:
         VALIDATION_ISSUES.labels(issue=issue).inc(count)
 
 
-def row_count(database: Database, spec: DatasetSpec) -> int:
+def row_count(database: Database, spec: TableSpec) -> int:
     table = ensure_dataset_table(database.engine, spec)
     with database.session() as session:
         return session.scalar(select(func.count()).select_from(table)) or 0
 
 
-def _load(database: Database, spec: DatasetSpec, source: str, checksum: str, run_id: int,
+def _load(database: Database, spec: TableSpec, source: str, checksum: str, run_id: int,
           good_rows: SpooledRows, progress: Progress) -> tuple[IngestReport, pd.DataFrame]:
     table = ensure_dataset_table(database.engine, spec)
     chunks = read_chunks(lambda: open_source(source), spec)
@@ -138,7 +143,7 @@ def _load(database: Database, spec: DatasetSpec, source: str, checksum: str, run
     return report, _bad_rows(bad_parts, chunks)
 
 
-def _validated_ahead(chunks: Iterator[pd.DataFrame], spec: DatasetSpec,
+def _validated_ahead(chunks: Iterator[pd.DataFrame], spec: TableSpec,
                      seen_keys: set[str]) -> Iterator[tuple[pd.DataFrame, ValidatedChunk]]:
     """A three-stage pipeline: one thread parses the next chunk, another validates the one
     before it, while the caller loads the one before that.

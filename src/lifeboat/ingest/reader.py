@@ -1,6 +1,9 @@
 """Reading any file a user drops: CSV (any common delimiter, UTF-8 with or without BOM, or
-Latin-1), gzip-compressed CSV, or Parquet, as a stream of bounded chunks of text columns.
+Latin-1), JSON lines or a JSON array of objects (json_records.py), any of these
+gzip-compressed, or Parquet, as a stream of bounded chunks of text columns.
 
+The content tells the format, not the file's name: Parquet and gzip by their magic bytes,
+JSON by its first non-blank character (`{` lines of objects, `[` an array), CSV otherwise.
 What cannot be read at all raises FileRejected with one reason; rows that cannot be parsed
 are reported and skipped, never fatal.
 """
@@ -21,18 +24,28 @@ from typing import BinaryIO, TypeVar
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from lifeboat.datasets import DatasetSpec
+from lifeboat.datasets.spec import TableSpec
+from lifeboat.ingest.json_records import (
+    RecordReader,
+    TextRecords,
+    json_array_records,
+    json_line_records,
+)
 from lifeboat.validation import FileRejected
 
 Opener = Callable[[], BinaryIO]
 T = TypeVar("T")
+# A chunk's 1-based rows in the file, given the chunk and how many rows were parsed before it.
+Numbering = Callable[[pa.Table, int], np.ndarray]
 CHUNK_ROWS = 100_000
 _SNIFF_BYTES = 64 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 _PARQUET_MAGIC = b"PAR1"
+_JSON_ROW = "__row__"  # JSON records carry their row numbers through chunking in this column
 
 
 @dataclass(frozen=True)
@@ -52,17 +65,22 @@ class FileChunks:
         return [line.row for line in self.malformed], [line.text for line in self.malformed]
 
 
-def read_chunks(open_file: Opener, spec: DatasetSpec, chunk_rows: int = CHUNK_ROWS) -> FileChunks:
+def read_chunks(open_file: Opener, spec: TableSpec, chunk_rows: int = CHUNK_ROWS) -> FileChunks:
     head = _head(open_file)
     if head.startswith(_PARQUET_MAGIC):
         return FileChunks(_parquet_chunks(open_file, spec, chunk_rows))
     compressed = head.startswith(_GZIP_MAGIC)
     text_head = _decompressed_head(open_file) if compressed else head
     _reject_non_text(text_head)
+    malformed: list[MalformedLine] = []
+    start = text_head.removeprefix(codecs.BOM_UTF8).lstrip()[:1]
+    if start in (b"{", b"["):
+        records = json_array_records if start == b"[" else json_line_records
+        return FileChunks(_json_chunks(open_file, compressed, records, spec, chunk_rows, malformed),
+                          malformed)
     encoding = _encoding(open_file, compressed)
     header, delimiter = _header(text_head, encoding)
     columns = _column_map(header, spec)
-    malformed: list[MalformedLine] = []
     return FileChunks(
         _csv_chunks(open_file, compressed, encoding, delimiter, header, columns, spec,
                     chunk_rows, malformed),
@@ -144,7 +162,7 @@ def _header(head: bytes, encoding: str) -> tuple[list[str], str]:
     return [name.strip() for name in header], delimiter
 
 
-def _column_map(header: list[str], spec: DatasetSpec) -> dict[str, str]:
+def _column_map(header: list[str], spec: TableSpec) -> dict[str, str]:
     """File column → spec column, case-insensitively, across every accepted spelling."""
     mapped = {raw: spec.canonical(raw) for raw in header if spec.canonical(raw)}
     required = [name for name, column in spec.columns.items() if column.required]
@@ -155,7 +173,7 @@ def _column_map(header: list[str], spec: DatasetSpec) -> dict[str, str]:
 
 
 def _csv_chunks(open_file: Opener, compressed: bool, encoding: str, delimiter: str,
-                header: list[str], columns: dict[str, str], spec: DatasetSpec, chunk_rows: int,
+                header: list[str], columns: dict[str, str], spec: TableSpec, chunk_rows: int,
                 malformed: list[MalformedLine]) -> Iterator[pd.DataFrame]:
     def skip(row: pa_csv.InvalidRow) -> str:
         # Arrow counts the header as row 1; data rows are numbered from 1.
@@ -176,7 +194,8 @@ def _csv_chunks(open_file: Opener, compressed: bool, encoding: str, delimiter: s
                                      parse_options=parse, convert_options=convert)
         except pa.ArrowInvalid as exc:
             raise FileRejected(f"not a readable CSV file ({exc})") from None
-        yield from _rechunk(_batches(reader), header, columns, spec, chunk_rows, malformed)
+        yield from _rechunk(_batches(reader), header, columns, spec, chunk_rows,
+                            lambda table, parsed: _file_rows(parsed, table.num_rows, malformed))
 
 
 def _batches(reader: pa_csv.CSVStreamingReader) -> Iterator[pa.RecordBatch]:
@@ -186,7 +205,7 @@ def _batches(reader: pa_csv.CSVStreamingReader) -> Iterator[pa.RecordBatch]:
         raise FileRejected(f"not a readable CSV file ({exc})") from None
 
 
-def _parquet_chunks(open_file: Opener, spec: DatasetSpec, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _parquet_chunks(open_file: Opener, spec: TableSpec, chunk_rows: int) -> Iterator[pd.DataFrame]:
     with open_file() as stream:
         try:
             parquet = pq.ParquetFile(stream)
@@ -196,26 +215,65 @@ def _parquet_chunks(open_file: Opener, spec: DatasetSpec, chunk_rows: int) -> It
         columns = _column_map(header, spec)
         batches = (batch.cast(pa.schema([(name, pa.string()) for name in header]))
                    for batch in parquet.iter_batches(batch_size=chunk_rows))
-        yield from _rechunk(batches, header, columns, spec, chunk_rows)
+        yield from _rechunk(batches, header, columns, spec, chunk_rows,
+                            lambda table, parsed: _file_rows(parsed, table.num_rows, None))
+
+
+def _json_chunks(open_file: Opener, compressed: bool, records: RecordReader, spec: TableSpec,
+                 chunk_rows: int, malformed: list[MalformedLine]) -> Iterator[pd.DataFrame]:
+    def unreadable(row: int, text: str) -> None:
+        malformed.append(MalformedLine(row, text))
+
+    header = [_JSON_ROW, *spec.columns]
+    with _text_stream(open_file, compressed) as stream:
+        batches = _json_batches(records(_without_bom(stream), spec, unreadable), spec)
+        try:
+            yield from _rechunk(batches, header, {name: name for name in spec.columns}, spec,
+                                chunk_rows, lambda table, _parsed: table[_JSON_ROW].to_numpy())
+        except (gzip.BadGzipFile, EOFError, zlib.error) as exc:  # found only as it is read
+            raise FileRejected(f"unreadable gzip compression ({exc})") from None
+
+
+def _json_batches(blocks: Iterator[TextRecords], spec: TableSpec) -> Iterator[pa.RecordBatch]:
+    """Each block with every spec column, in one schema. Keys differ from record to record, so
+    the first block holding records stands in for a header: required keys missing from all of
+    its records reject the file, as a CSV header without them does."""
+    missing, null = pa.array(spec.missing_values, pa.string()), pa.scalar(None, pa.string())
+    checked = False
+    for block in blocks:
+        if not checked and len(block.rows):
+            _column_map(list(block.columns), spec)
+            checked = True
+        columns = [pa.array(block.rows, pa.int64())]
+        for name in spec.columns:
+            text = block.columns.get(name, pa.nulls(len(block.rows), pa.string()))
+            columns.append(pc.if_else(pc.is_in(text, missing), null, text))
+        yield pa.RecordBatch.from_arrays(columns, [_JSON_ROW, *spec.columns])
 
 
 def _rechunk(batches: Iterator[pa.RecordBatch], header: list[str], columns: dict[str, str],
-             spec: DatasetSpec, chunk_rows: int,
-             malformed: list[MalformedLine] | None = None) -> Iterator[pd.DataFrame]:
+             spec: TableSpec, chunk_rows: int, numbering: Numbering) -> Iterator[pd.DataFrame]:
     parsed = 0
-    pending: list[pa.RecordBatch] = []
-    pending_rows = 0
-    for batch in batches:
-        pending.append(batch)
-        pending_rows += batch.num_rows
-        if pending_rows >= chunk_rows:
-            yield _frame(pending, header, columns, spec, _file_rows(parsed, pending_rows, malformed))
-            parsed += pending_rows
-            pending, pending_rows = [], 0
-    if pending_rows:
-        yield _frame(pending, header, columns, spec, _file_rows(parsed, pending_rows, malformed))
-    elif parsed == 0:
+    for group in _groups(batches, chunk_rows):
+        table = pa.Table.from_batches(group)
+        yield _frame(table, header, columns, spec, numbering(table, parsed))
+        parsed += table.num_rows
+    if parsed == 0:
         raise FileRejected("no data rows")
+
+
+def _groups(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[list[pa.RecordBatch]]:
+    """Batches gathered until they hold at least `rows` rows; the last group may hold fewer."""
+    group: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        group.append(batch)
+        count += batch.num_rows
+        if count >= rows:
+            yield group
+            group, count = [], 0
+    if count:
+        yield group
 
 
 def _file_rows(parsed: int, count: int, malformed: list[MalformedLine] | None) -> np.ndarray:
@@ -231,9 +289,8 @@ def _file_rows(parsed: int, count: int, malformed: list[MalformedLine] | None) -
     return parsed_rows + np.searchsorted(skipped - np.arange(len(skipped)), parsed_rows, side="right")
 
 
-def _frame(batches: list[pa.RecordBatch], header: list[str], columns: dict[str, str],
-           spec: DatasetSpec, rows: np.ndarray) -> pd.DataFrame:
-    table = pa.Table.from_batches(batches)
+def _frame(table: pa.Table, header: list[str], columns: dict[str, str], spec: TableSpec,
+           rows: np.ndarray) -> pd.DataFrame:
     unique = _unique(header)
     frame = pd.DataFrame(index=range(table.num_rows))
     frame.insert(0, "row", rows)

@@ -56,13 +56,14 @@ def waiting_files(settings: Settings | None = None) -> list[str]:
 def ingest_files(context: JobContext, files: list[str], remove: bool,
                  progress: Callable[[str], Callable[[int], None]] | None = None,
                  ) -> list[IngestReport]:
-    """Ingests each file; its good rows' file is marked done for scoring. `remove` deletes
-    each processed file (the landing zone's raw/ is a queue; a user's own source is not)."""
+    """Ingests each file; its good rows' file is marked done for scoring, unless it holds
+    events (transactions are not predicted on). `remove` deletes each processed file (the
+    landing zone's raw/ is a queue; a user's own source is not)."""
     reports = []
     for file in files:
         advance = progress(posixpath.basename(file)) if progress else (lambda _rows: None)
         report = ingest_file(context.database, context.spec, file, context.zone, advance)
-        if report.good_file:
+        if report.good_file and context.spec.source_for(file) is context.spec:
             mark_done(context.zone, GOOD, posixpath.basename(report.good_file))
         if remove:
             context.zone.remove(file)
@@ -120,10 +121,14 @@ def _pipeline(context: JobContext) -> Counts:
 
 
 def _loaded_since(context: JobContext, timestamp: float) -> bool:
-    table = ensure_dataset_table(context.database.engine, context.spec)
-    with context.database.session() as session:
-        latest = session.scalar(select(func.max(table.c[LOADED_AT_COLUMN])))
-    return latest is not None and as_utc(latest).timestamp() > timestamp
+    """Whether any source (the entities or their events) got rows after `timestamp`."""
+    for source in context.spec.sources:
+        table = ensure_dataset_table(context.database.engine, source)
+        with context.database.session() as session:
+            latest = session.scalar(select(func.max(table.c[LOADED_AT_COLUMN])))
+        if latest is not None and as_utc(latest).timestamp() > timestamp:
+            return True
+    return False
 
 
 JOBS: dict[str, Callable[..., Counts]] = {

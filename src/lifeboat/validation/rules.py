@@ -17,7 +17,7 @@ import pyarrow as pa_arrow
 import pyarrow.compute as pc
 from pandera.errors import SchemaErrors
 
-from lifeboat.datasets import ColumnSpec, DatasetSpec
+from lifeboat.datasets.spec import ColumnSpec, TableSpec
 from lifeboat.validation.issues import RowIssue
 
 ISSUE_COLUMNS = ["row", "column", "issue", "value"]
@@ -38,7 +38,7 @@ class ValidatedChunk:
     issues: pd.DataFrame  # one line per bad cell: row, column, issue, value
 
 
-def validate_chunk(raw: pd.DataFrame, spec: DatasetSpec, seen_keys: set[str]) -> ValidatedChunk:
+def validate_chunk(raw: pd.DataFrame, spec: TableSpec, seen_keys: set[str]) -> ValidatedChunk:
     """`raw` holds text (or NaN) in the spec's columns and a 1-based `row`; `seen_keys` spans chunks."""
     typed, type_issues = _coerce(raw, spec)
     rule_issues = _rule_issues(typed, spec, exclude=type_issues)
@@ -55,7 +55,7 @@ def validate_chunk(raw: pd.DataFrame, spec: DatasetSpec, seen_keys: set[str]) ->
     )
 
 
-def reject_loaded_keys(validated: ValidatedChunk, raw: pd.DataFrame, spec: DatasetSpec,
+def reject_loaded_keys(validated: ValidatedChunk, raw: pd.DataFrame, spec: TableSpec,
                        loaded: set[str]) -> ValidatedChunk:
     """Moves good rows whose key an earlier file already loaded to the bad rows.
 
@@ -82,7 +82,7 @@ def malformed_issues(rows: list[int | None], lines: list[str]) -> pd.DataFrame:
                         columns=ISSUE_COLUMNS)
 
 
-def _entity_keys(frame: pd.DataFrame, spec: DatasetSpec) -> pd.Series:
+def _entity_keys(frame: pd.DataFrame, spec: TableSpec) -> pd.Series:
     """The key column as text (an integer key: 7, not 7.0); derived from identifying columns
     where the file has none."""
     key = frame[spec.entity.key].astype(_TEXT)
@@ -91,7 +91,7 @@ def _entity_keys(frame: pd.DataFrame, spec: DatasetSpec) -> pd.Series:
     return key
 
 
-def _coerce(raw: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _coerce(raw: pd.DataFrame, spec: TableSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Trimming, blanks to missing and number parsing all run in Arrow: pandas' string
     methods and to_numeric are several times slower on a million rows."""
     typed = {"row": pd.Series(raw["row"].to_numpy())}
@@ -101,12 +101,29 @@ def _coerce(raw: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, pd.Data
         if column.type == "string":
             typed[name] = pd.Series(pd.arrays.ArrowStringArray(text, dtype=_TEXT))
             continue
-        number, wrong = _parse_numbers(text, whole=column.type == "integer")
-        typed[name] = pd.Series(number).astype("Int64") if column.type == "integer" else number
+        typed[name], wrong = _parsed(text, column.type)
         found.append(_issue_rows(raw["row"][wrong], name, RowIssue.WRONG_TYPE,
                                  pd.Series(text.filter(wrong).to_numpy(zero_copy_only=False))))
     frame = pd.DataFrame(typed, index=raw.index)
     return frame, pd.concat(found, ignore_index=True) if found else _no_issues()
+
+
+def _parsed(text: pa_arrow.Array, kind: str) -> tuple[pd.Series | np.ndarray, np.ndarray]:
+    """Typed values of a non-text column, and which values could not be typed."""
+    if kind == "datetime":
+        return _parse_times(text)
+    number, wrong = _parse_numbers(text, whole=kind == "integer")
+    return (pd.Series(number).astype("Int64") if kind == "integer" else number), wrong
+
+
+def _parse_times(text: pa_arrow.Array) -> tuple[pd.Series, np.ndarray]:
+    """ISO 8601 (a date, or a date and time with `Z` or an offset; without one, UTC) as UTC
+    instants to the microsecond, what both databases keep. Times pandas cannot hold (before
+    1677 or after 2262) are wrong like any other unreadable value."""
+    values = pd.Series(pd.arrays.ArrowStringArray(text, dtype=_TEXT))
+    moments = pd.to_datetime(values, format="ISO8601", utc=True, errors="coerce")
+    wrong = (moments.isna() & values.notna()).to_numpy()
+    return moments.dt.as_unit("us"), wrong
 
 
 def _trimmed(column: pd.Series) -> pa_arrow.Array:
@@ -128,7 +145,7 @@ def _parse_numbers(text: pa_arrow.Array, whole: bool) -> tuple[np.ndarray, np.nd
     return number, wrong
 
 
-def _rule_issues(typed: pd.DataFrame, spec: DatasetSpec, exclude: pd.DataFrame) -> pd.DataFrame:
+def _rule_issues(typed: pd.DataFrame, spec: TableSpec, exclude: pd.DataFrame) -> pd.DataFrame:
     try:
         _schema(spec).validate(typed, lazy=True)
     except SchemaErrors as errors:
@@ -149,7 +166,7 @@ def _rule_issues(typed: pd.DataFrame, spec: DatasetSpec, exclude: pd.DataFrame) 
     return found[keep]
 
 
-def _schema(spec: DatasetSpec) -> pa.DataFrameSchema:
+def _schema(spec: TableSpec) -> pa.DataFrameSchema:
     """Only the columns with a rule: pandera's per-column cost is paid for nothing otherwise."""
     return pa.DataFrameSchema(
         {name: pa.Column(checks=_checks(column), nullable=not column.required, coerce=False)
@@ -169,7 +186,7 @@ def _checks(column: ColumnSpec) -> list[pa.Check]:
     return checks
 
 
-def _duplicate_issues(typed: pd.DataFrame, spec: DatasetSpec, seen_keys: set[str],
+def _duplicate_issues(typed: pd.DataFrame, spec: TableSpec, seen_keys: set[str],
                       invalid_rows: set[int]) -> pd.DataFrame:
     """A key seen earlier in the file makes the later row a duplicate; invalid rows claim no key."""
     key = spec.entity.key
