@@ -17,6 +17,7 @@ from sqlalchemy import select
 from lifeboat.datasets import DatasetSpec, TableSpec
 from lifeboat.db import Database, ensure_dataset_table
 from lifeboat.errors import LifeboatError
+from lifeboat.features.aggregates import cutoff_times, future_labels, point_in_time
 
 CUTOFF = "cutoff"
 
@@ -32,8 +33,6 @@ class Snapshots:
 
 def labelled_snapshots(database: Database, spec: DatasetSpec) -> Snapshots:
     """Every entity at each training cut-off, labelled by the horizon after it."""
-    from lifeboat.features.aggregates import cutoff_times, future_labels, point_in_time
-
     entities, events = read_sources(database, spec)
     cutoffs = cutoff_times(spec, newest_event_time(spec, events))
     frame = point_in_time(spec, entities, events, cutoffs)
@@ -43,8 +42,6 @@ def labelled_snapshots(database: Database, spec: DatasetSpec) -> Snapshots:
 
 def current_snapshot(database: Database, spec: DatasetSpec) -> Snapshots:
     """Every entity as of the newest event: what the stores hold and serving scores."""
-    from lifeboat.features.aggregates import point_in_time
-
     entities, events = read_sources(database, spec)
     frame = point_in_time(spec, entities, events, [newest_event_time(spec, events)])
     return _snapshots(spec, frame, None)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lifeboat.config import Settings
-from lifeboat.datasets import DatasetSpec
+from lifeboat.datasets import GENERATORS, DatasetSpec
 from lifeboat.db import Database, upgrade
 from lifeboat.errors import DatasetSpecError
 from lifeboat.features import MaterializeReport, feature_view, materialize, open_online_store
@@ -61,8 +61,6 @@ def first_data(settings: Settings, spec: DatasetSpec) -> list[Path]:
     seeded files (written once under LIFEBOAT_HOME, entities before their events)."""
     if spec.generated_by is None:
         return [spec.bundled_path()]
-    from lifeboat.datasets import GENERATORS
-
     generate = GENERATORS.get(spec.generated_by)
     if generate is None:
         raise DatasetSpecError(f"dataset {spec.name!r} names generator {spec.generated_by!r}; "
