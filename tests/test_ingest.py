@@ -95,9 +95,9 @@ def _metric(name: str, **labels: str) -> float:
 
 def test_unparseable_rows_are_rejected_without_losing_the_good_ones(
         database: Database, titanic: DatasetSpec, tmp_path: Path, zone: LandingZone) -> None:
-    loaded_before = _metric("lifeboat_ingested_rows_total", status="loaded")
-    rejected_before = _metric("lifeboat_ingested_rows_total", status="rejected")
-    malformed_before = _metric("lifeboat_validation_issues_total", issue="malformed_row")
+    loaded_before = _metric("lifeboat_ingested_rows_total", dataset="titanic", status="loaded")
+    rejected_before = _metric("lifeboat_ingested_rows_total", dataset="titanic", status="rejected")
+    malformed_before = _metric("lifeboat_validation_issues_total", dataset="titanic", issue="malformed_row")
     path = tmp_path / "messy.csv"
     path.write_text(
         KAGGLE_CSV
@@ -112,9 +112,9 @@ def test_unparseable_rows_are_rejected_without_losing_the_good_ones(
     assert report.rows_loaded == 3
     assert report.rows_rejected == 5
     assert row_count(database, titanic) == 3
-    assert _metric("lifeboat_ingested_rows_total", status="loaded") - loaded_before == 3
-    assert _metric("lifeboat_ingested_rows_total", status="rejected") - rejected_before == 5
-    assert _metric("lifeboat_validation_issues_total", issue="malformed_row") - malformed_before == 2
+    assert _metric("lifeboat_ingested_rows_total", dataset="titanic", status="loaded") - loaded_before == 3
+    assert _metric("lifeboat_ingested_rows_total", dataset="titanic", status="rejected") - rejected_before == 5
+    assert _metric("lifeboat_validation_issues_total", dataset="titanic", issue="malformed_row") - malformed_before == 2
 
 
 def test_issues_carry_the_files_row_numbers_even_after_a_skipped_line(

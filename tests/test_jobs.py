@@ -222,12 +222,12 @@ def test_job_runs_are_counted_in_metrics_by_job_trigger_and_status(context: JobC
     with pytest.raises(JobFailed):
         run(context, "ingest_file", "watch", source="/no/such/file.csv")
     text = exposition(MonitoringCollector(context.database, "titanic", lambda: None))[0].decode()
-    assert 'lifeboat_job_runs_total{job_name="score",status="succeeded",trigger="schedule"} 2.0' in text
-    assert 'lifeboat_job_runs_total{job_name="ingest_file",status="failed",trigger="watch"} 1.0' in text
-    last = re.search(r'^lifeboat_job_last_success_timestamp_seconds\{job_name="score"\} (\S+)$', text,
+    assert 'lifeboat_job_runs_total{dataset="titanic",job_name="score",status="succeeded",trigger="schedule"} 2.0' in text
+    assert 'lifeboat_job_runs_total{dataset="titanic",job_name="ingest_file",status="failed",trigger="watch"} 1.0' in text
+    last = re.search(r'^lifeboat_job_last_success_timestamp_seconds\{dataset="titanic",job_name="score"\} (\S+)$', text,
                      re.MULTILINE)
     assert last and abs(float(last.group(1)) - time.time()) < 120
-    assert 'lifeboat_job_last_success_timestamp_seconds{job_name="ingest_file"}' not in text
+    assert 'lifeboat_job_last_success_timestamp_seconds{dataset="titanic",job_name="ingest_file"}' not in text
 
 
 @pytest.mark.parametrize("storage", ["s3"], indirect=True)

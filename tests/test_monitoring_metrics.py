@@ -83,17 +83,43 @@ def test_the_collector_reads_drift_retrains_accuracy_and_ingestion_from_the_data
     collector = MonitoringCollector(database, "titanic",
                                     lambda: LiveAccuracy(0.75, 120, heldout_accuracy=0.8))
     text = exposition(collector)[0].decode()
-    assert _value(text, "lifeboat_drift_checks_total") == 2
-    assert _value(text, "lifeboat_drift_detected_total") == 1
-    assert _value(text, "lifeboat_drift_share") == 0.25
-    assert _value(text, 'lifeboat_feature_drift_p_value{feature="age"}') == 0.0001
-    assert _value(text, 'lifeboat_feature_psi{feature="age"}') == 0.3
-    assert _value(text, 'lifeboat_prediction_drift_p_value{signal="class_mix"}') == 0.2
-    assert _value(text, 'lifeboat_retrains_total{outcome="promoted",reason="drift"}') == 2
-    assert _value(text, 'lifeboat_retrains_total{outcome="kept_champion",reason="drift"}') == 1
-    assert _value(text, "lifeboat_live_accuracy") == 0.75
-    assert _value(text, "lifeboat_live_accuracy_drop") == pytest.approx(0.05)
-    assert _value(text, "lifeboat_last_ingestion_rejected_ratio") == 0.25
+    titanic = 'dataset="titanic"'
+    assert _value(text, f"lifeboat_drift_checks_total{{{titanic}}}") == 2
+    assert _value(text, f"lifeboat_drift_detected_total{{{titanic}}}") == 1
+    assert _value(text, f"lifeboat_drift_share{{{titanic}}}") == 0.25
+    assert _value(text, f'lifeboat_feature_drift_p_value{{{titanic},feature="age"}}') == 0.0001
+    assert _value(text, f'lifeboat_feature_psi{{{titanic},feature="age"}}') == 0.3
+    assert _value(text, f'lifeboat_prediction_drift_p_value{{{titanic},signal="class_mix"}}') == 0.2
+    assert _value(text, f'lifeboat_retrains_total{{{titanic},outcome="promoted",reason="drift"}}') == 2
+    assert _value(text, f'lifeboat_retrains_total{{{titanic},outcome="kept_champion",'
+                        'reason="drift"}') == 1
+    assert _value(text, f"lifeboat_live_accuracy{{{titanic}}}") == 0.75
+    assert _value(text, f"lifeboat_live_accuracy_drop{{{titanic}}}") == pytest.approx(0.05)
+    assert _value(text, f"lifeboat_last_ingestion_rejected_ratio{{{titanic}}}") == 0.25
+
+
+def test_two_datasets_collectors_make_one_family_per_metric_with_a_series_each(
+        database: Database) -> None:
+    """The text format allows each name once: one service serving two datasets must merge
+    their collectors' families, not print them one after the other."""
+    with database.session() as session:
+        session.add_all([Retrain(dataset="titanic", reason="drift", status="promoted"),
+                         Retrain(dataset="customers", reason="manual", status="failed"),
+                         Retrain(dataset="customers", reason="manual", status="failed")])
+    text = exposition(MonitoringCollector(database, "titanic", lambda: None),
+                      MonitoringCollector(database, "customers",
+                                          lambda: LiveAccuracy(0.5, 60, heldout_accuracy=0.7)))[0]
+    text = text.decode()
+    families = re.findall(r"^# TYPE (\S+) ", text, re.MULTILINE)
+    assert len(families) == len(set(families)) and "lifeboat_retrains_total" in families
+    assert _value(text, 'lifeboat_retrains_total{dataset="titanic",outcome="promoted",'
+                        'reason="drift"}') == 1
+    assert _value(text, 'lifeboat_retrains_total{dataset="customers",outcome="failed",'
+                        'reason="manual"}') == 2
+    assert _value(text, 'lifeboat_drift_checks_total{dataset="titanic"}') == 0
+    assert _value(text, 'lifeboat_drift_checks_total{dataset="customers"}') == 0
+    assert _value(text, 'lifeboat_live_accuracy{dataset="customers"}') == 0.5
+    assert 'lifeboat_live_accuracy{dataset="titanic"}' not in text
 
 
 def test_a_database_outage_leaves_the_process_metrics_in_the_scrape(tmp_path) -> None:
@@ -147,7 +173,7 @@ def test_two_workers_count_every_prediction_once_in_metrics(trained_settings: Se
     assert len(list((tmp_path / "metrics").glob("counter_*.db"))) == 2  # both workers counted
     counted = re.findall(r'^lifeboat_predictions_total\{[^}]*\} (\S+)$', text, re.MULTILINE)
     assert sum(map(float, counted)) == 40
-    assert _value(text, "lifeboat_prediction_latency_seconds_count") == 40
+    assert _value(text, 'lifeboat_prediction_latency_seconds_count{dataset="titanic"}') == 40
 
 
 def _wait_ready(server: subprocess.Popen, base: str) -> None:

@@ -70,9 +70,14 @@ COMPOSE = DEPLOY / "docker-compose.yml"
 PROMETHEUS = Path("/usr/bin/prometheus")
 PROMTOOL = Path("/usr/bin/promtool")
 
+# The dashboards' own variable: the dataset shown, here the one the test's service serves.
+DASHBOARD_VARIABLES = {"$dataset": "titanic"}
 # What Grafana puts in place of its variables before a query leaves it: the test's Prometheus
 # scrapes every second, so a minute holds plenty of samples.
-GRAFANA_PROMQL_VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h"}
+GRAFANA_PROMQL_VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h",
+                            **DASHBOARD_VARIABLES}
+# Counted by the process for all its datasets together, so without a `dataset` label.
+PROCESS_WIDE_METRICS = ("lifeboat_prediction_log_",)
 PANEL_TYPES = {"row", "timeseries", "stat", "table", "barchart", "heatmap", "bargauge"}
 SCRAPE_TIMEOUT = 60  # seconds to wait for Prometheus to see what the test just did
 ALERT_TIMEOUT = 45  # seconds to wait for every alert to leave `inactive`
@@ -206,6 +211,8 @@ def expand_sql_macros(sql: str, start: datetime, end: datetime) -> str:
 
     expanded = _MACRO.sub(expand, sql)
     expanded = expanded.replace("$__interval", "'1h'")
+    for variable, value in DASHBOARD_VARIABLES.items():
+        expanded = expanded.replace(variable, value)
     assert "$" not in expanded, f"unexpanded variable left in {expanded!r}"
     return expanded
 
@@ -341,6 +348,25 @@ def test_a_dashboard_is_current_grafana_json_on_the_provisioned_sources(path: Pa
     for annotation in board["annotations"]["list"]:
         if "target" in annotation:
             assert sources.get(annotation["datasource"]["uid"]) == annotation["datasource"]["type"]
+
+
+def test_every_dashboard_shows_one_dataset_chosen_by_its_variable() -> None:
+    """A service may serve several datasets: each panel about a dataset's model or data
+    filters by the `dataset` variable, which lists the datasets whose model is loaded."""
+    for path in DASHBOARDS:
+        board = json.loads(path.read_text())
+        variable, = [v for v in board["templating"]["list"] if v["name"] == "dataset"]
+        assert variable["datasource"]["uid"] == _uid_of(PROMETHEUS_TYPE), path.name
+        assert variable["query"]["query"] == "label_values(lifeboat_model_info, dataset)"
+        assert all(link["includeVars"] for link in board["links"]), path.name
+    for query in PROMQL:
+        if query.where.startswith("rules.yml"):
+            continue
+        for name, selector in re.findall(r"\b(lifeboat_\w+|ALERTS)(\{[^}]*\})?", query.text):
+            if not name.startswith(PROCESS_WIDE_METRICS):
+                assert 'dataset="$dataset"' in selector, f"{query.where}: {name}{selector}"
+    for query in SQL:
+        assert "dataset = '$dataset'" in query.text, query.where
 
 
 # --- compose and the images -------------------------------------------------------------------
@@ -720,6 +746,14 @@ def test_prometheus_scrapes_the_service(stack: Stack) -> None:
     assert target["health"] == "up", target["lastError"]
 
 
+def test_the_dataset_variable_lists_the_served_dataset(stack: Stack) -> None:
+    """What Grafana's `label_values(lifeboat_model_info, dataset)` asks Prometheus (the
+    test process's registry may hold other tests' datasets too)."""
+    answer = httpx.get(f"{stack.prometheus}/api/v1/label/dataset/values",
+                       params={"match[]": "lifeboat_model_info"}, timeout=10).json()
+    assert "titanic" in answer["data"]
+
+
 @pytest.mark.parametrize("query", [query.param() for query in PROMQL])
 def test_every_promql_expression_returns_data(stack: Stack, query: Query) -> None:
     """Each dashboard panel's and rule's expression, as Grafana or Prometheus sends it."""
@@ -791,6 +825,8 @@ def test_the_sql_macros_expand_as_grafana_does() -> None:
         "'2026-01-02T09:04:05Z' AND p.created_at > '2026-01-02T03:04:05Z'")
     with pytest.raises(AssertionError):
         expand_sql_macros("SELECT $__unknownMacro(x)", start, end)
+    assert expand_sql_macros("SELECT 1 WHERE dataset = '$dataset'", start, end) == (
+        "SELECT 1 WHERE dataset = 'titanic'")
 
 
 

@@ -125,7 +125,7 @@ def test_model_health_and_readiness(client: TestClient) -> None:
         "model": "ok", "database": "ok", "prediction_log": "ok", "features": "ok"}
     assert "TitanicRecord" in client.get("/openapi.json").json()["components"]["schemas"]
     metrics = client.get("/metrics").text
-    assert 'lifeboat_ingested_rows_total{status="loaded"}' in metrics
+    assert 'lifeboat_ingested_rows_total{dataset="titanic",status="loaded"}' in metrics
 
 
 def test_without_a_champion_the_service_starts_but_is_not_ready(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ from lifeboat.errors import LifeboatError
 from lifeboat.logs import configure_logging
 
 if TYPE_CHECKING:
-    from lifeboat.orchestration import JobContext
+    from lifeboat.orchestration import BootstrapReport, JobContext
 
 app = typer.Typer(help="Lifeboat: tabular models as production software.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -81,12 +81,26 @@ def _steps(title: str) -> Iterator[Callable[[str], None]]:
 def up() -> None:
     """The main job: prepare everything that is missing, then serve the API on :8000."""
     from lifeboat.orchestration import bootstrap
+    from lifeboat.serving.app import served_specs
 
     context = Context()
-    with _steps("starting Lifeboat") as progress:
-        report = bootstrap(context.settings, context.database, context.spec, progress)
+    for spec in served_specs(context.settings):
+        with _steps(f"starting Lifeboat ({spec.name})") as progress:
+            report = bootstrap(context.settings, context.database, spec, progress)
+        _print_bootstrap(spec, report)
+    if context.settings.embedded_jobs:
+        from lifeboat.orchestration.scheduler import start_embedded_jobs
+
+        start_embedded_jobs(context.settings)
+        console.print(f"jobs: drop {context.spec.name} files into {context.settings.landing_url}"
+                      "/raw to ingest and score them (`lifeboat jobs` lists the runs)")
+    _serve(context.settings)
+
+
+def _print_bootstrap(spec: DatasetSpec, report: BootstrapReport) -> None:
     if report.ingested:
-        console.print(f"loaded {report.ingested.rows_loaded} {context.spec.name} rows")
+        rows = sum(ingested.rows_loaded for ingested in report.ingested)
+        console.print(f"loaded {rows} {spec.name} rows")
     console.print(_materialized_line(report.materialized))
     if report.trained:
         metrics = report.trained.metrics
@@ -94,13 +108,6 @@ def up() -> None:
                       f"({report.trained.best_candidate}): held-out accuracy "
                       f"{metrics['accuracy']:.3f}, ROC AUC {metrics['roc_auc']:.3f}")
     console.print(f"champion: {report.champion.name} v{report.champion.version}")
-    if context.settings.embedded_jobs:
-        from lifeboat.orchestration.scheduler import start_embedded_jobs
-
-        start_embedded_jobs(context.settings)
-        console.print(f"jobs: drop files into {context.settings.landing_url}/raw to ingest "
-                      "and score them (`lifeboat jobs` lists the runs)")
-    _serve(context.settings)
 
 
 @app.command()
@@ -284,12 +291,32 @@ def train(
         result = run_training(context.settings, context.database, context.spec,
                               promote=promote, progress=progress)
     metrics = result.metrics
+    baseline = (f" (baseline {context.spec.training.baseline} alone: "
+                f"{metrics['baseline_roc_auc']:.3f})" if "baseline_roc_auc" in metrics else "")
     out.print(f"registered {result.model_name} v{result.version} ({result.best_candidate}): "
-              f"held-out accuracy {metrics['accuracy']:.3f}, ROC AUC {metrics['roc_auc']:.3f}, "
-              f"F1 {metrics['f1']:.3f}")
+              f"held-out accuracy {metrics['accuracy']:.3f}, ROC AUC {metrics['roc_auc']:.3f}"
+              f"{baseline}, F1 {metrics['f1']:.3f}")
     if result.promotion:
         verdict = "promoted to champion" if result.promotion.promoted else "not promoted"
         out.print(f"{verdict}: {result.promotion.reason}")
+
+
+@app.command()
+def generate(
+    folder: Annotated[str, typer.Argument(help="Where the files go (created if missing).")],
+    customers: Annotated[int, typer.Option(min=1)] = 3000,
+    transactions: Annotated[int, typer.Option(min=0, help="Up to 10 million and beyond.")] = 150_000,
+    seed: Annotated[int, typer.Option(help="The same seed writes the same bytes.")] = 0,
+    json_array: Annotated[bool, typer.Option(help="One JSON array instead of JSON lines.")] = False,
+) -> None:
+    """Write the customers dataset's seeded customers.csv and transactions.json."""
+    from lifeboat.datasets.customers import write_customers
+
+    with _steps("generating customers and transactions"):
+        written = write_customers(folder, seed, customers=customers, transactions=transactions,
+                                  json_format="array" if json_array else "lines")
+    for path in written:
+        out.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
 @app.command()

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -18,6 +18,12 @@ class Settings(BaseSettings):
 
     home: Path = Field(default=Path(".lifeboat"), description="Embedded state lives here.")
     dataset: str = Field(default="titanic", description="Dataset spec served and trained.")
+    datasets: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="More datasets one service serves, each under /datasets/{name}/: spec "
+                    "names or spec file paths, comma-separated. `dataset` stays the default "
+                    "(the unprefixed routes) and is always served; default: it alone.",
+    )
     database_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("DATABASE_URL", "LIFEBOAT_DATABASE_URL"),
@@ -131,6 +137,14 @@ class Settings(BaseSettings):
         ge=1,
         description="Overrides the spec's random-search budget (fewer = faster, rougher).",
     )
+
+    @field_validator("datasets", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        """`LIFEBOAT_DATASETS=titanic,customers` as a list; blanks are left out."""
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
 
     @property
     def resolved_home(self) -> Path:

@@ -83,7 +83,7 @@ def ingest_file(database: Database, spec: DatasetSpec, source: str, zone: Landin
         good_rows.discard()
         _finish_failed(database, run_id, f"{type(exc).__name__}: {exc}")
         raise
-    _count(report)
+    _count(spec.name, report)
     # After the commit: a crash here leaves the rows loaded and only these files unwritten.
     try:
         report = replace(report, good_file=good_rows.publish(zone, GOOD, f"{tag}.parquet"))
@@ -97,11 +97,11 @@ def ingest_file(database: Database, spec: DatasetSpec, source: str, zone: Landin
     return report
 
 
-def _count(report: IngestReport) -> None:
+def _count(dataset: str, report: IngestReport) -> None:
     for status, rows in (("loaded", report.rows_loaded), ("rejected", report.rows_rejected)):
-        INGESTED_ROWS.labels(status=status).inc(rows)
+        INGESTED_ROWS.labels(dataset=dataset, status=status).inc(rows)
     for issue, count in (report.issues or {}).items():
-        VALIDATION_ISSUES.labels(issue=issue).inc(count)
+        VALIDATION_ISSUES.labels(dataset=dataset, issue=issue).inc(count)
 
 
 def row_count(database: Database, spec: TableSpec) -> int:

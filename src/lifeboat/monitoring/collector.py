@@ -4,11 +4,15 @@ Drift reports, retrains and feedback are rows that any process may have written 
 service, `lifeboat drift`, the scheduler, Airflow): reading them at scrape time makes
 every worker report the same values, and a restart loses none of them. Each scrape costs
 a few indexed queries, every 15 s or so.
+
+Every family carries a `dataset` label: a service serving several datasets has one collector
+per dataset, and `exposition` merges their families into one per name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -17,6 +21,8 @@ from sqlalchemy import Row, func, select
 from lifeboat.db import Database, DriftReport, IngestionRun, JobRun, Retrain
 from lifeboat.db.models import as_utc
 from lifeboat.monitoring.live_accuracy import LiveAccuracy
+
+Family = TypeVar("Family", CounterMetricFamily, GaugeMetricFamily)
 
 
 class MonitoringCollector(Collector):
@@ -35,6 +41,16 @@ class MonitoringCollector(Collector):
         yield from self._ingestion()
         yield from self._jobs()
 
+    def _family(self, kind: type[Family], name: str, documentation: str,
+                labels: tuple[str, ...] = ()) -> Family:
+        return kind(name, documentation, labels=["dataset", *labels])
+
+    def _single(self, kind: type[Family], name: str, documentation: str,
+                value: float) -> Family:
+        family = self._family(kind, name, documentation)
+        family.add_metric([self.dataset], value)
+        return family
+
     def _drift(self) -> Iterator[Metric]:
         with self.database.session() as session:
             checks, detected = session.execute(
@@ -44,27 +60,34 @@ class MonitoringCollector(Collector):
                 select(DriftReport.drift_share, DriftReport.features, DriftReport.prediction_drift)
                 .where(DriftReport.dataset == self.dataset)
                 .order_by(DriftReport.created_at.desc(), DriftReport.id.desc()).limit(1)).first()
-        yield CounterMetricFamily("lifeboat_drift_checks", "Windowed drift checks run.",
-                                  value=checks)
-        yield CounterMetricFamily("lifeboat_drift_detected",
-                                  "Drift checks that found drift after multiple-testing "
-                                  "correction.", value=detected)
+        yield self._single(CounterMetricFamily, "lifeboat_drift_checks",
+                           "Windowed drift checks run.", checks)
+        yield self._single(CounterMetricFamily, "lifeboat_drift_detected",
+                           "Drift checks that found drift after multiple-testing correction.",
+                           detected)
         if latest is None:
             return
-        yield GaugeMetricFamily("lifeboat_drift_share",
-                                "Share of features drifted in the latest check.",
-                                value=latest.drift_share)
-        yield _per_feature(latest, "p_value", "lifeboat_feature_drift_p_value",
-                           "Latest check's p-value per feature (KS or chi-squared), uncorrected.")
-        yield _per_feature(latest, "psi", "lifeboat_feature_psi",
-                           "Latest check's population stability index per feature.")
-        signals = GaugeMetricFamily("lifeboat_prediction_drift_p_value",
-                                    "Latest check's p-value of prediction drift, by signal.",
-                                    labels=["signal"])
+        yield self._single(GaugeMetricFamily, "lifeboat_drift_share",
+                           "Share of features drifted in the latest check.", latest.drift_share)
+        yield self._per_feature(latest, "p_value", "lifeboat_feature_drift_p_value",
+                                "Latest check's p-value per feature (KS or chi-squared), "
+                                "uncorrected.")
+        yield self._per_feature(latest, "psi", "lifeboat_feature_psi",
+                                "Latest check's population stability index per feature.")
+        signals = self._family(GaugeMetricFamily, "lifeboat_prediction_drift_p_value",
+                               "Latest check's p-value of prediction drift, by signal.",
+                               ("signal",))
         for signal, result in latest.prediction_drift.items():
             if isinstance(result, dict) and result.get("p_value") is not None:
-                signals.add_metric([signal], result["p_value"])
+                signals.add_metric([self.dataset, signal], result["p_value"])
         yield signals
+
+    def _per_feature(self, report: Row, key: str, name: str, documentation: str) -> Metric:
+        family = self._family(GaugeMetricFamily, name, documentation, ("feature",))
+        for feature in report.features:
+            if feature.get(key) is not None:
+                family.add_metric([self.dataset, feature["feature"]], feature[key])
+        return family
 
     def _retrains(self) -> Iterator[Metric]:
         with self.database.session() as session:
@@ -72,26 +95,26 @@ class MonitoringCollector(Collector):
                 select(Retrain.reason, Retrain.status, func.count())
                 .where(Retrain.dataset == self.dataset)
                 .group_by(Retrain.reason, Retrain.status)).all()
-        family = CounterMetricFamily("lifeboat_retrains", "Retrains, by what started them and "
-                                     "how they ended.", labels=["reason", "outcome"])
+        family = self._family(CounterMetricFamily, "lifeboat_retrains",
+                              "Retrains, by what started them and how they ended.",
+                              ("reason", "outcome"))
         for reason, outcome, count in counts:
-            family.add_metric([reason, outcome], count)
+            family.add_metric([self.dataset, reason, outcome], count)
         yield family
 
     def _accuracy(self) -> Iterator[Metric]:
         live = self.accuracy()
         if live is None:
             return
-        yield GaugeMetricFamily("lifeboat_live_accuracy_samples",
-                                "Labelled predictions live accuracy is measured on.",
-                                value=live.samples)
+        yield self._single(GaugeMetricFamily, "lifeboat_live_accuracy_samples",
+                           "Labelled predictions live accuracy is measured on.", live.samples)
         if live.accuracy is not None:
-            yield GaugeMetricFamily("lifeboat_live_accuracy",
-                                    "Accuracy of the serving model on its recent labelled "
-                                    "predictions (feedback).", value=live.accuracy)
+            yield self._single(GaugeMetricFamily, "lifeboat_live_accuracy",
+                               "Accuracy of the serving model on its recent labelled "
+                               "predictions (feedback).", live.accuracy)
         if live.drop is not None:
-            yield GaugeMetricFamily("lifeboat_live_accuracy_drop",
-                                    "Held-out accuracy minus live accuracy.", value=live.drop)
+            yield self._single(GaugeMetricFamily, "lifeboat_live_accuracy_drop",
+                               "Held-out accuracy minus live accuracy.", live.drop)
 
     def _ingestion(self) -> Iterator[Metric]:
         with self.database.session() as session:
@@ -100,9 +123,9 @@ class MonitoringCollector(Collector):
                 .where(IngestionRun.dataset == self.dataset, IngestionRun.finished_at.is_not(None))
                 .order_by(IngestionRun.finished_at.desc()).limit(1)).first()
         if latest is not None and latest.rows_total:
-            yield GaugeMetricFamily("lifeboat_last_ingestion_rejected_ratio",
-                                    "Share of the latest ingestion run's rows rejected by "
-                                    "validation.", value=latest.rows_rejected / latest.rows_total)
+            yield self._single(GaugeMetricFamily, "lifeboat_last_ingestion_rejected_ratio",
+                               "Share of the latest ingestion run's rows rejected by "
+                               "validation.", latest.rows_rejected / latest.rows_total)
 
     def _jobs(self) -> Iterator[Metric]:
         with self.database.session() as session:
@@ -115,23 +138,14 @@ class MonitoringCollector(Collector):
                 .where(JobRun.dataset == self.dataset, JobRun.status == "succeeded")
                 .group_by(JobRun.job)).all()
         # `job_name`, not `job`: Prometheus's own `job` label (the scrape job) would rename it.
-        runs = CounterMetricFamily("lifeboat_job_runs", "Job runs (ingest, score, drift, "
-                                   "pipeline), by trigger and status.",
-                                   labels=["job_name", "trigger", "status"])
+        runs = self._family(CounterMetricFamily, "lifeboat_job_runs",
+                            "Job runs (ingest, score, drift, pipeline), by trigger and status.",
+                            ("job_name", "trigger", "status"))
         for job, trigger, status, count in counts:
-            runs.add_metric([job, trigger, status], count)
+            runs.add_metric([self.dataset, job, trigger, status], count)
         yield runs
-        last = GaugeMetricFamily("lifeboat_job_last_success_timestamp_seconds",
-                                 "When each job last succeeded (Unix time).",
-                                 labels=["job_name"])
+        last = self._family(GaugeMetricFamily, "lifeboat_job_last_success_timestamp_seconds",
+                            "When each job last succeeded (Unix time).", ("job_name",))
         for job, finished_at in succeeded:
-            last.add_metric([job], as_utc(finished_at).timestamp())
+            last.add_metric([self.dataset, job], as_utc(finished_at).timestamp())
         yield last
-
-
-def _per_feature(report: Row, key: str, name: str, documentation: str) -> Metric:
-    family = GaugeMetricFamily(name, documentation, labels=["feature"])
-    for feature in report.features:
-        if feature.get(key) is not None:
-            family.add_metric([feature["feature"]], feature[key])
-    return family

@@ -7,12 +7,17 @@ processes, in the shared files of its multiprocess mode (`PROMETHEUS_MULTIPROC_D
 /metrics sums. What the monitoring loop decides (drift reports, live accuracy, retrains) is
 read from the database at scrape time: a drift check run by the CLI, the scheduler or
 Airflow is visible through any worker, and a restart loses none of it.
+
+One service may serve several datasets: every metric about one dataset's model or data
+carries a `dataset` label (an extension of the design's metric contract), so their series
+never mix. What the process shares between datasets (the prediction log) has none.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from prometheus_client import (
@@ -24,6 +29,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
@@ -32,40 +38,43 @@ log = logging.getLogger(__name__)
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 INGESTED_ROWS = Counter(
-    "lifeboat_ingested_rows", "Rows read by ingestion, by outcome.", ["status"]
+    "lifeboat_ingested_rows", "Rows read by ingestion, by outcome.", ["dataset", "status"]
 )
 VALIDATION_ISSUES = Counter(
     "lifeboat_validation_issues", "Problems found by row-level validation, by issue type.",
-    ["issue"]
+    ["dataset", "issue"]
 )
 PREDICTIONS = Counter(
-    "lifeboat_predictions", "Predictions served, by model version, source and predicted class.",
-    ["model_version", "source", "prediction"],
+    "lifeboat_predictions",
+    "Predictions served, by dataset, model version, source and predicted class.",
+    ["dataset", "model_version", "source", "prediction"],
 )
 PREDICTION_LATENCY = Histogram(
     "lifeboat_prediction_latency_seconds",
     "Time to score a prediction: features and model, per record of a request.",
+    ["dataset"],
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
 )
 PREDICTION_PROBABILITY = Histogram(
     "lifeboat_prediction_probability", "The positive class's predicted probability.",
+    ["dataset"],
     buckets=tuple(round(0.1 * step, 1) for step in range(1, 11)),
 )
 OUTLIERS = Counter(
     "lifeboat_prediction_outliers",
     "Served records with a value outside the training range or a category training never "
     "saw, by field (an outlier, not drift).",
-    ["feature"],
+    ["dataset", "feature"],
 )
 MODEL_INFO = Gauge(
-    "lifeboat_model_info", "1 for the model version a serving process has loaded.",
-    ["name", "version"], multiprocess_mode="livemax",
+    "lifeboat_model_info", "1 for the model version a serving process has loaded, per dataset.",
+    ["dataset", "name", "version"], multiprocess_mode="livemax",
 )
 SHADOW_PREDICTIONS = Counter(
     "lifeboat_shadow_predictions",
     "Served predictions also scored by the challenger (shadow mode), by whether the two "
     "predicted the same class.",
-    ["champion_version", "challenger_version", "agreement"],
+    ["dataset", "champion_version", "challenger_version", "agreement"],
 )
 PREDICTION_LOG_PENDING = Gauge(
     "lifeboat_prediction_log_pending",
@@ -102,15 +111,34 @@ def exposition(*collectors: Collector) -> tuple[bytes, str]:
         MultiProcessCollector(process)
     else:
         process = REGISTRY
-    return generate_latest(process) + b"".join(map(_scraped, collectors)), CONTENT_TYPE_LATEST
+    scraped = generate_latest(_Merged(collectors)) if collectors else b""
+    return generate_latest(process) + scraped, CONTENT_TYPE_LATEST
 
 
-def _scraped(collector: Collector) -> bytes:
-    """One collector's text; nothing when its source is down, so a database outage does
+class _Merged(Collector):
+    """Several collectors as one: families of the same name (one per dataset, told apart
+    by their labels) become one family, since the text format allows a name only once."""
+
+    def __init__(self, collectors: tuple[Collector, ...]) -> None:
+        self.collectors = collectors
+
+    def collect(self) -> Iterator[Metric]:
+        families: dict[str, Metric] = {}
+        for collector in self.collectors:
+            for metric in _scraped(collector):
+                if metric.name in families:
+                    families[metric.name].samples.extend(metric.samples)
+                else:
+                    families[metric.name] = metric
+        yield from families.values()
+
+
+def _scraped(collector: Collector) -> list[Metric]:
+    """One collector's metrics; none when its source is down, so a database outage does
     not take the process metrics (which show the outage) down with it."""
     try:
-        return generate_latest(collector)
+        return list(collector.collect())
     except Exception:  # noqa: BLE001 - any failure of the source: skip it this scrape
         log.warning("metrics from %s are left out of this scrape", type(collector).__name__,
                     exc_info=True)
-        return b""
+        return []

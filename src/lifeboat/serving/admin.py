@@ -17,7 +17,7 @@ _bearer = HTTPBearer(auto_error=False, description="LIFEBOAT_API_KEY")
 
 def require_admin(request: Request,
                   credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
-    key = request.app.state.service.settings.api_key
+    key = request.app.state.settings.api_key
     if key is None:
         raise HTTPException(403, detail="admin routes are disabled: set LIFEBOAT_API_KEY on the server")
     given = credentials.credentials if credentials else ""

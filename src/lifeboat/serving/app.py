@@ -1,33 +1,56 @@
-"""The FastAPI application: one process serves prediction, history, models, health and the UI."""
+"""The FastAPI application: one process serves prediction, history, models, health and the
+UI, for every configured dataset (`LIFEBOAT_DATASET` the default, plus `LIFEBOAT_DATASETS`)."""
 
 from __future__ import annotations
 
 import gc
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
-from pydantic import BaseModel
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lifeboat import __version__
 from lifeboat.config import Settings
-from lifeboat.datasets import load_spec
+from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.db import Database
-from lifeboat.features import open_online_store
+from lifeboat.errors import DatasetSpecError
+from lifeboat.features import OnlineStore, open_online_store
 from lifeboat.registry import ModelRegistry
 from lifeboat.serving.prediction_log import PredictionLog
-from lifeboat.serving.routes import health, jobs, models, monitoring, records
-from lifeboat.serving.routes.predict import predict_router
-from lifeboat.serving.schemas import record_model
+from lifeboat.serving.routes import dataset_router, datasets, health
+from lifeboat.serving.routes.datasets import dataset_path
+from lifeboat.serving.schemas import DatasetSchemas, dataset_schemas
 from lifeboat.serving.state import ServiceState
-from lifeboat.serving.ui import add_ui_routes
+from lifeboat.serving.ui import add_ui_assets
+
+_PATH_SEGMENT = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def served_specs(settings: Settings) -> list[DatasetSpec]:
+    """`dataset` first (the default), then `datasets`; a dataset named twice is served once,
+    and two different specs of one name are an error, as their routes would be one."""
+    specs: dict[str, DatasetSpec] = {}
+    for source in (settings.dataset, *settings.datasets):
+        spec = load_spec(source)
+        if not _PATH_SEGMENT.fullmatch(spec.name):
+            raise DatasetSpecError(f"dataset name {spec.name!r} cannot be a URL path segment: "
+                                   "use letters, digits, '_', '-' and '.'")
+        if specs.setdefault(spec.name, spec) != spec:
+            raise DatasetSpecError(f"two different dataset specs are named {spec.name!r} "
+                                   f"(the second from {source!r})")
+    return list(specs.values())
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    spec = load_spec(settings.dataset)
-    record = record_model(spec)
+    specs = served_specs(settings)
+    schemas = {spec.name: dataset_schemas(spec) for spec in specs}
+    default = specs[0]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -35,15 +58,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store = open_online_store(settings.online_store_url, settings.online_ttl_seconds)
         prediction_log = PredictionLog(database, settings.ensure_home() / "spool",
                                        capacity=settings.prediction_log_capacity)
-        state = ServiceState(settings, database, spec, ModelRegistry(settings, spec.model_name),
-                             store, prediction_log)
-        state.refresh_models()
-        state.watch_champion()
-        state.watch_monitoring()
-        app.state.service = state
+        services = {spec.name: _start(settings, database, spec, store, prediction_log)
+                    for spec in specs}
+        app.state.settings = settings
+        app.state.services = services
         _freeze_startup_objects()
         yield
-        state.stop()
+        for service in services.values():
+            service.stop()
         prediction_log.close(timeout=settings.prediction_log_drain_seconds)
         store.close()
         database.dispose()  # after the log's last write
@@ -51,17 +73,59 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="Lifeboat",
         version=__version__,
-        summary=f"Predictions for the {spec.name} dataset: {spec.description}",
+        summary=_summary(specs),
         lifespan=lifespan,
         max_body_size=settings.max_request_bytes,  # 413, checked as the body streams in
     )
-    app.include_router(predict_router(spec, record))
-    for router in (records.router, models.router, monitoring.router, jobs.router,
-                   health.router):
-        app.include_router(router)
-    _register_schema(app, record)
-    add_ui_routes(app)
+    # The default dataset at the unprefixed routes, and every dataset under its own path;
+    # the default's second copy is left out of the OpenAPI page, which names it once.
+    app.include_router(dataset_router(default, schemas[default.name], specs, ""))
+    for spec in specs:
+        app.include_router(dataset_router(spec, schemas[spec.name], specs,
+                                          dataset_path(spec.name),
+                                          include_in_schema=spec is not default))
+    app.include_router(datasets.router)
+    app.include_router(health.router)
+    app.add_exception_handler(StarletteHTTPException, _unknown_dataset(specs))
+    _register_schemas(app, list(schemas.values()))
+    add_ui_assets(app)
     return app
+
+
+def _start(settings: Settings, database: Database, spec: DatasetSpec, store: OnlineStore,
+           prediction_log: PredictionLog) -> ServiceState:
+    """One dataset's state, its champion loaded and its watchers running. The database,
+    the online store and the prediction log are shared: their rows carry the dataset."""
+    state = ServiceState(settings, database, spec, ModelRegistry(settings, spec.model_name),
+                         store, prediction_log)
+    state.refresh_models()
+    state.watch_champion()
+    state.watch_monitoring()
+    return state
+
+
+def _summary(specs: list[DatasetSpec]) -> str:
+    default = specs[0]
+    summary = f"Predictions for the {default.name} dataset: {default.description}"
+    if len(specs) > 1:
+        others = ", ".join(dataset_path(spec.name) for spec in specs[1:])
+        summary += f" Other datasets: {others} (GET /datasets)."
+    return summary
+
+
+def _unknown_dataset(specs: list[DatasetSpec]) -> Any:
+    """A 404 under `/datasets/{name}/` for a name not served says which names are."""
+    known = {spec.name for spec in specs}
+
+    async def handler(request: Request, exc: StarletteHTTPException) -> Response:
+        parts = request.url.path.split("/")
+        if exc.status_code == 404 and len(parts) > 2 and parts[1] == "datasets" \
+                and parts[2] and parts[2] not in known:
+            return JSONResponse({"detail": f"no dataset {parts[2]!r} is served here; "
+                                           f"known: {', '.join(sorted(known))}"}, status_code=404)
+        return await http_exception_handler(request, exc)
+
+    return handler
 
 
 def _freeze_startup_objects() -> None:
@@ -72,16 +136,17 @@ def _freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def _register_schema(app: FastAPI, record: type[BaseModel]) -> None:
-    """Puts the generated record schema in the OpenAPI components, where /predict refers to it."""
+def _register_schemas(app: FastAPI, schemas: list[DatasetSchemas]) -> None:
+    """Puts each dataset's record schema in the OpenAPI components, where its /predict
+    refers to it (that route reads its body itself, so FastAPI does not add it)."""
     original = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = original()
-            schema.setdefault("components", {}).setdefault("schemas", {})[record.__name__] = (
-                record.model_json_schema(ref_template="#/components/schemas/{model}")
-            )
+            components = original().setdefault("components", {}).setdefault("schemas", {})
+            for dataset in schemas:
+                components[dataset.record.__name__] = dataset.record.model_json_schema(
+                    ref_template="#/components/schemas/{model}")
         return app.openapi_schema
 
     app.openapi = openapi

@@ -1,8 +1,14 @@
-"""What route handlers get injected: the service state, and its predictor or a 503."""
+"""What route handlers get injected: a dataset's service state, and its predictor or a 503.
+
+The process holds one `ServiceState` per served dataset, in `app.state.services` (the
+default dataset first). A dataset's routes are built for it by `routes.dataset_router`,
+which hands each route module that dataset's `DatasetService`: its handlers take the state
+through `DatasetService.annotated()`, the process-wide ones (`/ready`, ...) take `Services`.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 
@@ -10,13 +16,31 @@ from lifeboat.serving.predictor import Predictor
 from lifeboat.serving.state import ServiceState
 
 
-async def _service(request: Request) -> ServiceState:
-    """Async on purpose: FastAPI runs a sync dependency in the thread pool, a hop that costs
-    more than most requests' whole work."""
-    return request.app.state.service
+class DatasetService:
+    """Finds one dataset's state for a request. The states are made at start-up (in the
+    lifespan), after the routes: so routes hold the dataset's name, not its state."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def of(self, request: Request) -> ServiceState:
+        return request.app.state.services[self.name]
+
+    async def __call__(self, request: Request) -> ServiceState:
+        """Async on purpose: FastAPI runs a sync dependency in the thread pool, a hop that
+        costs more than most requests' whole work."""
+        return self.of(request)
+
+    def annotated(self) -> Any:
+        """The parameter type that injects this dataset's state into a route handler."""
+        return Annotated[ServiceState, Depends(self)]
 
 
-Service = Annotated[ServiceState, Depends(_service)]
+async def _services(request: Request) -> dict[str, ServiceState]:
+    return request.app.state.services
+
+
+Services = Annotated[dict[str, ServiceState], Depends(_services)]
 
 
 def serving_predictor(service: ServiceState) -> Predictor:

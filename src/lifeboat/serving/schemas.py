@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from lifeboat.datasets import ColumnSpec, DatasetSpec
+from lifeboat.errors import DatasetSpecError
 from lifeboat.orchestration.jobs import JOBS
 
 Source = Literal["api", "webapp", "scheduled", "batch"]
@@ -45,11 +48,17 @@ def record_model(spec: DatasetSpec) -> type[BaseModel]:
         annotation = _field_type(column)
         fields[name] = (annotation, ...) if column.required else (annotation | None, None)
     return create_model(
-        f"{spec.name.title()}Record",
+        f"{schema_prefix(spec)}Record",
         __config__=ConfigDict(extra="ignore", str_strip_whitespace=True),
         __validators__={"canonical_keys": model_validator(mode="before")(canonical_keys)},
         **fields,
     )
+
+
+def schema_prefix(spec: DatasetSpec) -> str:
+    """The dataset's name in CamelCase, as its schemas are named in the OpenAPI document
+    (`titanic_second` -> `TitanicSecond`): each dataset's shapes get components of their own."""
+    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^0-9A-Za-z]+", spec.name))
 
 
 class ModelRef(BaseModel):
@@ -79,6 +88,9 @@ class PredictionOut(BaseModel):
                           "up or down, largest effect first.")
 
 
+_PREDICTION_FIELDS = frozenset(PredictionOut.model_fields)
+
+
 class EntityError(BaseModel):
     entity_id: str
     error: str
@@ -89,6 +101,35 @@ class PredictResponse(BaseModel):
     predictions: list[PredictionOut]
     errors: list[EntityError] = Field(
         default_factory=list, description="Entity ids that could not be scored, and why.")
+
+
+@dataclass(frozen=True)
+class DatasetSchemas:
+    """A dataset's request and response shapes: built once per dataset, since the OpenAPI
+    document names each class (two classes of one name would clash)."""
+
+    record: type[BaseModel]
+    prediction: type[PredictionOut]
+    response: type[PredictResponse]
+    probability_field: str | None = None  # `prediction` has it, beside `probability`
+
+
+def dataset_schemas(spec: DatasetSpec) -> DatasetSchemas:
+    """The record shape, and, when the spec names a `probability_field`, prediction and
+    response shapes that carry it too; otherwise the shared ones, unchanged."""
+    field_name = spec.target.probability_field
+    if field_name is None:
+        return DatasetSchemas(record_model(spec), PredictionOut, PredictResponse)
+    if field_name in _PREDICTION_FIELDS:
+        raise DatasetSpecError(f"dataset {spec.name!r}: target.probability_field "
+                               f"{field_name!r} would replace a field of every prediction")
+    prefix = schema_prefix(spec)
+    prediction = create_model(f"{prefix}PredictionOut", __base__=PredictionOut, **{
+        field_name: (float, Field(description="The same value as `probability`, under this "
+                                              "dataset's own name for it."))})
+    response = create_model(f"{prefix}PredictResponse", __base__=PredictResponse,
+                            predictions=(list[prediction], ...))
+    return DatasetSchemas(record_model(spec), prediction, response, field_name)
 
 
 class PastPrediction(BaseModel):
@@ -137,6 +178,20 @@ class ModelsPage(BaseModel):
     champion: str | None
     serving: str | None
     versions: list[ModelVersionOut]
+
+
+class DatasetOut(BaseModel):
+    name: str
+    description: str
+    model_name: str
+    champion: str | None = Field(description="The champion version this process serves; "
+                                             "null while none is loaded.")
+    default: bool = Field(description="Served at the unprefixed routes (/predict, /, ...) too.")
+    path: str = Field(description="Where its API and UI page live: {path}/predict, {path}/.")
+
+
+class DatasetsPage(BaseModel):
+    items: list[DatasetOut]
 
 
 class FeedbackIn(BaseModel):

@@ -59,5 +59,6 @@ class ShadowScoring:
             (prediction.model_version, int(probability >= 0.5) == prediction.prediction)
             for prediction, probability in zip(served, probabilities, strict=True))
         for (champion, agreed), count in outcomes.items():
-            SHADOW_PREDICTIONS.labels(champion, challenger.version.version,
+            SHADOW_PREDICTIONS.labels(challenger.spec.name, champion,
+                                      challenger.version.version,
                                       "agree" if agreed else "disagree").inc(count)

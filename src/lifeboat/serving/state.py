@@ -48,12 +48,14 @@ class ServiceState:
     retraining: RetrainJob = field(init=False)
     monitoring: MonitoringCollector = field(init=False)
     shadow: ShadowScoring = field(init=False, default_factory=ShadowScoring)
+    _counts: PredictionCounts = field(init=False)
     _loading: threading.Lock = field(init=False, default_factory=threading.Lock)
     _stopping: threading.Event = field(init=False, default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self.view = feature_view(self.spec)  # what this code computes, fixed for the process
         self.monitoring = MonitoringCollector(self.database, self.spec.name, self.live_accuracy)
+        self._counts = PredictionCounts(self.spec.name)
         self.retraining = RetrainJob(
             lambda: retrain_apart(self.settings, self.database, self.spec, "manual"),
             self.refresh_models)
@@ -70,7 +72,7 @@ class ServiceState:
         """Logs and counts served predictions: every route goes through here."""
         self.prediction_log.submit(predictions)
         self.shadow.submit(predictions)
-        _count(predictions)
+        self._counts.add(predictions)
 
     def load_champion(self) -> bool:
         """Loads the champion if it is not the one serving; True when the model changed.
@@ -96,11 +98,12 @@ class ServiceState:
                 self._unusable(str(exc))
                 return False
             if self.predictor:
-                MODEL_INFO.labels(self.predictor.version.name, self.predictor.version.version).set(0)
+                MODEL_INFO.labels(self.spec.name, self.predictor.version.name,
+                                  self.predictor.version.version).set(0)
             self.predictor = Predictor(self.spec, model, champion, self.view,
                                        DriftReference.from_dict(reference) if reference else None)
             self.model_error = None
-            MODEL_INFO.labels(champion.name, champion.version).set(1)
+            MODEL_INFO.labels(self.spec.name, champion.name, champion.version).set(1)
         log.info("serving %s version %s on features %s", champion.name, champion.version,
                  self.view.label)
         return True
@@ -196,13 +199,22 @@ class ServiceState:
         return "ok", True
 
 
-def _count(predictions: list[ServedPrediction]) -> None:
-    """Prometheus counts: one increment per (version, source, class) seen, so a 10,000-row
-    upload costs a few counter updates, plus one histogram observation per prediction."""
-    for labels, count in Counter((p.model_version, p.source, p.label) for p in predictions).items():
-        PREDICTIONS.labels(*labels).inc(count)
-    for prediction in predictions:
-        PREDICTION_LATENCY.observe(prediction.latency_ms / 1000)
-        PREDICTION_PROBABILITY.observe(prediction.probability)
-        for feature in prediction.outliers:
-            OUTLIERS.labels(feature).inc()
+class PredictionCounts:
+    """One dataset's Prometheus counts: one increment per (version, source, class) seen, so
+    a 10,000-row upload costs a few counter updates, plus one histogram observation per
+    prediction. The histograms' series of the dataset are looked up once, not per request."""
+
+    def __init__(self, dataset: str) -> None:
+        self.dataset = dataset
+        self.latency = PREDICTION_LATENCY.labels(dataset)
+        self.probability = PREDICTION_PROBABILITY.labels(dataset)
+
+    def add(self, predictions: list[ServedPrediction]) -> None:
+        counted = Counter((p.model_version, p.source, p.label) for p in predictions)
+        for labels, count in counted.items():
+            PREDICTIONS.labels(self.dataset, *labels).inc(count)
+        for prediction in predictions:
+            self.latency.observe(prediction.latency_ms / 1000)
+            self.probability.observe(prediction.probability)
+            for feature in prediction.outliers:
+                OUTLIERS.labels(self.dataset, feature).inc()

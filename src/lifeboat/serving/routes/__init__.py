@@ -1,1 +1,31 @@
-"""The HTTP routes, one module per concern; `create_app` includes them all."""
+"""The HTTP routes, one module per concern. A dataset's whole API (and its UI page) comes
+from one factory, `dataset_router`, built once per dataset at `/datasets/{name}` and once
+more without a prefix for the default dataset; `/health`, `/ready`, `/metrics` and
+`/datasets` are the process's, one each."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from lifeboat.datasets import DatasetSpec
+from lifeboat.serving.deps import DatasetService
+from lifeboat.serving.routes.jobs import jobs_router
+from lifeboat.serving.routes.models import models_router
+from lifeboat.serving.routes.monitoring import monitoring_router
+from lifeboat.serving.routes.predict import predict_router
+from lifeboat.serving.routes.records import records_router
+from lifeboat.serving.schemas import DatasetSchemas
+from lifeboat.serving.ui import page_router
+
+
+def dataset_router(spec: DatasetSpec, schemas: DatasetSchemas, specs: list[DatasetSpec],
+                   prefix: str, include_in_schema: bool = True) -> APIRouter:
+    """Every per-dataset route of `spec` under `prefix`, each finding the dataset's state
+    by name per request. `specs` are all served datasets, for the page's switcher."""
+    dataset = DatasetService(spec.name)
+    router = APIRouter(prefix=prefix, include_in_schema=include_in_schema)
+    router.include_router(predict_router(spec, schemas, dataset))
+    for routes in (records_router, models_router, monitoring_router, jobs_router):
+        router.include_router(routes(dataset))
+    router.include_router(page_router(spec, specs, prefix))
+    return router

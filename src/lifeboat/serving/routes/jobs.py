@@ -1,8 +1,8 @@
 """The job runs of every trigger (CLI, embedded scheduler and watcher, Airflow, API) in one
 list: what the UI's Jobs tab shows, so a failed nightly ingest is seen, with its error."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI reads the handlers' annotations at run
+# time, and `Service` is local to the factory.
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -10,21 +10,25 @@ from fastapi import APIRouter, Query
 from lifeboat.db import JobRun
 from lifeboat.db.models import as_utc
 from lifeboat.orchestration import recent_runs
-from lifeboat.serving.deps import Service
+from lifeboat.serving.deps import DatasetService
 from lifeboat.serving.schemas import JobName, JobRunOut, JobRunsPage, RunStatus
 
-router = APIRouter(tags=["jobs"])
 
+def jobs_router(dataset: DatasetService) -> APIRouter:
+    Service = dataset.annotated()
+    router = APIRouter(tags=["jobs"])
 
-@router.get("/jobs", response_model=JobRunsPage, summary="Recent job runs, newest first")
-def jobs(
-    service: Service,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    job: Annotated[JobName | None, Query(description="Only runs of this job.")] = None,
-    status: Annotated[RunStatus | None, Query(description="Only runs in this state.")] = None,
-) -> JobRunsPage:
-    runs = recent_runs(service.database, service.spec.name, limit, job=job, status=status)
-    return JobRunsPage(items=[_run_out(run) for run in runs])
+    @router.get("/jobs", response_model=JobRunsPage, summary="Recent job runs, newest first")
+    def jobs(
+        service: Service,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        job: Annotated[JobName | None, Query(description="Only runs of this job.")] = None,
+        status: Annotated[RunStatus | None, Query(description="Only runs in this state.")] = None,
+    ) -> JobRunsPage:
+        runs = recent_runs(service.database, service.spec.name, limit, job=job, status=status)
+        return JobRunsPage(items=[_run_out(run) for run in runs])
+
+    return router
 
 
 def _run_out(run: JobRun) -> JobRunOut:

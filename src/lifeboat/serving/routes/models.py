@@ -1,8 +1,8 @@
 """The registry seen from the service: the champion, every version, and the admin actions
 that change which model serves (promote, retrain)."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI reads the handlers' annotations at run
+# time, and `Service` is local to the factory.
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,64 +12,67 @@ from fastapi.responses import JSONResponse
 from lifeboat.errors import ModelVersionNotFound
 from lifeboat.registry import ModelVersion
 from lifeboat.serving.admin import Admin
-from lifeboat.serving.deps import Service, serving_predictor
+from lifeboat.serving.deps import DatasetService, serving_predictor
 from lifeboat.serving.retraining import RetrainStatus
 from lifeboat.serving.schemas import ModelInfo, ModelsPage, ModelVersionOut
 
-router = APIRouter(tags=["models"])
 
+def models_router(dataset: DatasetService) -> APIRouter:
+    Service = dataset.annotated()
+    router = APIRouter(tags=["models"])
 
-@router.get("/model", response_model=ModelInfo, summary="The model serving right now")
-def model(service: Service) -> ModelInfo:
-    version = serving_predictor(service).version
-    return ModelInfo(dataset=service.spec.name, name=version.name, version=version.version,
-                     run_id=version.run_id, aliases=version.aliases, metrics=version.metrics)
+    @router.get("/model", response_model=ModelInfo, summary="The model serving right now")
+    def model(service: Service) -> ModelInfo:
+        version = serving_predictor(service).version
+        return ModelInfo(dataset=service.spec.name, name=version.name, version=version.version,
+                         run_id=version.run_id, aliases=version.aliases, metrics=version.metrics)
 
+    @router.get("/models", response_model=ModelsPage, summary="Registered versions with metrics")
+    def models(service: Service) -> ModelsPage:
+        serving = service.predictor.version.version if service.predictor else None
+        versions = [_version_out(v, serving) for v in service.registry.versions()]
+        champion = next((v.version for v in versions if v.is_champion), None)
+        return ModelsPage(champion=champion, serving=serving, versions=versions)
 
-@router.get("/models", response_model=ModelsPage, summary="Registered versions with metrics")
-def models(service: Service) -> ModelsPage:
-    serving = service.predictor.version.version if service.predictor else None
-    versions = [_version_out(v, serving) for v in service.registry.versions()]
-    champion = next((v.version for v in versions if v.is_champion), None)
-    return ModelsPage(champion=champion, serving=serving, versions=versions)
+    @router.get("/models/{version}/curves", summary="Held-out ROC and calibration curves",
+                responses={404: {"description": "No such version, or it has no curves"}})
+    def model_curves(version: str, service: Service) -> dict[str, Any]:
+        try:
+            found = service.registry.curves(version)
+        except ModelVersionNotFound as exc:
+            raise HTTPException(404, detail=str(exc)) from None
+        if found is None:
+            raise HTTPException(404, detail=f"version {version} was trained before curves "
+                                            "were logged")
+        return found
 
+    @router.post("/models/{version}/promote", response_model=ModelVersionOut,
+                 dependencies=[Admin],
+                 summary="Make a version the champion (admin; no comparison is made)")
+    def promote(version: str, service: Service) -> ModelVersionOut:
+        try:
+            promoted = service.registry.promote(version)
+        except ModelVersionNotFound as exc:
+            raise HTTPException(404, detail=str(exc)) from None
+        service.refresh_models()  # this process switches now; others within their poll interval
+        serving = service.predictor.version.version if service.predictor else None
+        return _version_out(promoted, serving)
 
-@router.get("/models/{version}/curves", summary="Held-out ROC and calibration curves",
-            responses={404: {"description": "No such version, or it has no curves"}})
-def model_curves(version: str, service: Service) -> dict[str, Any]:
-    try:
-        found = service.registry.curves(version)
-    except ModelVersionNotFound as exc:
-        raise HTTPException(404, detail=str(exc)) from None
-    if found is None:
-        raise HTTPException(404, detail=f"version {version} was trained before curves were logged")
-    return found
+    @router.post("/retrain", response_model=RetrainStatus, status_code=202,
+                 dependencies=[Admin],
+                 responses={409: {"description": "A retrain is already running"}},
+                 summary="Retrain on the latest good data; promoted only if better (admin)")
+    def retrain(service: Service) -> RetrainStatus | JSONResponse:
+        if not service.retraining.start():
+            return JSONResponse(service.retraining.status.model_dump(mode="json"),
+                                status_code=409)
+        return service.retraining.status
 
+    @router.get("/retrain", response_model=RetrainStatus, summary="The latest retrain's status")
+    def retrain_status(service: Service) -> RetrainStatus:
+        return service.retraining.status
 
-@router.post("/models/{version}/promote", response_model=ModelVersionOut, dependencies=[Admin],
-             summary="Make a version the champion (admin; no comparison is made)")
-def promote(version: str, service: Service) -> ModelVersionOut:
-    try:
-        promoted = service.registry.promote(version)
-    except ModelVersionNotFound as exc:
-        raise HTTPException(404, detail=str(exc)) from None
-    service.refresh_models()  # this process switches now; others within their poll interval
-    serving = service.predictor.version.version if service.predictor else None
-    return _version_out(promoted, serving)
-
-
-@router.post("/retrain", response_model=RetrainStatus, status_code=202, dependencies=[Admin],
-             responses={409: {"description": "A retrain is already running"}},
-             summary="Retrain on the latest good data; promoted only if better (admin)")
-def retrain(service: Service) -> RetrainStatus | JSONResponse:
-    if not service.retraining.start():
-        return JSONResponse(service.retraining.status.model_dump(mode="json"), status_code=409)
-    return service.retraining.status
-
-
-@router.get("/retrain", response_model=RetrainStatus, summary="The latest retrain's status")
-def retrain_status(service: Service) -> RetrainStatus:
-    return service.retraining.status
+    return router
 
 
 def _version_out(version: ModelVersion, serving: str | None) -> ModelVersionOut:

@@ -1,8 +1,8 @@
 """Monitoring for people and for the web UI's charts (Grafana reads Prometheus and the DB
 directly): the summary the Monitoring tab plots, and the latest drift report."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI reads the handlers' annotations at run
+# time, and `Service` is local to the factory.
 from datetime import datetime
 from typing import Any
 
@@ -12,9 +12,8 @@ from pydantic import BaseModel
 
 from lifeboat.monitoring import MonitoringSummary, monitoring_summary
 from lifeboat.monitoring.check import latest_report
-from lifeboat.serving.deps import Service
-
-router = APIRouter(tags=["monitoring"])
+from lifeboat.serving.deps import DatasetService
+from lifeboat.serving.state import ServiceState
 
 
 class DriftReportOut(BaseModel):
@@ -33,28 +32,33 @@ class DriftReportOut(BaseModel):
     prediction_drift: dict[str, Any]
 
 
-@router.get("/monitoring/summary", response_model=MonitoringSummary,
-            summary="Recent predictions by class and probability, and ingestion quality")
-def summary(service: Service) -> MonitoringSummary:
-    service.prediction_log.flush(timeout=1.0)  # the charts include the latest predictions
-    return monitoring_summary(service.database, service.spec.name)
+def monitoring_router(dataset: DatasetService) -> APIRouter:
+    Service = dataset.annotated()
+    router = APIRouter(tags=["monitoring"])
+
+    @router.get("/monitoring/summary", response_model=MonitoringSummary,
+                summary="Recent predictions by class and probability, and ingestion quality")
+    def summary(service: Service) -> MonitoringSummary:
+        service.prediction_log.flush(timeout=1.0)  # the charts include the latest predictions
+        return monitoring_summary(service.database, service.spec.name)
+
+    @router.get("/drift", response_model=DriftReportOut,
+                responses={404: {"description": "No drift check has run yet"}},
+                summary="The latest drift report: per-feature tests of recent inputs vs "
+                        "training")
+    def drift(service: Service) -> DriftReportOut:
+        return DriftReportOut.model_validate(_latest(service), from_attributes=True)
+
+    @router.get("/drift/report", response_class=HTMLResponse,
+                responses={404: {"description": "No drift check has run yet"}},
+                summary="The latest drift report as a page, with reference vs recent plots")
+    def drift_report(service: Service) -> HTMLResponse:
+        return HTMLResponse(_latest(service).html)
+
+    return router
 
 
-@router.get("/drift", response_model=DriftReportOut,
-            responses={404: {"description": "No drift check has run yet"}},
-            summary="The latest drift report: per-feature tests of recent inputs vs training")
-def drift(service: Service) -> DriftReportOut:
-    return DriftReportOut.model_validate(_latest(service), from_attributes=True)
-
-
-@router.get("/drift/report", response_class=HTMLResponse,
-            responses={404: {"description": "No drift check has run yet"}},
-            summary="The latest drift report as a page, with reference vs recent plots")
-def drift_report(service: Service) -> HTMLResponse:
-    return HTMLResponse(_latest(service).html)
-
-
-def _latest(service: Service) -> Any:
+def _latest(service: ServiceState) -> Any:
     report = latest_report(service.database, service.spec.name)
     if report is None:
         raise HTTPException(404, detail="no drift check has run yet: the service runs one "

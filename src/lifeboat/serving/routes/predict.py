@@ -1,7 +1,7 @@
 """Scoring routes: `/predict` (one record, records, or entity ids) and `/predict/csv`."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI reads the handlers' annotations at run
+# time, and `Service` is local to the factory.
 import io
 import json
 from typing import Annotated, Any
@@ -10,22 +10,16 @@ import pandas as pd
 from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from lifeboat.datasets import DatasetSpec
 from lifeboat.features import OnlineStoreUnavailable
 from lifeboat.ingest import defuse_formulas, read_chunks
-from lifeboat.serving.deps import Service, serving_predictor
+from lifeboat.serving.deps import DatasetService, serving_predictor
 from lifeboat.serving.explain import MAX_EXPLAINED, contributions
 from lifeboat.serving.predictor import Predictor
-from lifeboat.serving.schemas import (
-    EntityError,
-    ModelRef,
-    PredictionOut,
-    PredictResponse,
-    Source,
-)
+from lifeboat.serving.schemas import DatasetSchemas, EntityError, ModelRef, Source
 from lifeboat.serving.state import ServiceState
 from lifeboat.validation import FileRejected
 
@@ -36,7 +30,10 @@ _INVALID = {"description": "Validation Error", "content": {"application/json": {
     "$ref": "#/components/schemas/HTTPValidationError"}}}}  # as FastAPI documents its own 422s
 
 
-def predict_router(spec: DatasetSpec, record: type[BaseModel]) -> APIRouter:
+def predict_router(spec: DatasetSpec, schemas: DatasetSchemas,
+                   dataset: DatasetService) -> APIRouter:
+    Service = dataset.annotated()
+    record = schemas.record
     router = APIRouter(tags=["predict"])
     one = TypeAdapter(record)
     many = TypeAdapter(Annotated[list[record], Field(min_length=1)])
@@ -46,7 +43,7 @@ def predict_router(spec: DatasetSpec, record: type[BaseModel]) -> APIRouter:
 
     @router.post(
         "/predict",
-        response_model=PredictResponse,
+        response_model=schemas.response,
         response_model_exclude_none=True,
         responses={422: _INVALID},
         openapi_extra={"requestBody": {"required": True, "content": {
@@ -61,26 +58,26 @@ def predict_router(spec: DatasetSpec, record: type[BaseModel]) -> APIRouter:
         A few records are scored on the event loop: that takes microseconds and logging
         is queued, so a hop to the thread pool would cost more than the work. Store lookups
         (network), big batches and explanations (a model call per field) go to the pool."""
-        service: ServiceState = request.app.state.service
+        service = dataset.of(request)
         predictor = serving_predictor(service)
         body, source, explain = flags.split(_json_body(await request.body()))
         if "entity_ids" in body:
             ids = _validated(entity_ids, body["entity_ids"], ("body", "entity_ids"))
             predictions, errors = await run_in_threadpool(_score_entities, service, predictor,
                                                           ids, source)
-            return _response(service, predictor, predictions, errors)
+            return _response(service, schemas, predictor, predictions, errors)
         records = _parse_records(body, one, many)
         if explain and len(records) > MAX_EXPLAINED:
             raise HTTPException(413, detail=f"at most {MAX_EXPLAINED} records per explained request")
         if not explain and len(records) <= _INLINE_RECORDS:
-            return _response(service, predictor, predictor.predict(records, source), [])
+            return _response(service, schemas, predictor, predictor.predict(records, source), [])
         predictions, explained = await run_in_threadpool(_score_records, predictor, records,
                                                          source, explain)
-        return _response(service, predictor, predictions, [], explained)
+        return _response(service, schemas, predictor, predictions, [], explained)
 
     @router.post(
         "/predict/csv",
-        response_model=PredictResponse,
+        response_model=schemas.response,
         response_model_exclude_none=True,
         responses={200: {"content": {_CSV: {}}}},
         summary="Score every row of an uploaded CSV (JSON back, or CSV with Accept: text/csv)",
@@ -95,7 +92,7 @@ def predict_router(spec: DatasetSpec, record: type[BaseModel]) -> APIRouter:
         if _CSV in request.headers.get("accept", ""):
             service.record(predictions)
             return _csv_response(spec, rows, predictions, file.filename)
-        return _response(service, predictor, predictions, [])
+        return _response(service, schemas, predictor, predictions, [])
 
     return router
 
@@ -130,16 +127,18 @@ def _json_body(content: bytes) -> Any:
                                        "ctx": {"error": str(exc)}}]) from None
 
 
-def _response(service: ServiceState, predictor: Predictor, predictions: list, errors: list,
-              explained: list | None = None) -> Response:
+def _response(service: ServiceState, schemas: DatasetSchemas, predictor: Predictor,
+              predictions: list, errors: list, explained: list | None = None) -> Response:
     service.record(predictions)
-    answer = PredictResponse(
+    named = schemas.probability_field
+    answer = schemas.response(
         model=ModelRef(name=predictor.version.name, version=predictor.version.version),
-        predictions=[PredictionOut(id=p.id, entity_id=p.input.get("entity_id"),
-                                   prediction=p.prediction, label=p.label,
-                                   probability=p.probability,
-                                   outliers=list(p.outliers) or None,
-                                   contributions=explained[i] if explained else None)
+        predictions=[schemas.prediction(id=p.id, entity_id=p.input.get("entity_id"),
+                                        prediction=p.prediction, label=p.label,
+                                        probability=p.probability,
+                                        outliers=list(p.outliers) or None,
+                                        contributions=explained[i] if explained else None,
+                                        **({named: p.probability} if named else {}))
                      for i, p in enumerate(predictions)],
         errors=errors,
     )
@@ -234,11 +233,14 @@ def _as_json_value(text: str, kind: str) -> Any:
 def _csv_response(spec: DatasetSpec, rows: pd.DataFrame, predictions: list,
                   filename: str | None) -> Response:
     given = [name for name in (spec.entity.key, *spec.input_columns) if rows[name].notna().any()]
+    probabilities = [p.probability for p in predictions]
+    named = spec.target.probability_field
     table = rows[given].assign(
         prediction_id=[p.id for p in predictions],
         prediction=[p.prediction for p in predictions],
         label=[p.label for p in predictions],
-        probability=[p.probability for p in predictions],
+        probability=probabilities,
+        **({named: probabilities} if named else {}),
     )
     stem = (filename or "upload").rsplit(".", 1)[0] or "upload"
     return Response(defuse_formulas(table).to_csv(index=False), media_type=_CSV, headers={

@@ -1,14 +1,14 @@
 """What was predicted, and what really happened: the prediction log and its feedback."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI reads the handlers' annotations at run
+# time, and `Service` is local to the factory.
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
 from lifeboat.serving import history
-from lifeboat.serving.deps import Service
+from lifeboat.serving.deps import DatasetService
 from lifeboat.serving.schemas import (
     FeedbackIn,
     FeedbackOut,
@@ -17,35 +17,41 @@ from lifeboat.serving.schemas import (
     Source,
 )
 
-router = APIRouter(tags=["predictions"])
 
+def records_router(dataset: DatasetService) -> APIRouter:
+    Service = dataset.annotated()
+    router = APIRouter(tags=["predictions"])
 
-@router.get("/past-predictions", response_model=PastPredictionsPage,
-            summary="Logged predictions, newest first")
-def past_predictions(
-    service: Service,
-    source: Source | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-) -> PastPredictionsPage:
-    service.prediction_log.flush(timeout=1.0)  # a request sees the predictions it just made
-    total, rows = history.past_predictions(
-        service.database, dataset=service.spec.name, source=source, since=since,
-        until=until, limit=limit, offset=offset,
-    )
-    items = [PastPrediction.model_validate(row) for row in rows]
-    return PastPredictionsPage(total=total, limit=limit, offset=offset, items=items)
+    @router.get("/past-predictions", response_model=PastPredictionsPage,
+                summary="Logged predictions, newest first")
+    def past_predictions(
+        service: Service,
+        source: Source | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    ) -> PastPredictionsPage:
+        service.prediction_log.flush(timeout=1.0)  # a request sees the predictions it just made
+        total, rows = history.past_predictions(
+            service.database, dataset=service.spec.name, source=source, since=since,
+            until=until, limit=limit, offset=offset,
+        )
+        items = [PastPrediction.model_validate(row) for row in rows]
+        return PastPredictionsPage(total=total, limit=limit, offset=offset, items=items)
 
+    @router.post("/feedback", response_model=FeedbackOut,
+                 responses={404: {"description": "No logged prediction of this dataset has "
+                                                 "this id"}},
+                 summary="The true outcome of a logged prediction (for live accuracy)")
+    def feedback(given: FeedbackIn, service: Service) -> FeedbackOut:
+        service.prediction_log.flush(timeout=1.0)  # feedback may follow its prediction at once
+        predicted = history.save_feedback(service.database, service.spec.name, given.id,
+                                          given.actual)
+        if predicted is None:
+            raise HTTPException(404, detail=f"no logged {service.spec.name} prediction has id "
+                                            f"{given.id!r}")
+        return FeedbackOut(id=given.id, actual=given.actual, prediction=predicted,
+                           correct=predicted == given.actual)
 
-@router.post("/feedback", response_model=FeedbackOut,
-             responses={404: {"description": "No logged prediction has this id"}},
-             summary="The true outcome of a logged prediction (for live accuracy)")
-def feedback(given: FeedbackIn, service: Service) -> FeedbackOut:
-    service.prediction_log.flush(timeout=1.0)  # feedback may follow its prediction at once
-    predicted = history.save_feedback(service.database, given.id, given.actual)
-    if predicted is None:
-        raise HTTPException(404, detail=f"no logged prediction has id {given.id!r}")
-    return FeedbackOut(id=given.id, actual=given.actual, prediction=predicted,
-                       correct=predicted == given.actual)
+    return router

@@ -1,9 +1,12 @@
-// The Lifeboat UI: five tabs over the JSON API. Plain JS, no build step, no framework.
-// URLs are relative, so the page also works behind a proxy that mounts it under a prefix.
+// The Lifeboat UI: five tabs over one dataset's JSON API. Plain JS, no build step, no framework.
+// The page names where that API is (data-api) and where the service's root is (data-root),
+// both relative to the page, so it also works behind a proxy that mounts it under a prefix.
 "use strict";
 
 const $ = (selector, root = document) => root.querySelector(selector);
 const POSITIVE = document.body.dataset.positiveLabel;
+const API = document.body.dataset.api;  // this dataset's routes: `${API}predict`, ...
+const ROOT = document.body.dataset.root;  // the service's own: `${ROOT}openapi.json`
 const COLORS = ["#1f7a5c", "#c0392b", "#2c6fbb", "#b7791f", "#6b46c1"];
 const PLOT_CONFIG = { displaylogo: false, responsive: true, displayModeBar: false };
 const HEADLINE_METRICS = ["test_roc_auc", "test_accuracy", "test_f1", "test_precision", "test_recall", "test_brier"];
@@ -16,9 +19,14 @@ class ApiError extends Error {
   }
 }
 
-/** fetch() that throws ApiError with the server's own words when the answer is not 2xx. */
+/** fetch() of this dataset's `path` that throws ApiError with the server's own words when
+ * the answer is not 2xx. */
 async function api(path, options = {}) {
-  const response = await fetch(path, options);
+  return request(`${API}${path}`, options);
+}
+
+async function request(url, options = {}) {
+  const response = await fetch(url, options);
   const type = response.headers.get("content-type") || "";
   const body = type.includes("json") ? await response.json() : await response.text();
   if (!response.ok) throw new ApiError(response.status, body);
@@ -521,7 +529,7 @@ const jobs = { timer: null, loads: 0, filterAsked: false };
 function fillJobFilter() {
   const select = $("#jobs-job");
   jobs.filterAsked = true;
-  api("openapi.json").then((spec) => {
+  request(`${ROOT}openapi.json`).then((spec) => {
     const parameter = spec.paths["/jobs"].get.parameters.find((p) => p.name === "job");
     const names = (parameter.schema.anyOf || [parameter.schema]).flatMap((s) => s.enum || []);
     select.append(...names.map((name) => el("option", { value: name }, name)));
@@ -599,6 +607,7 @@ $("#predict-form").addEventListener("submit", submitPrediction);
 $("#predict-form").addEventListener("reset", (event) => clearErrors(event.currentTarget));
 $("#csv-form").addEventListener("submit", submitCsv);
 $("#jobs-job").addEventListener("change", loadJobs);
+$("#dataset")?.addEventListener("change", (event) => location.assign(event.target.value));
 setUpPast();
 setUpTabs();
 showChampion();
