@@ -17,9 +17,8 @@ from lifeboat.errors import ModelVersionNotFound
 from lifeboat.features import feature_view, materialize
 from lifeboat.ingest import LandingZone, ingest_file
 from lifeboat.registry import ModelRegistry, experiment_id
-from lifeboat.datasets import load_spec
 from lifeboat.training import (
-    candidates,
+    CANDIDATES,
     labelled_features,
     log_and_register,
     model_pipeline,
@@ -53,14 +52,14 @@ def _register_coin_flip(settings: Settings, titanic: DatasetSpec, database: Data
     return version
 
 
-@pytest.mark.parametrize("name", [candidate.name for candidate in candidates(load_spec("titanic"))])
+@pytest.mark.parametrize("name", sorted(CANDIDATES))
 def test_every_candidate_survives_registration_and_loading(
         name: str, loaded: tuple[Settings, Database], titanic: DatasetSpec) -> None:
     """Whichever candidate the search picks must save (skops) and load back identical."""
     settings, database = loaded
     rows = labelled_features(database, feature_view(titanic))
     features, labels = rows.features, rows.labels
-    candidate, = [c for c in candidates(titanic) if c.name == name]
+    candidate = CANDIDATES[name](titanic)
     model = candidate.pipeline.fit(features, labels)
     registry = ModelRegistry(settings, titanic.model_name)
     with mlflow.start_run(experiment_id=experiment_id(registry.client, settings, titanic.name)):

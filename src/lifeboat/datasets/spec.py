@@ -110,6 +110,9 @@ class TrainingSpec(_Strict):
     cv_folds: int = Field(5, ge=2)
     search_iterations: int = Field(20, ge=1)
     primary_metric: Literal["roc_auc", "accuracy", "f1"] = "roc_auc"
+    candidates: list[Literal["logistic_regression", "gradient_boosting",
+                             "hist_gradient_boosting"]] = Field(
+        default_factory=lambda: ["logistic_regression", "gradient_boosting"], min_length=1)
     # `time`: hold out the latest cut-off (datasets with a `label`); `random`: a stratified draw.
     split: Literal["random", "time"] = "random"
     # An input that alone ranks rows (e.g. last_amount): its held-out ROC AUC is logged beside

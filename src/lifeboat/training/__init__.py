@@ -1,6 +1,6 @@
 """Training: hyperparameter search with cross-validation, balanced inside folds, tracked in MLflow."""
 
-from lifeboat.training.candidates import candidates, model_pipeline
+from lifeboat.training.candidates import CANDIDATES, candidates, model_pipeline
 from lifeboat.training.data import labelled_features
 from lifeboat.training.train import (
     Selection,
@@ -11,6 +11,7 @@ from lifeboat.training.train import (
 )
 
 __all__ = [
+    "CANDIDATES",
     "Selection",
     "TrainingResult",
     "candidates",

@@ -39,7 +39,8 @@ from lifeboat.training.data import LabelledRows, data_hash, labelled_features
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
-_TRUSTED_PACKAGES = ("lifeboat.", "imblearn.", "numpy.dtype", "sklearn.tree._tree.Tree")
+_TRUSTED_PACKAGES = ("lifeboat.", "imblearn.", "numpy.dtype", "sklearn.tree._tree.Tree",
+                     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor")
 _REQUIREMENTS = ("scikit-learn", "imbalanced-learn", "pandas", "numpy", "skops")
 
 
