@@ -21,6 +21,7 @@ from lifeboat.db import Database, upgrade
 from lifeboat.features import feature_view, materialize, open_online_store
 from lifeboat.features.snapshots import current_snapshot
 from lifeboat.ingest import LandingZone, ingest_file
+from lifeboat.monitoring.check import check_drift
 from lifeboat.serving import create_app
 from lifeboat.training import TrainingResult, labelled_features, train
 
@@ -101,3 +102,29 @@ def test_served_by_customer_id_with_the_features_as_of_the_newest_event(
 
 def _json_safe(record: dict) -> dict:
     return {name: None if pd.isna(value) else value for name, value in record.items()}
+
+
+def test_drift_checks_the_customers_window_against_its_training_reference(
+        trained: tuple[Settings, Database, TrainingResult], customers: DatasetSpec) -> None:
+    """Customers scored by id are the training population, a month later: no drift. The same
+    customers with loyalty points tenfold are: the check names that input."""
+    settings, database, _ = trained
+    settings = settings.model_copy(update={"drift_window_size": 200})
+    snapshot = current_snapshot(database, customers).rows
+    ids = snapshot["customer_id"].sample(200, random_state=1).tolist()
+    with TestClient(create_app(settings)) as client:
+        assert client.post("/predict", json={"entity_ids": ids}).status_code == 200
+    steady = check_drift(settings, database, customers)
+    tested = {feature["feature"] for feature in steady.features}
+    assert {"region", "loyalty_points", "completed_count", "tenure_days"} <= tested
+    shifted = snapshot.set_index("customer_id").loc[ids, customers.input_columns]
+    shifted["loyalty_points"] *= 10
+    records = [_json_safe(row) for row in shifted.to_dict("records")]
+    with TestClient(create_app(settings)) as client:
+        assert client.post("/predict", json={"records": records}).status_code == 200
+    drifted = check_drift(settings, database, customers)
+    assert drifted.drifted
+    flagged = {feature["feature"] for feature in drifted.features if feature["drifted"]}
+    assert "loyalty_points" in flagged
+    print(f"steady window: drift={steady.drifted}, share={steady.drift_share:.2f}; "
+          f"shifted: {sorted(flagged)}")

@@ -142,7 +142,7 @@ class TableSpec(_Strict):
         return self.column_lookup.get(raw_name.strip().lower())
 
     def derive_entity_ids(self, frame: pd.DataFrame) -> pd.Series:
-        """Stable ids from identifying columns: the same passenger always gets the same key.
+        """Stable ids from identifying columns: the same entity always gets the same key.
 
         pandas' row hash is fixed-keyed SipHash, so ids match across processes and runs.
         """

@@ -14,6 +14,7 @@ import pandas as pd
 import skops.io
 from mlflow.models import infer_signature
 from sklearn.base import clone
+from threadpoolctl import threadpool_limits
 from sklearn.model_selection import (
     RandomizedSearchCV,
     StratifiedKFold,
@@ -139,8 +140,9 @@ def _drift_reference(spec: DatasetSpec, model: Any, features: pd.DataFrame,
     Integer columns are given back their type (the view stores numbers as floats), so
     that class 3 is the same category in training and in requests."""
     folds = StratifiedKFold(spec.training.cv_folds, shuffle=True, random_state=spec.training.seed)
-    probabilities = cross_val_predict(clone(model), features, labels, cv=folds,
-                                      method="predict_proba")[:, 1]
+    with _one_thread():
+        probabilities = cross_val_predict(clone(model), features, labels, cv=folds,
+                                          method="predict_proba")[:, 1]
     integers = [name for name in features.columns
                 if name in spec.columns and spec.columns[name].type == "integer"]
     inputs = features.astype({name: "Int64" for name in integers})
@@ -196,7 +198,14 @@ def _search(candidate: Candidate, features: pd.DataFrame, labels: pd.Series, spe
         n_jobs=1,
         error_score="raise",
     )
-    return search.fit(features, labels)
+    with _one_thread():
+        return search.fit(features, labels)
+
+
+def _one_thread() -> threadpool_limits:
+    """Histogram boosting's OpenMP threads spin while they wait: on two cores shared with the
+    service or other jobs, two threads took 2.6x longer than one (measured)."""
+    return threadpool_limits(limits=1, user_api="openmp")
 
 
 def _log_searches(selection: Selection, spec: DatasetSpec) -> None:
