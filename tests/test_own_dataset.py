@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from churn_accounts import churn_accounts
 from conftest import make_settings
 from lifeboat.datasets import load_spec
 from lifeboat.serving import create_app
@@ -18,20 +19,10 @@ from test_cli import lifeboat
 SPEC = Path(__file__).parents[1] / "examples" / "churn.yaml"
 
 
-def _accounts(rows: int, seed: int = 7) -> pd.DataFrame:
-    """Accounts whose cancellations follow tenure, support calls and plan, plus a few bad rows."""
-    rng = np.random.default_rng(seed)
-    plan = rng.choice(["basic", "plus", "pro"], rows, p=[0.5, 0.3, 0.2])
-    tenure = rng.integers(0, 72, rows)
-    calls = rng.poisson(1.5, rows)
-    fee = np.select([plan == "basic", plan == "plus"], [12.0, 25.0], 49.0) + rng.normal(0, 2, rows)
-    odds = -0.6 - 0.05 * tenure + 0.6 * calls + np.where(plan == "basic", 0.5, -0.3)
-    churned = (rng.random(rows) < 1 / (1 + np.exp(-odds))).astype(int)
-    frame = pd.DataFrame({
-        "account_id": [f"A{i:05d}" for i in range(rows)], "plan": plan, "tenure_months": tenure,
-        "monthly_fee": fee.round(2), "support_calls": calls, "churned": churned,
-        "cancel_reason": np.where(churned == 1, "price", ""),
-    })
+def _accounts(rows: int) -> pd.DataFrame:
+    """Accounts with the reason of each cancellation (a leak) and two rows the spec rejects."""
+    frame = churn_accounts(rows, seed=7)
+    frame["cancel_reason"] = np.where(frame["churned"] == 1, "price", "")
     frame.loc[0, "plan"] = "platinum"      # not an allowed plan
     frame.loc[1, "tenure_months"] = -3     # below the minimum
     return frame

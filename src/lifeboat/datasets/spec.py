@@ -218,6 +218,17 @@ class DatasetSpec(TableSpec):
     def input_columns(self) -> list[str]:
         return list(self.input_fields)
 
+    @cached_property
+    def scoring_source(self) -> TableSpec:
+        """How a file to score is read: the key, if given, and the inputs (aggregates
+        included); never the target or entity columns that are not inputs (signup_date),
+        which a file of customers to score need not carry."""
+        key = self.entity.key
+        columns = {key: self.columns[key].model_copy(update={"required": False}),
+                   **self.input_fields}
+        return TableSpec(name=self.name, table=self.table, missing_values=self.missing_values,
+                         entity=self.entity, columns=columns)
+
     def label_for(self, prediction: int) -> str:
         return self.target.labels.get(prediction, str(prediction))
 

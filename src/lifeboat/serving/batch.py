@@ -139,7 +139,7 @@ def score_file(settings: Settings, database: Database, spec: DatasetSpec, source
     meter = _Meter(_parquet_rows(source) if parquet else lines, progress)
     output = output or default_output(source, parquet)
     try:
-        chunks = read_chunks(lambda: open_source(source), spec, _CHUNK_ROWS)
+        chunks = read_chunks(lambda: open_source(source), spec.scoring_source, _CHUNK_ROWS)
         with _writer(output, spec) as write:
             done, written = _pipeline(predictor, database, ids, logged_as,
                                       read_ahead(chunks.chunks, "lifeboat-batch-read"), write,
@@ -229,9 +229,9 @@ def _score_chunk(predictor: Predictor, chunk: pd.DataFrame,
 def _probabilities(predictor: Predictor, inputs: dict[str, _Field]) -> np.ndarray:
     """The fast path straight from the typed Arrow columns; a model it cannot replay through
     `Predictor.probabilities`, on the frame of records the routes build."""
-    fast = predictor.fast
-    if fast is not None and fast.replays_view:
-        return fast.column_probabilities({name: field.value for name, field in inputs.items()})
+    if predictor.fast is not None:
+        return predictor.fast.column_probabilities(
+            {name: field.value for name, field in inputs.items()})
     return predictor.probabilities(_model_frame(inputs, predictor.spec))
 
 

@@ -5,28 +5,35 @@ built, columns typed, estimators validating their input) for microseconds of ari
 `compile_model` reads the fitted pipeline's learned attributes once, when the model is
 loaded, and replays them without pandas:
 
-- the feature view per record, composed from the view module's own helpers (`title_of`,
-  `deck_of`, ...), so a definition still lives in one place;
-- the learned layer (`TitanicFeatures`): imputed ages and fares, travel-group figures;
+- the feature view per record (a `ViewReplay`): Titanic's passenger profile composed from
+  the view module's own helpers (`title_of`, `deck_of`, ...), so a definition still lives in
+  one place; the generic `columns` builder's view, the spec's feature columns typed as
+  `raw_frame` and `FeatureView.typed` type them (`TypedColumns`);
+- the learned layer between view and `preprocess` (a `Layer`): `TitanicFeatures`' imputed
+  ages and fares and travel-group figures, or nothing at all for `columns` (`IdentityLayer`);
 - `preprocess` (imputers, scaler, one-hot encoder) as NumPy arithmetic on its fitted
   statistics, in float64 as scikit-learn computes it;
-- the classifier in ONNX Runtime, converted by skl2onnx.
+- the classifier in ONNX Runtime, converted by skl2onnx (one it cannot convert runs in
+  scikit-learn itself, on the same encoded matrix: `compiled_classifier`).
 
 Large batches (and data frames) run the view, the learned layer and `preprocess` column-wise
-in NumPy and Arrow (`passenger_profile_columns`, `TitanicLayer.columns`, `Encoder.frame`):
+in NumPy and Arrow (`ViewReplay.columns`, `Layer.columns`, `Encoder.frame`):
 a helper of the view is applied once per distinct value, or replaced by Arrow string kernels
 where they provably agree with it (ASCII text), with the helper itself for any other row.
 Batch scoring hands over its typed Arrow columns as they are (`column_probabilities`). The
-pandas pipeline stays the reference: tests/test_fast_path.py holds every path to it.
+pandas pipeline stays the reference: tests/test_fast_path.py (Titanic) and
+tests/test_fast_path_columns.py (`columns`) hold every path to it.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Mapping, Sequence
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import onnxruntime as ort
@@ -42,6 +49,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from lifeboat.datasets import DatasetSpec
 from lifeboat.features import FeatureView
+from lifeboat.features.columns_view import spec_columns
 from lifeboat.features.frames import raw_frame
 from lifeboat.features.titanic import GROUPS, TitanicFeatures
 from lifeboat.features.titanic_view import (
@@ -54,6 +62,9 @@ from lifeboat.features.titanic_view import (
     ticket_of,
     title_of,
 )
+from lifeboat.features.views import ColumnKind, Compute
+
+log = logging.getLogger(__name__)
 
 # From this many records on, pandas' per-column work beats a Python loop per record.
 VECTORISED_FROM = 4000
@@ -454,6 +465,81 @@ def _first_known(*values: object) -> float:
     return math.nan
 
 
+class ViewReplay(Protocol):
+    """A feature view computed as `FeatureView.from_records` computes it, without pandas."""
+
+    def row(self, record: Record) -> Row:
+        """One raw record's view row: floats (NaN for missing), text (None for missing)."""
+
+    def columns(self, raw: Mapping[str, Any]) -> Columns:
+        """The view column-wise, from a `raw_frame` or from typed input columns as batch
+        scoring reads a file (float64 numbers, Arrow strings with null for missing)."""
+
+
+class Layer(Protocol):
+    """The model's learned step between the view and `preprocess`, replayed."""
+
+    def transform(self, row: Row) -> Row:
+        """One view row → the row `preprocess` reads."""
+
+    def columns(self, profile: Mapping[str, Any]) -> Mapping[str, Any]:
+        """`transform` column-wise: view columns (arrays, or a typed view frame) in."""
+
+
+class PassengerProfile:
+    """The `titanic` builder's view, `titanic_view.passenger_profile`, replayed."""
+
+    row = staticmethod(passenger_profile_row)
+    columns = staticmethod(passenger_profile_columns)
+
+
+_AS_NUMBER = (_number, _floats)  # how a number field's value, and its column, are typed
+_AS_TEXT = (_text, _texts)
+
+
+class TypedColumns:
+    """The `columns` builder's view (`columns_view.spec_columns`): the record's feature fields,
+    typed as `raw_frame` types the input field and `FeatureView.typed` then the feature.
+
+    A number field stays a float even as a categorical feature: an integer code 2 is the
+    category 2.0, as the encoder learned it. A text field stays text, None when missing.
+    Request validation already makes a number field's value an int or a float."""
+
+    def __init__(self, view: FeatureView) -> None:
+        self.typing = tuple((name, *_typing(view.spec, name, kind))
+                            for name, kind in view.columns.items())
+
+    def row(self, record: Record) -> Row:
+        return {name: one(record.get(name)) for name, one, _ in self.typing}
+
+    def columns(self, raw: Mapping[str, Any]) -> Columns:
+        return {name: column(raw[name]) for name, _, column in self.typing}
+
+
+def _typing(spec: DatasetSpec, name: str, kind: ColumnKind) -> tuple[Callable, Callable]:
+    """How a feature's values are typed, one by one and column-wise. Text read as a number is
+    left to pandas' own parser, which `float` does not match (it reads "1_000" and "١٢")."""
+    field = spec.input_fields.get(name)
+    if field is not None and field.type in ("integer", "float"):
+        return _AS_NUMBER
+    if field is not None and field.type == "string" and kind == "string":
+        return _AS_TEXT
+    source = f"a {field.type} field" if field is not None else "no input field"
+    raise UnsupportedModel(f"{kind} feature {name!r} is typed from {source} by pandas alone")
+
+
+class IdentityLayer:
+    """No learned step (builder `columns`): view rows go to `preprocess` as they are."""
+
+    @staticmethod
+    def transform(row: Row) -> Row:
+        return row
+
+    @staticmethod
+    def columns(profile: Mapping[str, Any]) -> Mapping[str, Any]:
+        return profile
+
+
 @dataclass(frozen=True)
 class Encoder:
     """The fitted `preprocess` step without scikit-learn: median imputation and scaling of the
@@ -536,6 +622,8 @@ def _checked_parts(preprocess: ColumnTransformer) -> tuple[tuple, tuple]:
         text_impute, encode = text.named_steps["impute"], text.named_steps["encode"]
     except (KeyError, AttributeError, ValueError):
         raise UnsupportedModel(f"preprocess has parts {sorted(parts)}") from None
+    if not len(numeric_columns) or not len(text_columns):  # an empty part is never fitted
+        raise UnsupportedModel("preprocess has a part without columns")
     expected = (isinstance(impute, SimpleImputer) and isinstance(scale, StandardScaler)
                 and isinstance(text_impute, SimpleImputer) and isinstance(encode, OneHotEncoder)
                 and len(numeric.steps) == len(text.steps) == 2 and len(parts) == 2
@@ -569,6 +657,32 @@ class OnnxClassifier:
         return np.asarray(scores[0][:, 1], dtype=np.float64)
 
 
+class SklearnClassifier:
+    """The fitted classifier itself, on the encoded matrix: for one ONNX cannot take. Exact,
+    as the pipeline hands it the very same float64 matrix, and still no pandas; but each call
+    pays scikit-learn's input checks and its loop over trees (about 1 ms for 100 histogram
+    trees, against tens of µs in ONNX Runtime)."""
+
+    dtype = np.float64
+
+    def __init__(self, classifier: Any) -> None:
+        self.classifier = classifier
+
+    def probabilities(self, matrix: np.ndarray) -> np.ndarray:
+        return self.classifier.predict_proba(matrix)[:, 1]
+
+
+def compiled_classifier(classifier: Any, width: int) -> OnnxClassifier | SklearnClassifier:
+    """ONNX Runtime where skl2onnx converts the classifier, else scikit-learn's own. The
+    histogram boosting candidate lands on the latter: skl2onnx 1.20 cannot build its tree
+    node from NumPy 2 scalars (and float32 kernels would not split its float64 bins alike)."""
+    try:
+        return OnnxClassifier(classifier, width)
+    except UnsupportedModel as exc:
+        log.info("%s; scored by scikit-learn on the encoded matrix", exc)
+        return SklearnClassifier(classifier)
+
+
 def _session(classifier: Any, width: int) -> tuple[ort.InferenceSession, type]:
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1  # one request is µs of work: no thread pool to wake
@@ -583,28 +697,25 @@ def _session(classifier: Any, width: int) -> tuple[ort.InferenceSession, type]:
             failure = exc
             continue
         return session, dtype
-    raise UnsupportedModel(f"{type(classifier).__name__} does not convert to ONNX: {failure}")
+    reason = textwrap.shorten(str(failure), 100) or type(failure).__name__  # may dump a graph
+    raise UnsupportedModel(f"{type(classifier).__name__} does not convert to ONNX: {reason}")
 
 
 class FastScorer:
     """A model compiled for serving: raw records, stored view vectors or frames in,
     the positive class's probability out, as `model.predict_proba(...)[:, 1]` gives it."""
 
-    def __init__(self, view: FeatureView, model: Pipeline) -> None:
-        self.view = view
-        self.engineer = model.named_steps["engineer"]
-        self.layer = TitanicLayer(self.engineer)
+    def __init__(self, view: FeatureView, replay: ViewReplay, layer: Layer,
+                 model: Pipeline) -> None:
+        self.view, self.replay, self.layer = view, replay, layer
         self.encoder = Encoder.of(model.named_steps["preprocess"])
-        self.classifier = OnnxClassifier(model.named_steps["classifier"], self.encoder.width)
-        self.replays_view = view.compute is passenger_profile
+        self.classifier = compiled_classifier(model.named_steps["classifier"], self.encoder.width)
 
     def probabilities(self, records: Sequence[Record] | pd.DataFrame) -> np.ndarray:
         if isinstance(records, pd.DataFrame) or len(records) >= VECTORISED_FROM:
-            if not self.replays_view:
-                return self._vectorised(self.view.from_records(records))
-            raw = raw_frame(self.view.spec, records)
-            return self._vectorised(passenger_profile_columns(raw))
-        return self._scored([passenger_profile_row(record) for record in records])
+            return self._vectorised(self.replay.columns(raw_frame(self.view.spec, records)))
+        row = self.replay.row
+        return self._scored([row(record) for record in records])
 
     def vector_probabilities(self, vectors: Sequence[Sequence[object]]) -> np.ndarray:
         """Stored view vectors (in the view's column order), as the online store returns them."""
@@ -622,23 +733,50 @@ class FastScorer:
 
     def column_probabilities(self, columns: Mapping[str, Any]) -> np.ndarray:
         """Typed input columns, as batch scoring reads a file (float64 numbers, Arrow strings
-        with null for missing): no records, no frame. For a model whose view this module
-        replays (`replays_view`)."""
-        return self._vectorised(passenger_profile_columns(columns))
+        with null for missing): no records, no frame."""
+        return self._vectorised(self.replay.columns(columns))
 
     def _vectorised(self, view_rows: Mapping[str, Any]) -> np.ndarray:
         """View columns (arrays, or a typed view frame) → probabilities, column-wise."""
         return self.classifier.probabilities(self.encoder.frame(self.layer.columns(view_rows)))
 
 
+Steps = Mapping[str, Any]
+
+
 def compile_model(spec: DatasetSpec, view: FeatureView, model: Any) -> FastScorer:
     """The fast scorer for `model`, or UnsupportedModel when it has a step this module
-    cannot replay exactly (another dataset's builder, another pipeline shape)."""
-    steps = getattr(model, "named_steps", {})
-    if spec.features.builder != "titanic" or not isinstance(steps.get("engineer"),
-                                                              TitanicFeatures):
+    cannot replay exactly (a view computed by other code, another pipeline shape)."""
+    compiles = _BUILDERS.get(view.compute)
+    if compiles is None:
         raise UnsupportedModel(f"no fast path for feature builder {spec.features.builder!r}")
-    if {"engineer", "preprocess", "classifier"} - set(steps) or not set(steps) <= {
-            "engineer", "preprocess", "balance", "classifier"}:
+    replay, layer = compiles(view, getattr(model, "named_steps", {}))
+    return FastScorer(view, replay, layer, model)
+
+
+def _titanic(_view: FeatureView, steps: Steps) -> tuple[ViewReplay, Layer]:
+    _check_steps(steps, "engineer")
+    engineer = steps["engineer"]
+    if not isinstance(engineer, TitanicFeatures):
+        raise UnsupportedModel(f"engineer step {type(engineer).__name__}")
+    return PassengerProfile(), TitanicLayer(engineer)
+
+
+def _columns(view: FeatureView, steps: Steps) -> tuple[ViewReplay, Layer]:
+    _check_steps(steps)
+    return TypedColumns(view), IdentityLayer()
+
+
+def _check_steps(steps: Steps, *learned: str) -> None:
+    """The builder's learned step (if it has one), `preprocess`, then the classifier. A
+    resampler (`balance`, SMOTE) may sit anywhere: imbalanced-learn skips it to predict."""
+    replayed = [name for name, step in steps.items() if not hasattr(step, "fit_resample")]
+    if replayed != [*learned, "preprocess", "classifier"]:
         raise UnsupportedModel(f"pipeline steps {list(steps)}")
-    return FastScorer(view, model)
+
+
+# The views this module replays, by the function that computes them (`pipeline.BUILDERS`).
+_BUILDERS: dict[Compute, Callable[[FeatureView, Steps], tuple[ViewReplay, Layer]]] = {
+    passenger_profile: _titanic,
+    spec_columns: _columns,
+}

@@ -195,7 +195,8 @@ def _uploaded_rows(spec: DatasetSpec, upload: UploadFile) -> pd.DataFrame:
     a line that cannot be split into the header's columns is a 422, not a silent skip."""
     content = upload.file.read()
     try:
-        chunks = read_chunks(lambda: io.BytesIO(content), spec, chunk_rows=MAX_RECORDS + 1)
+        chunks = read_chunks(lambda: io.BytesIO(content), spec.scoring_source,
+                             chunk_rows=MAX_RECORDS + 1)
         rows = next(iter(chunks.chunks))
     except FileRejected as rejected:
         raise RequestValidationError([{"type": "value_error", "loc": ("body", "file"),
