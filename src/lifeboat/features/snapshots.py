@@ -17,18 +17,19 @@ from sqlalchemy import select
 from lifeboat.datasets import DatasetSpec, TableSpec
 from lifeboat.db import Database, ensure_dataset_table
 from lifeboat.errors import LifeboatError
-from lifeboat.features.aggregates import cutoff_times, future_labels, point_in_time
-
-CUTOFF = "cutoff"
+from lifeboat.features.aggregates import CUTOFF, cutoff_times, future_labels, point_in_time
 
 
 @dataclass(frozen=True)
 class Snapshots:
     """Entity rows at cut-offs: raw fields and aggregates, each row's cut-off, its label."""
 
-    rows: pd.DataFrame   # indexed `<entity key>@<cut-off date>`
-    cutoffs: pd.Series   # the row's cut-off time
+    rows: pd.DataFrame   # indexed `<entity key>@<cut-off date>`, with each row's CUTOFF
     labels: pd.Series | None
+
+    @property
+    def cutoffs(self) -> pd.Series:
+        return self.rows[CUTOFF]
 
 
 def labelled_snapshots(database: Database, spec: DatasetSpec) -> Snapshots:
@@ -88,7 +89,6 @@ def _snapshots(spec: DatasetSpec, frame: pd.DataFrame, labels: pd.Series | None)
     key = frame[spec.entity.key].astype(str)
     index = key + "@" + frame[CUTOFF].dt.strftime("%Y-%m-%d")
     frame = frame.set_axis(index.to_numpy())
-    cutoffs = frame[CUTOFF]
     if labels is not None:
         labels = pd.Series(labels.to_numpy(), index=frame.index, name=spec.target.column)
-    return Snapshots(frame, cutoffs, labels)
+    return Snapshots(frame, labels)
