@@ -25,12 +25,14 @@ from lifeboat.serving.prediction_log import PredictionLog
 from tcp_proxy import TcpProxy
 
 OpenLog = Callable[..., PredictionLog]
+# Quotes, a backslash and non-ASCII: what array and JSON escaping get wrong first.
+NAME = 'Brünnhilde "Hilde" O\'Neil, Mrs. \\ née {Smith}'
 
 
 def make_predictions(count: int, **overrides: object) -> list[Prediction]:
     return [Prediction(**{
         "id": str(uuid.uuid4()), "created_at": utcnow(), "dataset": "titanic", "source": "api",
-        "input": {"n": n, "name": "Brünnhilde, Mrs."}, "prediction": n % 2,
+        "input": {"n": n, "name": NAME}, "prediction": n % 2,
         "label": "survived" if n % 2 else "died", "probability": 0.25, "model_name": "titanic",
         "model_version": "3", "latency_ms": 1.5, **overrides}) for n in range(count)]
 
@@ -93,7 +95,7 @@ def unreachable(database: Database, tmp_path: Path) -> Iterator[Database]:
     gone.dispose()
 
 
-def test_rows_go_in_as_multi_row_inserts_of_batch_size(database: Database, tmp_path: Path,
+def test_each_batch_goes_in_as_one_insert_statement(database: Database, tmp_path: Path,
                                                        open_log: OpenLog) -> None:
     statements: list[str] = []
     event.listen(database.engine, "before_cursor_execute",
@@ -112,7 +114,7 @@ def test_rows_go_in_as_multi_row_inserts_of_batch_size(database: Database, tmp_p
     assert total == 1200
     with database.session() as session:
         row = session.get(Prediction, served[7].id)
-    assert (row.input, row.label, row.probability) == ({"n": 7, "name": "Brünnhilde, Mrs."},
+    assert (row.input, row.label, row.probability) == ({"n": 7, "name": NAME},
                                                        "survived", 0.25)
     assert history.as_utc(row.created_at) == served[7].created_at
 

@@ -158,6 +158,19 @@ def test_a_promotion_made_elsewhere_is_picked_up_without_a_restart(
     assert served == other
 
 
+def test_a_poll_that_finds_no_alias_moved_describes_no_version(
+        client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    service = client.app.state.services["titanic"]
+    described: list[str] = []
+    monkeypatch.setattr(service.registry, "champion", lambda: described.append("champion"))
+    monkeypatch.setattr(service.registry, "challenger", lambda: described.append("challenger"))
+    service.refresh_models()
+    assert described == []  # each costs the requests milliseconds of the GIL
+    monkeypatch.setattr(service.registry, "aliases", lambda: {"champion": "2"})
+    service.refresh_models()
+    assert described == ["champion", "challenger"]
+
+
 def test_feedback_records_the_true_outcome(client: TestClient) -> None:
     prediction, = client.post("/predict", json=WOMAN).json()["predictions"]
     answer = client.post("/feedback", json={"id": prediction["id"], "actual": 1})

@@ -70,6 +70,15 @@ class ModelRegistry:
     def challenger(self) -> ModelVersion | None:
         return self._aliased(CHALLENGER)
 
+    def aliases(self) -> dict[str, str]:
+        """The version each alias names, in one read: a tenth of what describing the
+        champion and the challenger costs, so it is what a serving process polls."""
+        try:
+            model = self.client.get_registered_model(self.name)
+        except MlflowException:
+            return {}
+        return {alias: str(version) for alias, version in model.aliases.items()}
+
     def _aliased(self, alias: str) -> ModelVersion | None:
         try:
             return self._describe(self.client.get_model_version_by_alias(self.name, alias))

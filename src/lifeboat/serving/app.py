@@ -22,7 +22,8 @@ from lifeboat.errors import DatasetSpecError
 from lifeboat.features import OnlineStore, open_online_store
 from lifeboat.registry import ModelRegistry
 from lifeboat.serving.prediction_log import PredictionLog
-from lifeboat.serving.routes import dataset_router, datasets, health
+from lifeboat.serving.deps import DatasetService
+from lifeboat.serving.routes import dataset_router, datasets, health, scoring_route
 from lifeboat.serving.routes.datasets import dataset_path
 from lifeboat.serving.schemas import DatasetSchemas, dataset_schemas
 from lifeboat.serving.state import ServiceState
@@ -77,6 +78,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         max_body_size=settings.max_request_bytes,  # 413, checked as the body streams in
     )
+    # Every /predict first, matched before the routers below (see `scoring_route`).
+    for prefix, spec in [("", default), *((dataset_path(spec.name), spec) for spec in specs)]:
+        app.router.routes.append(scoring_route(f"{prefix}/predict", schemas[spec.name],
+                                               DatasetService(spec.name)))
     # The default dataset at the unprefixed routes, and every dataset under its own path;
     # the default's second copy is left out of the OpenAPI page, which names it once.
     app.include_router(dataset_router(default, schemas[default.name], specs, ""))

@@ -12,10 +12,12 @@ from lifeboat.serving.deps import DatasetService
 from lifeboat.serving.routes.jobs import jobs_router
 from lifeboat.serving.routes.models import models_router
 from lifeboat.serving.routes.monitoring import monitoring_router
-from lifeboat.serving.routes.predict import predict_router
+from lifeboat.serving.routes.predict import predict_router, scoring_route
 from lifeboat.serving.routes.records import records_router
 from lifeboat.serving.schemas import DatasetSchemas
 from lifeboat.serving.ui import page_router
+
+__all__ = ["dataset_router", "scoring_route"]
 
 
 def dataset_router(spec: DatasetSpec, schemas: DatasetSchemas, specs: list[DatasetSpec],
