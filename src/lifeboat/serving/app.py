@@ -23,7 +23,13 @@ from lifeboat.features import OnlineStore, open_online_store
 from lifeboat.registry import ModelRegistry
 from lifeboat.serving.prediction_log import PredictionLog
 from lifeboat.serving.deps import DatasetService
-from lifeboat.serving.routes import dataset_router, datasets, health, scoring_route
+from lifeboat.serving.routes import (
+    dataset_router,
+    datasets,
+    health,
+    scoring_endpoint,
+    scoring_route,
+)
 from lifeboat.serving.routes.datasets import dataset_path
 from lifeboat.serving.schemas import DatasetSchemas, dataset_schemas
 from lifeboat.serving.state import ServiceState
@@ -78,17 +84,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         max_body_size=settings.max_request_bytes,  # 413, checked as the body streams in
     )
-    # Every /predict first, matched before the routers below (see `scoring_route`).
-    for prefix, spec in [("", default), *((dataset_path(spec.name), spec) for spec in specs)]:
-        app.router.routes.append(scoring_route(f"{prefix}/predict", schemas[spec.name],
-                                               DatasetService(spec.name)))
     # The default dataset at the unprefixed routes, and every dataset under its own path;
     # the default's second copy is left out of the OpenAPI page, which names it once.
-    app.include_router(dataset_router(default, schemas[default.name], specs, ""))
-    for spec in specs:
-        app.include_router(dataset_router(spec, schemas[spec.name], specs,
-                                          dataset_path(spec.name),
-                                          include_in_schema=spec is not default))
+    mounts = [("", default), *((dataset_path(spec.name), spec) for spec in specs)]
+    scores = {spec.name: scoring_endpoint(schemas[spec.name], DatasetService(spec.name))
+              for spec in specs}
+    # Every /predict first, matched before the routers below (see `scoring_route`).
+    for prefix, spec in mounts:
+        app.router.routes.append(scoring_route(f"{prefix}/predict", scores[spec.name]))
+    for prefix, spec in mounts:
+        app.include_router(dataset_router(spec, schemas[spec.name], specs, prefix,
+                                          scores[spec.name],
+                                          include_in_schema=not (prefix and spec is default)))
     app.include_router(datasets.router)
     app.include_router(health.router)
     app.add_exception_handler(StarletteHTTPException, _unknown_dataset(specs))

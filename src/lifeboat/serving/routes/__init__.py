@@ -12,21 +12,27 @@ from lifeboat.serving.deps import DatasetService
 from lifeboat.serving.routes.jobs import jobs_router
 from lifeboat.serving.routes.models import models_router
 from lifeboat.serving.routes.monitoring import monitoring_router
-from lifeboat.serving.routes.predict import predict_router, scoring_route
+from lifeboat.serving.routes.predict import (
+    Endpoint,
+    predict_router,
+    scoring_endpoint,
+    scoring_route,
+)
 from lifeboat.serving.routes.records import records_router
 from lifeboat.serving.schemas import DatasetSchemas
 from lifeboat.serving.ui import page_router
 
-__all__ = ["dataset_router", "scoring_route"]
+__all__ = ["dataset_router", "scoring_endpoint", "scoring_route"]
 
 
 def dataset_router(spec: DatasetSpec, schemas: DatasetSchemas, specs: list[DatasetSpec],
-                   prefix: str, include_in_schema: bool = True) -> APIRouter:
+                   prefix: str, score: Endpoint, include_in_schema: bool = True) -> APIRouter:
     """Every per-dataset route of `spec` under `prefix`, each finding the dataset's state
-    by name per request. `specs` are all served datasets, for the page's switcher."""
+    by name per request. `specs` are all served datasets, for the page's switcher; `score`
+    is the dataset's `/predict` endpoint, which the app also serves ahead of the routers."""
     dataset = DatasetService(spec.name)
     router = APIRouter(prefix=prefix, include_in_schema=include_in_schema)
-    router.include_router(predict_router(spec, schemas, dataset))
+    router.include_router(predict_router(spec, schemas, dataset, score))
     for routes in (records_router, models_router, monitoring_router, jobs_router):
         router.include_router(routes(dataset))
     router.include_router(page_router(spec, specs, prefix))
