@@ -39,8 +39,9 @@ def test_migrations_match_the_models(database: Database) -> None:
 
 
 def test_prediction_log_schema_migrates_both_ways_keeping_rows(database: Database) -> None:
-    """0006 (byte-wise ids on PostgreSQL, one (dataset, created_at) index) down and up again,
-    with a prediction and its feedback in place."""
+    """0006 (byte-wise ids on PostgreSQL, one (dataset, created_at) index) and 0008 (history
+    by source from its own index, batch rows left out on PostgreSQL) down and up again, with a
+    prediction and its feedback in place."""
     with database.engine.begin() as connection:
         connection.execute(text(
             "INSERT INTO predictions VALUES ('p1', CURRENT_TIMESTAMP, 'titanic', 'api', '{}', 1, "
@@ -49,7 +50,11 @@ def test_prediction_log_schema_migrates_both_ways_keeping_rows(database: Databas
     command.downgrade(alembic_config(database), "0005")
     assert _index_columns(database) == [["created_at"], ["dataset"], ["source"]]
     upgrade(database)
-    assert _index_columns(database) == [["dataset", "created_at"], ["source"]]
+    assert _index_columns(database) == [["dataset", "created_at"],
+                                        ["dataset", "source", "created_at"]]
+    postgres = database.engine.dialect.name == "postgresql"
+    assert _source_index_predicate(database) == (
+        "((source)::text <> 'batch'::text)" if postgres else None)
     with database.engine.connect() as connection:
         assert connection.scalar(text(
             "SELECT count(*) FROM feedback JOIN predictions ON id = prediction_id")) == 1
@@ -59,6 +64,18 @@ def test_prediction_log_schema_migrates_both_ways_keeping_rows(database: Databas
                 "(table_name, column_name) IN (('predictions', 'id'), "
                 "('feedback', 'prediction_id'))")).all()
             assert collations == ["C", "C"]
+
+
+def _source_index_predicate(database: Database) -> str | None:
+    """The WHERE of the source index as the database states it; None for a full index."""
+    if database.engine.dialect.name != "postgresql":
+        index, = (index for index in inspect(database.engine).get_indexes("predictions")
+                  if "source" in index["column_names"])
+        return index.get("dialect_options", {}).get("sqlite_where")
+    with database.engine.connect() as connection:
+        return connection.scalar(text(
+            "SELECT pg_get_expr(indpred, indrelid) FROM pg_index WHERE indexrelid = "
+            "'ix_predictions_dataset_source_created_at'::regclass"))
 
 
 def _index_columns(database: Database) -> list[list[str]]:
