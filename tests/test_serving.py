@@ -1,5 +1,7 @@
 """The HTTP API against a trained champion, with predictions logged to SQLite and Postgres."""
 
+import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,6 +13,7 @@ from conftest import make_settings
 from lifeboat.config import Settings
 from lifeboat.db import Database, upgrade
 from lifeboat.serving import create_app
+from lifeboat.serving.predictor import prediction_id
 
 BRAUND = {"Pclass": 3, "Name": "Braund, Mr. Owen Harris", "Sex": "male", "Age": 22, "SibSp": 1,
           "Parch": 0, "Fare": 7.25, "Embarked": "S"}
@@ -34,6 +37,7 @@ def test_the_readme_example_returns_a_probability_and_is_logged(client: TestClie
     assert 0 < prediction["probability"] < 0.5
     assert (prediction["prediction"], prediction["label"]) == (0, "died")
 
+    assert uuid.UUID(prediction["id"]).version == 7
     logged, = client.get("/past-predictions").json()["items"]
     assert logged["id"] == prediction["id"]
     assert logged["source"] == "api"
@@ -41,6 +45,17 @@ def test_the_readme_example_returns_a_probability_and_is_logged(client: TestClie
     assert logged["input"]["name"] == "Braund, Mr. Owen Harris" and logged["input"]["age"] == 22
     assert (logged["model_name"], logged["model_version"]) == ("lifeboat-titanic", "1")
     assert logged["latency_ms"] > 0
+
+
+def test_prediction_ids_are_unique_uuids_ordered_by_their_millisecond() -> None:
+    """Version 7: the log's key index then grows at its right edge."""
+    before = time.time_ns() // 1_000_000
+    ids = [uuid.UUID(prediction_id()) for _ in range(5000)]
+    after = time.time_ns() // 1_000_000
+    assert {(i.version, i.variant) for i in ids} == {(7, uuid.RFC_4122)}
+    stamps = [i.int >> 80 for i in ids]
+    assert before <= stamps[0] and stamps == sorted(stamps) and stamps[-1] <= after
+    assert len(set(ids)) == len(ids)
 
 
 def test_records_with_missing_age_cabin_and_embarked_are_normal(client: TestClient) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from collections.abc import Sequence
@@ -22,6 +23,8 @@ from lifeboat.serving.fast_path import FastScorer, UnsupportedModel, compile_mod
 
 log = logging.getLogger(__name__)
 
+_RAND_B = (1 << 62) - 1
+
 
 @dataclass(frozen=True, slots=True)
 class ServedPrediction:
@@ -40,6 +43,20 @@ class ServedPrediction:
     model_version: str
     latency_ms: float
     outliers: tuple[str, ...] = ()  # fields outside what training saw; not a table column
+
+
+def prediction_id() -> str:
+    """A time-ordered UUID (version 7, RFC 9562): 48 bits of Unix milliseconds, then random.
+
+    The prediction log's primary key then grows at its right edge, as batch ids do. Random
+    (version 4) ids put each row on a random page of a key index larger than the database's
+    cache, which the writer thread paid for under load: single-record /predict at 16 clients
+    had a p99 of 10.0-11.7 ms with them, 8.8-9.5 ms with these (SQLite log, six 8-s runs each).
+    """
+    random = int.from_bytes(os.urandom(10), "big")
+    rand_a, rand_b = random >> 68, random & _RAND_B  # 12 and 62 of its 80 bits
+    milliseconds = time.time_ns() // 1_000_000
+    return str(uuid.UUID(int=milliseconds << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b))
 
 
 def view_mismatch(version: ModelVersion, view: FeatureView) -> str | None:
@@ -125,7 +142,7 @@ class Predictor:
                     created_at: datetime, latency_ms: float) -> ServedPrediction:
         predicted = int(probability >= 0.5)
         return ServedPrediction(
-            id=str(uuid.uuid4()),
+            id=prediction_id(),
             created_at=created_at,
             dataset=self.spec.name,
             source=source,
