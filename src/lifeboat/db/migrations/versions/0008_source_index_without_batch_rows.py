@@ -1,8 +1,8 @@
 """predictions: on PostgreSQL the source index leaves out batch rows
 
-A source index entry per row was a third of the cost of logging a big batch: a million
-`batch` rows scored into PostgreSQL took 10.7 s without the index against 11.8 s with it
-(`lifeboat predict`, three runs each). The index is there for history filtered by a rare
+A source index entry per row cost a big batch about a second: a million `batch` rows
+scored into PostgreSQL took 10.7 s without the index against 11.8 s with it (`lifeboat
+predict`, median of three runs each). The index is there for history filtered by a rare
 source, and batch rows are the common one wherever a file has been scored: history
 filtered by `batch` reads the (dataset, created_at) index newest first instead. A query
 with `source = <parameter>` uses the partial index where PostgreSQL plans it with the
