@@ -7,10 +7,10 @@ the prediction log); the baseline reads the file with pandas, computes the featu
 calls `predict_proba` once, and logs nothing. A third row times `score_file` in a process
 that has scored a small file already, as the scoring job of a running `lifeboat up` finds a
 new file: the same work with the libraries imported (the champion is still loaded per
-file), on a second generated file, since the first one's predictions are logged by then. The rows are clean: the plain pipeline
-stops at the first unusable value (an injected `inf` fails `predict_proba`), where
-`lifeboat predict` scores the row with the value missing. The model is trained on the
-bundled 1309 rows.
+file), on a second generated file, since the first one's predictions are logged by then.
+The rows are clean: the plain pipeline stops at the first unusable value (an injected `inf`
+fails `predict_proba`), where `lifeboat predict` scores the row with the value missing.
+The model is trained on the bundled 1309 rows.
 
     python -m benchmarks.batch_predict [--rows N | --quick] [--postgres URL]
 """

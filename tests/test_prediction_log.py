@@ -96,7 +96,7 @@ def unreachable(database: Database, tmp_path: Path) -> Iterator[Database]:
 
 
 def test_each_batch_goes_in_as_one_insert_statement(database: Database, tmp_path: Path,
-                                                       open_log: OpenLog) -> None:
+                                                    open_log: OpenLog) -> None:
     statements: list[str] = []
     event.listen(database.engine, "before_cursor_execute",
                  lambda _c, _cur, statement, *_: statements.append(statement))

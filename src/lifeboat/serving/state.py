@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -221,10 +222,9 @@ class PredictionCounts:
         self._served: dict[tuple[str, str, str], Any] = {}
 
     def add(self, predictions: list[ServedPrediction]) -> None:
-        counted: dict[tuple[str, str, str], int] = {}
+        counted: Counter[tuple[str, str, str]] = Counter()
         for prediction in predictions:
-            key = (prediction.model_version, prediction.source, prediction.label)
-            counted[key] = counted.get(key, 0) + 1
+            counted[prediction.model_version, prediction.source, prediction.label] += 1
             self.latency.observe(prediction.latency_ms / 1000)
             self.probability.observe(prediction.probability)
             for feature in prediction.outliers:
