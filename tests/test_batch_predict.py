@@ -10,13 +10,14 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, event, func, select
 
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
@@ -85,6 +86,59 @@ def test_a_rerun_logs_only_what_is_missing(trained_settings: Settings, titanic: 
     assert (third.rows, third.logged, third.already_logged) == (ROWS, 0, ROWS)
     with database.session() as session:
         assert session.scalar(select(func.count()).select_from(Prediction)) == ROWS
+
+
+@pytest.fixture
+def chunked(passengers: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The rows as Parquet, read 50 at a time: six chunks to log."""
+    monkeypatch.setattr(batch, "_CHUNK_ROWS", 50)
+    path = tmp_path / "chunked.parquet"
+    pd.read_csv(passengers, dtype=str, keep_default_na=False).to_parquet(path, index=False)
+    return path
+
+
+def _first_chunk_slowed(monkeypatch: pytest.MonkeyPatch, fails: bool = False) -> dict[int, str]:
+    """Makes the first chunk's insert take 0.3 s longer (and fail, if asked), so the next
+    chunk's COPY ends first when two are logged at once. Returns each connection's chunk,
+    by the chunk's first id."""
+    copied: dict[int, str] = {}
+    insert = batch.insert_table
+
+    def slowed(session, table, rows, constants):  # noqa: ANN001, ANN202
+        first = rows["id"][0].as_py()
+        copied[id(session.connection().connection.dbapi_connection)] = first
+        inserted = insert(session, table, rows, constants)
+        if first.endswith("-000000000001"):
+            time.sleep(0.3)
+            if fails:
+                raise RuntimeError("the first chunk's COPY failed")
+        return inserted
+
+    monkeypatch.setattr(batch, "insert_table", slowed)
+    return copied
+
+
+def test_chunks_commit_in_file_order_when_a_later_one_is_copied_first(
+        trained_settings: Settings, titanic: DatasetSpec, database: Database, chunked: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    copied, committed = _first_chunk_slowed(monkeypatch), []
+    event.listen(database.engine, "commit", lambda connection: committed.append(
+        copied.pop(id(connection.connection.dbapi_connection), None)))
+    report = score_file(trained_settings, database, titanic, str(chunked))
+    assert report.logged == ROWS and len(logged(database)) == ROWS
+    chunks = [first for first in committed if first is not None]
+    assert len(chunks) == ROWS // 50 and chunks == sorted(chunks)
+
+
+def test_a_failed_chunk_leaves_no_later_chunk_logged(
+        trained_settings: Settings, titanic: DatasetSpec, database: Database, chunked: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    _first_chunk_slowed(monkeypatch, fails=True)
+    with pytest.raises(RuntimeError, match="first chunk"):
+        score_file(trained_settings, database, titanic, str(chunked))
+    assert logged(database) == []  # the log holds a prefix of the file: here, none of it
+    monkeypatch.undo()
+    assert score_file(trained_settings, database, titanic, str(chunked)).logged == ROWS
 
 
 def test_parquet_and_gzip_inputs_score_the_same(trained_settings: Settings, titanic: DatasetSpec,

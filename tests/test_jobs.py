@@ -186,8 +186,11 @@ def test_kill_9_mid_file_then_restart_scores_exactly_once(
     processes.append(first)
 
     def mid_file() -> bool:
-        files = _scored_files(database)
-        return bool(files) and files[0][1] == "running" and 0 < len(_scheduled(database)) < rows
+        with database.session() as session:  # a count, not the rows: the check must be quick
+            logged = session.scalar(select(func.count()).select_from(Prediction)
+                                    .where(Prediction.source == "scheduled"))
+        files = _scored_files(database)  # read after the count: still running, so mid-file now
+        return bool(files) and files[0][1] == "running" and 0 < logged < rows
 
     _wait_until(mid_file, processes, "the file half scored")
     first.send_signal(signal.SIGKILL)

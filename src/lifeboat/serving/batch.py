@@ -61,6 +61,9 @@ _GZIP_WINDOW = zlib.MAX_WBITS | 16  # zlib reads gzip's header and trailer
 # Rows a chunk has at least: Arrow parses 4 MB blocks, ~50,000 such rows, so about one block.
 # Logging is the slowest stage; with small chunks it starts sooner and has less left at the end.
 _CHUNK_ROWS = 40_000
+# Chunks logged at once, each over a connection of its own: PostgreSQL takes a COPY on one
+# core, and the log's server work was the pipeline's slowest stage. SQLite has one writer.
+_LOG_CONNECTIONS = {"postgresql": 2}
 _NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 _INPUT_SUFFIXES = (".gz", ".csv", ".tsv", ".txt", *_PARQUET_SUFFIXES)
@@ -156,24 +159,28 @@ def score_file(settings: Settings, database: Database, spec: DatasetSpec, source
 def _pipeline(predictor: Predictor, database: Database, ids: _IdMaker, logged_as: str,
               chunks: Iterator[pd.DataFrame], write: Callable[[pa.Table], None],
               advance: Callable[[pd.DataFrame], None]) -> tuple[list[_Scored], int]:
-    """Scores chunk after chunk while the one before is written out and logged, each in a
-    thread of its own; Arrow's writer, its kernels, ONNX Runtime and the database driver
-    work without holding the GIL, so these overlap. A chunk is logged only once the one
-    before it is committed, so the log always holds a prefix of the file.
+    """Scores chunk after chunk while the ones before are written out and logged, in threads
+    of their own; Arrow's writer, its kernels, ONNX Runtime and the database driver work
+    without holding the GIL, so these overlap. On PostgreSQL two chunks are logged at once,
+    but a chunk commits only after the one before it, so the log always holds a prefix of
+    the file.
 
     Returns the chunks' results and how many rows this run logged."""
     done: list[_Scored] = []
     logged: list[Future[int]] = []
     written: list[Future[None]] = []
-    with (ThreadPoolExecutor(max_workers=1, thread_name_prefix="lifeboat-batch-log") as log,
+    connections = _LOG_CONNECTIONS.get(database.engine.dialect.name, 1)
+    with (ThreadPoolExecutor(connections, thread_name_prefix="lifeboat-batch-log") as log,
           ThreadPoolExecutor(max_workers=1, thread_name_prefix="lifeboat-batch-write") as out):
         for chunk in chunks:
             scored, table = _score_chunk(predictor, chunk, ids)
-            for previous in (logged, written):
-                if previous:
-                    previous[-1].result()
+            if written:
+                written[-1].result()
+            if len(logged) >= connections:
+                logged[-connections].result()
             written.append(out.submit(write, table))
-            logged.append(log.submit(_log, database, predictor, scored, logged_as))
+            logged.append(log.submit(_log, database, predictor, scored, logged_as,
+                                     logged[-1] if logged else None))
             done.append(scored)
             advance(chunk)
         for future in written:
@@ -453,8 +460,20 @@ class _IdMaker:
         return pa.array(ids.view("S36").ravel(), pa.binary(36)).cast(pa.string())
 
 
-def _log(database: Database, predictor: Predictor, scored: _Scored, logged_as: str) -> int:
-    """One transaction per chunk; a chunk an earlier run logged is skipped.
+def _log(database: Database, predictor: Predictor, scored: _Scored, logged_as: str,
+         before: Future[int] | None) -> int:
+    """One transaction per chunk, committed once the chunk `before` it is: a failure there
+    rolls this one back too."""
+    with database.session() as session:
+        inserted = _log_unlogged(session, predictor, scored, logged_as)
+        if before is not None:
+            before.result()
+    return inserted
+
+
+def _log_unlogged(session: Session, predictor: Predictor, scored: _Scored,
+                  logged_as: str) -> int:
+    """The chunk's rows that an earlier run did not log.
 
     Chunks commit in file order, so an earlier run of this file and model logged a prefix
     of its rows: the chunk's last id being there means all of it is, its first id missing
@@ -463,17 +482,16 @@ def _log(database: Database, predictor: Predictor, scored: _Scored, logged_as: s
     logged, scored.logged = scored.logged, None
     ids, version = logged["id"], predictor.version
     first, last = ids[0].as_py(), ids[len(ids) - 1].as_py()
-    with database.session() as session:
-        if _is_logged(session, last):
-            return 0
-        if _is_logged(session, first):
-            done = list(session.scalars(select(Prediction.id).where(Prediction.id >= first)
-                                        .where(Prediction.id <= last)))
-            logged = logged.filter(pc.invert(pc.is_in(ids, value_set=pa.array(done, pa.string()))))
-        return insert_table(session, Prediction.__table__, logged, {
-            "created_at": utcnow(), "dataset": predictor.spec.name, "source": logged_as,
-            "model_name": version.name, "model_version": version.version,
-            "latency_ms": scored.latency_ms})
+    if _is_logged(session, last):
+        return 0
+    if _is_logged(session, first):
+        done = list(session.scalars(select(Prediction.id).where(Prediction.id >= first)
+                                    .where(Prediction.id <= last)))
+        logged = logged.filter(pc.invert(pc.is_in(ids, value_set=pa.array(done, pa.string()))))
+    return insert_table(session, Prediction.__table__, logged, {
+        "created_at": utcnow(), "dataset": predictor.spec.name, "source": logged_as,
+        "model_name": version.name, "model_version": version.version,
+        "latency_ms": scored.latency_ms})
 
 
 def _is_logged(session: Session, prediction_id: str) -> bool:
@@ -488,13 +506,11 @@ def _writer(output: str, spec: DatasetSpec) -> Iterator[Callable[[pa.Table], Non
     parquet = target.lower().endswith(_PARQUET_SUFFIXES)
     with _partial(output) as stream:
         schema = _output_schema(spec)
-        if parquet:
-            sink = pq.ParquetWriter(stream, schema)
-            yield sink.write_table
-        else:
-            sink = pa_csv.CSVWriter(stream, schema)
-            yield lambda table: sink.write_table(_defused(table))
-        sink.close()
+        sink = pq.ParquetWriter(stream, schema) if parquet else pa_csv.CSVWriter(stream, schema)
+        try:
+            yield sink.write_table if parquet else lambda table: sink.write_table(_defused(table))
+        finally:
+            sink.close()  # on failure too: left open, its finaliser would write to a closed file
 
 
 def _output_schema(spec: DatasetSpec) -> pa.Schema:
