@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from sqlalchemy import delete, event, func, select
+from sqlalchemy import Table, delete, event, func, select
+from sqlalchemy.orm import Session
 
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
@@ -104,7 +105,7 @@ def _first_chunk_slowed(monkeypatch: pytest.MonkeyPatch, fails: bool = False) ->
     copied: dict[int, str] = {}
     insert = batch.insert_table
 
-    def slowed(session, table, rows, constants):  # noqa: ANN001, ANN202
+    def slowed(session: Session, table: Table, rows: pa.Table, constants: dict) -> int:
         first = rows["id"][0].as_py()
         copied[id(session.connection().connection.dbapi_connection)] = first
         inserted = insert(session, table, rows, constants)
