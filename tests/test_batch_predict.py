@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import json
 import math
 import os
 import re
@@ -23,8 +24,11 @@ from sqlalchemy.orm import Session
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, Prediction, upgrade
+from lifeboat.features import feature_view
+from lifeboat.registry import ModelRegistry
 from lifeboat.serving import batch
 from lifeboat.serving.batch import BatchProgress, champion_predictor, score_file
+from lifeboat.serving.predictor import Predictor
 
 ROWS = 300
 
@@ -140,6 +144,47 @@ def test_a_failed_chunk_leaves_no_later_chunk_logged(
     assert logged(database) == []  # the log holds a prefix of the file: here, none of it
     monkeypatch.undo()
     assert score_file(trained_settings, database, titanic, str(chunked)).logged == ROWS
+
+
+_LOADED = """
+import json, sys
+from lifeboat.config import Settings
+from lifeboat.datasets import load_spec
+from lifeboat.serving.batch import champion_predictor
+predictor = champion_predictor(Settings(), load_spec("titanic"))
+print(json.dumps({"pipeline": predictor.model is not None, "fast": predictor.fast is not None,
+                  "imported": sorted({"skops", "skl2onnx", "imblearn"} & set(sys.modules))}))
+"""
+
+
+def test_the_champion_is_loaded_from_its_saved_scorer_alone(
+        trained_settings: Settings, titanic: DatasetSpec, passengers: Path) -> None:
+    """In a fresh process: no pipeline unpickled, none of what that takes imported."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MLFLOW_TRACKING_URI")}
+    loaded = subprocess.run([sys.executable, "-c", _LOADED], capture_output=True, text=True,
+                            env={**env, "LIFEBOAT_HOME": str(trained_settings.resolved_home)},
+                            timeout=300, check=True)
+    assert json.loads(loaded.stdout.splitlines()[-1]) == {
+        "pipeline": False, "fast": True, "imported": []}
+    records = pd.read_csv(passengers, na_values=titanic.missing_values, keep_default_na=False)
+    records = records.rename(columns=lambda name: titanic.canonical(name) or name)
+    registry = ModelRegistry(trained_settings, titanic.model_name)
+    version, model = registry.load_champion()
+    pipeline = Predictor(titanic, model, version, feature_view(titanic))
+    saved = champion_predictor(trained_settings, titanic)
+    np.testing.assert_array_equal(saved.probabilities(records), pipeline.probabilities(records))
+
+
+def test_a_version_logged_without_a_scorer_loads_its_pipeline(
+        trained_settings: Settings, titanic: DatasetSpec, database: Database, passengers: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(batch, "SCORER_ARTIFACT", "no_such_folder")  # as before scorers were
+    predictor = champion_predictor(trained_settings, titanic)
+    assert predictor.model is not None and predictor.fast is not None
+    report = score_file(trained_settings, database, titanic, str(passengers))
+    np.testing.assert_allclose(pd.read_csv(report.output)["probability"],
+                               expected_probabilities(trained_settings, titanic, passengers),
+                               rtol=1e-12)
 
 
 def test_parquet_and_gzip_inputs_score_the_same(trained_settings: Settings, titanic: DatasetSpec,

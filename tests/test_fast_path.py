@@ -7,7 +7,9 @@ kernels, so the boosted trees' probabilities may differ by float32 rounding, wit
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import NoReturn
 
 import numpy as np
@@ -22,7 +24,15 @@ from lifeboat.db import Database
 from lifeboat.features import FeatureView, feature_view, open_online_store
 from lifeboat.registry import ModelRegistry, ModelVersion
 from lifeboat.serving import fast_path
-from lifeboat.serving.fast_path import FastScorer, compile_model
+from lifeboat.serving.fast_path import (
+    SCORER_FILE,
+    FastScorer,
+    SklearnClassifier,
+    UnsupportedModel,
+    compile_model,
+    load_scorer,
+    save_scorer,
+)
 from lifeboat.serving.predictor import Predictor
 from lifeboat.training.candidates import candidates
 
@@ -129,6 +139,35 @@ def test_a_large_generated_batch_scores_as_the_pipeline(
     reference = predictor.reference_probabilities(frame)
     _assert_parity(fast.probabilities(frame), reference, model)
     _assert_parity(fast.probabilities(frame.to_dict("records")), reference, model)
+
+
+def test_a_saved_scorer_scores_as_the_one_it_saved_without_the_pipeline(
+        model, titanic: DatasetSpec, view: FeatureView, passengers: pd.DataFrame,
+        tmp_path: Path) -> None:
+    """Learned ages and fares (keyed by class: numbers, which JSON keeps as pairs), travel
+    groups, the encoder's statistics and the ONNX classifier, written and read back."""
+    fast = compile_model(titanic, view, model)
+    assert save_scorer(fast, tmp_path)
+    loaded = load_scorer(view, tmp_path)
+    records = _records(passengers, titanic) + _odd_records(_records(passengers, titanic))
+    np.testing.assert_array_equal(loaded.probabilities(records), fast.probabilities(records))
+    np.testing.assert_array_equal([loaded.probabilities([record])[0] for record in records[:300]],
+                                  [fast.probabilities([record])[0] for record in records[:300]])
+    assert loaded.encoder == fast.encoder
+    assert loaded.layer.learned() == fast.layer.learned()
+
+
+def test_a_scorer_is_not_saved_without_onnx_nor_loaded_for_other_features(
+        model, titanic: DatasetSpec, view: FeatureView, tmp_path: Path) -> None:
+    fast = compile_model(titanic, view, model)
+    sklearn_scored = FastScorer(view, fast.replay, fast.layer, fast.encoder,
+                                SklearnClassifier(model.named_steps["classifier"]))
+    assert not save_scorer(sklearn_scored, tmp_path) and not any(tmp_path.iterdir())
+    save_scorer(fast, tmp_path)
+    saved = json.loads((tmp_path / SCORER_FILE).read_text())
+    (tmp_path / SCORER_FILE).write_text(json.dumps({**saved, "feature_view": "titanic@other"}))
+    with pytest.raises(UnsupportedModel, match="titanic@other"):
+        load_scorer(view, tmp_path)
 
 
 def test_stored_view_vectors_score_as_the_pipeline(

@@ -34,7 +34,15 @@ from lifeboat.features import FeatureView, feature_view, open_online_store
 from lifeboat.features.aggregates import cutoff_times, future_labels, point_in_time
 from lifeboat.registry import ModelVersion
 from lifeboat.serving import batch
-from lifeboat.serving.fast_path import VECTORISED_FROM, FastScorer, UnsupportedModel, compile_model
+from lifeboat.serving.fast_path import (
+    VECTORISED_FROM,
+    FastScorer,
+    OnnxClassifier,
+    UnsupportedModel,
+    compile_model,
+    load_scorer,
+    save_scorer,
+)
 from lifeboat.serving.predictor import Predictor
 from lifeboat.serving.schemas import record_model
 from lifeboat.training.candidates import CANDIDATES, candidates
@@ -194,6 +202,21 @@ def test_large_batches_go_vectorised_and_score_as_the_pipeline(
     monkeypatch.setattr(FastScorer, "_scored", _forbidden)
     given = records if shape == "list" else pd.DataFrame(records)
     _assert_parity(fast, fast.probabilities(given), _reference(model, case.view, records))
+
+
+def test_a_saved_scorer_scores_as_the_one_it_saved(
+        case: Case, fast: FastScorer, tmp_path: Path) -> None:
+    """Categories keyed by number (a coded category is the float the encoder learned) too."""
+    if not isinstance(fast.classifier, OnnxClassifier):
+        assert not save_scorer(fast, tmp_path)  # scikit-learn scores it: nothing to save
+        return
+    assert save_scorer(fast, tmp_path)
+    loaded = load_scorer(case.view, tmp_path)
+    records = case.records() + _odd_records(case)
+    np.testing.assert_array_equal(loaded.probabilities(records), fast.probabilities(records))
+    np.testing.assert_array_equal(loaded.probabilities(records[:200]),
+                                  fast.probabilities(records[:200]))
+    assert loaded.encoder == fast.encoder
 
 
 @pytest.mark.parametrize("count", [300, None], ids=["few", "many"])

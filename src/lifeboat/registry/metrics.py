@@ -20,6 +20,7 @@ from sklearn.metrics import (
 
 CURVES_ARTIFACT = "heldout_curves.json"
 DRIFT_REFERENCE_ARTIFACT = "drift_reference.json"
+SCORER_ARTIFACT = "fast_path"  # the serving fast path's compiled scorer, when it has one
 _CALIBRATION_BINS = 10
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import mlflow.artifacts
@@ -106,12 +107,26 @@ class ModelRegistry:
         )
 
     def load_champion(self) -> tuple[ModelVersion, Any]:
+        champion = self.require_champion()
+        return champion, self.load(champion.version)
+
+    def require_champion(self) -> ModelVersion:
         champion = self.champion()
         if champion is None:
             raise NoChampionError(
                 f"{self.name} has no champion yet: run `lifeboat train --promote` or `lifeboat up`"
             )
-        return champion, self.load(champion.version)
+        return champion
+
+    def download_folder(self, version: ModelVersion, folder: str, into: Path) -> Path | None:
+        """A folder the version's training run logged, copied under `into`; None when the
+        run has none."""
+        try:
+            return Path(mlflow.artifacts.download_artifacts(
+                self.client.get_run(version.run_id).info.artifact_uri + "/" + folder,
+                dst_path=str(into)))
+        except (MlflowException, OSError):
+            return None
 
     def curves(self, version: str) -> dict[str, Any] | None:
         """The version's held-out ROC and calibration curves; None for a version trained

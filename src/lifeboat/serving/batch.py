@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
+import tempfile
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -28,6 +29,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import BinaryIO
 
 import fsspec
@@ -53,6 +55,8 @@ from lifeboat.features import feature_view
 from lifeboat.ingest import defuse_formulas, read_ahead, read_chunks
 from lifeboat.ingest.sources import open_source
 from lifeboat.registry import ModelRegistry
+from lifeboat.registry.metrics import SCORER_ARTIFACT
+from lifeboat.serving.fast_path import load_scorer
 from lifeboat.serving.predictor import Predictor, view_mismatch
 from lifeboat.validation import FileRejected, RowIssue
 
@@ -105,17 +109,21 @@ class BatchProgress:
 
 def champion_predictor(settings: Settings, spec: DatasetSpec,
                        version: str | None = None) -> Predictor:
-    """The champion (or the given version) as the service loads it: refused when trained on
-    other features."""
+    """The champion (or the given version), refused when trained on other features.
+
+    Its compiled scorer, where training saved one, is all that batch scoring loads: the
+    pipeline's skops file would cost about a second more (skops' import, its type audit,
+    the unpickling, the ONNX conversion) for a model it never calls."""
     registry = ModelRegistry(settings, spec.model_name)
     view = feature_view(spec)
-    if version is None:
-        served, model = registry.load_champion()
-    else:
-        served, model = registry.get(version), registry.load(version)
+    served = registry.require_champion() if version is None else registry.get(version)
     if mismatch := view_mismatch(served, view):
         raise NoChampionError(mismatch)
-    return Predictor(spec, model, served, view)
+    with tempfile.TemporaryDirectory(prefix="lifeboat-scorer-") as scratch:
+        saved = registry.download_folder(served, SCORER_ARTIFACT, Path(scratch))
+        if saved is not None:
+            return Predictor(spec, None, served, view, fast=load_scorer(view, saved))
+    return Predictor(spec, registry.load(served.version), served, view)
 
 
 def default_output(source: str, parquet: bool) -> str:

@@ -27,12 +27,14 @@ tests/test_fast_path_columns.py (`columns`) hold every path to it.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -40,11 +42,8 @@ import onnxruntime as ort
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from skl2onnx import convert_sklearn
-from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
-from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from lifeboat.datasets import DatasetSpec
@@ -69,6 +68,10 @@ log = logging.getLogger(__name__)
 # From this many records on, pandas' per-column work beats a Python loop per record.
 VECTORISED_FROM = 4000
 _UNKNOWN_FATE = 0.5  # as TitanicFeatures: a group with no known companion is a coin flip
+_PAIRS = "pairs"  # a saved mapping whose keys are not text, as its [key, value] pairs
+_ONNX_TYPES = {"tensor(double)": np.float64, "tensor(float)": np.float32}
+# A saved scorer: what the model learned, as JSON, and its classifier in ONNX.
+SCORER_FILE, CLASSIFIER_FILE = "scorer.json", "classifier.onnx"
 
 Record = Mapping[str, Any]
 Row = dict[str, Any]
@@ -382,6 +385,10 @@ class _Group:
 class TitanicLayer:
     """`TitanicFeatures.transform` for one profile row, from the fitted transformer's state."""
 
+    # What `TitanicFeatures.fit` learns: all the layer reads of it.
+    LEARNED = ("age_by_title_class_", "age_by_title_", "age_median_", "fare_by_class_",
+               "fare_median_", "fates_")
+
     def __init__(self, fitted: TitanicFeatures) -> None:
         self.fitted = fitted
         fates = fitted.fates_
@@ -437,10 +444,38 @@ class TitanicLayer:
                 self.groups[f"{group}_women_children"].columns(keys, members)[1])
         return out
 
+    def learned(self) -> dict[str, Any]:
+        return {name: _plain(getattr(self.fitted, name)) for name in self.LEARNED}
+
+    @classmethod
+    def from_learned(cls, learned: Mapping[str, Any]) -> TitanicLayer:
+        fitted = TitanicFeatures()
+        for name in cls.LEARNED:
+            setattr(fitted, name, _unplain(learned[name]))
+        return cls(fitted)
+
     def _learned_age(self, row: Mapping[str, Any]) -> float:
         fitted, title = self.fitted, row["title"]
         return _first_known(fitted.age_by_title_class_.get(title, {}).get(row["pclass"]),
                             fitted.age_by_title_.get(title), fitted.age_median_)
+
+
+def _plain(value: Any) -> Any:
+    """Learned state as JSON holds it: a mapping keyed by numbers (a passenger class) as its
+    pairs, since JSON would turn the keys into text."""
+    if not isinstance(value, Mapping):
+        return value
+    if all(isinstance(key, str) for key in value):
+        return {key: _plain(item) for key, item in value.items()}
+    return {_PAIRS: [[key, _plain(item)] for key, item in value.items()]}
+
+
+def _unplain(value: Any) -> Any:
+    if not isinstance(value, Mapping):
+        return value
+    if set(value) == {_PAIRS}:
+        return {key: _unplain(item) for key, item in value[_PAIRS]}
+    return {key: _unplain(item) for key, item in value.items()}
 
 
 def _positions(known: list[str], keys: Text | pd.Series) -> np.ndarray:
@@ -572,6 +607,20 @@ class Encoder:
                    tuple(means.tolist()), tuple(scales.tolist()), tuple(text_columns),
                    tuple(text_impute.statistics_), tuple(positions), offset)
 
+    def learned(self) -> dict[str, Any]:
+        return {"numeric": self.numeric, "medians": self.medians, "means": self.means,
+                "scales": self.scales, "categorical": self.categorical, "fills": self.fills,
+                "positions": [_plain(positions) for positions in self.positions],
+                "width": self.width}
+
+    @classmethod
+    def from_learned(cls, learned: Mapping[str, Any]) -> Encoder:
+        return cls(tuple(learned["numeric"]), tuple(learned["medians"]), tuple(learned["means"]),
+                   tuple(learned["scales"]), tuple(learned["categorical"]),
+                   tuple(learned["fills"]),
+                   tuple(_unplain(positions) for positions in learned["positions"]),
+                   learned["width"])
+
     def rows(self, rows: Sequence[Row]) -> np.ndarray:
         return np.array([self._row(row) for row in rows], dtype=np.float64).reshape(-1, self.width)
 
@@ -646,10 +695,30 @@ class OnnxClassifier:
     their probabilities carry float32 rounding (about 1e-7).
     """
 
-    def __init__(self, classifier: Any, width: int) -> None:
-        self.session, self.dtype = _session(classifier, width)
-        self.input = self.session.get_inputs()[0].name
+    def __init__(self, onnx: bytes) -> None:
+        self.onnx = onnx
+        self.session = ort.InferenceSession(onnx, _session_options(),
+                                            providers=["CPUExecutionProvider"])
+        given = self.session.get_inputs()[0]
+        self.input, self.dtype = given.name, _ONNX_TYPES[given.type]
         self.output = self.session.get_outputs()[1].name
+
+    @classmethod
+    def of(cls, classifier: Any, width: int) -> OnnxClassifier:
+        """Converted by skl2onnx, on a float64 input where ONNX Runtime has the kernels for
+        the model, else float32."""
+        from skl2onnx import convert_sklearn  # compiling alone needs it, not a saved scorer
+        from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+        for tensor in (DoubleTensorType, FloatTensorType):
+            try:
+                return cls(convert_sklearn(
+                    classifier, initial_types=[("X", tensor([None, width]))],
+                    options={id(classifier): {"zipmap": False}}).SerializeToString())
+            except Exception as exc:  # skl2onnx or onnxruntime lacks this type for the model
+                failure = exc
+        reason = textwrap.shorten(str(failure), 100) or type(failure).__name__  # may dump a graph
+        raise UnsupportedModel(f"{type(classifier).__name__} does not convert to ONNX: {reason}")
 
     def probabilities(self, matrix: np.ndarray) -> np.ndarray:
         inputs = {self.input: matrix.astype(self.dtype, copy=False)}
@@ -677,39 +746,27 @@ def compiled_classifier(classifier: Any, width: int) -> OnnxClassifier | Sklearn
     histogram boosting candidate lands on the latter: skl2onnx 1.20 cannot build its tree
     node from NumPy 2 scalars (and float32 kernels would not split its float64 bins alike)."""
     try:
-        return OnnxClassifier(classifier, width)
+        return OnnxClassifier.of(classifier, width)
     except UnsupportedModel as exc:
         log.info("%s; scored by scikit-learn on the encoded matrix", exc)
         return SklearnClassifier(classifier)
 
 
-def _session(classifier: Any, width: int) -> tuple[ort.InferenceSession, type]:
+def _session_options() -> ort.SessionOptions:
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1  # one request is µs of work: no thread pool to wake
     options.inter_op_num_threads = 1
-    for tensor, dtype in ((DoubleTensorType, np.float64), (FloatTensorType, np.float32)):
-        try:
-            onnx_model = convert_sklearn(classifier, initial_types=[("X", tensor([None, width]))],
-                                         options={id(classifier): {"zipmap": False}})
-            session = ort.InferenceSession(onnx_model.SerializeToString(), options,
-                                           providers=["CPUExecutionProvider"])
-        except Exception as exc:  # skl2onnx or onnxruntime lacks this type for the model
-            failure = exc
-            continue
-        return session, dtype
-    reason = textwrap.shorten(str(failure), 100) or type(failure).__name__  # may dump a graph
-    raise UnsupportedModel(f"{type(classifier).__name__} does not convert to ONNX: {reason}")
+    return options
 
 
 class FastScorer:
     """A model compiled for serving: raw records, stored view vectors or frames in,
     the positive class's probability out, as `model.predict_proba(...)[:, 1]` gives it."""
 
-    def __init__(self, view: FeatureView, replay: ViewReplay, layer: Layer,
-                 model: Pipeline) -> None:
+    def __init__(self, view: FeatureView, replay: ViewReplay, layer: Layer, encoder: Encoder,
+                 classifier: OnnxClassifier | SklearnClassifier) -> None:
         self.view, self.replay, self.layer = view, replay, layer
-        self.encoder = Encoder.of(model.named_steps["preprocess"])
-        self.classifier = compiled_classifier(model.named_steps["classifier"], self.encoder.width)
+        self.encoder, self.classifier = encoder, classifier
 
     def probabilities(self, records: Sequence[Record] | pd.DataFrame) -> np.ndarray:
         if isinstance(records, pd.DataFrame) or len(records) >= VECTORISED_FROM:
@@ -751,7 +808,37 @@ def compile_model(spec: DatasetSpec, view: FeatureView, model: Any) -> FastScore
     if compiles is None:
         raise UnsupportedModel(f"no fast path for feature builder {spec.features.builder!r}")
     replay, layer = compiles(view, getattr(model, "named_steps", {}))
-    return FastScorer(view, replay, layer, model)
+    encoder = Encoder.of(model.named_steps["preprocess"])
+    return FastScorer(view, replay, layer, encoder,
+                      compiled_classifier(model.named_steps["classifier"], encoder.width))
+
+
+def save_scorer(scorer: FastScorer, folder: Path) -> bool:
+    """Writes the scorer into `folder`, to be loaded without the pipeline (`load_scorer`):
+    no scikit-learn model to unpickle, no skops, no conversion. False, and nothing written,
+    when its classifier has no ONNX form (one scikit-learn scores)."""
+    if not isinstance(scorer.classifier, OnnxClassifier):
+        return False
+    layer = scorer.layer.learned() if isinstance(scorer.layer, TitanicLayer) else None
+    (folder / SCORER_FILE).write_text(json.dumps({
+        "feature_view": scorer.view.label, "encoder": scorer.encoder.learned(), "layer": layer}))
+    (folder / CLASSIFIER_FILE).write_bytes(scorer.classifier.onnx)
+    return True
+
+
+def load_scorer(view: FeatureView, folder: Path) -> FastScorer:
+    """A scorer `save_scorer` wrote, for `view`: it scores as the one it saved did."""
+    saved = json.loads((folder / SCORER_FILE).read_text())
+    if saved["feature_view"] != view.label:
+        raise UnsupportedModel(f"saved for features {saved['feature_view']}, not {view.label}")
+    if view.compute is passenger_profile:
+        replay, layer = PassengerProfile(), TitanicLayer.from_learned(saved["layer"])
+    elif view.compute is spec_columns:
+        replay, layer = TypedColumns(view), IdentityLayer()
+    else:
+        raise UnsupportedModel(f"no fast path for feature builder {view.spec.features.builder!r}")
+    return FastScorer(view, replay, layer, Encoder.from_learned(saved["encoder"]),
+                      OnnxClassifier((folder / CLASSIFIER_FILE).read_bytes()))
 
 
 def _titanic(_view: FeatureView, steps: Steps) -> tuple[ViewReplay, Layer]:

@@ -76,15 +76,17 @@ class EntityScores:
 @dataclass(frozen=True)
 class Predictor:
     spec: DatasetSpec
-    model: Any
+    model: Any  # the fitted pipeline; None when given its saved `fast` scorer alone
     version: ModelVersion
     view: FeatureView
     reference: DriftReference | None = None  # training ranges and categories: outlier flags
-    fast: FastScorer | None = field(init=False, repr=False, compare=False)
+    fast: FastScorer | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         """Compiles the model once, as it is loaded: requests then pay microseconds, not the
         pandas pipeline's milliseconds. A model the fast path cannot replay is still served."""
+        if self.fast is not None:
+            return
         try:
             fast = compile_model(self.spec, self.view, self.model)
         except UnsupportedModel as exc:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version as installed_version
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -31,10 +33,12 @@ from lifeboat.monitoring.drift import DriftReference
 from lifeboat.registry.metrics import (
     CURVES_ARTIFACT,
     DRIFT_REFERENCE_ARTIFACT,
+    SCORER_ARTIFACT,
     baseline_roc_auc,
     confusion,
     curves,
 )
+from lifeboat.serving.fast_path import UnsupportedModel, compile_model, save_scorer
 from lifeboat.training.candidates import Candidate, candidates
 from lifeboat.training.data import LabelledRows, data_hash, labelled_features
 
@@ -108,6 +112,7 @@ def train(settings: Settings, database: Database, spec: DatasetSpec, *, promote:
         mlflow.log_dict(_drift_reference(spec, best, features, labels).to_dict(),
                         DRIFT_REFERENCE_ARTIFACT)
         progress("registering the model")
+        _log_scorer(spec, view, best)
         version = log_and_register(best, split.train_x.head(5), spec)
         registry.tag_feature_view(version, view.label)
     log.info("%s v%s (%s): held-out %s", spec.model_name, version, best_name,
@@ -131,6 +136,18 @@ def _promote_if_better(registry: ModelRegistry, version: str, split: _Split,
         version, rows, outcomes, metric,
         rows=f"the same {len(split.test_y)} held-out rows and {len(recent[1])} recent "
              "labelled predictions")
+
+
+def _log_scorer(spec: DatasetSpec, view: FeatureView, model: Any) -> None:
+    """The serving fast path's compiled scorer, beside the model, where the model has one:
+    batch scoring then loads that alone, not the pipeline (`serving.batch`)."""
+    try:
+        scorer = compile_model(spec, view, model)
+    except UnsupportedModel:
+        return
+    with tempfile.TemporaryDirectory(prefix="lifeboat-scorer-") as folder:
+        if save_scorer(scorer, Path(folder)):
+            mlflow.log_artifacts(folder, SCORER_ARTIFACT)
 
 
 def _drift_reference(spec: DatasetSpec, model: Any, features: pd.DataFrame,
