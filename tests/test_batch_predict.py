@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
+import logging
 import math
 import os
 import re
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pandas as pd
@@ -28,6 +30,7 @@ from lifeboat.features import feature_view
 from lifeboat.registry import ModelRegistry
 from lifeboat.serving import batch
 from lifeboat.serving.batch import BatchProgress, champion_predictor, score_file
+from lifeboat.serving.fast_path import UnsupportedModel
 from lifeboat.serving.predictor import Predictor
 
 ROWS = 300
@@ -185,6 +188,19 @@ def test_a_version_logged_without_a_scorer_loads_its_pipeline(
     np.testing.assert_allclose(pd.read_csv(report.output)["probability"],
                                expected_probabilities(trained_settings, titanic, passengers),
                                rtol=1e-12)
+
+
+def test_a_saved_scorer_that_cannot_be_used_is_passed_over_for_the_pipeline(
+        trained_settings: Settings, titanic: DatasetSpec, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    def unusable(*_args: object) -> NoReturn:
+        raise UnsupportedModel("saved for features titanic@other")
+
+    monkeypatch.setattr(batch, "load_scorer", unusable)
+    with caplog.at_level(logging.WARNING, logger="lifeboat.serving.batch"):
+        predictor = champion_predictor(trained_settings, titanic)
+    assert predictor.model is not None and predictor.fast is not None
+    assert "its saved scorer is not used (saved for features titanic@other)" in caplog.text
 
 
 def test_parquet_and_gzip_inputs_score_the_same(trained_settings: Settings, titanic: DatasetSpec,

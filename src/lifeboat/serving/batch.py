@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import posixpath
 import tempfile
 import time
@@ -56,10 +57,11 @@ from lifeboat.ingest import defuse_formulas, read_ahead, read_chunks
 from lifeboat.ingest.sources import open_source
 from lifeboat.registry import ModelRegistry
 from lifeboat.registry.metrics import SCORER_ARTIFACT
-from lifeboat.serving.fast_path import load_scorer
+from lifeboat.serving.fast_path import UnsupportedModel, load_scorer
 from lifeboat.serving.predictor import Predictor, view_mismatch
 from lifeboat.validation import FileRejected, RowIssue
 
+log = logging.getLogger(__name__)
 _GZIP_MAGIC = b"\x1f\x8b"
 _GZIP_WINDOW = zlib.MAX_WBITS | 16  # zlib reads gzip's header and trailer
 # Rows a chunk has at least: Arrow parses 4 MB blocks, ~50,000 such rows, so about one block.
@@ -121,8 +123,12 @@ def champion_predictor(settings: Settings, spec: DatasetSpec,
         raise NoChampionError(mismatch)
     with tempfile.TemporaryDirectory(prefix="lifeboat-scorer-") as scratch:
         saved = registry.download_folder(served, SCORER_ARTIFACT, Path(scratch))
-        if saved is not None:
-            return Predictor(spec, None, served, view, fast=load_scorer(view, saved))
+        try:
+            if saved is not None:
+                return Predictor(spec, None, served, view, fast=load_scorer(view, saved))
+        except UnsupportedModel as exc:
+            log.warning("%s v%s: its saved scorer is not used (%s); loading the pipeline",
+                        served.name, served.version, exc)
     return Predictor(spec, registry.load(served.version), served, view)
 
 

@@ -23,6 +23,10 @@ where they provably agree with it (ASCII text), with the helper itself for any o
 Batch scoring hands over its typed Arrow columns as they are (`column_probabilities`). The
 pandas pipeline stays the reference: tests/test_fast_path.py (Titanic) and
 tests/test_fast_path_columns.py (`columns`) hold every path to it.
+
+A compiled scorer with an ONNX classifier can be saved (`save_scorer`: what it learned as
+JSON, the classifier as ONNX) and loaded without the pipeline or scikit-learn's model
+classes (`load_scorer`); training saves one beside each model, and batch scoring loads it.
 """
 
 from __future__ import annotations
