@@ -29,6 +29,7 @@ from lifeboat.db import Database, Prediction, upgrade
 from lifeboat.features import feature_view
 from lifeboat.registry import ModelRegistry
 from lifeboat.serving import batch
+from lifeboat.serving import predictor as predictor_module
 from lifeboat.serving.batch import BatchProgress, champion_predictor, score_file
 from lifeboat.serving.fast_path import UnsupportedModel
 from lifeboat.serving.predictor import Predictor
@@ -181,7 +182,7 @@ def test_the_champion_is_loaded_from_its_saved_scorer_alone(
 def test_a_version_logged_without_a_scorer_loads_its_pipeline(
         trained_settings: Settings, titanic: DatasetSpec, database: Database, passengers: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(batch, "SCORER_ARTIFACT", "no_such_folder")  # as before scorers were
+    monkeypatch.setattr(predictor_module, "SCORER_ARTIFACT", "no_such_folder")  # older versions
     predictor = champion_predictor(trained_settings, titanic)
     assert predictor.model is not None and predictor.fast is not None
     report = score_file(trained_settings, database, titanic, str(passengers))
@@ -196,8 +197,8 @@ def test_a_saved_scorer_that_cannot_be_used_is_passed_over_for_the_pipeline(
     def unusable(*_args: object) -> NoReturn:
         raise UnsupportedModel("saved for features titanic@other")
 
-    monkeypatch.setattr(batch, "load_scorer", unusable)
-    with caplog.at_level(logging.WARNING, logger="lifeboat.serving.batch"):
+    monkeypatch.setattr(predictor_module, "load_scorer", unusable)
+    with caplog.at_level(logging.WARNING, logger="lifeboat.serving.predictor"):
         predictor = champion_predictor(trained_settings, titanic)
     assert predictor.model is not None and predictor.fast is not None
     assert "its saved scorer is not used (saved for features titanic@other)" in caplog.text

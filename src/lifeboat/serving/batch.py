@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import posixpath
-import tempfile
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -30,7 +28,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import BinaryIO
 
 import fsspec
@@ -56,12 +53,9 @@ from lifeboat.features import feature_view
 from lifeboat.ingest import defuse_formulas, read_ahead, read_chunks
 from lifeboat.ingest.sources import open_source
 from lifeboat.registry import ModelRegistry
-from lifeboat.registry.metrics import SCORER_ARTIFACT
-from lifeboat.serving.fast_path import UnsupportedModel, load_scorer
-from lifeboat.serving.predictor import Predictor, view_mismatch
+from lifeboat.serving.predictor import Predictor, load_predictor, view_mismatch
 from lifeboat.validation import FileRejected, RowIssue
 
-log = logging.getLogger(__name__)
 _GZIP_MAGIC = b"\x1f\x8b"
 _GZIP_WINDOW = zlib.MAX_WBITS | 16  # zlib reads gzip's header and trailer
 # Rows a chunk has at least: Arrow parses 4 MB blocks, ~50,000 such rows, so about one block.
@@ -111,25 +105,14 @@ class BatchProgress:
 
 def champion_predictor(settings: Settings, spec: DatasetSpec,
                        version: str | None = None) -> Predictor:
-    """The champion (or the given version), refused when trained on other features.
-
-    Its compiled scorer, where training saved one, is all that batch scoring loads: the
-    pipeline's skops file would cost about a second more (skops' import, its type audit,
-    the unpickling, the ONNX conversion) for a model it never calls."""
+    """The champion (or the given version) as the service loads it: refused when trained on
+    other features."""
     registry = ModelRegistry(settings, spec.model_name)
     view = feature_view(spec)
     served = registry.require_champion() if version is None else registry.get(version)
     if mismatch := view_mismatch(served, view):
         raise NoChampionError(mismatch)
-    with tempfile.TemporaryDirectory(prefix="lifeboat-scorer-") as scratch:
-        saved = registry.download_folder(served, SCORER_ARTIFACT, Path(scratch))
-        try:
-            if saved is not None:
-                return Predictor(spec, None, served, view, fast=load_scorer(view, saved))
-        except UnsupportedModel as exc:
-            log.warning("%s v%s: its saved scorer is not used (%s); loading the pipeline",
-                        served.name, served.version, exc)
-    return Predictor(spec, registry.load(served.version), served, view)
+    return load_predictor(registry, spec, served, view)
 
 
 def default_output(source: str, parquet: bool) -> str:

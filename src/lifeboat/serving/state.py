@@ -28,7 +28,7 @@ from lifeboat.monitoring.check import DriftCheckUnavailable, check_drift, checke
 from lifeboat.orchestration import heal, retrain_apart
 from lifeboat.registry import ModelRegistry
 from lifeboat.serving.prediction_log import PredictionLog
-from lifeboat.serving.predictor import Predictor, ServedPrediction, view_mismatch
+from lifeboat.serving.predictor import Predictor, ServedPrediction, load_predictor, view_mismatch
 from lifeboat.serving.retraining import RetrainJob
 from lifeboat.serving.shadow import ShadowScoring
 
@@ -94,16 +94,17 @@ class ServiceState:
                 if mismatch := view_mismatch(champion, self.view):
                     self._unusable(mismatch)
                     return False
-                model = self.registry.load(champion.version)
                 reference = self.registry.drift_reference(champion.version)
+                predictor = load_predictor(
+                    self.registry, self.spec, champion, self.view,
+                    DriftReference.from_dict(reference) if reference else None)
             except NoChampionError as exc:
                 self._unusable(str(exc))
                 return False
             if self.predictor:
                 MODEL_INFO.labels(self.spec.name, self.predictor.version.name,
                                   self.predictor.version.version).set(0)
-            self.predictor = Predictor(self.spec, model, champion, self.view,
-                                       DriftReference.from_dict(reference) if reference else None)
+            self.predictor = predictor
             self.model_error = None
             MODEL_INFO.labels(self.spec.name, champion.name, champion.version).set(1)
         log.info("serving %s version %s on features %s", champion.name, champion.version,
@@ -134,8 +135,7 @@ class ServiceState:
             return
         current = self.shadow.challenger
         if current is None or current.version.version != challenger.version:
-            model = self.registry.load(challenger.version)
-            self.shadow.challenger = Predictor(self.spec, model, challenger, self.view)
+            self.shadow.challenger = load_predictor(self.registry, self.spec, challenger, self.view)
             log.info("shadow-scoring %s version %s beside the champion", challenger.name,
                      challenger.version)
 
