@@ -73,18 +73,18 @@ def view_mismatch(version: ModelVersion, view: FeatureView) -> str | None:
 def load_predictor(registry: ModelRegistry, spec: DatasetSpec, version: ModelVersion,
                    view: FeatureView, reference: DriftReference | None = None) -> Predictor:
     """The version ready to score. Its compiled scorer, where training saved one, is all that
-    is loaded: the pipeline's skops file costs about a second more (skops' import, its type
-    audit, the unpickling, the ONNX conversion), in the service a second of the GIL that
-    requests share, for a model the fast path never calls."""
+    is loaded: the pipeline's skops file costs `lifeboat predict` about a second more (skops'
+    import, its type audit, the unpickling, the ONNX conversion), and the service 0.2-0.5 s
+    of the GIL that requests share at each reload, for a model the fast path never calls."""
     with tempfile.TemporaryDirectory(prefix="lifeboat-scorer-") as scratch:
         saved = registry.download_folder(version, SCORER_ARTIFACT, Path(scratch))
-        try:
-            if saved is not None:
+        if saved is not None:
+            try:
                 return Predictor(spec, None, version, view, reference,
                                  fast=load_scorer(view, saved))
-        except UnsupportedModel as exc:
-            log.warning("%s v%s: its saved scorer is not used (%s); loading the pipeline",
-                        version.name, version.version, exc)
+            except UnsupportedModel as exc:
+                log.warning("%s v%s: its saved scorer is not used (%s); loading the pipeline",
+                            version.name, version.version, exc)
     return Predictor(spec, registry.load(version.version), version, view, reference)
 
 

@@ -140,7 +140,7 @@ def _promote_if_better(registry: ModelRegistry, version: str, split: _Split,
 
 def _log_scorer(spec: DatasetSpec, view: FeatureView, model: Any) -> None:
     """The serving fast path's compiled scorer, beside the model, where the model has one:
-    batch scoring then loads that alone, not the pipeline (`serving.batch`)."""
+    serving then loads that alone, not the pipeline (`serving.predictor.load_predictor`)."""
     try:
         scorer = compile_model(spec, view, model)
     except UnsupportedModel:
