@@ -85,10 +85,7 @@ class ServiceState:
         """
         with self._loading:
             try:
-                champion = self.registry.champion()
-                if champion is None:
-                    raise NoChampionError(f"{self.registry.name} has no champion yet: run "
-                                          "`lifeboat train --promote` or `lifeboat up`")
+                champion = self.registry.require_champion()
                 if self.predictor and self.predictor.version.version == champion.version:
                     return False
                 if mismatch := view_mismatch(champion, self.view):
