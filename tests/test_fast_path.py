@@ -2,7 +2,8 @@
 
 Tolerances: the linear model runs in float64 all the way and must agree to 1e-12 (what
 test_parity asks of the HTTP path); onnxruntime's tree ensembles only have float32
-kernels, so the boosted trees' probabilities may differ by float32 rounding, within 1e-6.
+kernels, so the boosted trees' probabilities may differ by float32 rounding, within 1e-6,
+or that times the steepest slope of an isotonic calibration map over them.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from lifeboat.serving.fast_path import (
     save_scorer,
 )
 from lifeboat.serving.predictor import Predictor
+from lifeboat.training import CalibratedModel
 from lifeboat.training.candidates import candidates
 
 TOLERANCE = {"LogisticRegression": 1e-12, "GradientBoostingClassifier": 1e-6}
@@ -52,14 +54,25 @@ def view(titanic: DatasetSpec) -> FeatureView:
     return feature_view(titanic)
 
 
-@pytest.fixture(scope="module", params=["logistic_regression", "gradient_boosting"])
+@pytest.fixture(scope="module", params=[
+    ("logistic_regression", None), ("gradient_boosting", None),
+    ("logistic_regression", "sigmoid"), ("gradient_boosting", "isotonic")])
 def model(request: pytest.FixtureRequest, titanic: DatasetSpec, view: FeatureView,
           passengers: pd.DataFrame):
     """Each candidate pipeline fitted on 1000 passengers: the other 309 are unseen, so
-    both seen and unseen travel groups are scored."""
-    candidate = next(c for c in candidates(titanic) if c.name == request.param)
+    both seen and unseen travel groups are scored; alone, and calibrated as training
+    registers it."""
+    name, calibration = request.param
+    candidate = next(c for c in candidates(titanic) if c.name == name)
     train = passengers.iloc[:1000]
-    return candidate.pipeline.fit(view.from_records(train), train["survived"].to_numpy())
+    fitted = (candidate.pipeline if calibration is None
+              else CalibratedModel(candidate.pipeline, calibration, cv=3))
+    return fitted.fit(view.from_records(train), train["survived"].to_numpy())
+
+
+def _pipeline(model):  # noqa: ANN001, ANN202
+    """The fitted pipeline, inside its calibration or not."""
+    return getattr(model, "pipeline_", model)
 
 
 def _records(frame: pd.DataFrame, spec: DatasetSpec) -> list[dict]:
@@ -81,7 +94,14 @@ def _odd_records(records: list[dict]) -> list[dict]:
 
 
 def _tolerance(model) -> float:  # noqa: ANN001
-    return TOLERANCE[type(model.named_steps["classifier"]).__name__]
+    """The classifier's tolerance, times the steepest slope of an isotonic calibration:
+    a step of the map magnifies float32 rounding below it."""
+    base = TOLERANCE[type(_pipeline(model).named_steps["classifier"]).__name__]
+    calibration = getattr(model, "calibration_", None)
+    if calibration is None or calibration.method != "isotonic":
+        return base
+    x, y = map(np.asarray, calibration.points)
+    return base * max(1.0, float(np.max(np.diff(y) / np.maximum(np.diff(x), 1e-12))))
 
 
 def _reference(model, view: FeatureView, records) -> np.ndarray:  # noqa: ANN001
@@ -107,7 +127,8 @@ def test_missing_fields_and_unseen_categories_score_as_the_pipeline(
     records = _odd_records(_records(passengers, titanic))
     reference = _reference(model, view, records)
     _assert_parity(fast.probabilities(records), reference, model)
-    assert len(np.unique(reference.round(6))) > 50  # the odd records are not all one case
+    uncalibrated = _reference(_pipeline(model), view, records)  # isotonic maps many to one
+    assert len(np.unique(uncalibrated.round(6))) > 50  # the odd records are not all one case
 
 
 @pytest.mark.parametrize("shape", ["list", "frame"])
@@ -161,12 +182,16 @@ def test_a_scorer_is_not_saved_without_onnx_nor_loaded_for_other_features(
         model, titanic: DatasetSpec, view: FeatureView, tmp_path: Path) -> None:
     fast = compile_model(titanic, view, model)
     sklearn_scored = FastScorer(view, fast.replay, fast.layer, fast.encoder,
-                                SklearnClassifier(model.named_steps["classifier"]))
+                                SklearnClassifier(_pipeline(model).named_steps["classifier"]))
     assert not save_scorer(sklearn_scored, tmp_path) and not any(tmp_path.iterdir())
     save_scorer(fast, tmp_path)
     saved = json.loads((tmp_path / SCORER_FILE).read_text())
-    (tmp_path / SCORER_FILE).write_text(json.dumps({**saved, "feature_view": "titanic@other"}))
-    with pytest.raises(UnsupportedModel, match="titanic@other"):
+    older = {**saved, "feature_view": "passenger_profile@older"}  # same columns: it serves
+    (tmp_path / SCORER_FILE).write_text(json.dumps(older))
+    assert load_scorer(view, tmp_path).view is view
+    other = {**older, "columns": {**saved["columns"], "deck": "float"}}
+    (tmp_path / SCORER_FILE).write_text(json.dumps(other))
+    with pytest.raises(UnsupportedModel, match="passenger_profile@older"):
         load_scorer(view, tmp_path)
 
 
@@ -229,8 +254,9 @@ class _FixedFeatures:
 
     def __init__(self, model) -> None:  # noqa: ANN001
         self.model = model
-        self.named_steps = {"features": model.named_steps["engineer"], **{
-            name: step for name, step in model.named_steps.items() if name != "engineer"}}
+        steps = _pipeline(model).named_steps
+        self.named_steps = {"features": steps["engineer"], **{
+            name: step for name, step in steps.items() if name != "engineer"}}
 
     def predict_proba(self, rows: pd.DataFrame) -> np.ndarray:
         return self.model.predict_proba(rows)

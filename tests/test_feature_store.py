@@ -1,6 +1,7 @@
 """The feature view end to end: offline table, online stores (Redis and embedded), training,
 and serving by entity id, including a Redis outage while the service runs."""
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -182,27 +183,56 @@ def test_a_redis_outage_fails_only_entity_requests_and_the_service_recovers(
         database.dispose()
 
 
-def test_a_champion_trained_on_another_view_version_is_refused(
-        tmp_path: Path, titanic: DatasetSpec, zone: LandingZone) -> None:
-    settings = make_settings(tmp_path / "home")
+def _champion_on_view(settings: Settings, titanic: DatasetSpec, zone: LandingZone,
+                      label: str, columns: dict[str, str]) -> Database:
+    """A home whose champion was trained on features `label` with `columns`."""
     settings.ensure_home()
     database = Database(settings.db_url)
     upgrade(database)
     ingest_file(database, titanic, str(titanic.bundled_path()), zone)
     materialize(database, titanic, open_online_store(settings.online_store_url))
     rows = labelled_features(database, feature_view(titanic))
-    features, labels = rows.features, rows.labels
     registry = ModelRegistry(settings, titanic.model_name)
     with mlflow.start_run(experiment_id=experiment_id(registry.client, settings, titanic.name)):
-        info = mlflow.sklearn.log_model(model_pipeline(titanic, DummyClassifier()).fit(features, labels),
-                                        name="model", registered_model_name=titanic.model_name,
+        model = model_pipeline(titanic, DummyClassifier()).fit(rows.features, rows.labels)
+        info = mlflow.sklearn.log_model(model, name="model", registered_model_name=titanic.model_name,
                                         serialization_format="cloudpickle")
     version = str(info.registered_model_version)
-    registry.tag_feature_view(version, f"{titanic.features.view}@000000000000")
-    registry.promote(version)
+    registry.tag_trained(version, feature_view(titanic), 0.5)
+    registry.client.set_model_version_tag(titanic.model_name, version, "feature_view", label)
+    registry.client.set_model_version_tag(titanic.model_name, version, "feature_columns",
+                                          json.dumps(columns))
+    registry.promote(version, by="cli", reason="set up by the test")
+    return database
+
+
+def test_a_champion_trained_on_an_earlier_view_version_with_the_same_columns_still_serves(
+        tmp_path: Path, titanic: DatasetSpec, zone: LandingZone) -> None:
+    """A changed definition with the same columns (a fixed title rule, say) is a new view
+    version; the champion trained on the old one serves on it, as the gate compares it."""
+    settings = make_settings(tmp_path / "home")
+    view = feature_view(titanic)
+    database = _champion_on_view(settings, titanic, zone, f"{view.name}@000000000000",
+                                 dict(view.columns))
+    with TestClient(create_app(settings)) as client:
+        ready = client.get("/ready")
+        predicted = client.post("/predict", json={"pclass": 1, "sex": "female", "name": "A, Mrs. B"})
+        models = client.get("/models").json()
+    assert ready.status_code == 200, ready.json()
+    assert predicted.status_code == 200 and predicted.json()["model"]["version"] == "1"
+    assert models["versions"][0]["feature_view"] == f"{view.name}@000000000000"
+    database.dispose()
+
+
+def test_a_champion_whose_view_had_other_columns_is_refused(
+        tmp_path: Path, titanic: DatasetSpec, zone: LandingZone) -> None:
+    settings = make_settings(tmp_path / "home")
+    view = feature_view(titanic)
+    columns = {name: kind for name, kind in view.columns.items() if name != "deck"}
+    database = _champion_on_view(settings, titanic, zone, f"{view.name}@000000000000", columns)
     with TestClient(create_app(settings)) as client:
         ready = client.get("/ready")
     assert ready.status_code == 503
     assert "@000000000000" in ready.json()["checks"]["model"]
-    assert feature_view(titanic).label in ready.json()["checks"]["model"]
+    assert view.label in ready.json()["checks"]["model"]
     database.dispose()

@@ -1,3 +1,7 @@
+import importlib
+from pathlib import Path
+from types import ModuleType
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -6,8 +10,10 @@ from sklearn.linear_model import LogisticRegression
 from lifeboat.datasets import DatasetSpec
 from lifeboat.errors import DatasetSpecError
 from lifeboat.features import build_feature_pipeline, feature_view
+from lifeboat.features import titanic_view
 from lifeboat.features.titanic import TitanicFeatures
 from lifeboat.features.titanic_view import deck_of, title_of
+from lifeboat.features.views import view_version
 from lifeboat.training import model_pipeline
 
 LEAKS = ["boat", "body", "home_dest"]
@@ -104,3 +110,56 @@ def test_a_passengers_own_label_never_shapes_their_own_features(
     pd.testing.assert_series_equal(before.loc[0, group_columns], after.loc[0, group_columns])
     changed = (before[group_columns] != after[group_columns]).any(axis=1)
     assert changed.sum() > 0 and not changed.iloc[0]
+
+
+VIEW_MODULE = '''"""A view."""
+
+import pandas as pd
+
+# the rate a test view applies
+RATE = 2.0
+
+
+def compute(raw: pd.DataFrame) -> pd.DataFrame:
+    """Doubles x."""
+    return pd.DataFrame({"x": raw["x"] * RATE})
+'''
+
+
+@pytest.mark.parametrize(("edit", "same"), [
+    (lambda source: "# a new comment\n" + source, True),
+    (lambda source: source.replace('"""Doubles x."""', '"""Doubles x, reworded."""'), True),
+    (lambda source: source.replace("(raw: pd.DataFrame)", "(\n    raw: pd.DataFrame,\n)"), True),
+    (lambda source: source.replace("RATE = 2.0", "RATE = 3.0"), False),
+])
+def test_a_view_version_changes_with_its_code_not_its_comments_or_layout(
+        edit: object, same: bool, tmp_path: Path, titanic: DatasetSpec,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = _version_of(tmp_path, "view_before", VIEW_MODULE, titanic)
+    after = _version_of(tmp_path, "view_after", edit(VIEW_MODULE), titanic)
+    assert (before == after) is same
+
+
+def test_a_comment_added_to_the_titanic_view_keeps_its_version(
+        tmp_path: Path, titanic: DatasetSpec, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    source = Path(titanic_view.__file__).read_text()
+    commented = "# Reviewed again: no change to any feature.\n" + source.replace(
+        '"""The feature view: typed raw fields in', '"""The feature view, documented anew: typed raw fields in')
+    copy = _import(tmp_path, "titanic_view_commented", commented)
+    view = feature_view(titanic)
+    assert commented != source
+    assert view_version(titanic, view.name, view.columns, copy.passenger_profile) == view.version
+
+
+def _version_of(folder: Path, name: str, source: str, spec: DatasetSpec) -> str:
+    return view_version(spec, "test_view", {"x": "float"}, _import(folder, name, source).compute)
+
+
+def _import(folder: Path, name: str, source: str) -> ModuleType:
+    """A module of `source`, under a name no earlier test imported."""
+    unique = f"{name}_{folder.name}".replace("-", "_")
+    (folder / f"{unique}.py").write_text(source)
+    importlib.invalidate_caches()
+    return importlib.import_module(unique)

@@ -1,6 +1,7 @@
 """The self-healing loop end to end, in a live service under load: a drifted stream → a
-drift report → a retrain → the challenger promoted only when it is better → the service
-answers with it, and no request fails on the way."""
+drift report → a retrain when there is new labelled data (skipped, "no new labels", when
+there is none) → the challenger promoted only when it is better → the service answers
+with it, and no request fails on the way."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.datasets.synthetic import Shift, synthetic_passengers
 from lifeboat.db import Database, DriftReport, Retrain, dataset_table
+from lifeboat.ingest import LandingZone, ingest_file
 from lifeboat.registry import ModelRegistry
 from lifeboat.serving import create_app
 from lifeboat.training import train
@@ -50,8 +52,18 @@ def _promote_a_worse_champion(settings: Settings, spec: DatasetSpec) -> str:
     with database.session() as session:
         session.execute(update(table).values({target: 1 - target}))
     database.dispose()
-    ModelRegistry(settings, spec.model_name).promote(worse)
+    ModelRegistry(settings, spec.model_name).promote(worse, by="cli", reason="the test's")
     return worse
+
+
+def _load_new_passengers(settings: Settings, spec: DatasetSpec, tmp_path: Path) -> None:
+    """A few more labelled passengers, loaded after the champion was trained: something new
+    for a retrain to learn from."""
+    arrivals = tmp_path / "arrivals.csv"
+    synthetic_passengers(20, seed=5).to_csv(arrivals, index=False)
+    database = Database(settings.db_url)
+    ingest_file(database, spec, str(arrivals), LandingZone(settings.landing_url))
+    database.dispose()
 
 
 class Traffic:
@@ -145,6 +157,7 @@ def test_drift_retrains_and_promotes_a_better_challenger_under_load(
         tmp_path: Path, titanic: DatasetSpec) -> None:
     settings = trained_home(tmp_path / "home", titanic).model_copy(update=MONITORING)
     worse = _promote_a_worse_champion(settings, titanic)
+    _load_new_passengers(settings, titanic, tmp_path)
     run = _run_loop(settings, titanic)
     [retrain] = run.retrains
     traffic, serving = run.traffic, run.serving
@@ -160,23 +173,44 @@ def test_drift_retrains_and_promotes_a_better_challenger_under_load(
 
 def test_a_challenger_no_better_than_the_champion_is_not_promoted(
         tmp_path: Path, titanic: DatasetSpec) -> None:
-    """Retrained on the same rows with the same seeds, the challenger only ties: a tie is
-    not better, so the champion keeps serving, and the challenger is scored beside it on
-    live traffic (shadow mode)."""
+    """Retrained with twenty more passengers, the challenger is all but the champion: not
+    better by the minimum improvement, so the champion keeps serving, and the challenger
+    is scored beside it on live traffic (shadow mode)."""
     settings = trained_home(tmp_path / "home", titanic).model_copy(update=MONITORING)
+    _load_new_passengers(settings, titanic, tmp_path)
     run = _run_loop(settings, titanic)
     [retrain] = run.retrains
     traffic, serving = run.traffic, run.serving
     assert (retrain.reason, retrain.status, retrain.champion_version) == (
         "drift", "kept_champion", "1")
-    assert "<=" in retrain.detail["decision"]
+    evidence = retrain.detail["evidence"]
+    assert evidence["delta"] < evidence["min_improvement"] or evidence["interval"][0] <= 0
     assert serving == "1"
     assert [status for status, _ in traffic.outcomes if status != 200] == []
     assert ModelRegistry(settings, titanic.model_name).challenger().version == "2"
     shadowed = {agreement: run.counted("lifeboat_shadow_predictions_total", champion_version="1",
                                        challenger_version="2", agreement=agreement)
                 for agreement in ("agree", "disagree")}
-    assert shadowed["agree"] > 0 and shadowed["disagree"] == 0  # a tie: the same answers
+    assert shadowed["agree"] > 10 * shadowed["disagree"]  # all but the same answers
+
+
+def test_drift_without_new_labels_records_no_new_labels_and_registers_nothing(
+        tmp_path: Path, titanic: DatasetSpec) -> None:
+    """Drift says the inputs moved, not what the right answers now are: with no row loaded
+    and no outcome received since the champion's data, a retrain could only tie."""
+    settings = trained_home(tmp_path / "home", titanic).model_copy(update=MONITORING)
+    database = Database(settings.db_url)
+    with live_server(create_app(settings)) as base_url:
+        drifted = httpx.post(f"{base_url}/predict", timeout=60,
+                             json={"records": _records(titanic, 300, seed=11, shift=DRIFT)})
+        assert drifted.status_code == 200
+        [retrain] = _wait_for(lambda: _finished_retrains(database), bool)
+        metrics = httpx.get(f"{base_url}/metrics").text
+    database.dispose()
+    assert (retrain.reason, retrain.status, retrain.challenger_version) == ("drift", "skipped", None)
+    assert retrain.detail["decision"].startswith("no new labels")
+    assert [v.version for v in ModelRegistry(settings, titanic.model_name).versions()] == ["1"]
+    assert _counted(metrics, "lifeboat_retrains_total", reason="drift", outcome="skipped") == 1
 
 
 def test_lifeboat_drift_reports_and_exits_non_zero_on_drift(

@@ -1,11 +1,11 @@
-"""Training, registration and gated promotion, on a real MLflow SQLite store."""
+"""Training, registration and the promotion gate, on a real MLflow SQLite store."""
 
 import json
 from pathlib import Path
 
 import mlflow
-import numpy as np
 import mlflow.sklearn
+import numpy as np
 import pytest
 from sklearn.dummy import DummyClassifier
 
@@ -16,14 +16,23 @@ from lifeboat.db import Database, upgrade
 from lifeboat.errors import ModelVersionNotFound
 from lifeboat.features import feature_view, materialize
 from lifeboat.ingest import LandingZone, ingest_file
-from lifeboat.registry import ModelRegistry, experiment_id
+from lifeboat.registry import ChampionHistory, ModelRegistry, NoEarlierChampion, experiment_id
 from lifeboat.training import (
     CANDIDATES,
+    CalibratedModel,
+    DataSeen,
     labelled_features,
     log_and_register,
     model_pipeline,
     train,
 )
+from lifeboat.training.data import in_evaluation_set
+
+
+NEWCOMERS = """PassengerId,Survived,Pclass,Name,Sex,Age,SibSp,Parch,Ticket,Fare,Cabin,Embarked
+n1,0,3,"Newman, Mr. Paul",male,30,0,0,X1,8.05,,S
+n2,1,1,"Newman, Mrs. Joanne",female,28,1,0,X2,80,C22,C
+"""
 
 
 @pytest.fixture
@@ -37,90 +46,188 @@ def loaded(tmp_path: Path, titanic: DatasetSpec) -> tuple[Settings, Database]:
     return settings, database
 
 
-def _register_coin_flip(settings: Settings, titanic: DatasetSpec, database: Database) -> str:
-    """A deliberately useless model, registered like any other version."""
+def _registry(settings: Settings, database: Database, titanic: DatasetSpec) -> ModelRegistry:
+    return ModelRegistry(settings, titanic.model_name, ChampionHistory(database, titanic.name))
+
+
+def _register(settings: Settings, titanic: DatasetSpec, database: Database, classifier: object,
+              trained_on: list[str] | None = None) -> str:
+    """A pipeline around `classifier`, fit to the rows keyed `trained_on` (by default the
+    ones outside the frozen evaluation set, as training does) and registered like any other
+    version, its training keys logged."""
     rows = labelled_features(database, feature_view(titanic))
-    features, labels = rows.features, rows.labels
-    model = model_pipeline(titanic, DummyClassifier(strategy="prior"))
-    model.fit(features, labels)
+    keys = rows.features.index.to_numpy()
+    chosen = (rows.features.index.isin(trained_on) if trained_on is not None
+              else ~in_evaluation_set(titanic, keys))
+    model = model_pipeline(titanic, classifier).fit(rows.features[chosen], rows.labels[chosen])
     registry = ModelRegistry(settings, titanic.model_name)
     with mlflow.start_run(experiment_id=experiment_id(registry.client, settings, titanic.name)):
+        mlflow.log_dict({"keys": rows.features.index[chosen].tolist()}, "training_rows.json")
         info = mlflow.sklearn.log_model(model, name="model", registered_model_name=titanic.model_name,
                                         serialization_format="cloudpickle")
     version = str(info.registered_model_version)
-    registry.tag_feature_view(version, feature_view(titanic).label)
+    registry.tag_trained(version, feature_view(titanic), 0.5)
     return version
 
 
 @pytest.mark.parametrize("name", sorted(CANDIDATES))
-def test_every_candidate_survives_registration_and_loading(
+def test_every_candidate_survives_registration_and_loading_calibrated(
         name: str, loaded: tuple[Settings, Database], titanic: DatasetSpec) -> None:
-    """Whichever candidate the search picks must save (skops) and load back identical."""
+    """Whichever candidate the search picks must save (skops) and load back identical, with
+    its calibration and threshold."""
     settings, database = loaded
     rows = labelled_features(database, feature_view(titanic))
     features, labels = rows.features, rows.labels
-    candidate = CANDIDATES[name](titanic)
-    model = candidate.pipeline.fit(features, labels)
+    model = CalibratedModel.for_spec(CANDIDATES[name](titanic).pipeline, titanic.training, 3)
+    model.fit(features, labels)
     registry = ModelRegistry(settings, titanic.model_name)
     with mlflow.start_run(experiment_id=experiment_id(registry.client, settings, titanic.name)):
         version = log_and_register(model, features.head(5), titanic)
     reloaded = registry.load(version)
     np.testing.assert_array_equal(reloaded.predict_proba(features), model.predict_proba(features))
+    assert reloaded.threshold_ == model.threshold_ and reloaded.calibration_ == model.calibration_
 
 
 def test_first_training_registers_a_champion_with_honest_metrics(
         loaded: tuple[Settings, Database], titanic: DatasetSpec) -> None:
     settings, database = loaded
     result = train(settings, database, titanic, promote=True)
-    registry = ModelRegistry(settings, titanic.model_name)
+    registry = _registry(settings, database, titanic)
     assert result.version == "1" and result.promotion.promoted
     assert registry.champion().version == "1"
     run = mlflow.get_run(result.run_id)
-    for name in ("accuracy", "roc_auc", "f1", "precision", "recall", "brier"):
+    for name in ("accuracy", "roc_auc", "f1", "precision", "recall", "brier", "ece"):
         assert 0 <= run.data.metrics[f"test_{name}"] <= 1
     assert run.data.metrics["test_roc_auc"] > 0.8
-    assert run.data.params["rows"] == "1309" and run.data.params["heldout_rows"] == "262"
-    assert len(run.data.tags["data_hash"]) == 64
-    heldout = json.loads(Path(mlflow.artifacts.download_artifacts(
-        run_id=result.run_id, artifact_path="heldout_split.json")).read_text())
-    assert len(heldout["entity_ids"]) == 262
-    matrix = json.loads(Path(mlflow.artifacts.download_artifacts(
-        run_id=result.run_id, artifact_path="confusion_matrix.json")).read_text())["matrix"]
-    assert sum(map(sum, matrix)) == 262
+    keys = labelled_features(database, feature_view(titanic)).features.index.to_numpy()
+    held_out = int(in_evaluation_set(titanic, keys).sum())
+    assert 0.15 * len(keys) < held_out < 0.25 * len(keys)
+    assert run.data.params["rows"] == "1309" and run.data.params["heldout_rows"] == str(held_out)
+    assert len(run.data.tags["data.hash"]) == 64 and run.data.tags["data.hash"] == result.data_hash
+    assert run.data.tags["data.loaded_until"]
+    heldout = set(_artifact(result.run_id, "heldout_split.json")["entity_ids"])
+    trained = set(_artifact(result.run_id, "training_rows.json")["keys"])
+    assert len(heldout) == held_out and len(trained) == 1309 - held_out and not heldout & trained
+    assert sum(map(sum, _artifact(result.run_id, "confusion_matrix.json")["matrix"])) == held_out
+    curves = _artifact(result.run_id, "heldout_curves.json")
+    assert set(curves) == {"roc", "calibration", "precision_recall", "threshold"}
     model, = [v for v in registry.versions() if v.version == "1"]
     assert model.is_champion and model.metrics["test_roc_auc"] == run.data.metrics["test_roc_auc"]
+    assert model.threshold == curves["threshold"]["value"] == registry.load("1").threshold_
+    [change] = registry.changes()
+    assert (change.from_version, change.to_version, change.changed_by) == (None, "1", "training")
 
 
-def test_champion_moves_only_for_a_strictly_better_model(
+def _artifact(run_id: str, name: str) -> dict:
+    return json.loads(Path(mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path=name)).read_text())
+
+
+def test_the_gate_promotes_a_better_model_with_its_evidence_and_refuses_a_tie(
         loaded: tuple[Settings, Database], titanic: DatasetSpec) -> None:
     settings, database = loaded
-    registry = ModelRegistry(settings, titanic.model_name)
-    coin_flip = _register_coin_flip(settings, titanic, database)
-    registry.promote(coin_flip)
+    registry = _registry(settings, database, titanic)
+    coin_flip = _register(settings, titanic, database, DummyClassifier(strategy="prior"))
+    registry.promote(coin_flip, by="cli", reason="set up by the test")
 
     better = train(settings, database, titanic, promote=True)
+    evidence = better.promotion.evidence
     assert better.promotion.promoted and better.promotion.previous_champion == coin_flip
-    assert better.promotion.champion_score == pytest.approx(0.5)
+    assert evidence["champion_score"] == pytest.approx(0.5)
+    assert evidence["delta"] == pytest.approx(evidence["challenger_score"] - 0.5)
+    assert 0 < evidence["interval"][0] <= evidence["delta"] <= evidence["interval"][1]
+    assert evidence["rows"] == evidence["heldout_rows"] > 200 and evidence["recent_rows"] == 0
+    assert registry.get(better.version).promotion["promoted"] is True
 
     same = train(settings, database, titanic, promote=True)  # same data and seed: a tie
-    assert not same.promotion.promoted
-    assert same.promotion.challenger_score == same.promotion.champion_score
+    assert not same.promotion.promoted and same.promotion.evidence["delta"] == 0
+    assert "gain below the minimum improvement" in same.promotion.reason
     assert registry.champion().version == better.version
+    assert registry.challenger().version == same.version  # shadow-scored from now on
+    assert registry.get(same.version).promotion["promoted"] is False
 
     unpromoted = train(settings, database, titanic, promote=False)
     assert unpromoted.promotion is None
     assert registry.champion().version == better.version
-    assert [v.version for v in registry.versions()] == ["4", "3", "2", "1"]
+    changes = [(c.from_version, c.to_version, c.changed_by) for c in registry.changes()]
+    assert changes == [(coin_flip, better.version, "training"), (None, coin_flip, "cli")]
 
 
-def test_promote_by_hand_and_unknown_versions(loaded: tuple[Settings, Database],
+def test_a_challenger_better_by_less_than_the_margin_is_refused(
+        loaded: tuple[Settings, Database], titanic: DatasetSpec) -> None:
+    settings, database = loaded
+    registry = _registry(settings, database, titanic)
+    coin_flip = _register(settings, titanic, database, DummyClassifier(strategy="prior"))
+    registry.promote(coin_flip, by="cli", reason="set up by the test")
+    demanding = settings.model_copy(update={"min_improvement": 0.45})
+    result = train(demanding, database, titanic, promote=True)
+    evidence = result.promotion.evidence
+    assert 0.3 < evidence["delta"] < 0.45 and evidence["interval"][0] > 0  # better, not enough
+    assert not result.promotion.promoted and evidence["min_improvement"] == 0.45
+    assert registry.champion().version == coin_flip
+
+
+def test_the_gate_never_scores_the_champion_on_rows_it_trained_on(
+        loaded: tuple[Settings, Database], titanic: DatasetSpec) -> None:
+    """A champion trained on half of the frozen evaluation set too: the gate leaves those
+    rows out, and judges both models on the other half only."""
+    settings, database = loaded
+    keys = labelled_features(database, feature_view(titanic)).features.index.to_numpy()
+    evaluation = keys[in_evaluation_set(titanic, keys)]
+    leaked = evaluation[: len(evaluation) // 2]
+    trained = keys[~in_evaluation_set(titanic, keys)].tolist() + leaked.tolist()
+    champion = _register(settings, titanic, database, DummyClassifier(strategy="stratified"),
+                         trained_on=trained)
+    registry = _registry(settings, database, titanic)
+    registry.promote(champion, by="cli", reason="set up by the test")
+
+    challenger = train(settings, database, titanic, promote=True)
+    judged = registry.promotion_keys(challenger.version)
+    assert judged == set(evaluation) - set(leaked)
+    assert not judged & registry.training_keys(champion)
+    assert challenger.promotion.evidence["excluded_rows"] == len(leaked)
+
+
+def test_promote_by_hand_rollback_and_history(loaded: tuple[Settings, Database],
                                               titanic: DatasetSpec) -> None:
     settings, database = loaded
-    registry = ModelRegistry(settings, titanic.model_name)
+    registry = _registry(settings, database, titanic)
     assert registry.champion() is None and registry.versions() == []
     train(settings, database, titanic, promote=True)
-    coin_flip = _register_coin_flip(settings, titanic, database)
-    assert registry.promote(coin_flip).is_champion
+    coin_flip = _register(settings, titanic, database, DummyClassifier(strategy="prior"))
+    assert registry.promote(coin_flip, by="api", reason="an admin's call").is_champion
     with pytest.raises(ModelVersionNotFound, match="no version 99"):
-        registry.promote("99")
-    assert registry.champion().version == coin_flip
+        registry.promote("99", by="api", reason="a typo")
+    assert registry.rollback(by="cli").version == "1"
+    assert registry.rollback(by="cli").version == coin_flip  # the one before is coin_flip again
+    history = [(c.from_version, c.to_version, c.changed_by, c.reason) for c in registry.changes()]
+    assert history == [("1", coin_flip, "cli", "rollback from v1"),
+                       (coin_flip, "1", "cli", f"rollback from v{coin_flip}"),
+                       ("1", coin_flip, "api", "an admin's call"),
+                       (None, "1", "training", "first model")]
+
+
+def test_rollback_needs_an_earlier_champion(loaded: tuple[Settings, Database],
+                                            titanic: DatasetSpec) -> None:
+    settings, database = loaded
+    train(settings, database, titanic, promote=True)
+    with pytest.raises(NoEarlierChampion, match="nothing to roll back to"):
+        _registry(settings, database, titanic).rollback(by="cli")
+
+
+def test_training_as_of_a_version_reads_exactly_its_data_again(
+        loaded: tuple[Settings, Database], titanic: DatasetSpec, tmp_path: Path) -> None:
+    settings, database = loaded
+    first = train(settings, database, titanic, promote=True)
+    seen = DataSeen.from_tags(_registry(settings, database, titanic).get("1").training_data)
+    newcomers = tmp_path / "newcomers.csv"
+    newcomers.write_text(NEWCOMERS)
+    ingest_file(database, titanic, str(newcomers), LandingZone(settings.landing_url))
+    materialize(database, titanic)
+
+    assert len(labelled_features(database, feature_view(titanic)).labels) == 1311
+    again = labelled_features(database, feature_view(titanic), as_of=seen)
+    assert len(again.labels) == 1309 and again.data_hash() == first.data_hash
+    reproduced = train(settings, database, titanic, promote=False, as_of=seen)
+    assert reproduced.data_hash == first.data_hash
+    assert train(settings, database, titanic, promote=False).data_hash != first.data_hash

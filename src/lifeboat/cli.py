@@ -281,24 +281,45 @@ def _materialized_line(report) -> str:  # noqa: ANN001
 @app.command()
 def train(
     promote: Annotated[bool, typer.Option(help="Make it champion if it beats the current one.")] = False,
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", metavar="VERSION",
+        help="Train on exactly the data VERSION saw (rows loaded and outcomes received up "
+             "to its training), and check that the data hash matches its own.")] = None,
 ) -> None:
     """Train with search + CV, log to MLflow and register a new version."""
+    from lifeboat.registry import ModelRegistry
+    from lifeboat.training import DataSeen
     from lifeboat.training import train as run_training
 
     context = Context()
     upgrade(context.database)
+    seen, reproduced = None, None
+    if as_of is not None:
+        reproduced = ModelRegistry(context.settings, context.spec.model_name).get(as_of)
+        seen = DataSeen.from_tags(reproduced.training_data)
+        if seen is None:
+            raise LifeboatError(f"v{as_of} was trained before Lifeboat recorded what data a "
+                                "model saw: it cannot be reproduced")
     with _steps("training") as progress:
         result = run_training(context.settings, context.database, context.spec,
-                              promote=promote, progress=progress)
+                              promote=promote, changed_by="cli", as_of=seen, progress=progress)
     metrics = result.metrics
     baseline = (f" (baseline {context.spec.training.baseline} alone: "
                 f"{metrics['baseline_roc_auc']:.3f})" if "baseline_roc_auc" in metrics else "")
     out.print(f"registered {result.model_name} v{result.version} ({result.best_candidate}): "
-              f"held-out accuracy {metrics['accuracy']:.3f}, ROC AUC {metrics['roc_auc']:.3f}"
-              f"{baseline}, F1 {metrics['f1']:.3f}")
+              f"held-out accuracy {metrics['accuracy']:.3f} at threshold "
+              f"{metrics['threshold']:.3f}, ROC AUC {metrics['roc_auc']:.3f}{baseline}, "
+              f"F1 {metrics['f1']:.3f}")
+    out.print(f"data hash {result.data_hash}")
     if result.promotion:
         verdict = "promoted to champion" if result.promotion.promoted else "not promoted"
         out.print(f"{verdict}: {result.promotion.reason}")
+    if reproduced is not None:
+        recorded = reproduced.training_data.get("data.hash")
+        if recorded != result.data_hash:
+            raise LifeboatError(f"the data differs from v{as_of}'s (hash {recorded}): rows "
+                                "it saw were changed or removed since")
+        out.print(f"same data as v{as_of}: hashes match")
 
 
 @app.command()
@@ -319,35 +340,72 @@ def generate(
         out.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
-@app.command()
-def models() -> None:
-    """List registered versions with their held-out metrics."""
-    from lifeboat.registry import ModelRegistry
+models_app = typer.Typer(help="Registered versions, and every change of champion.")
+app.add_typer(models_app, name="models")
 
+
+def _registry(context: Context):  # noqa: ANN202
+    from lifeboat.registry import ChampionHistory, ModelRegistry
+
+    return ModelRegistry(context.settings, context.spec.model_name,
+                         ChampionHistory(context.database, context.spec.name))
+
+
+@models_app.callback(invoke_without_command=True)
+def models(typer_context: typer.Context) -> None:
+    """List registered versions with their held-out metrics and decision thresholds."""
+    if typer_context.invoked_subcommand is not None:
+        return
     context = Context()
-    versions = ModelRegistry(context.settings, context.spec.model_name).versions()
+    versions = _registry(context).versions()
     if not versions:
         out.print(f"no versions of {context.spec.model_name} yet: run `lifeboat train`")
         return
     table = Table(title=context.spec.model_name)
-    for column in ("version", "created", "aliases", "accuracy", "ROC AUC", "F1", "run"):
+    for column in ("version", "created", "aliases", "accuracy", "ROC AUC", "F1", "threshold",
+                   "gate", "run"):
         table.add_column(column)
     for version in versions:
         created = datetime.fromtimestamp(version.created_at / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+        gate = version.promotion or {}
         table.add_row(version.version, created, ", ".join(version.aliases),
                       *(_metric(version.metrics, f"test_{m}") for m in ("accuracy", "roc_auc", "f1")),
+                      f"{version.threshold:.3f}",
+                      "-" if not gate else "promoted" if gate["promoted"] else "refused",
                       version.run_id[:8])
+    out.print(table)
+
+
+@models_app.command("history")
+def models_history(limit: Annotated[int, typer.Option(help="How many changes, newest first.")] = 20,
+                   ) -> None:
+    """Every change of champion: when, from which version to which, by whom and why."""
+    context = Context()
+    upgrade(context.database)
+    table = Table("when", "from", "to", "by", "why", title=f"{context.spec.model_name} champions")
+    for change in _registry(context).changes()[:limit]:
+        table.add_row(change.changed_at.strftime("%Y-%m-%d %H:%M:%S"),
+                      f"v{change.from_version}" if change.from_version else "-",
+                      f"v{change.to_version}", change.changed_by, change.reason)
     out.print(table)
 
 
 @app.command()
 def promote(version: Annotated[str, typer.Argument(help="Registered version to make champion.")]) -> None:
     """Make VERSION the champion (an admin's decision: no comparison is made)."""
-    from lifeboat.registry import ModelRegistry
-
     context = Context()
-    champion = ModelRegistry(context.settings, context.spec.model_name).promote(version)
+    upgrade(context.database)
+    champion = _registry(context).promote(version, by="cli", reason="promoted by an admin")
     out.print(f"{champion.name} v{champion.version} is now the champion")
+
+
+@app.command()
+def rollback() -> None:
+    """Make the previous champion the champion again (an admin's decision)."""
+    context = Context()
+    upgrade(context.database)
+    champion = _registry(context).rollback(by="cli")
+    out.print(f"{champion.name} v{champion.version} is the champion again")
 
 
 @app.command()

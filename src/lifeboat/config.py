@@ -102,6 +102,17 @@ class Settings(BaseSettings):
         description="Retrain when drift or an accuracy drop is found (gated: promoted only "
                     "if better).",
     )
+    min_improvement: float | None = Field(
+        default=None, ge=0,
+        description="How much a challenger must beat the champion by on the primary metric "
+                    "to be promoted (its bootstrap interval must also exclude zero); default: "
+                    "the spec's training.min_improvement.",
+    )
+    feedback_weight: int = Field(
+        default=3, ge=1,
+        description="How many historical rows one labelled prediction counts as, in training "
+                    "and in the promotion gate: today's outcomes outweigh the original file.",
+    )
     retrain_cooldown_seconds: float = Field(
         default=3600.0, ge=0,
         description="Minimum time between two automatic retrains.",

@@ -104,6 +104,16 @@ class FeatureSpec(_Strict):
     categorical: list[str]
 
 
+class ThresholdSpec(_Strict):
+    """What a model's decision threshold is chosen for, on out-of-fold probabilities:
+    `accuracy`, `f1` (of the positive class), or the least `cost` per error, where a false
+    positive costs `false_positive_cost` and a missed positive `false_negative_cost`."""
+
+    objective: Literal["accuracy", "f1", "cost"] = "accuracy"
+    false_positive_cost: float = Field(1.0, gt=0)
+    false_negative_cost: float = Field(1.0, gt=0)
+
+
 class TrainingSpec(_Strict):
     test_size: float = Field(0.2, gt=0, lt=1)
     seed: int = 42
@@ -118,6 +128,14 @@ class TrainingSpec(_Strict):
     # An input that alone ranks rows (e.g. last_amount): its held-out ROC AUC is logged beside
     # the model's, the bar a model must clear to be worth serving.
     baseline: str | None = None
+    # Probabilities are calibrated out of fold after SMOTE: Platt scaling (`sigmoid`),
+    # `isotonic`, or `none`; then each model decides at the threshold best for `threshold`.
+    calibration: Literal["sigmoid", "isotonic", "none"] = "sigmoid"
+    threshold: ThresholdSpec = ThresholdSpec()
+    # A challenger is promoted only when it beats the champion on the primary metric by at
+    # least this much, and the paired bootstrap interval of the gain excludes zero (as
+    # MLflow's MetricThreshold(min_absolute_change=...) gates a candidate model).
+    min_improvement: float = Field(0.005, ge=0)
 
 
 class TableSpec(_Strict):

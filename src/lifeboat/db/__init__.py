@@ -3,6 +3,7 @@
 from lifeboat.db.migrate import upgrade
 from lifeboat.db.models import (
     Base,
+    ChampionChange,
     DriftReport,
     Feedback,
     IngestionIssue,
@@ -17,6 +18,7 @@ from lifeboat.db.tables import dataset_table, ensure_dataset_table
 
 __all__ = [
     "Base",
+    "ChampionChange",
     "Database",
     "DriftReport",
     "Feedback",

@@ -211,3 +211,20 @@ class ScoredFile(Base):
     predictions: Mapped[int] = mapped_column(Integer, default=0)
     output: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class ChampionChange(Base):
+    """One change of a dataset's champion: from which version to which, when, by whom
+    (training, retrain, pipeline, cli, api) and why, with the gate's evidence when a
+    comparison decided it. What `lifeboat models history`, /models/history and rollback read."""
+
+    __tablename__ = "champion_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset: Mapped[str] = mapped_column(String(100), index=True)
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    from_version: Mapped[str | None] = mapped_column(String(20))
+    to_version: Mapped[str] = mapped_column(String(20))
+    changed_by: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -10,12 +10,14 @@ any it was trained on just because the last file landed a while ago.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import pandas as pd
 from sqlalchemy import select
 
 from lifeboat.datasets import DatasetSpec, TableSpec
 from lifeboat.db import Database, ensure_dataset_table
+from lifeboat.db.tables import LOADED_AT_COLUMN
 from lifeboat.errors import LifeboatError
 from lifeboat.features.aggregates import CUTOFF, cutoff_times, future_labels, point_in_time
 
@@ -26,36 +28,50 @@ class Snapshots:
 
     rows: pd.DataFrame   # indexed `<entity key>@<cut-off date>`, with each row's CUTOFF
     labels: pd.Series | None
+    loaded_until: datetime | None = None  # the newest load time of a source row read
 
     @property
     def cutoffs(self) -> pd.Series:
         return self.rows[CUTOFF]
 
 
-def labelled_snapshots(database: Database, spec: DatasetSpec) -> Snapshots:
-    """Every entity at each training cut-off, labelled by the horizon after it."""
-    entities, events = read_sources(database, spec)
+def labelled_snapshots(database: Database, spec: DatasetSpec,
+                       loaded_until: datetime | None = None) -> Snapshots:
+    """Every entity at each training cut-off, labelled by the horizon after it, from the
+    source rows loaded up to `loaded_until` (all of them when None)."""
+    sources = read_sources(database, spec, loaded_until)
+    entities, events = sources.entities, sources.events
     cutoffs = cutoff_times(spec, newest_event_time(spec, events))
     frame = point_in_time(spec, entities, events, cutoffs)
     labels = future_labels(spec, events, frame).astype(int)
-    return _snapshots(spec, frame, labels)
+    return _snapshots(spec, frame, labels, sources.loaded_until)
 
 
 def current_snapshot(database: Database, spec: DatasetSpec) -> Snapshots:
     """Every entity as of the newest event: what the stores hold and serving scores."""
-    entities, events = read_sources(database, spec)
-    frame = point_in_time(spec, entities, events, [newest_event_time(spec, events)])
+    sources = read_sources(database, spec)
+    frame = point_in_time(spec, sources.entities, sources.events,
+                          [newest_event_time(spec, sources.events)])
     return _snapshots(spec, frame, None)
 
 
-def read_sources(database: Database, spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
+@dataclass(frozen=True)
+class Sources:
+    entities: pd.DataFrame
+    events: pd.DataFrame
+    loaded_until: datetime | None  # the newest load time among the rows read
+
+
+def read_sources(database: Database, spec: DatasetSpec,
+                 loaded_until: datetime | None = None) -> Sources:
+    """The entities and their events, loaded up to `loaded_until` when given."""
     assert spec.events is not None, "snapshots are for datasets with an event log"
-    entities = _read(database, spec, list(spec.columns))
-    events = _read(database, spec.events, _event_columns(spec))
+    entities, entities_loaded = _read(database, spec, list(spec.columns), loaded_until)
+    events, events_loaded = _read(database, spec.events, _event_columns(spec), loaded_until)
     if entities.empty or events.empty:
         raise LifeboatError(f"{spec.name} needs both {spec.table} and {spec.events.table} rows: "
                             "run `lifeboat ingest` on both files")
-    return entities, events
+    return Sources(entities, events, max(entities_loaded, events_loaded))
 
 
 def newest_event_time(spec: DatasetSpec, events: pd.DataFrame) -> pd.Timestamp:
@@ -75,20 +91,26 @@ def _event_columns(spec: DatasetSpec) -> list[str]:
     return [name for name in dict.fromkeys(named) if name in spec.events.columns]
 
 
-def _read(database: Database, source: TableSpec, columns: list[str]) -> pd.DataFrame:
+def _read(database: Database, source: TableSpec, columns: list[str],
+          loaded_until: datetime | None) -> tuple[pd.DataFrame, datetime | None]:
     table = ensure_dataset_table(database.engine, source)
+    query = select(*(table.c[name] for name in (*columns, LOADED_AT_COLUMN)))
+    if loaded_until is not None:
+        query = query.where(table.c[LOADED_AT_COLUMN] <= loaded_until)
     with database.engine.connect() as connection:
-        frame = pd.read_sql(select(*(table.c[name] for name in columns)), connection)
+        frame = pd.read_sql(query, connection)
     for name in columns:
         if source.columns[name].type == "datetime":
             frame[name] = pd.to_datetime(frame[name], utc=True)
-    return frame
+    newest = pd.to_datetime(frame.pop(LOADED_AT_COLUMN), utc=True).max()
+    return frame, None if pd.isna(newest) else newest.to_pydatetime()
 
 
-def _snapshots(spec: DatasetSpec, frame: pd.DataFrame, labels: pd.Series | None) -> Snapshots:
+def _snapshots(spec: DatasetSpec, frame: pd.DataFrame, labels: pd.Series | None,
+               loaded_until: datetime | None = None) -> Snapshots:
     key = frame[spec.entity.key].astype(str)
     index = key + "@" + frame[CUTOFF].dt.strftime("%Y-%m-%d")
     frame = frame.set_axis(index.to_numpy())
     if labels is not None:
         labels = pd.Series(labels.to_numpy(), index=frame.index, name=spec.target.column)
-    return Snapshots(frame, labels)
+    return Snapshots(frame, labels, loaded_until)

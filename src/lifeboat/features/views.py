@@ -3,12 +3,15 @@
 A view is what the stores hold and what models are trained on: the offline table, the
 online store, training and serving all go through `FeatureView`, so a vector looked up by
 entity id is exactly what the view computes from that entity's raw record. The version is
-derived, never typed: a hash of the view's name, its columns and the source of the module
-that computes it, so changing a feature definition cannot keep an old version's name.
+derived, never typed: a hash of the view's name, its columns and the definition in the module
+that computes it, so changing a feature definition cannot keep an old version's name. The
+definition is the module's code with comments, docstrings and layout taken out: rewording a
+comment or reflowing a line is not a new feature, and must not retire the models trained on it.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import inspect
 import json
@@ -71,11 +74,25 @@ def view_version(spec: DatasetSpec, name: str, columns: Mapping[str, ColumnKind]
         "view": name,
         "columns": dict(columns),
         "inputs": {column: spec.input_fields[column].type for column in spec.input_columns},
-        "code": _module_source(compute),
+        "code": _module_definition(compute),
     }
     return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:12]
 
 
 @cache
-def _module_source(compute: Compute) -> str:
-    return inspect.getsource(inspect.getmodule(compute))
+def _module_definition(compute: Compute) -> str:
+    """The computing module's code as Python reads it: `ast.unparse` drops comments and
+    layout, and docstrings are removed from the tree first."""
+    tree = ast.parse(inspect.getsource(inspect.getmodule(compute)))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            node.body = _without_docstring(node.body)
+    return ast.unparse(tree)
+
+
+def _without_docstring(body: list[ast.stmt]) -> list[ast.stmt]:
+    first = body[0] if body else None
+    if (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+            and isinstance(first.value.value, str)):
+        return body[1:] or [ast.Pass()]
+    return body

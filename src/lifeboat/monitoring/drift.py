@@ -35,7 +35,6 @@ REFERENCE_SAMPLE = 5_000  # KS power comes from the window's size; more referenc
 PSI_EPSILON = 1e-4  # stands in for an empty bin's share, so PSI stays finite
 OTHER = "(unseen)"  # one bucket for every category training never saw
 PREDICTED_CLASS, PROBABILITY = "predicted class", "probability"
-_DECISION_THRESHOLD = 0.5  # as serving labels a prediction
 _PSI_QUANTILES = np.linspace(0.1, 0.9, 9)  # reference deciles: ten equally filled bins
 
 
@@ -113,10 +112,11 @@ class DriftReference:
     probability: NumericReference  # the positive class's probability
     predicted_class: CategoricalReference
     rows: int
+    threshold: float = 0.5  # the model's decision threshold: predicted classes are read at it
 
     @classmethod
     def from_training(cls, spec: DatasetSpec, frame: pd.DataFrame, probabilities: np.ndarray,
-                      *, seed: int = 0) -> DriftReference:
+                      *, seed: int = 0, threshold: float = 0.5) -> DriftReference:
         """From the training rows' raw inputs (canonical column names) and the positive
         class's probability on each row.
 
@@ -139,8 +139,9 @@ class DriftReference:
                 categorical[name] = CategoricalReference(counts, missing_share)
         return cls(numeric, categorical,
                    probability=NumericReference.of(probabilities, 0.0, rng),
-                   predicted_class=CategoricalReference(_class_counts(probabilities), 0.0),
-                   rows=len(frame))
+                   predicted_class=CategoricalReference(
+                       _class_counts(probabilities, threshold), 0.0),
+                   rows=len(frame), threshold=threshold)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types only, for `drift_reference.json` beside the model."""
@@ -150,6 +151,7 @@ class DriftReference:
             "categorical": {name: ref.to_dict() for name, ref in self.categorical.items()},
             "probability": self.probability.to_dict(),
             "predicted_class": self.predicted_class.to_dict(),
+            "threshold": self.threshold,
         }
 
     @classmethod
@@ -162,6 +164,7 @@ class DriftReference:
             probability=NumericReference.from_dict(data["probability"]),
             predicted_class=CategoricalReference.from_dict(data["predicted_class"]),
             rows=int(data["rows"]),
+            threshold=float(data.get("threshold", 0.5)),
         )
 
     def outliers(self, record: Mapping[str, Any]) -> list[str]:
@@ -255,7 +258,7 @@ def detect_drift(reference: DriftReference, current: pd.DataFrame, probabilities
                  for name, ref in reference.categorical.items()]
     prediction = [
         _categorical_test(PREDICTED_CLASS, reference.predicted_class,
-                          _class_counts(probabilities), 0.0),
+                          _class_counts(probabilities, reference.threshold), 0.0),
         _numeric_test(PROBABILITY, reference.probability, probabilities, 0.0),
     ]
     return DriftResult(
@@ -371,9 +374,9 @@ def _missing_share(present: int, rows: int) -> float:
     return 1 - present / rows if rows else 0.0
 
 
-def _class_counts(probabilities: np.ndarray) -> dict[str, int]:
+def _class_counts(probabilities: np.ndarray, threshold: float) -> dict[str, int]:
     """Predicted class counts, classes labelled as serving labels them (0, 1)."""
-    counts = np.bincount((probabilities >= _DECISION_THRESHOLD).astype(int), minlength=2)
+    counts = np.bincount((probabilities >= threshold).astype(int), minlength=2)
     return {str(label): int(count) for label, count in enumerate(counts) if count}
 
 
@@ -441,7 +444,8 @@ def _feature_figure(test: FeatureDrift, reference: DriftReference, current: pd.D
 
 def _prediction_figures(reference: DriftReference, probabilities: np.ndarray) -> dict[str, Any]:
     return {
-        PREDICTED_CLASS: _bars(reference.predicted_class.counts, _class_counts(probabilities)),
+        PREDICTED_CLASS: _bars(reference.predicted_class.counts,
+                               _class_counts(probabilities, reference.threshold)),
         PROBABILITY: _histogram(reference.probability.sample, probabilities),
     }
 

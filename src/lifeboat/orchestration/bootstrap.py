@@ -13,7 +13,7 @@ from lifeboat.db import Database, upgrade
 from lifeboat.errors import DatasetSpecError
 from lifeboat.features import MaterializeReport, feature_view, materialize, open_online_store
 from lifeboat.ingest import IngestReport, LandingZone, ingest_file, row_count
-from lifeboat.registry import ModelRegistry, ModelVersion
+from lifeboat.registry import ModelRegistry, ModelVersion, view_mismatch
 from lifeboat.training import TrainingResult, train
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ class BootstrapReport:
 def bootstrap(settings: Settings, database: Database, spec: DatasetSpec,
               progress: Progress = lambda _step: None) -> BootstrapReport:
     """Schema → bundled data (if the table is empty) → features (what is missing) → a champion
-    (if there is none, or it was trained on features this code no longer computes)."""
+    (if there is none, or it was trained on feature columns this code no longer computes)."""
     settings.ensure_home()
     progress("upgrading the database schema")
     upgrade(database)
@@ -49,7 +49,7 @@ def bootstrap(settings: Settings, database: Database, spec: DatasetSpec,
         store.close()
     registry = ModelRegistry(settings, spec.model_name)
     trained, champion = None, registry.champion()
-    if champion is None or champion.feature_view != feature_view(spec).label:
+    if champion is None or view_mismatch(champion, feature_view(spec)):
         trained = train(settings, database, spec, promote=True, progress=progress)
         champion = registry.champion()
     assert champion is not None, "training with promote=True always leaves a champion"

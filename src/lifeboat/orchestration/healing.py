@@ -1,16 +1,17 @@
 """Self-healing: drift, or live accuracy falling below the held-out accuracy, starts a
-retrain; its challenger replaces the champion only if it scores better on the same
-held-out rows plus recent labelled predictions. Every retrain, whatever started it, is a
-row in `retrains` from claim to outcome (and so a metric)."""
+retrain; its challenger replaces the champion only if the promotion gate finds it better on
+rows neither trained on. A retrain with no labelled data newer than the champion's has
+nothing to learn from: it is recorded as skipped ("no new labels") and trains nothing,
+since a model fit to the same data again could only tie. Every retrain, whatever started
+it, is a row in `retrains` from claim to outcome (and so a metric)."""
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
-import pandas as pd
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -19,11 +20,12 @@ from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, DriftReport, Retrain
 from lifeboat.db.models import as_utc, utcnow
 from lifeboat.errors import LifeboatError
-from lifeboat.features import feature_view, materialize, open_online_store
+from lifeboat.features import materialize, open_online_store
 from lifeboat.logs import configure_logging
-from lifeboat.monitoring.live_accuracy import LiveAccuracy, recent_outcomes
-from lifeboat.registry import ModelRegistry
+from lifeboat.monitoring.live_accuracy import LiveAccuracy
+from lifeboat.registry import ModelRegistry, ModelVersion
 from lifeboat.training import TrainingResult, train
+from lifeboat.training.data import DataSeen, new_labels_since
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +69,29 @@ def heal(settings: Settings, database: Database, spec: DatasetSpec,
 
 
 def retrain(settings: Settings, database: Database, spec: DatasetSpec,
-            recent: tuple[pd.DataFrame, pd.Series] | None = None) -> TrainingResult:
-    """Features for rows loaded since the last run, then a challenger, promoted only if better
-    (on the held-out rows, and on `recent` labelled view rows when given)."""
+            changed_by: str) -> TrainingResult:
+    """Features for rows loaded since the last run, then a challenger, promoted only if the
+    gate finds it better."""
     store = open_online_store(settings.online_store_url, settings.online_ttl_seconds)
     try:
         materialize(database, spec, store)
     finally:
         store.close()
-    return train(settings, database, spec, promote=True, recent=recent)
+    return train(settings, database, spec, promote=True, changed_by=changed_by)
+
+
+def nothing_new(database: Database, spec: DatasetSpec, champion: ModelVersion | None) -> str | None:
+    """Why a retrain would have nothing to learn from, or None: no row loaded and no outcome
+    received since the data the champion was trained on. A champion trained before that was
+    recorded is taken to have seen what was loaded when it was registered."""
+    if champion is None:
+        return None
+    seen = DataSeen.from_tags(champion.training_data) or DataSeen(
+        loaded_until=datetime.fromtimestamp(champion.created_at / 1000, UTC))
+    if new_labels_since(database, spec, seen):
+        return None
+    return (f"no new labels: nothing loaded since {seen.loaded_until:%Y-%m-%d %H:%M:%S} UTC "
+            f"and no outcome received since champion v{champion.version} was trained")
 
 
 def recorded_retrain(settings: Settings, database: Database, spec: DatasetSpec, reason: str,
@@ -86,7 +102,10 @@ def recorded_retrain(settings: Settings, database: Database, spec: DatasetSpec, 
     claim = _claim(database, spec.name, reason, drift_report_id,
                    champion.version if champion else None)
     try:
-        result = retrain(settings, database, spec, recent=_recent_rows(settings, database, spec))
+        if skipped := nothing_new(database, spec, champion):
+            log.info("%s retrain skipped: %s", spec.name, skipped)
+            return _finish(database, claim, status="skipped", detail={"decision": skipped})
+        result = retrain(settings, database, spec, changed_by="retrain")
     except Exception as exc:
         _finish(database, claim, status="failed", error=f"{type(exc).__name__}: {exc}")
         raise
@@ -95,8 +114,7 @@ def recorded_retrain(settings: Settings, database: Database, spec: DatasetSpec, 
     return _finish(database, claim, status="promoted" if promoted else "kept_champion",
                    challenger_version=result.version,
                    detail={"decision": decision.reason if decision else None,
-                           "challenger_score": decision.challenger_score if decision else None,
-                           "champion_score": decision.champion_score if decision else None,
+                           "evidence": decision.evidence if decision else None,
                            "metrics": result.metrics})
 
 
@@ -119,16 +137,6 @@ def _retrain_in_child(settings: Settings, spec: DatasetSpec, reason: str,
         return recorded_retrain(settings, database, spec, reason, drift_report_id).id
     finally:
         database.dispose()
-
-
-def _recent_rows(settings: Settings, database: Database,
-                 spec: DatasetSpec) -> tuple[pd.DataFrame, pd.Series] | None:
-    """Recent labelled predictions as view rows and outcomes; None while there are too few."""
-    outcomes = recent_outcomes(database, spec.name, settings.live_accuracy_window)
-    if len(outcomes) < settings.min_feedback_samples:
-        return None
-    rows = feature_view(spec).from_records(pd.DataFrame.from_records(outcomes["input"].tolist()))
-    return rows, outcomes["actual"].astype(int)
 
 
 def _claim(database: Database, dataset: str, reason: str, drift_report_id: int | None,

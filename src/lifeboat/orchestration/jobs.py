@@ -10,18 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
-
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec, load_spec
-from lifeboat.db import Database, ensure_dataset_table, upgrade
-from lifeboat.db.models import as_utc
-from lifeboat.db.tables import LOADED_AT_COLUMN
+from lifeboat.db import Database, upgrade
 from lifeboat.ingest import GOOD, IngestReport, LandingZone, ingest_file
 from lifeboat.monitoring.check import DriftCheckUnavailable, check_drift
 from lifeboat.monitoring.live_accuracy import version_live_accuracy
 from lifeboat.orchestration import healing
-from lifeboat.orchestration.healing import retrain
+from lifeboat.orchestration.healing import nothing_new, retrain
 from lifeboat.orchestration.runs import Counts, JobReport, recorded_run
 from lifeboat.orchestration.scoring import mark_done, score_ready_files
 from lifeboat.registry import ModelRegistry
@@ -109,26 +105,16 @@ def _drift(context: JobContext, heal: bool = True) -> Counts:
 
 
 def _pipeline(context: JobContext) -> Counts:
-    """ingest → features → train → register → promote if better. With no row loaded since
-    the champion was trained, there is nothing new to learn from: a rerun registers nothing."""
+    """ingest → features → train → register → promote if better. With no row loaded and no
+    outcome received since the champion's data, there is nothing new to learn from: a rerun
+    registers nothing."""
     ingested = _ingest(context)
     champion = ModelRegistry(context.settings, context.spec.model_name).champion()
-    if champion is not None and not _loaded_since(context, champion.created_at / 1000):
+    if champion is not None and nothing_new(context.database, context.spec, champion):
         return {**ingested, "trained": 0, "version": int(champion.version), "promoted": 0}
-    result = retrain(context.settings, context.database, context.spec)
+    result = retrain(context.settings, context.database, context.spec, changed_by="pipeline")
     promoted = bool(result.promotion and result.promotion.promoted)
     return {**ingested, "trained": 1, "version": int(result.version), "promoted": int(promoted)}
-
-
-def _loaded_since(context: JobContext, timestamp: float) -> bool:
-    """Whether any source (the entities or their events) got rows after `timestamp`."""
-    for source in context.spec.sources:
-        table = ensure_dataset_table(context.database.engine, source)
-        with context.database.session() as session:
-            latest = session.scalar(select(func.max(table.c[LOADED_AT_COLUMN])))
-        if latest is not None and as_utc(latest).timestamp() > timestamp:
-            return True
-    return False
 
 
 JOBS: dict[str, Callable[..., Counts]] = {

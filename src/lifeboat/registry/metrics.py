@@ -1,4 +1,5 @@
-"""Held-out metrics, computed one way for training reports and promotion decisions alike."""
+"""Held-out metrics, computed one way for training reports, promotion decisions and
+benchmarks alike, each at the model's own decision threshold."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sklearn.metrics import (
     brier_score_loss,
     confusion_matrix,
     f1_score,
+    precision_recall_curve,
     precision_score,
     recall_score,
     roc_auc_score,
@@ -20,13 +22,31 @@ from sklearn.metrics import (
 
 CURVES_ARTIFACT = "heldout_curves.json"
 DRIFT_REFERENCE_ARTIFACT = "drift_reference.json"
+TRAINING_ROWS_ARTIFACT = "training_rows.json"  # the keys of the rows a model was trained on
+PROMOTION_ROWS_ARTIFACT = "promotion_rows.json"  # the keys of the rows its promotion was judged on
 SCORER_ARTIFACT = "fast_path"  # the serving fast path's compiled scorer, when it has one
+GATE_METRICS = ("roc_auc", "accuracy", "f1")
 _CALIBRATION_BINS = 10
+_CURVE_POINTS = 200  # a curve is thinned to about this many points for the UI
+
+
+def model_threshold(model: Any) -> float:
+    """The model's decision threshold; 0.5 for a model without one."""
+    return float(getattr(model, "threshold_", 0.5))
+
+
+def positive_probability(model: Any, features: pd.DataFrame) -> np.ndarray:
+    return model.predict_proba(features)[:, 1]
 
 
 def score(model: Any, features: pd.DataFrame, labels: pd.Series) -> dict[str, float]:
-    probability = model.predict_proba(features)[:, 1]
-    predicted = (probability >= 0.5).astype(int)
+    return classification_metrics(labels, positive_probability(model, features),
+                                  model_threshold(model))
+
+
+def classification_metrics(labels: Any, probability: np.ndarray, threshold: float
+                           ) -> dict[str, float]:
+    predicted = (probability >= threshold).astype(int)
     tn, fp, fn, tp = confusion_matrix(labels, predicted, labels=[0, 1]).ravel()
     return {
         "accuracy": float(accuracy_score(labels, predicted)),
@@ -35,6 +55,8 @@ def score(model: Any, features: pd.DataFrame, labels: pd.Series) -> dict[str, fl
         "precision": float(precision_score(labels, predicted, zero_division=0)),
         "recall": float(recall_score(labels, predicted, zero_division=0)),
         "brier": float(brier_score_loss(labels, probability)),
+        "ece": expected_calibration_error(np.asarray(labels), probability),
+        "threshold": float(threshold),
         "true_negatives": float(tn),
         "false_positives": float(fp),
         "false_negatives": float(fn),
@@ -42,21 +64,58 @@ def score(model: Any, features: pd.DataFrame, labels: pd.Series) -> dict[str, fl
     }
 
 
+def metric(name: str, labels: np.ndarray, probability: np.ndarray, threshold: float,
+           weights: np.ndarray | None = None) -> float:
+    """One metric a promotion is decided on (`GATE_METRICS`), rows weighted."""
+    if name == "roc_auc":
+        return float(roc_auc_score(labels, probability, sample_weight=weights))
+    predicted = (probability >= threshold).astype(int)
+    if name == "accuracy":
+        return float(accuracy_score(labels, predicted, sample_weight=weights))
+    if name == "f1":
+        return float(f1_score(labels, predicted, sample_weight=weights, zero_division=0))
+    raise ValueError(f"unknown metric {name!r}: one of {', '.join(GATE_METRICS)}")
+
+
+def expected_calibration_error(labels: np.ndarray, probability: np.ndarray,
+                               bins: int = _CALIBRATION_BINS) -> float:
+    """The rows' average gap between predicted probability and observed frequency, over
+    equal-width probability bins, each bin weighed by its share of rows."""
+    which = np.clip((probability * bins).astype(int), 0, bins - 1)
+    error = 0.0
+    for chosen in range(bins):
+        rows = which == chosen
+        if rows.any():
+            error += rows.mean() * abs(probability[rows].mean() - labels[rows].mean())
+    return float(error)
+
+
 def baseline_roc_auc(values: pd.Series, labels: pd.Series) -> float:
     """ROC AUC of ranking rows by one input alone (a missing value ranks lowest)."""
     return float(roc_auc_score(labels, values.rank(na_option="top")))
 
 
-def curves(model: Any, features: pd.DataFrame, labels: pd.Series) -> dict[str, Any]:
-    """The held-out ROC curve and reliability diagram: what a reviewer looks at before
-    trusting a model's ranking and its probabilities."""
-    probability = model.predict_proba(features)[:, 1]
+def curves(labels: Any, probability: np.ndarray, threshold: float) -> dict[str, Any]:
+    """What a reviewer looks at before trusting a model: the held-out ROC curve, the
+    reliability diagram, the precision-recall curve, and where the threshold sits on it
+    with the confusion matrix it gives."""
     fpr, tpr, _ = roc_curve(labels, probability)
     observed, predicted = calibration_curve(labels, probability, n_bins=_CALIBRATION_BINS,
                                             strategy="quantile")
-    return {"roc": {"fpr": np.round(fpr, 4).tolist(), "tpr": np.round(tpr, 4).tolist()},
+    precision, recall, _ = precision_recall_curve(labels, probability)
+    at = classification_metrics(labels, probability, threshold)
+    return {"roc": {"fpr": _thinned(fpr), "tpr": _thinned(tpr)},
             "calibration": {"predicted": np.round(predicted, 4).tolist(),
-                            "observed": np.round(observed, 4).tolist()}}
+                            "observed": np.round(observed, 4).tolist()},
+            "precision_recall": {"precision": _thinned(precision), "recall": _thinned(recall)},
+            "threshold": {"value": float(threshold), "precision": at["precision"],
+                          "recall": at["recall"], "confusion": confusion(at)}}
+
+
+def _thinned(values: np.ndarray) -> list[float]:
+    step = max(len(values) // _CURVE_POINTS, 1)
+    kept = np.r_[values[::step], values[-1:]] if len(values) else values
+    return np.round(kept, 4).tolist()
 
 
 def confusion(metrics: dict[str, float]) -> list[list[int]]:

@@ -1,7 +1,8 @@
-"""The model registry: versions, the `champion` alias, and promotion only when better."""
+"""The model registry: versions, the `champion` alias, and every change of champion."""
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,18 +10,28 @@ from typing import Any
 
 import mlflow.artifacts
 import mlflow.sklearn
-import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from lifeboat.config import Settings
-from lifeboat.errors import ModelVersionNotFound, NoChampionError
-from lifeboat.registry.metrics import CURVES_ARTIFACT, DRIFT_REFERENCE_ARTIFACT, score
+from lifeboat.errors import LifeboatError, ModelVersionNotFound, NoChampionError
+from lifeboat.features import FeatureView
+from lifeboat.registry.history import ChampionChange, ChampionHistory
+from lifeboat.registry.metrics import (
+    CURVES_ARTIFACT,
+    DRIFT_REFERENCE_ARTIFACT,
+    PROMOTION_ROWS_ARTIFACT,
+    TRAINING_ROWS_ARTIFACT,
+)
 from lifeboat.registry.tracking import configure_tracking
 
 CHAMPION = "champion"
 # A version that lost to the champion, scored beside it on live traffic (shadow mode).
 CHALLENGER = "challenger"
 FEATURE_VIEW_TAG = "feature_view"  # `name@version` of the feature view a model was trained on
+FEATURE_COLUMNS_TAG = "feature_columns"  # that view's columns and kinds, as JSON
+THRESHOLD_TAG = "decision_threshold"  # the probability from which the model answers 1
+PROMOTION_TAG, EVIDENCE_TAG = "promotion", "promotion_evidence"  # the gate's decision
+DEFAULT_THRESHOLD = 0.5  # a version trained before thresholds were chosen
 log = logging.getLogger(__name__)
 
 
@@ -33,10 +44,32 @@ class ModelVersion:
     aliases: list[str]
     metrics: dict[str, float] = field(default_factory=dict)
     feature_view: str | None = None
+    feature_columns: dict[str, str] | None = None
+    threshold: float = DEFAULT_THRESHOLD
+    promotion: dict[str, Any] | None = None  # the gate's decision and its evidence
+    training_data: dict[str, str] = field(default_factory=dict)  # `data.*` tags of its run
 
     @property
     def is_champion(self) -> bool:
         return CHAMPION in self.aliases
+
+
+def view_mismatch(version: ModelVersion, view: FeatureView) -> str | None:
+    """Why this code cannot serve the version, or None.
+
+    A version serves on the view this code computes when it was trained on that version of
+    the view, or on an earlier version with the same columns of the same kinds: a changed
+    definition (a fixed title rule) then feeds it the values it would be given today, which
+    is how the promotion gate compares it too. Columns added, removed or retyped cannot be
+    fed to it."""
+    if version.feature_view == view.label:
+        return None
+    trained_name = (version.feature_view or "").split("@")[0]
+    if trained_name == view.name and version.feature_columns == dict(view.columns):
+        return None
+    return (f"{version.name} v{version.version} was trained on features {version.feature_view}, "
+            f"whose columns this code no longer computes ({view.label}): run "
+            "`lifeboat train --promote`")
 
 
 @dataclass(frozen=True)
@@ -44,17 +77,26 @@ class PromotionDecision:
     version: str
     promoted: bool
     reason: str
-    challenger_score: float
-    champion_score: float | None = None
+    evidence: dict[str, Any]
     previous_champion: str | None = None
 
 
-class ModelRegistry:
-    """One registered model per dataset (`lifeboat-<dataset>`), versions tracked in MLflow."""
+class NoEarlierChampion(LifeboatError):
+    """A rollback was asked for, but the champion never replaced another version."""
 
-    def __init__(self, settings: Settings, model_name: str) -> None:
+
+class ModelRegistry:
+    """One registered model per dataset (`lifeboat-<dataset>`), versions tracked in MLflow.
+
+    Every change of champion made through it is a row in `history` when one is given; the
+    commands, routes and jobs that change the champion all give it.
+    """
+
+    def __init__(self, settings: Settings, model_name: str,
+                 history: ChampionHistory | None = None) -> None:
         self.client = configure_tracking(settings)
         self.name = model_name
+        self.history = history
 
     def versions(self) -> list[ModelVersion]:
         try:
@@ -147,54 +189,76 @@ class ModelRegistry:
         except (MlflowException, OSError):
             return None
 
-    def promote(self, version: str) -> ModelVersion:
-        """Makes a version the champion, unconditionally: the admin's call."""
+    def promotion_keys(self, version: str) -> set[str] | None:
+        """The keys of the rows the gate judged the version on."""
+        logged = self._logged_dict(version, PROMOTION_ROWS_ARTIFACT)
+        return None if logged is None else set(logged["keys"])
+
+    def training_keys(self, version: str) -> set[str] | None:
+        """The keys of the rows the version was trained on; None for a version trained
+        before they were logged."""
+        logged = self._logged_dict(version, TRAINING_ROWS_ARTIFACT)
+        return None if logged is None else set(logged["keys"])
+
+    def heldout_keys(self, version: str) -> set[str] | None:
+        logged = self._logged_dict(version, "heldout_split.json")
+        return None if logged is None else set(logged["entity_ids"])
+
+    def promote(self, version: str, *, by: str, reason: str,
+                evidence: dict[str, Any] | None = None) -> ModelVersion:
+        """Makes a version the champion, unconditionally (an admin's call, or the gate's
+        after it decided), and records the change."""
         self.get(version)
+        previous = self.champion()
         self.client.set_registered_model_alias(self.name, CHAMPION, str(version))
         challenger = self.challenger()
         if challenger is not None and challenger.version == str(version):
             self.set_challenger(None)
-        log.info("%s version %s is now the champion", self.name, version)
+        if self.history is not None and (previous is None or previous.version != str(version)):
+            self.history.record(previous.version if previous else None, str(version), by, reason,
+                                evidence)
+        log.info("%s version %s is now the champion (%s: %s)", self.name, version, by, reason)
         return self.get(version)
 
-    def tag_feature_view(self, version: str, view_label: str) -> None:
-        self.client.set_model_version_tag(self.name, str(version), FEATURE_VIEW_TAG, view_label)
+    def rollback(self, *, by: str) -> ModelVersion:
+        """Back to the champion before the current one, as the history recorded it."""
+        current = self.require_champion()
+        change = self.history.latest_to(current.version) if self.history else None
+        if change is None or change.from_version is None:
+            raise NoEarlierChampion(f"{self.name} v{current.version} did not replace another "
+                                    "champion: there is nothing to roll back to")
+        return self.promote(change.from_version, by=by,
+                            reason=f"rollback from v{current.version}")
 
-    def promote_if_better(self, version: str, heldout_x: pd.DataFrame, heldout_y: pd.Series,
-                          metric: str, rows: str = "the same held-out rows") -> PromotionDecision:
-        """Both models are scored on the challenger's held-out rows (`rows` names them in
-        the decision); only a strictly better one wins.
+    def changes(self) -> list[ChampionChange]:
+        return self.history.changes() if self.history else []
 
-        A champion trained on another feature view version cannot score these rows, and the
-        code no longer computes its features: the challenger replaces it.
-        """
-        challenger = score(self.load(version), heldout_x, heldout_y)[metric]
-        current, features = self.champion(), self.get(version).feature_view
-        if current is None:
-            decision = PromotionDecision(version, True, "first model", challenger)
-        elif current.feature_view != features:
-            decision = PromotionDecision(
-                version, True, f"champion v{current.version} was trained on features "
-                f"{current.feature_view}, which this code no longer computes ({features})",
-                challenger, previous_champion=current.version)
-        else:
-            incumbent = score(self.load(current.version), heldout_x, heldout_y)[metric]
-            better = challenger > incumbent
-            reason = (f"{metric} {challenger:.4f} {'>' if better else '<='} champion "
-                      f"v{current.version}'s {incumbent:.4f} on {rows}")
-            decision = PromotionDecision(version, better, reason, challenger, incumbent,
-                                         current.version)
-        if decision.promoted:
-            self.client.set_registered_model_alias(self.name, CHAMPION, str(version))
-        # A new champion makes any challenger moot; one that lost is watched in shadow.
-        self.set_challenger(None if decision.promoted else version)
-        self.client.set_model_version_tag(self.name, str(version), "promotion", decision.reason)
-        log.info("%s v%s %s: %s", self.name, version,
-                 "promoted" if decision.promoted else "not promoted", decision.reason)
-        return decision
+    def tag_trained(self, version: str, view: FeatureView, threshold: float) -> None:
+        """What serving needs to know of a version besides its model: the view it was
+        trained on (name, version and columns) and its decision threshold."""
+        tags = {FEATURE_VIEW_TAG: view.label, FEATURE_COLUMNS_TAG: json.dumps(dict(view.columns)),
+                THRESHOLD_TAG: repr(threshold)}
+        for key, value in tags.items():
+            self.client.set_model_version_tag(self.name, str(version), key, value)
+
+    def record_decision(self, decision: PromotionDecision, keys: list[str]) -> None:
+        """Keeps the gate's decision on the challenger's version, for /models and the
+        Models tab, and the keys of the rows that decided it in its run
+        (`promotion_rows.json`); names it the challenger (shadow-scored) when it lost."""
+        self.client.log_dict(self.get(decision.version).run_id, {"keys": keys},
+                             PROMOTION_ROWS_ARTIFACT)
+        self.set_challenger(None if decision.promoted else decision.version)
+        self.client.set_model_version_tag(self.name, decision.version, PROMOTION_TAG,
+                                          decision.reason)
+        self.client.set_model_version_tag(self.name, decision.version, EVIDENCE_TAG,
+                                          json.dumps({"promoted": decision.promoted,
+                                                      "reason": decision.reason,
+                                                      **decision.evidence}))
 
     def _describe(self, version: Any) -> ModelVersion:
-        metrics = self.client.get_run(version.run_id).data.metrics if version.run_id else {}
+        run = self.client.get_run(version.run_id).data if version.run_id else None
+        metrics, run_tags = (run.metrics, run.tags) if run else ({}, {})
+        tags = version.tags or {}
         return ModelVersion(
             name=version.name,
             version=str(version.version),
@@ -202,5 +266,13 @@ class ModelRegistry:
             created_at=int(version.creation_timestamp),
             aliases=list(version.aliases or []),
             metrics={k: v for k, v in metrics.items() if k.startswith("test_")},
-            feature_view=(version.tags or {}).get(FEATURE_VIEW_TAG),
+            feature_view=tags.get(FEATURE_VIEW_TAG),
+            feature_columns=_json(tags.get(FEATURE_COLUMNS_TAG)),
+            threshold=float(tags.get(THRESHOLD_TAG, DEFAULT_THRESHOLD)),
+            promotion=_json(tags.get(EVIDENCE_TAG)),
+            training_data={k: v for k, v in run_tags.items() if k.startswith("data.")},
         )
+
+
+def _json(text: str | None) -> Any:
+    return None if text is None else json.loads(text)

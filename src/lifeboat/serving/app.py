@@ -20,7 +20,7 @@ from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.db import Database
 from lifeboat.errors import DatasetSpecError
 from lifeboat.features import OnlineStore, open_online_store
-from lifeboat.registry import ModelRegistry
+from lifeboat.registry import ChampionHistory, ModelRegistry
 from lifeboat.serving.prediction_log import PredictionLog
 from lifeboat.serving.deps import DatasetService
 from lifeboat.serving.routes import (
@@ -108,7 +108,9 @@ def _start(settings: Settings, database: Database, spec: DatasetSpec, store: Onl
            prediction_log: PredictionLog) -> ServiceState:
     """One dataset's state, its champion loaded and its watchers running. The database,
     the online store and the prediction log are shared: their rows carry the dataset."""
-    state = ServiceState(settings, database, spec, ModelRegistry(settings, spec.model_name),
+    state = ServiceState(settings, database, spec,
+                         ModelRegistry(settings, spec.model_name,
+                                       ChampionHistory(database, spec.name)),
                          store, prediction_log)
     state.refresh_models()
     state.watch_champion()

@@ -52,8 +52,8 @@ from lifeboat.errors import IngestError, NoChampionError
 from lifeboat.features import feature_view
 from lifeboat.ingest import defuse_formulas, read_ahead, read_chunks
 from lifeboat.ingest.sources import open_source
-from lifeboat.registry import ModelRegistry
-from lifeboat.serving.predictor import Predictor, load_predictor, view_mismatch
+from lifeboat.registry import ModelRegistry, view_mismatch
+from lifeboat.serving.predictor import Predictor, load_predictor
 from lifeboat.validation import FileRejected, RowIssue
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -220,7 +220,7 @@ def _score_chunk(predictor: Predictor, chunk: pd.DataFrame,
     inputs = _typed_inputs(chunk, spec)
     probability = _probabilities(predictor, inputs)
     latency_ms = (time.perf_counter() - scoring) * 1000
-    prediction = (probability >= 0.5).astype(np.int64)
+    prediction = (probability >= predictor.version.threshold).astype(np.int64)
     label = pa.array([spec.label_for(0), spec.label_for(1)], pa.string()).take(prediction)
     prediction_id = ids.for_rows(chunk["row"].to_numpy())
     issues = _issues(inputs, len(chunk))

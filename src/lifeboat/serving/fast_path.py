@@ -763,14 +763,44 @@ def _session_options() -> ort.SessionOptions:
     return options
 
 
+class Calibration:
+    """The model's calibration map (`training.calibration.Calibration`), replayed from its
+    plain numbers: Platt scaling on the log-odds, a step function through points, or none."""
+
+    _EDGE = 1e-7  # as training clips probabilities before taking their log-odds
+
+    def __init__(self, learned: Mapping[str, Any]) -> None:
+        self.learned = dict(learned)
+        self.method = learned["method"]
+        self.slope, self.intercept = float(learned["slope"]), float(learned["intercept"])
+        self.points = (np.asarray(learned["points"][0], dtype=np.float64),
+                       np.asarray(learned["points"][1], dtype=np.float64))
+
+    @classmethod
+    def of(cls, model: Any) -> Calibration | None:
+        fitted = getattr(model, "calibration_", None)
+        return None if fitted is None else cls(fitted.to_dict())
+
+    def apply(self, probability: np.ndarray) -> np.ndarray:
+        if self.method == "sigmoid":
+            clipped = np.clip(probability, self._EDGE, 1 - self._EDGE)
+            odds = np.log(clipped / (1 - clipped))
+            return 1.0 / (1.0 + np.exp(-(self.slope * odds + self.intercept)))
+        if self.method == "isotonic":
+            return np.interp(probability, *self.points)
+        return probability
+
+
 class FastScorer:
     """A model compiled for serving: raw records, stored view vectors or frames in,
     the positive class's probability out, as `model.predict_proba(...)[:, 1]` gives it."""
 
     def __init__(self, view: FeatureView, replay: ViewReplay, layer: Layer, encoder: Encoder,
-                 classifier: OnnxClassifier | SklearnClassifier) -> None:
+                 classifier: OnnxClassifier | SklearnClassifier,
+                 calibration: Calibration | None = None) -> None:
         self.view, self.replay, self.layer = view, replay, layer
         self.encoder, self.classifier = encoder, classifier
+        self.calibration = calibration
 
     def probabilities(self, records: Sequence[Record] | pd.DataFrame) -> np.ndarray:
         if isinstance(records, pd.DataFrame) or len(records) >= VECTORISED_FROM:
@@ -790,7 +820,10 @@ class FastScorer:
 
     def _scored(self, profiles: list[Row]) -> np.ndarray:
         rows = [self.layer.transform(profile) for profile in profiles]
-        return self.classifier.probabilities(self.encoder.rows(rows))
+        return self._calibrated(self.classifier.probabilities(self.encoder.rows(rows)))
+
+    def _calibrated(self, probability: np.ndarray) -> np.ndarray:
+        return probability if self.calibration is None else self.calibration.apply(probability)
 
     def column_probabilities(self, columns: Mapping[str, Any]) -> np.ndarray:
         """Typed input columns, as batch scoring reads a file (float64 numbers, Arrow strings
@@ -799,7 +832,8 @@ class FastScorer:
 
     def _vectorised(self, view_rows: Mapping[str, Any]) -> np.ndarray:
         """View columns (arrays, or a typed view frame) → probabilities, column-wise."""
-        return self.classifier.probabilities(self.encoder.frame(self.layer.columns(view_rows)))
+        matrix = self.encoder.frame(self.layer.columns(view_rows))
+        return self._calibrated(self.classifier.probabilities(matrix))
 
 
 Steps = Mapping[str, Any]
@@ -807,14 +841,18 @@ Steps = Mapping[str, Any]
 
 def compile_model(spec: DatasetSpec, view: FeatureView, model: Any) -> FastScorer:
     """The fast scorer for `model`, or UnsupportedModel when it has a step this module
-    cannot replay exactly (a view computed by other code, another pipeline shape)."""
+    cannot replay exactly (a view computed by other code, another pipeline shape). A
+    calibrated model (`training.CalibratedModel`) is its fitted pipeline, then its map."""
     compiles = _BUILDERS.get(view.compute)
     if compiles is None:
         raise UnsupportedModel(f"no fast path for feature builder {spec.features.builder!r}")
-    replay, layer = compiles(view, getattr(model, "named_steps", {}))
-    encoder = Encoder.of(model.named_steps["preprocess"])
+    pipeline = getattr(model, "pipeline_", model)
+    steps = getattr(pipeline, "named_steps", {})
+    replay, layer = compiles(view, steps)
+    encoder = Encoder.of(steps["preprocess"])
     return FastScorer(view, replay, layer, encoder,
-                      compiled_classifier(model.named_steps["classifier"], encoder.width))
+                      compiled_classifier(steps["classifier"], encoder.width),
+                      Calibration.of(model))
 
 
 def save_scorer(scorer: FastScorer, folder: Path) -> bool:
@@ -824,16 +862,21 @@ def save_scorer(scorer: FastScorer, folder: Path) -> bool:
     if not isinstance(scorer.classifier, OnnxClassifier):
         return False
     layer = scorer.layer.learned() if isinstance(scorer.layer, TitanicLayer) else None
+    calibration = scorer.calibration.learned if scorer.calibration else None
     (folder / SCORER_FILE).write_text(json.dumps({
-        "feature_view": scorer.view.label, "encoder": scorer.encoder.learned(), "layer": layer}))
+        "feature_view": scorer.view.label, "columns": dict(scorer.view.columns),
+        "encoder": scorer.encoder.learned(), "layer": layer, "calibration": calibration}))
     (folder / CLASSIFIER_FILE).write_bytes(scorer.classifier.onnx)
     return True
 
 
 def load_scorer(view: FeatureView, folder: Path) -> FastScorer:
-    """A scorer `save_scorer` wrote, for `view`: it scores as the one it saved did."""
+    """A scorer `save_scorer` wrote, for `view`: it scores as the one it saved did. One
+    saved for an earlier version of the view with the same columns serves on this one, as
+    its model does (`registry.view_mismatch`)."""
     saved = json.loads((folder / SCORER_FILE).read_text())
-    if saved["feature_view"] != view.label:
+    same_columns = saved.get("columns") == dict(view.columns)
+    if saved["feature_view"] != view.label and not same_columns:
         raise UnsupportedModel(f"saved for features {saved['feature_view']}, not {view.label}")
     if view.compute is passenger_profile:
         replay, layer = PassengerProfile(), TitanicLayer.from_learned(saved["layer"])
@@ -841,8 +884,10 @@ def load_scorer(view: FeatureView, folder: Path) -> FastScorer:
         replay, layer = TypedColumns(view), IdentityLayer()
     else:
         raise UnsupportedModel(f"no fast path for feature builder {view.spec.features.builder!r}")
+    calibration = saved.get("calibration")
     return FastScorer(view, replay, layer, Encoder.from_learned(saved["encoder"]),
-                      OnnxClassifier((folder / CLASSIFIER_FILE).read_bytes()))
+                      OnnxClassifier((folder / CLASSIFIER_FILE).read_bytes()),
+                      Calibration(calibration) if calibration else None)
 
 
 def _titanic(_view: FeatureView, steps: Steps) -> tuple[ViewReplay, Layer]:

@@ -62,14 +62,6 @@ def prediction_id() -> str:
     return str(uuid.UUID(int=milliseconds << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b))
 
 
-def view_mismatch(version: ModelVersion, view: FeatureView) -> str | None:
-    """Why a model cannot be served by this code (trained on other features), or None."""
-    if version.feature_view == view.label:
-        return None
-    return (f"{version.name} v{version.version} was trained on features {version.feature_view}, "
-            f"but this code computes {view.label}: run `lifeboat train --promote`")
-
-
 def load_predictor(registry: ModelRegistry, spec: DatasetSpec, version: ModelVersion,
                    view: FeatureView, reference: DriftReference | None = None) -> Predictor:
     """The version ready to score. Its compiled scorer, where training saved one, is all that
@@ -163,7 +155,7 @@ class Predictor:
 
     def _prediction(self, given: dict[str, Any], probability: float, source: str,
                     created_at: datetime, latency_ms: float) -> ServedPrediction:
-        predicted = int(probability >= 0.5)
+        predicted = int(probability >= self.version.threshold)
         return ServedPrediction(
             id=prediction_id(),
             created_at=created_at,

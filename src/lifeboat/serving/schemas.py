@@ -161,6 +161,7 @@ class ModelInfo(BaseModel):
     run_id: str
     aliases: list[str]
     metrics: dict[str, float]
+    threshold: float = Field(description="The probability from which the model answers 1.")
 
 
 class ModelVersionOut(BaseModel):
@@ -170,8 +171,33 @@ class ModelVersionOut(BaseModel):
     aliases: list[str]
     metrics: dict[str, float]
     feature_view: str | None
+    threshold: float = Field(description="The probability from which the model answers 1, "
+                                         "chosen on validation data for the spec's objective.")
+    promotion: dict[str, Any] | None = Field(
+        None, description="The promotion gate's decision on this version and its evidence: "
+                          "promoted, reason, metric, rows (held-out and labelled predictions "
+                          "neither model trained on), both scores, delta, bootstrap interval, "
+                          "minimum improvement.")
+    training_data: dict[str, str] = Field(
+        default_factory=dict, description="What data it was trained on: `data.loaded_until`, "
+                                          "`data.feedback_until`, `data.hash`, row counts.")
     is_champion: bool
     serving: bool = Field(description="Whether this process is scoring with it right now.")
+
+
+class ChampionChangeOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    changed_at: datetime
+    from_version: str | None
+    to_version: str
+    changed_by: str = Field(description="training, retrain, pipeline, cli or api.")
+    reason: str
+    evidence: dict[str, Any] | None = None
+
+
+class ChampionHistoryPage(BaseModel):
+    items: list[ChampionChangeOut]
 
 
 class ModelsPage(BaseModel):

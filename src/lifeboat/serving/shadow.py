@@ -55,8 +55,9 @@ class ShadowScoring:
         if challenger is None:
             return
         probabilities = challenger.probabilities([p.input for p in served])
+        threshold = challenger.version.threshold
         outcomes = Counter(
-            (prediction.model_version, int(probability >= 0.5) == prediction.prediction)
+            (prediction.model_version, int(probability >= threshold) == prediction.prediction)
             for prediction, probability in zip(served, probabilities, strict=True))
         for (champion, agreed), count in outcomes.items():
             SHADOW_PREDICTIONS.labels(challenger.spec.name, champion,

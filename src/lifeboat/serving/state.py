@@ -26,9 +26,9 @@ from lifeboat.monitoring.metrics import (
 )
 from lifeboat.monitoring.check import DriftCheckUnavailable, check_drift, checked_recently
 from lifeboat.orchestration import heal, retrain_apart
-from lifeboat.registry import ModelRegistry
+from lifeboat.registry import ModelRegistry, view_mismatch
 from lifeboat.serving.prediction_log import PredictionLog
-from lifeboat.serving.predictor import Predictor, ServedPrediction, load_predictor, view_mismatch
+from lifeboat.serving.predictor import Predictor, ServedPrediction, load_predictor
 from lifeboat.serving.retraining import RetrainJob
 from lifeboat.serving.shadow import ShadowScoring
 

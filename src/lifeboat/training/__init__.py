@@ -1,10 +1,13 @@
-"""Training: hyperparameter search with cross-validation, balanced inside folds, tracked in MLflow."""
+"""Training: hyperparameter search with cross-validation, balanced inside folds, calibrated
+out of fold, tracked in MLflow."""
 
+from lifeboat.training.calibration import CalibratedModel
 from lifeboat.training.candidates import CANDIDATES, candidates, model_pipeline
-from lifeboat.training.data import labelled_features
+from lifeboat.training.data import DataSeen, labelled_features
 from lifeboat.training.train import (
     Selection,
     TrainingResult,
+    fit_model,
     log_and_register,
     search_and_select,
     train,
@@ -12,9 +15,12 @@ from lifeboat.training.train import (
 
 __all__ = [
     "CANDIDATES",
+    "CalibratedModel",
+    "DataSeen",
     "Selection",
     "TrainingResult",
     "candidates",
+    "fit_model",
     "labelled_features",
     "log_and_register",
     "model_pipeline",

@@ -12,40 +12,41 @@ from typing import Any
 
 import mlflow
 import mlflow.sklearn
+import numpy as np
 import pandas as pd
 import skops.io
 from mlflow.models import infer_signature
 from sklearn.base import clone
 from threadpoolctl import threadpool_limits
-from sklearn.model_selection import (
-    RandomizedSearchCV,
-    StratifiedKFold,
-    cross_val_predict,
-    train_test_split,
-)
+from sklearn.model_selection import RandomizedSearchCV, StratifiedGroupKFold, StratifiedKFold
 
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database
 from lifeboat.features import FeatureView, feature_view
-from lifeboat.registry import ModelRegistry, PromotionDecision, experiment_id, score
 from lifeboat.monitoring.drift import DriftReference
+from lifeboat.registry import ChampionHistory, ModelRegistry, PromotionDecision, experiment_id
+from lifeboat.registry.gate import EvaluationRows, Gate
 from lifeboat.registry.metrics import (
     CURVES_ARTIFACT,
     DRIFT_REFERENCE_ARTIFACT,
     SCORER_ARTIFACT,
+    TRAINING_ROWS_ARTIFACT,
     baseline_roc_auc,
+    classification_metrics,
     confusion,
     curves,
 )
 from lifeboat.serving.fast_path import UnsupportedModel, compile_model, save_scorer
+from lifeboat.training.calibration import CalibratedModel
 from lifeboat.training.candidates import Candidate, candidates
-from lifeboat.training.data import LabelledRows, data_hash, labelled_features
+from lifeboat.training.data import DataSeen, LabelledRows, in_evaluation_set, labelled_features
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 _TRUSTED_PACKAGES = ("lifeboat.", "imblearn.", "numpy.dtype", "sklearn.tree._tree.Tree",
-                     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor")
+                     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+                     "sklearn.model_selection._split.")
 _REQUIREMENTS = ("scikit-learn", "imbalanced-learn", "pandas", "numpy", "skops")
 
 
@@ -57,11 +58,12 @@ class TrainingResult:
     best_candidate: str
     metrics: dict[str, float]
     promotion: PromotionDecision | None
+    data_hash: str
 
 
 @dataclass(frozen=True)
 class Selection:
-    """Every candidate's fitted search, and the name of the one that won on CV score."""
+    """Every candidate's search (fitted on the folds only), and the one that won on CV score."""
 
     searches: dict[str, RandomizedSearchCV]
     best_name: str
@@ -70,72 +72,93 @@ class Selection:
     def best(self) -> RandomizedSearchCV:
         return self.searches[self.best_name]
 
+    def best_pipeline(self) -> Any:
+        """The winning candidate's pipeline with its best parameters, not fitted."""
+        return clone(self.best.estimator).set_params(**self.best.best_params_)
+
 
 @dataclass(frozen=True)
 class _Split:
-    train_x: pd.DataFrame
-    train_y: pd.Series
-    test_x: pd.DataFrame
-    test_y: pd.Series
-    test_ids: list[str]
+    train: LabelledRows
+    heldout: LabelledRows
 
 
 def train(settings: Settings, database: Database, spec: DatasetSpec, *, promote: bool,
-          recent: tuple[pd.DataFrame, pd.Series] | None = None,
+          changed_by: str = "training", as_of: DataSeen | None = None,
           progress: Progress = lambda _step: None) -> TrainingResult:
-    """Trains, logs and registers a version; with `promote`, makes it champion only if better
-    on the held-out rows, plus `recent` labelled rows (view rows, outcomes) when given: after
-    drift, the rows that matter most are the ones the world sends now."""
-    registry = ModelRegistry(settings, spec.model_name)
+    """Trains, logs and registers a version; with `promote`, the gate makes it champion only
+    if it is better (`registry.gate`), and the change is recorded as made by `changed_by`.
+    With `as_of`, trains on exactly the data a version saw (`lifeboat train --as-of`)."""
+    registry = ModelRegistry(settings, spec.model_name, ChampionHistory(database, spec.name))
     view = feature_view(spec)
     progress(f"loading labelled rows with features {view.label}")
-    rows = labelled_features(database, view)
-    features, labels = rows.features, rows.labels
+    rows = labelled_features(database, view, as_of)
     split = _split(rows, spec)
     with mlflow.start_run(experiment_id=experiment_id(registry.client, settings, spec.name),
                           run_name=f"train-{spec.name}") as run:
-        _log_setup(spec, settings, view, features, labels, split)
-        selection = search_and_select(spec, split.train_x, split.train_y,
+        data_hash = _log_setup(spec, settings, view, rows, split)
+        features, labels, groups = split.train.expanded()
+        selection = search_and_select(spec, features, labels, groups=groups,
                                       iterations=settings.search_iterations, progress=progress)
         _log_searches(selection, spec)
-        best_name, best = selection.best_name, selection.best.best_estimator_
-        metrics = score(best, split.test_x, split.test_y)
-        if spec.training.baseline:
-            metrics["baseline_roc_auc"] = baseline_roc_auc(split.test_x[spec.training.baseline],
-                                                           split.test_y)
-        mlflow.log_param("best_candidate", best_name)
+        progress(f"calibrating {selection.best_name} out of fold")
+        model = fit_model(spec, selection, features, labels, groups)
+        metrics = _log_evaluation(spec, model, split.heldout)
+        mlflow.log_param("best_candidate", selection.best_name)
         mlflow.log_params({f"best.{k}": v for k, v in selection.best.best_params_.items()})
-        mlflow.log_metrics({f"test_{name}": value for name, value in metrics.items()})
-        mlflow.log_dict({"labels": [0, 1], "matrix": confusion(metrics)}, "confusion_matrix.json")
-        mlflow.log_dict(curves(best, split.test_x, split.test_y), CURVES_ARTIFACT)
         progress("recording the training distribution for drift checks")
-        mlflow.log_dict(_drift_reference(spec, best, features, labels).to_dict(),
-                        DRIFT_REFERENCE_ARTIFACT)
+        mlflow.log_dict(_drift_reference(spec, model, split).to_dict(), DRIFT_REFERENCE_ARTIFACT)
         progress("registering the model")
-        _log_scorer(spec, view, best)
-        version = log_and_register(best, split.train_x.head(5), spec)
-        registry.tag_feature_view(version, view.label)
-    log.info("%s v%s (%s): held-out %s", spec.model_name, version, best_name,
+        _log_scorer(spec, view, model)
+        version = log_and_register(model, split.train.features.head(5), spec)
+        registry.tag_trained(version, view, model.threshold_)
+    log.info("%s v%s (%s): held-out %s", spec.model_name, version, selection.best_name,
              ", ".join(f"{k}={metrics[k]:.3f}" for k in ("accuracy", "roc_auc", "f1")))
     decision = None
     if promote:
         progress("comparing with the champion")
-        decision = _promote_if_better(registry, version, split, recent, spec)
-    return TrainingResult(run.info.run_id, version, spec.model_name, best_name, metrics, decision)
+        gate = Gate(registry, view, spec.training.primary_metric,
+                    _min_improvement(settings, spec), spec.training.seed)
+        decision = gate.decide(version, _evaluation_rows(split.heldout), changed_by)
+    return TrainingResult(run.info.run_id, version, spec.model_name, selection.best_name,
+                          metrics, decision, data_hash)
 
 
-def _promote_if_better(registry: ModelRegistry, version: str, split: _Split,
-                       recent: tuple[pd.DataFrame, pd.Series] | None,
-                       spec: DatasetSpec) -> PromotionDecision:
-    metric = spec.training.primary_metric
-    if recent is None or recent[1].nunique() < 2:  # one class: no ROC AUC, no evidence
-        return registry.promote_if_better(version, split.test_x, split.test_y, metric)
-    rows = pd.concat([split.test_x, recent[0]], ignore_index=True)
-    outcomes = pd.concat([split.test_y, recent[1]], ignore_index=True)
-    return registry.promote_if_better(
-        version, rows, outcomes, metric,
-        rows=f"the same {len(split.test_y)} held-out rows and {len(recent[1])} recent "
-             "labelled predictions")
+def _min_improvement(settings: Settings, spec: DatasetSpec) -> float:
+    if settings.min_improvement is not None:
+        return settings.min_improvement
+    return spec.training.min_improvement
+
+
+def _evaluation_rows(heldout: LabelledRows) -> EvaluationRows:
+    keys = heldout.keys
+    return EvaluationRows(heldout.features, heldout.labels.to_numpy(), keys,
+                          heldout.row_weights.astype(float), np.zeros(len(keys), dtype=bool))
+
+
+def fit_model(spec: DatasetSpec, selection: Selection, features: pd.DataFrame,
+              labels: pd.Series, groups: np.ndarray | None = None) -> CalibratedModel:
+    """The winning pipeline, calibrated out of fold on the search's folds, with its
+    decision threshold (`training.calibration`); training and the model-quality benchmark
+    both call this, so the benchmark measures exactly what ships."""
+    model = CalibratedModel.for_spec(selection.best_pipeline(), spec.training,
+                                     _folds(spec, groups))
+    with _one_thread():
+        return model.fit(features, labels, groups=groups)
+
+
+def _log_evaluation(spec: DatasetSpec, model: CalibratedModel,
+                    heldout: LabelledRows) -> dict[str, float]:
+    """Held-out metrics at the model's threshold, its confusion matrix and its curves."""
+    probability = model.predict_proba(heldout.features)[:, 1]
+    metrics = classification_metrics(heldout.labels, probability, model.threshold_)
+    if spec.training.baseline:
+        metrics["baseline_roc_auc"] = baseline_roc_auc(heldout.features[spec.training.baseline],
+                                                       heldout.labels)
+    mlflow.log_metrics({f"test_{name}": value for name, value in metrics.items()})
+    mlflow.log_dict({"labels": [0, 1], "matrix": confusion(metrics)}, "confusion_matrix.json")
+    mlflow.log_dict(curves(heldout.labels, probability, model.threshold_), CURVES_ARTIFACT)
+    return metrics
 
 
 def _log_scorer(spec: DatasetSpec, view: FeatureView, model: Any) -> None:
@@ -150,73 +173,77 @@ def _log_scorer(spec: DatasetSpec, view: FeatureView, model: Any) -> None:
             mlflow.log_artifacts(folder, SCORER_ARTIFACT)
 
 
-def _drift_reference(spec: DatasetSpec, model: Any, features: pd.DataFrame,
-                     labels: pd.Series) -> DriftReference:
-    """Every labelled row's inputs, with out-of-fold probabilities: a model is surer of
-    the rows it was fit to, and a drift check would take that difference for drift.
-    Integer columns are given back their type (the view stores numbers as floats), so
-    that class 3 is the same category in training and in requests."""
-    folds = StratifiedKFold(spec.training.cv_folds, shuffle=True, random_state=spec.training.seed)
-    with _one_thread():
-        probabilities = cross_val_predict(clone(model), features, labels, cv=folds,
-                                          method="predict_proba")[:, 1]
+def _drift_reference(spec: DatasetSpec, model: CalibratedModel, split: _Split) -> DriftReference:
+    """Every labelled row's inputs with a probability the model gave without having been
+    fit to that row: out of fold for the training rows, the model's own for the held-out
+    ones. A model is surer of the rows it was fit to, and a drift check would take that
+    difference for drift. Integer columns are given back their type (the view stores numbers
+    as floats), so that class 3 is the same category in training and in requests."""
+    first_copies = np.r_[0, np.cumsum(split.train.row_weights)[:-1]]
+    probabilities = np.r_[model.validation_probabilities_[first_copies],
+                          model.predict_proba(split.heldout.features)[:, 1]]
+    features = pd.concat([split.train.features, split.heldout.features])
     integers = [name for name in features.columns
                 if name in spec.columns and spec.columns[name].type == "integer"]
     inputs = features.astype({name: "Int64" for name in integers})
-    return DriftReference.from_training(spec, inputs, probabilities, seed=spec.training.seed)
+    return DriftReference.from_training(spec, inputs, probabilities, seed=spec.training.seed,
+                                        threshold=model.threshold_)
 
 
 def _split(rows: LabelledRows, spec: DatasetSpec) -> _Split:
+    """The frozen evaluation set (`data.in_evaluation_set`) or, for a time split, the
+    latest cut-off, is held out; the rest trains. A time split holds out the latest because
+    a model is always used on a later time than it learned from: a random split would
+    flatter it."""
     if spec.training.split == "time":
-        return _time_split(rows)
-    train_x, test_x, train_y, test_y = train_test_split(
-        rows.features, rows.labels, test_size=spec.training.test_size, stratify=rows.labels,
-        random_state=spec.training.seed,
-    )
-    return _Split(train_x, train_y, test_x, test_y, test_x.index.tolist())
-
-
-def _time_split(rows: LabelledRows) -> _Split:
-    """Trains on the earlier cut-offs and holds out the latest: a model is always used on a
-    later time than it learned from, so a random split would flatter it."""
-    assert rows.cutoffs is not None, "a time split needs each row's cut-off"
-    held_out = (rows.cutoffs == rows.cutoffs.max()).to_numpy()
-    test_x, test_y = rows.features[held_out], rows.labels[held_out]
-    return _Split(rows.features[~held_out], rows.labels[~held_out], test_x, test_y,
-                  test_x.index.tolist())
+        assert rows.cutoffs is not None, "a time split needs each row's cut-off"
+        held_out = (rows.cutoffs == rows.cutoffs.max()).to_numpy()
+    else:
+        held_out = in_evaluation_set(spec, rows.keys)
+    return _Split(rows.subset(~held_out), rows.subset(held_out))
 
 
 def search_and_select(spec: DatasetSpec, features: pd.DataFrame, labels: pd.Series, *,
-                      iterations: int | None = None,
+                      groups: np.ndarray | None = None, iterations: int | None = None,
                       progress: Progress = lambda _step: None) -> Selection:
     """Searches every candidate and keeps the best by CV score.
 
     Training and the model-quality benchmark both call this, so the benchmark measures
-    exactly what ships. `iterations` overrides the spec's search budget.
+    exactly what ships. `iterations` overrides the spec's search budget; `groups` keeps
+    the copies of a weighted row in one fold.
     """
     searches = {}
     for candidate in candidates(spec):
         progress(f"searching {candidate.name}")
-        searches[candidate.name] = _search(candidate, features, labels, spec,
+        searches[candidate.name] = _search(candidate, features, labels, groups, spec,
                                            iterations or spec.training.search_iterations)
     return Selection(searches, max(searches, key=lambda name: searches[name].best_score_))
 
 
-def _search(candidate: Candidate, features: pd.DataFrame, labels: pd.Series, spec: DatasetSpec,
-            iterations: int) -> RandomizedSearchCV:
-    folds = StratifiedKFold(spec.training.cv_folds, shuffle=True, random_state=spec.training.seed)
+def _folds(spec: DatasetSpec, groups: np.ndarray | None) -> StratifiedKFold | StratifiedGroupKFold:
+    """Stratified folds; grouped when a row is repeated (a weighted labelled prediction),
+    since a copy in the validation fold of a row the model was fit to would flatter it."""
+    folds, seed = spec.training.cv_folds, spec.training.seed
+    if groups is None:
+        return StratifiedKFold(folds, shuffle=True, random_state=seed)
+    return StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
+
+
+def _search(candidate: Candidate, features: pd.DataFrame, labels: pd.Series,
+            groups: np.ndarray | None, spec: DatasetSpec, iterations: int) -> RandomizedSearchCV:
     search = RandomizedSearchCV(
         candidate.pipeline,
         candidate.search_space,
         n_iter=iterations,
         scoring=spec.training.primary_metric,
-        cv=folds,
+        cv=_folds(spec, groups),
         random_state=spec.training.seed,
         n_jobs=1,
+        refit=False,  # the winner is refitted once, calibrated (`fit_model`)
         error_score="raise",
     )
     with _one_thread():
-        return search.fit(features, labels)
+        return search.fit(features, labels, groups=groups)
 
 
 def _one_thread() -> threadpool_limits:
@@ -234,24 +261,33 @@ def _log_searches(selection: Selection, spec: DatasetSpec) -> None:
         mlflow.log_metric(f"cv_{metric}.{name}", search.best_score_)
 
 
-def _log_setup(spec: DatasetSpec, settings: Settings, view: FeatureView, features: pd.DataFrame,
-               labels: pd.Series, split: _Split) -> None:
+def _log_setup(spec: DatasetSpec, settings: Settings, view: FeatureView, rows: LabelledRows,
+               split: _Split) -> str:
+    """The run's parameters, what data it saw (tags `data.*`: how far the loaded rows
+    reach, and their hash), and the keys of its training and held-out rows; returns the
+    data hash."""
+    data_hash = rows.data_hash()
     mlflow.log_params({
         "dataset": spec.name,
         "feature_view": view.label,
-        "rows": len(features),
-        "train_rows": len(split.train_x),
-        "heldout_rows": len(split.test_x),
+        "rows": len(rows.labels),
+        "train_rows": len(split.train.labels),
+        "heldout_rows": len(split.heldout.labels),
         "seed": spec.training.seed,
         "test_size": spec.training.test_size,
         "cv_folds": spec.training.cv_folds,
         "search_iterations": settings.search_iterations or spec.training.search_iterations,
         "primary_metric": spec.training.primary_metric,
+        "calibration": spec.training.calibration,
+        "threshold_objective": spec.training.threshold.objective,
         "features": ",".join(spec.features.numeric + spec.features.categorical),
     })
-    mlflow.set_tags({"data_hash": data_hash(features, labels), "feature_view": view.label})
-    mlflow.log_dict({"entity_key": spec.entity.key, "entity_ids": split.test_ids,
+    mlflow.set_tags({**rows.seen.tags(), "data.hash": data_hash, "data.rows": str(len(rows.labels)),
+                     "feature_view": view.label})
+    mlflow.log_dict({"keys": split.train.keys.tolist()}, TRAINING_ROWS_ARTIFACT)
+    mlflow.log_dict({"entity_key": spec.entity.key, "entity_ids": split.heldout.keys.tolist(),
                      "seed": spec.training.seed}, "heldout_split.json")
+    return data_hash
 
 
 def _trusted_types(model) -> list[str]:  # noqa: ANN001

@@ -9,12 +9,19 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import JSONResponse
 
-from lifeboat.errors import ModelVersionNotFound
-from lifeboat.registry import ModelVersion
+from lifeboat.errors import ModelVersionNotFound, NoChampionError
+from lifeboat.registry import ModelVersion, NoEarlierChampion
 from lifeboat.serving.admin import Admin
 from lifeboat.serving.deps import DatasetService, serving_predictor
 from lifeboat.serving.retraining import RetrainStatus
-from lifeboat.serving.schemas import ModelInfo, ModelsPage, ModelVersionOut
+from lifeboat.serving.schemas import (
+    ChampionChangeOut,
+    ChampionHistoryPage,
+    ModelInfo,
+    ModelsPage,
+    ModelVersionOut,
+)
+from lifeboat.serving.state import ServiceState
 
 
 def models_router(dataset: DatasetService) -> APIRouter:
@@ -25,7 +32,8 @@ def models_router(dataset: DatasetService) -> APIRouter:
     def model(service: Service) -> ModelInfo:
         version = serving_predictor(service).version
         return ModelInfo(dataset=service.spec.name, name=version.name, version=version.version,
-                         run_id=version.run_id, aliases=version.aliases, metrics=version.metrics)
+                         run_id=version.run_id, aliases=version.aliases, metrics=version.metrics,
+                         threshold=version.threshold)
 
     @router.get("/models", response_model=ModelsPage, summary="Registered versions with metrics")
     def models(service: Service) -> ModelsPage:
@@ -33,6 +41,12 @@ def models_router(dataset: DatasetService) -> APIRouter:
         versions = [_version_out(v, serving) for v in service.registry.versions()]
         champion = next((v.version for v in versions if v.is_champion), None)
         return ModelsPage(champion=champion, serving=serving, versions=versions)
+
+    @router.get("/models/history", response_model=ChampionHistoryPage,
+                summary="Every change of champion: when, from, to, by whom, why, with evidence")
+    def history(service: Service) -> ChampionHistoryPage:
+        return ChampionHistoryPage(items=[ChampionChangeOut.model_validate(change)
+                                          for change in service.registry.changes()])
 
     @router.get("/models/{version}/curves", summary="Held-out ROC and calibration curves",
                 responses={404: {"description": "No such version, or it has no curves"}})
@@ -51,12 +65,21 @@ def models_router(dataset: DatasetService) -> APIRouter:
                  summary="Make a version the champion (admin; no comparison is made)")
     def promote(version: str, service: Service) -> ModelVersionOut:
         try:
-            promoted = service.registry.promote(version)
+            promoted = service.registry.promote(version, by="api",
+                                                reason="promoted by an admin")
         except ModelVersionNotFound as exc:
             raise HTTPException(404, detail=str(exc)) from None
-        service.refresh_models()  # this process switches now; others within their poll interval
-        serving = service.predictor.version.version if service.predictor else None
-        return _version_out(promoted, serving)
+        return _serving_now(service, promoted)
+
+    @router.post("/models/rollback", response_model=ModelVersionOut, dependencies=[Admin],
+                 responses={409: {"description": "The champion replaced no earlier one"}},
+                 summary="Make the previous champion the champion again (admin)")
+    def rollback(service: Service) -> ModelVersionOut:
+        try:
+            restored = service.registry.rollback(by="api")
+        except (NoEarlierChampion, NoChampionError) as exc:
+            raise HTTPException(409, detail=str(exc)) from None
+        return _serving_now(service, restored)
 
     @router.post("/retrain", response_model=RetrainStatus, status_code=202,
                  dependencies=[Admin],
@@ -75,9 +98,18 @@ def models_router(dataset: DatasetService) -> APIRouter:
     return router
 
 
+def _serving_now(service: ServiceState, version: ModelVersion) -> ModelVersionOut:
+    """This process switches at once; others within their poll interval."""
+    service.refresh_models()
+    serving = service.predictor.version.version if service.predictor else None
+    return _version_out(version, serving)
+
+
 def _version_out(version: ModelVersion, serving: str | None) -> ModelVersionOut:
     return ModelVersionOut(
         name=version.name, version=version.version,
         created_at=datetime.fromtimestamp(version.created_at / 1000, UTC),
         aliases=version.aliases, metrics=version.metrics, feature_view=version.feature_view,
-        is_champion=version.is_champion, serving=version.version == serving)
+        threshold=version.threshold, promotion=version.promotion,
+        training_data=version.training_data, is_champion=version.is_champion,
+        serving=version.version == serving)

@@ -1,0 +1,174 @@
+"""Calibrated probabilities and a decision threshold, fitted out of fold.
+
+SMOTE trains every candidate on balanced classes, so its probabilities run high: on the
+customers data, accuracy at 0.5 was below always answering "no". A `CalibratedModel` maps
+the pipeline's probability through a calibration fitted on out-of-fold predictions of the
+training rows (never on rows the pipeline saw), then decides at the threshold that serves
+the spec's objective best on those same out-of-fold probabilities. The pipeline itself is
+refitted on every training row. Serving, batch scoring, live accuracy and the UI all read
+the one threshold a model carries (`threshold_`, also a tag on its registered version).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_val_predict
+
+from lifeboat.datasets import ThresholdSpec, TrainingSpec
+
+Method = Literal["sigmoid", "isotonic", "none"]
+_EDGE = 1e-7  # probabilities are clipped this far from 0 and 1 before taking their log-odds
+
+
+def log_odds(probability: np.ndarray) -> np.ndarray:
+    clipped = np.clip(probability, _EDGE, 1 - _EDGE)
+    return np.log(clipped / (1 - clipped))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A monotone map from the pipeline's probability to a calibrated one.
+
+    `sigmoid` is Platt scaling on the log-odds (two numbers: it corrects SMOTE's shift of
+    the base rate and any over- or under-confidence); `isotonic` is a step function through
+    `points` (more flexible, needs more rows); `none` leaves probabilities as they are.
+    Plain numbers only, so the serving fast path can store and replay it.
+    """
+
+    method: Method
+    slope: float = 1.0
+    intercept: float = 0.0
+    points: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())
+
+    @classmethod
+    def fit(cls, method: Method, probability: np.ndarray, labels: np.ndarray) -> Calibration:
+        if method == "none":
+            return cls("none")
+        if method == "sigmoid":
+            platt = LogisticRegression(C=1e6, max_iter=1000)
+            platt.fit(log_odds(probability)[:, None], labels)
+            return cls("sigmoid", float(platt.coef_[0, 0]), float(platt.intercept_[0]))
+        isotonic = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
+        isotonic.fit(probability, labels)
+        return cls("isotonic", points=(tuple(isotonic.X_thresholds_.tolist()),
+                                       tuple(isotonic.y_thresholds_.tolist())))
+
+    def apply(self, probability: np.ndarray) -> np.ndarray:
+        if self.method == "sigmoid":
+            return 1.0 / (1.0 + np.exp(-(self.slope * log_odds(probability) + self.intercept)))
+        if self.method == "isotonic":
+            return np.interp(probability, *self.points)
+        return probability
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "slope": self.slope, "intercept": self.intercept,
+                "points": [list(self.points[0]), list(self.points[1])]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Calibration:
+        return cls(data["method"], float(data["slope"]), float(data["intercept"]),
+                   (tuple(data["points"][0]), tuple(data["points"][1])))
+
+
+def decision_threshold(objective: ThresholdSpec, calibrated: bool, probability: np.ndarray,
+                       labels: np.ndarray) -> float:
+    """The probability from which a model answers 1, for the spec's objective.
+
+    On calibrated probabilities, accuracy and cost per error have a best threshold in
+    closed form: answer 1 when p × (cost of missing it) exceeds (1 - p) × (cost of a false
+    alarm), i.e. from c_fp / (c_fp + c_fn), 0.5 for accuracy. Searching the validation rows
+    for it instead chases their noise: out of fold it gave held-out accuracy 0.821 against
+    0.829 at 0.5 on Titanic, 0.8265 against 0.8278 on customers (measured). F1 has no such
+    form, and uncalibrated probabilities no meaning to read it off: both are searched."""
+    if calibrated and objective.objective == "accuracy":
+        return 0.5
+    if calibrated and objective.objective == "cost":
+        return objective.false_positive_cost / (objective.false_positive_cost
+                                                + objective.false_negative_cost)
+    return best_threshold(probability, labels, objective)
+
+
+def best_threshold(probability: np.ndarray, labels: np.ndarray, objective: ThresholdSpec) -> float:
+    """The threshold that serves `objective` best on these rows: predicting 1 from each
+    distinct probability up is tried, with every prediction 0 beside it. The threshold sits
+    halfway between the chosen probability and the next lower one, so a new row that falls
+    between them is decided as the nearer side would be."""
+    order = np.argsort(-probability, kind="stable")
+    ranked, positives = probability[order], labels[order].astype(float)
+    last_of_value = np.r_[ranked[1:] != ranked[:-1], True]
+    true_positives = np.r_[0.0, np.cumsum(positives)[last_of_value]]
+    predicted = np.r_[0.0, np.flatnonzero(last_of_value) + 1.0]
+    false_positives = predicted - true_positives
+    false_negatives = positives.sum() - true_positives
+    gain = _objective(objective, true_positives, false_positives, false_negatives, len(labels))
+    best = int(np.argmax(gain))
+    distinct = ranked[last_of_value]
+    if best == 0:
+        return float(np.nextafter(distinct[0], np.inf))  # nothing is positive
+    lower = distinct[best] if best < len(distinct) else 0.0
+    return float((distinct[best - 1] + lower) / 2)
+
+
+def _objective(objective: ThresholdSpec, tp: np.ndarray, fp: np.ndarray, fn: np.ndarray,
+               rows: int) -> np.ndarray:
+    if objective.objective == "accuracy":
+        return (rows - fp - fn) / rows
+    if objective.objective == "f1":
+        return 2 * tp / np.maximum(2 * tp + fp + fn, 1)
+    return -(objective.false_positive_cost * fp + objective.false_negative_cost * fn)
+
+
+class CalibratedModel(ClassifierMixin, BaseEstimator):
+    """The model Lifeboat registers: a fitted pipeline, its calibration and its threshold.
+
+    `fit` predicts every training row out of fold with `cv` (the search's folds, groups
+    included), fits the calibration and the threshold on those predictions, then refits the
+    pipeline on all rows. `validation_probabilities_` keeps the calibrated out-of-fold
+    probabilities the threshold was chosen on: honest figures for the training rows too.
+    """
+
+    def __init__(self, pipeline: Any, method: Method = "sigmoid", objective: str = "accuracy",
+                 false_positive_cost: float = 1.0, false_negative_cost: float = 1.0,
+                 cv: Any = 5) -> None:
+        self.pipeline = pipeline
+        self.method = method
+        self.objective = objective
+        self.false_positive_cost = false_positive_cost
+        self.false_negative_cost = false_negative_cost
+        self.cv = cv
+
+    @classmethod
+    def for_spec(cls, pipeline: Any, training: TrainingSpec, cv: Any) -> CalibratedModel:
+        threshold = training.threshold
+        return cls(pipeline, training.calibration, threshold.objective,
+                   threshold.false_positive_cost, threshold.false_negative_cost, cv)
+
+    def fit(self, features: pd.DataFrame, labels: pd.Series,
+            groups: np.ndarray | None = None) -> CalibratedModel:
+        labels = np.asarray(labels)
+        out_of_fold = cross_val_predict(clone(self.pipeline), features, labels, cv=self.cv,
+                                        groups=groups, method="predict_proba")[:, 1]
+        self.calibration_ = Calibration.fit(self.method, out_of_fold, labels)
+        self.validation_probabilities_ = self.calibration_.apply(out_of_fold)
+        objective = ThresholdSpec(objective=self.objective,
+                                  false_positive_cost=self.false_positive_cost,
+                                  false_negative_cost=self.false_negative_cost)
+        self.threshold_ = decision_threshold(objective, self.method != "none",
+                                             self.validation_probabilities_, labels)
+        self.pipeline_ = clone(self.pipeline).fit(features, labels)
+        self.classes_ = self.pipeline_.classes_
+        return self
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        positive = self.calibration_.apply(self.pipeline_.predict_proba(features)[:, 1])
+        return np.column_stack([1 - positive, positive])
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        return (self.predict_proba(features)[:, 1] >= self.threshold_).astype(int)
