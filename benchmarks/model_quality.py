@@ -84,7 +84,7 @@ def evaluate_fold(spec: DatasetSpec, passengers: pd.DataFrame, train_rows: np.nd
     train_y, test_y = labels.iloc[train_rows], labels.iloc[test_rows]
     selection = search_and_select(spec, inputs.iloc[train_rows], train_y)
     forest = plain_forest(spec).fit(inputs.iloc[train_rows], train_y)
-    leaky = leaky_forest(spec).fit(with_boat.iloc[train_rows], train_y)
+    leaky = leaky_forest(spec, list(inputs.columns)).fit(with_boat.iloc[train_rows], train_y)
     scores = {
         SHIPPED: _held_out(selection.best.best_estimator_, inputs.iloc[test_rows], test_y),
         FOREST: _held_out(forest, inputs.iloc[test_rows], test_y),
@@ -98,10 +98,13 @@ def plain_forest(spec: DatasetSpec) -> Pipeline:
     return Pipeline([*build_feature_pipeline(spec).steps, ("classifier", _forest(spec))])
 
 
-def leaky_forest(spec: DatasetSpec) -> Pipeline:
-    """The plain forest plus whether the passenger had a lifeboat seat: known only afterwards."""
+def leaky_forest(spec: DatasetSpec, view_columns: list[str]) -> Pipeline:
+    """The plain forest plus whether the passenger had a lifeboat seat: known only afterwards.
+
+    It is fitted on feature-view rows with `boat` beside them, as the plain forest is on the
+    view alone: the engineered part takes the view's columns, not the raw inputs."""
     features = ColumnTransformer([
-        ("engineered", build_feature_pipeline(spec), spec.input_columns),
+        ("engineered", build_feature_pipeline(spec), view_columns),
         ("boat", MissingIndicator(features="all"), ["boat"]),
     ])
     return Pipeline([("features", features), ("classifier", _forest(spec))])
