@@ -13,7 +13,7 @@ AIRFLOW := .airflow/bin/airflow
 up: $(VENV)/.installed
 	$(BIN)/lifeboat up
 
-test: $(VENV)/.installed-dev $(CHROMIUM) $(PROMETHEUS) $(AIRFLOW)
+test: $(VENV)/.installed-dev $(CHROMIUM) $(PROMETHEUS) $(AIRFLOW) $(WRK)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 install: $(VENV)/.installed
@@ -39,7 +39,7 @@ $(AIRFLOW):
 	.airflow/bin/python -m pip install --quiet --upgrade pip
 	.airflow/bin/python -m pip install --quiet 'apache-airflow==$(AIRFLOW_VERSION)'
 
-# The serving benchmark's load generator.
+# The serving benchmark's load generator; tests/test_benchmarks.py runs that benchmark too.
 $(WRK):
 	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update && apt-get install -y wrk'
 

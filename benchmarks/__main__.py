@@ -1,25 +1,15 @@
-"""Runs every benchmark in this package, so a new module is picked up without registering it.
-
-A benchmark is a module with a `main(argv)`; helpers it starts (the Flask baseline that
-`serving` measures against) have none and are skipped."""
+"""Runs every benchmark in this package (see `benchmark_modules`), each with the same
+arguments: each takes the options it knows, such as `--quick` or `--smoke`."""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import sys
 
-import benchmarks
+from benchmarks import benchmark_modules
 
 
 def main(argv: list[str]) -> int:
-    failures = 0
-    for module in pkgutil.iter_modules(benchmarks.__path__):
-        if module.name.startswith("_"):
-            continue
-        benchmark = importlib.import_module(f"benchmarks.{module.name}")
-        if hasattr(benchmark, "main"):
-            failures += benchmark.main(argv) != 0
+    failures = sum(benchmark.main(argv) != 0 for benchmark in benchmark_modules())
     return int(failures > 0)
 
 

@@ -8,9 +8,10 @@ on a slice of the data (every value, every label). Each engine is then timed in 
 process (median of three runs; peak RSS measured from after loading, so it is the loaded
 data plus what the engine needs): at one cut-off, as the stores and serving take it, and at
 the training cut-offs with their labels. The generated data is cached as Parquet under
-.bench-cache/, keyed by the generator's source, so a changed generator generates afresh.
+.bench-cache/, keyed by the generator's source, so a changed generator generates afresh
+(a smoke run's few thousand are generated into a scratch folder and thrown away).
 
-    python -m benchmarks.aggregation [--transactions N] [--customers N] [--quick]
+    python -m benchmarks.aggregation [--transactions N] [--customers N] [--quick | --smoke]
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ import json
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import timedelta
 from pathlib import Path
 
@@ -31,34 +34,32 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from benchmarks import _smoke
 from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.datasets import customers as customers_module
 from lifeboat.datasets.customers import generate_customers
 from lifeboat.features.aggregates import CUTOFF, cutoff_times, future_labels, point_in_time
 
 TARGET_SECONDS = 20.0  # training cut-offs and labels, shipped engine, 10M transactions
-REPEATS = 3
+REPEATS, SMOKE_REPEATS = 3, 1
+QUICK_SIZE, SMOKE_SIZE = (20_000, 1_000_000), (500, 20_000)  # customers, transactions
 CACHE = Path(__file__).resolve().parents[1] / ".bench-cache"
 CHECK_CUSTOMERS = 20_000  # the slice the engines must agree on
 
 
 def main(argv: list[str] | None = None) -> int:
     args, _ = _arguments().parse_known_args(argv)
+    repeats = SMOKE_REPEATS if args.smoke else REPEATS
     if args.run_engine:
-        return _run_engine(args.run_engine, Path(args.data))
-    customers, transactions = (20_000, 1_000_000) if args.quick else (args.customers,
-                                                                     args.transactions)
+        return _run_engine(args.run_engine, Path(args.data), repeats)
+    customers, transactions = _smoke.pick(args, (args.customers, args.transactions),
+                                          QUICK_SIZE, SMOKE_SIZE)
     spec = load_spec("customers")
-    data = cached_data(spec, customers, transactions, seed=args.seed)
-    entities, events = _read(data)
-    check_engines_agree(spec, *_slice(spec, entities, events, CHECK_CUSTOMERS))
-    print(f"engines agree on every value and label of {min(customers, CHECK_CUSTOMERS):,} "
-          f"customers' transactions")
-    print(f"{len(entities):,} customers, {len(events):,} transactions "
-          f"(clean rows of {transactions:,} generated), cached in {data}")
-    del entities, events
-    results = {engine: _timed_in_subprocess(engine, data) for engine in ENGINES}
-    _print_table(results)
+    with _cache(args.smoke) as cache:
+        data = cached_data(spec, customers, transactions, args.seed, Path(cache))
+        _check_engines(spec, data, customers, transactions)
+        results = {engine: _timed_in_subprocess(engine, data, args.smoke) for engine in ENGINES}
+    _print_table(results, repeats)
     if transactions == 10_000_000:
         seconds = results["pandas"]["training"]
         print(f"target (pandas, 10M transactions, training cut-offs + labels): "
@@ -66,12 +67,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def cached_data(spec: DatasetSpec, customers: int, transactions: int, seed: int) -> Path:
+def _cache(smoke: bool) -> AbstractContextManager[str]:
+    """The repository's cache, kept between runs; a smoke run's leaves nothing behind."""
+    if smoke:
+        return tempfile.TemporaryDirectory(prefix="lifeboat-bench-")
+    return nullcontext(str(CACHE))
+
+
+def cached_data(spec: DatasetSpec, customers: int, transactions: int, seed: int,
+                cache: Path = CACHE) -> Path:
     """Generated customers and transactions, kept as ingestion would keep them, in Parquet.
 
     Transactions are written a month at a time, so generating ten million stays bounded."""
     generator = hashlib.sha256(Path(customers_module.__file__).read_bytes()).hexdigest()[:8]
-    folder = CACHE / f"aggregation-{customers}-{transactions}-{seed}-{generator}"
+    folder = cache / f"aggregation-{customers}-{transactions}-{seed}-{generator}"
     if (folder / "done").exists():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
@@ -370,9 +379,19 @@ def _comparable(spec: DatasetSpec, frame: pd.DataFrame, labels: pd.Series) -> pd
     return frame.sort_values([spec.entity.key, CUTOFF], ignore_index=True)
 
 
-def _timed_in_subprocess(engine: str, data: Path) -> dict:
+def _check_engines(spec: DatasetSpec, data: Path, customers: int, transactions: int) -> None:
+    """Before any timing, on a slice; the frames are dropped before the timed processes start."""
+    entities, events = _read(data)
+    check_engines_agree(spec, *_slice(spec, entities, events, CHECK_CUSTOMERS))
+    print(f"engines agree on every value and label of {min(customers, CHECK_CUSTOMERS):,} "
+          f"customers' transactions")
+    print(f"{len(entities):,} customers, {len(events):,} transactions "
+          f"(clean rows of {transactions:,} generated), cached in {data}")
+
+
+def _timed_in_subprocess(engine: str, data: Path, smoke: bool) -> dict:
     command = [sys.executable, "-m", "benchmarks.aggregation", "--run-engine", engine,
-               "--data", str(data)]
+               "--data", str(data), *(["--smoke"] if smoke else [])]
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True,
                           cwd=Path(__file__).resolve().parents[1])
     if done.returncode != 0:
@@ -380,7 +399,7 @@ def _timed_in_subprocess(engine: str, data: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _run_engine(name: str, data: Path) -> int:
+def _run_engine(name: str, data: Path, repeats: int) -> int:
     """In the engine's own process: load, then time serving's and training's computations.
 
     Each case's peak RSS is measured from a reset after loading (Linux's clear_refs), so
@@ -394,7 +413,7 @@ def _run_engine(name: str, data: Path) -> int:
     for case, (cutoffs, labelled) in cases.items():
         Path("/proc/self/clear_refs").write_text("5")
         spent = []
-        for _ in range(REPEATS):
+        for _ in range(repeats):
             started = time.perf_counter()
             engine(spec, entities, events, cutoffs, labelled)
             spent.append(time.perf_counter() - started)
@@ -412,11 +431,11 @@ def _memory_mb(field: str) -> float:
     raise SystemExit(f"no {field} in /proc/self/status: the benchmark needs Linux")
 
 
-def _print_table(results: dict[str, dict]) -> None:
+def _print_table(results: dict[str, dict], repeats: int) -> None:
     fastest = {case: min(result[case] for result in results.values())
                for case in ("serving", "training")}
     events = next(iter(results.values()))["events"]
-    print(f"{events:,} transactions; seconds are the median of {REPEATS} runs; rows/s counts "
+    print(f"{events:,} transactions; seconds are the median of {repeats} runs; rows/s counts "
           "transactions")
     print("| engine | 1 cut-off: s | rows/s | vs fastest | peak RSS MB "
           "| 6 cut-offs + labels: s | rows/s | vs fastest | peak RSS MB |")
@@ -440,6 +459,7 @@ def _arguments() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true",
                         help="1,000,000 transactions of 20,000 customers")
+    _smoke.add_flag(parser)
     parser.add_argument("--run-engine", choices=["pandas", "polars", "duckdb"],
                         help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)

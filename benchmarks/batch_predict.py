@@ -12,7 +12,7 @@ The rows are clean: the plain pipeline stops at the first unusable value (an inj
 fails `predict_proba`), where `lifeboat predict` scores the row with the value missing.
 The model is trained on the bundled 1309 rows.
 
-    python -m benchmarks.batch_predict [--rows N | --quick] [--postgres URL]
+    python -m benchmarks.batch_predict [--rows N | --quick | --smoke] [--postgres URL]
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.ingest import arguments, scratch_postgres
+from benchmarks.ingest import arguments, row_count, scratch_postgres
 from lifeboat.datasets.synthetic import synthetic_passengers, write_passengers
 
 TARGET_SECONDS = 10.0
+SEARCH_ITERATIONS, SMOKE_SEARCH_ITERATIONS = 2, 1
 
 _TRAIN = """
 from lifeboat.config import Settings
@@ -72,7 +73,7 @@ print(json.dumps({"seconds": time.perf_counter() - started, "rows": report.rows}
 
 def main(argv: list[str] | None = None) -> int:
     args, _ = arguments("python -m benchmarks.batch_predict", __doc__).parse_known_args(argv)
-    rows = 100_000 if args.quick else args.rows
+    rows = row_count(args)
     with tempfile.TemporaryDirectory(prefix="lifeboat-bench-") as scratch:
         source, second = Path(scratch) / "passengers.csv", Path(scratch) / "more.csv"
         started = time.perf_counter()
@@ -81,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"generated 2 x {rows:,} rows ({source.stat().st_size / 1e6:.0f} MB CSV each) "
               f"in {time.perf_counter() - started:.1f} s")
         with scratch_postgres(args.postgres) as postgres_url:
-            env = _environment(Path(scratch) / "home", postgres_url)
+            iterations = SMOKE_SEARCH_ITERATIONS if args.smoke else SEARCH_ITERATIONS
+            env = _environment(Path(scratch) / "home", postgres_url, iterations)
             started = time.perf_counter()
             _run([sys.executable, "-c", _TRAIN], env)
             print(f"trained a champion on the bundled rows in {time.perf_counter() - started:.1f} s")
@@ -94,11 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _environment(home: Path, postgres_url: str) -> dict[str, str]:
+def _environment(home: Path, postgres_url: str, iterations: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("MLFLOW_TRACKING_URI", "REDIS_URL") and not k.startswith("LIFEBOAT_")}
     return {**env, "LIFEBOAT_HOME": str(home), "DATABASE_URL": postgres_url,
-            "LIFEBOAT_SEARCH_ITERATIONS": "2", "LIFEBOAT_LOG_LEVEL": "WARNING"}
+            "LIFEBOAT_SEARCH_ITERATIONS": str(iterations), "LIFEBOAT_LOG_LEVEL": "WARNING"}
 
 
 def _predict(source: Path, output: Path, env: dict[str, str]) -> dict:

@@ -8,7 +8,7 @@ and with FDR correction. Probabilities come from a fixed logistic score on sex, 
 age, standing in for a model. A false-alarm rate is conditional on the one reference
 drawn, so it is also shown for further reference seeds (reported, not a target).
 
-    python -m benchmarks.drift_quality [--quick] [--windows N] [--references N]
+    python -m benchmarks.drift_quality [--quick | --smoke] [--windows N] [--references N]
 
 Exits 1 when a target is missed: <= 5% false alarms, >= 95% detections, and
 `detect_drift` on 1,000 rows in < 100 ms.
@@ -26,14 +26,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from benchmarks import _smoke
 from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.datasets.synthetic import Shift, synthetic_passengers
 from lifeboat.monitoring.drift import DriftReference, DriftResult, detect_drift
 
 REFERENCE_ROWS, REFERENCE_SEED = 2_000, 1
 WINDOW = 200
-WINDOWS, QUICK_WINDOWS = 500, 200
-REFERENCES, QUICK_REFERENCES = 10, 3
+WINDOWS, QUICK_WINDOWS, SMOKE_WINDOWS = 500, 200, 20
+REFERENCES, QUICK_REFERENCES, SMOKE_REFERENCES = 10, 3, 2
 FALSE_ALARM_TARGET, DETECTION_TARGET, TARGET_MS = 0.05, 0.95, 100.0
 
 
@@ -62,8 +63,9 @@ class Outcome:
 
 def main(argv: list[str] | None = None) -> int:
     args, _ = _arguments().parse_known_args(argv)  # the rest belongs to other benchmarks
-    windows = args.windows or (QUICK_WINDOWS if args.quick else WINDOWS)
-    references = args.references or (QUICK_REFERENCES if args.quick else REFERENCES)
+    windows = args.windows or _smoke.pick(args, WINDOWS, QUICK_WINDOWS, SMOKE_WINDOWS)
+    references = args.references or _smoke.pick(args, REFERENCES, QUICK_REFERENCES,
+                                                 SMOKE_REFERENCES)
     spec = load_spec("titanic")
     training = _passengers(spec, REFERENCE_ROWS, REFERENCE_SEED)
     reference = DriftReference.from_training(spec, training, stand_in_probabilities(training))
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     _print_outcomes(outcomes)
     speed_met = _print_speed(spec, reference)
     _print_reference_spread(spec, references, windows)
-    return 0 if speed_met and all(outcome.met for outcome in outcomes) else 1
+    return _smoke.exit_code(speed_met and all(outcome.met for outcome in outcomes), args)
 
 
 def _arguments() -> argparse.ArgumentParser:
@@ -82,6 +84,7 @@ def _arguments() -> argparse.ArgumentParser:
                              f"{QUICK_REFERENCES} reference seeds instead of {REFERENCES}")
     parser.add_argument("--windows", type=int, help="windows per scenario")
     parser.add_argument("--references", type=int, help="reference seeds for the false-alarm spread")
+    _smoke.add_flag(parser)
     return parser
 
 

@@ -6,7 +6,8 @@ each store's `read` and, on the same Redis keys, the naive way: one GET per id i
 loop, each value JSON-decoded. Then the whole materialization: the passengers ingested into a
 scratch PostgreSQL DB, `materialize` into Redis. The benchmark's keys are deleted afterwards.
 
-    python -m benchmarks.feature_store [--rows N | --quick] [--lookups N] [--redis URL]
+    python -m benchmarks.feature_store [--rows N | --quick | --smoke] [--lookups N]
+        [--redis URL]
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 import pandas as pd
 import redis
 
-from benchmarks.ingest import DEFAULT_POSTGRES, scratch_postgres
+from benchmarks.ingest import arguments, row_count, scratch_postgres
 from lifeboat.datasets import load_spec
 from lifeboat.datasets.synthetic import synthetic_passengers, write_passengers
 from lifeboat.db import Database, upgrade
@@ -39,13 +40,15 @@ DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 TARGET_P99_US = {1: 1_000, 100: 2_000}  # the Redis store's lookups (the issue's targets)
 BATCH_SIZES = (1, 100)
 ROUNDS, WARM_UP = 4, 20
+SMOKE_LOOKUPS = 200
 
 Lookup = Callable[[list[str]], object]
 
 
 def main(argv: list[str] | None = None) -> int:
     args, _ = _arguments().parse_known_args(argv)
-    rows = 100_000 if args.quick else args.rows
+    rows = row_count(args)
+    lookup_count = SMOKE_LOOKUPS if args.smoke else args.lookups
     started = time.perf_counter()
     people = synthetic_passengers(rows, seed=7)
     ids = load_spec("titanic").derive_entity_ids(people).tolist()
@@ -63,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                            for name, store in stores.items()}, rows)
             lookups = {name: _store_lookup(store, key) for name, store in stores.items()}
             lookups["naive GET loop"] = _naive_lookup(naive, key)
-            _print_latencies(_time_lookups(lookups, ids, args.lookups), args.lookups, rows)
+            _print_latencies(_time_lookups(lookups, ids, lookup_count), lookup_count, rows)
         finally:
             for store in stores.values():
                 store.close()
@@ -199,14 +202,11 @@ def _delete_keys(client: redis.Redis, key: ViewKey) -> None:
 
 
 def _arguments() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.feature_store", description=__doc__)
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--quick", action="store_true", help="100,000 rows")
-    parser.add_argument("--postgres", default=os.environ.get("LIFEBOAT_TEST_POSTGRES_URL",
-                                                             DEFAULT_POSTGRES))
+    parser = arguments("python -m benchmarks.feature_store", __doc__)
     parser.add_argument("--materialize-redis", default="redis://127.0.0.1:6379/1",
                         help="a Redis DB of its own: these keys carry the real dataset name")
-    parser.add_argument("--lookups", type=int, default=2_000, help="timed lookups per cell")
+    parser.add_argument("--lookups", type=int, default=2_000,
+                        help=f"timed lookups per cell ({SMOKE_LOOKUPS} with --smoke)")
     parser.add_argument("--redis", default=os.environ.get("LIFEBOAT_TEST_REDIS_URL",
                                                           DEFAULT_REDIS))
     return parser

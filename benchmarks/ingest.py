@@ -3,7 +3,7 @@
 Each load runs in a fresh process, so its peak RSS is its own. The file has 1% injected
 errors, so validation has real work to do; both databases load the same file.
 
-    python -m benchmarks.ingest [--rows N | --quick] [--postgres URL]
+    python -m benchmarks.ingest [--rows N | --quick | --smoke] [--postgres URL]
 """
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ from pathlib import Path
 import psycopg
 from sqlalchemy import make_url
 
+from benchmarks import _smoke
 from lifeboat.datasets.synthetic import inject_errors, synthetic_passengers, write_passengers
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TARGET_SECONDS, TARGET_RSS_MB = 10.0, 1024.0
+QUICK_ROWS, SMOKE_ROWS = 100_000, 2_000
 
 _LOAD = """
 import json, sys, time
@@ -45,7 +47,7 @@ print(json.dumps({"seconds": time.perf_counter() - started, "loaded": report.row
 
 def main(argv: list[str] | None = None) -> int:
     args, _ = arguments("python -m benchmarks.ingest", __doc__).parse_known_args(argv)
-    rows = 100_000 if args.quick else args.rows
+    rows = row_count(args)
     with tempfile.TemporaryDirectory(prefix="lifeboat-bench-") as scratch:
         source = Path(scratch) / "passengers.csv"
         started = time.perf_counter()
@@ -101,8 +103,14 @@ def arguments(prog: str, description: str | None) -> argparse.ArgumentParser:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--postgres", default=os.environ.get("LIFEBOAT_TEST_POSTGRES_URL",
                                                              DEFAULT_POSTGRES))
-    parser.add_argument("--quick", action="store_true", help="100,000 rows")
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_ROWS:,} rows")
+    _smoke.add_flag(parser)
     return parser
+
+
+def row_count(args: argparse.Namespace) -> int:
+    """The passengers to generate: --smoke's few, --quick's 100,000 or --rows."""
+    return _smoke.pick(args, args.rows, QUICK_ROWS, SMOKE_ROWS)
 
 
 if __name__ == "__main__":

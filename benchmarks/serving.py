@@ -11,7 +11,7 @@ connections (gunicorn's sync workers close each one, so a reconnect is part of t
 request's latency). In-process, `Predictor.probabilities` is timed per record on the fast
 path and on the pandas pipeline, and the rest of a request's server-side work beside it.
 
-    python -m benchmarks.serving [--quick] [--seconds S] [--repeats N]
+    python -m benchmarks.serving [--quick | --smoke] [--seconds S] [--repeats N]
 
 Each load level is run `--repeats` times (default 3) after a warm-up: the table gives the
 median p50 and p99 of those runs and every run's p99, since on a shared 2-core machine one
@@ -40,7 +40,7 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from benchmarks import flask_baseline
+from benchmarks import _smoke, flask_baseline
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.db import Database
@@ -88,14 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     args, _ = _arguments().parse_known_args(argv)  # the rest belongs to other benchmarks
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install wrk (make bench does)")
-    seconds = args.seconds or (3.0 if args.quick else 10.0)
-    repeats = args.repeats or (1 if args.quick else 3)
+    seconds = args.seconds or _smoke.pick(args, 10.0, 3.0, 1.0)
+    repeats = args.repeats or _smoke.pick(args, 3, 1, 1)
     spec = load_spec("titanic")
     records = _records(spec)
     with tempfile.TemporaryDirectory(prefix="lifeboat-bench-") as scratch:
         home = Path(scratch)
-        settings = _trained_home(home / "home", spec, iterations=2 if args.quick else None)
-        _in_process(settings, spec, records, rounds=300 if args.quick else 2000)
+        settings = _trained_home(home / "home", spec, iterations=_smoke.pick(args, None, 2, 1))
+        _in_process(settings, spec, records, rounds=_smoke.pick(args, 2000, 300, 50))
         baseline_model = home / "forest.pkl"
         flask_baseline.train(baseline_model)
         servers = {_name(workers): lambda port, workers=workers: _lifeboat(settings, port, workers)
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                 results[name] = {clients: _load(url, requests, clients, seconds, repeats)
                                  for clients in CLIENTS}
     _print_http(results, seconds, repeats)
-    return _verdict(results)
+    return _smoke.exit_code(_verdict(results), args)
 
 
 def _name(workers: int) -> str:
@@ -320,10 +320,10 @@ def _print_http(results: dict[str, dict[int, Load]], seconds: float, repeats: in
               f"{1 / share:.0%} of the framework's ceiling")
 
 
-def _verdict(results: dict[str, dict[int, Load]]) -> int:
-    """The issue's targets, checked for each Lifeboat configuration; 0 when one meets all."""
+def _verdict(results: dict[str, dict[int, Load]]) -> bool:
+    """The issue's targets, checked for each Lifeboat configuration; True when one meets all."""
     met = [_checks(name, results[name], results[BASELINE]) for name in map(_name, WORKERS)]
-    return int(not any(met))
+    return any(met)
 
 
 def _checks(name: str, ours: dict[int, Load], theirs: dict[int, Load]) -> bool:
@@ -355,6 +355,7 @@ def _arguments() -> argparse.ArgumentParser:
     parser.add_argument("--seconds", type=float, default=None, help="seconds per run")
     parser.add_argument("--repeats", type=int, default=None,
                         help="runs per load level (default 3; 1 with --quick)")
+    _smoke.add_flag(parser)  # 1 s per load level, a one-iteration search, 50 calls in process
     return parser
 
 
