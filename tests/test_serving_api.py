@@ -6,6 +6,7 @@ import io
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,6 +15,8 @@ from pydantic import SecretStr
 from sqlalchemy import make_url, select
 
 from conftest import trained_home
+from lifeboat.datasets.synthetic import synthetic_passengers
+from lifeboat.ingest import LandingZone, ingest_file
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, Prediction, upgrade
@@ -131,8 +134,18 @@ def test_admin_routes_need_the_right_key(admin: TestClient) -> None:
 
 
 def test_retrain_registers_a_challenger_and_the_service_serves_the_champion(
-        admin: TestClient, own_home: Settings) -> None:
+        admin: TestClient, own_home: Settings, titanic: DatasetSpec, tmp_path: Path) -> None:
     auth = {"Authorization": f"Bearer {KEY}"}
+    nothing_new = admin.post("/retrain", headers=auth)
+    assert nothing_new.status_code == 202
+    status = _wait_for(lambda: admin.get("/retrain").json(), lambda s: s["state"] != "running")
+    assert status["state"] == "succeeded" and status["version"] is None
+    assert status["reason"].startswith("no new labels")
+    arrivals = tmp_path / "arrivals.csv"
+    synthetic_passengers(10, seed=2).to_csv(arrivals, index=False)
+    database = Database(own_home.db_url)
+    ingest_file(database, titanic, str(arrivals), LandingZone(own_home.landing_url))
+    database.dispose()
     started = admin.post("/retrain", headers=auth)
     assert started.status_code == 202 and started.json()["state"] == "running"
     assert admin.post("/retrain", headers=auth).status_code == 409  # not twice at once
@@ -153,7 +166,7 @@ def test_a_promotion_made_elsewhere_is_picked_up_without_a_restart(
     if len(registry.versions()) < 2:
         pytest.fail("needs the version the retrain test registers; run the module whole")
     other = next(v.version for v in registry.versions() if not v.is_champion)
-    registry.promote(other)  # as `lifeboat promote` in another process would
+    registry.promote(other, by="cli", reason="the test's")  # as `lifeboat promote` elsewhere
     served = _wait_for(lambda: admin.get("/model").json()["version"], lambda v: v == other)
     assert served == other
 
