@@ -356,7 +356,9 @@ function chart(id, traces, layout = {}) {
     target.replaceChildren(el("p", { class: "empty" }, "No data yet."));
     return;
   }
-  target.replaceChildren();
+  // Only the message goes: Plotly.react redraws into the plot it finds, so emptying the
+  // target would leave a redraw of unchanged traces blank.
+  target.querySelector(":scope > .empty")?.remove();
   Plotly.react(target, traces, { ...CHART_LAYOUT, ...layout }, PLOT_CONFIG);
 }
 
