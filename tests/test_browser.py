@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pandas as pd
 import pytest
 from live_server import live_server
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 from pydantic import SecretStr
 
+from conftest import trained_home
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.datasets.synthetic import synthetic_passengers, write_passengers
@@ -27,11 +29,13 @@ from lifeboat.ingest import LandingZone, ingest_file
 from lifeboat.monitoring.check import check_drift
 from lifeboat.orchestration import JobContext, run
 from lifeboat.serving import create_app
+from lifeboat.training import train
 
 pytestmark = pytest.mark.slow
 
 CHROMIUM = Path("/usr/bin/chromium")
 TIMEOUT_MS = 20_000  # the first prediction loads the model's code paths; CI machines are slow
+ADMIN_KEY = "browser-test-key"
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +50,7 @@ def settings(trained_settings: Settings, titanic: DatasetSpec,
     _ingest_history(database, titanic, folder)
     database.dispose()
     return trained_settings.model_copy(update={
-        "database_url": database_url, "api_key": SecretStr("browser-test-key"),
+        "database_url": database_url, "api_key": SecretStr(ADMIN_KEY),
         "drift_window_size": 100})
 
 
@@ -54,6 +58,21 @@ def settings(trained_settings: Settings, titanic: DatasetSpec,
 def base_url(settings: Settings) -> Iterator[str]:
     with live_server(create_app(settings)) as base_url:
         yield f"{base_url}/"
+
+
+@pytest.fixture(scope="module")
+def gated_url(titanic: DatasetSpec, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A registry of its own (the Models tests promote and roll back), where the gate compared
+    a second version with the first: the same data and seed train the same model, so it
+    refused v2 (a tie). Its page under the dataset's prefix, as a service of several
+    datasets serves it."""
+    settings = trained_home(tmp_path_factory.mktemp("gated") / "home", titanic)
+    database = Database(settings.db_url)
+    train(settings, database, titanic, promote=True)
+    database.dispose()
+    with live_server(create_app(settings.model_copy(update={
+            "api_key": SecretStr(ADMIN_KEY)}))) as base_url:
+        yield f"{base_url}/datasets/{titanic.name}/"
 
 
 def _ingest_history(database: Database, titanic: DatasetSpec, folder: Path) -> None:
@@ -89,22 +108,35 @@ def screenshots(request: pytest.FixtureRequest) -> Path:
     return folder
 
 
-@pytest.fixture
-def page(browser: Browser, base_url: str) -> Iterator[Page]:
-    """A fresh tab on the UI. A JavaScript error, a missing file or a server error fails the
-    test (4xx answers to a POST are the expected replies to bad input or a wrong key)."""
+@contextmanager
+def ui_tab(browser: Browser, url: str) -> Iterator[Page]:
+    """A fresh tab on the UI page at `url`. A JavaScript error, a missing file or a server
+    error fails the test (4xx answers to a POST are the expected replies to bad input, a
+    wrong key or nothing to roll back to)."""
     expect.set_options(timeout=TIMEOUT_MS)
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=base_url)
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=url)
     tab = context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda error: errors.append(str(error)))
     tab.on("response", lambda response: (response.status == 404 or response.status >= 500)
            and errors.append(f"{response.status} {response.url}"))
-    tab.goto(base_url)
+    tab.goto(url)
     expect(tab.locator("#champion")).to_contain_text("Champion: lifeboat-titanic v1")
     yield tab
     context.close()
     assert errors == []
+
+
+@pytest.fixture
+def page(browser: Browser, base_url: str) -> Iterator[Page]:
+    with ui_tab(browser, base_url) as tab:
+        yield tab
+
+
+@pytest.fixture
+def gated_page(browser: Browser, gated_url: str) -> Iterator[Page]:
+    with ui_tab(browser, gated_url) as tab:
+        yield tab
 
 
 @pytest.fixture
@@ -227,25 +259,83 @@ def _drift_and_feedback_history(settings: Settings, titanic: DatasetSpec, base_u
     database.dispose()
 
 
-def test_models_show_versions_and_promotion_needs_the_key(page: Page, screenshots: Path) -> None:
-    open_tab(page, "Models")
-    champion = page.locator("#models-table tr.champion-row")
-    expect(champion).to_contain_text("v1")
+def test_models_show_each_threshold_the_gate_s_evidence_and_a_version_at_its_threshold(
+        gated_page: Page, gated_url: str, titanic: DatasetSpec, screenshots: Path) -> None:
+    versions = {v["version"]: v for v in httpx.get(f"{gated_url}models").json()["versions"]}
+    gate = versions["2"]["promotion"]
+    open_tab(gated_page, "Models")
+    challenger = gated_page.locator('#models-table tbody[data-version="2"]')
+    expect(challenger.locator("td.num").first).to_have_text(f"{versions['2']['threshold']:.3f}")
+    expect(challenger.locator(".gate .pill")).to_have_text("refused")
+    low, high = gate["interval"]
+    expect(challenger.locator(".gate summary")).to_contain_text(
+        f"{gate['metric']} {gate['challenger_score']:.4f} vs v1 {gate['champion_score']:.4f}, "
+        f"{gate['delta']:+.4f} [{low:+.4f}, {high:+.4f}] on {gate['heldout_rows']} held-out + "
+        f"{gate['recent_rows']} labelled")
+    expect(challenger.locator(".gate .reason")).to_be_hidden()
+    champion = gated_page.locator('#models-table tbody[data-version="1"]')
     expect(champion).to_contain_text("★ Champion")
-    expect(page.locator("#models-table thead")).to_contain_text("roc_auc")
+    expect(champion.locator(".gate")).to_contain_text("promoted first model")
     for curve in ("#chart-roc", "#chart-calibration"):  # plotly draws its traces as SVG paths
-        expect(page.locator(f"{curve} .scatterlayer .trace").first).to_be_visible()
-    page.screenshot(path=screenshots / "5-models.png", full_page=True)
+        expect(gated_page.locator(f"{curve} .scatterlayer .trace").first).to_be_visible()
 
-    # The session's registry holds one version, so no row has a Promote button: call what it
-    # calls. Promoting the champion again changes nothing, and shows the key is checked.
-    page.get_by_label("Admin API key").fill("wrong")
-    page.evaluate("promote('1')")
-    expect(page.locator("#models-error")).to_have_text("Not promoted: wrong API key.")
-    page.get_by_label("Admin API key").fill("browser-test-key")
-    page.evaluate("promote('1')")
-    expect(page.locator("#models-status")).to_contain_text("v1 promoted")
-    expect(page.locator("#models-error")).to_be_empty()
+    # The champion is shown at its threshold first; opening v2's decision picks v2.
+    expect(gated_page.get_by_label("Version", exact=True)).to_have_value("1")
+    expect(gated_page.locator("#confusion caption")).to_have_text("v1 at threshold 0.500")
+    challenger.locator(".gate summary").click()
+    expect(challenger.locator(".gate .reason")).to_have_text(gate["reason"])
+    expect(gated_page.get_by_label("Version", exact=True)).to_have_value("2")
+    expect(gated_page.locator("#confusion caption")).to_have_text(
+        f"v2 at threshold {versions['2']['threshold']:.3f}")
+    at = httpx.get(f"{gated_url}models/2/curves").json()["threshold"]
+    matrix = gated_page.locator("#confusion")
+    expect(matrix.locator("td.num")).to_have_text([str(n) for row in at["confusion"] for n in row])
+    died, survived = titanic.target.labels[0], titanic.target.labels[1]
+    expect(matrix.locator("thead th")).to_have_text([f"predicted {died}", f"predicted {survived}"])
+    expect(matrix.locator("tbody th")).to_have_text([f"actually {died}", f"actually {survived}"])
+
+    expect(gated_page.locator("#chart-pr .scatterlayer .trace")).to_have_count(2)
+    expect(gated_page.locator("#chart-pr")).to_contain_text(f"threshold {at['value']:.3f}")
+    marked = gated_page.locator("#chart-pr").evaluate("chart => chart.data[1]")
+    assert (marked["x"], marked["y"]) == ([at["recall"]], [at["precision"]])
+    gated_page.screenshot(path=screenshots / "5-models.png", full_page=True)
+
+
+def test_the_champion_history_lists_each_change_and_a_rollback_needs_the_key(
+        gated_page: Page, gated_url: str, screenshots: Path) -> None:
+    open_tab(gated_page, "Models")
+    changes = gated_page.locator("#history-table tbody tr")
+    expect(changes).to_have_count(1)
+    expect_change(changes.first, "none → v1", "training", "first model")
+
+    roll_back = gated_page.get_by_role("button", name="Roll back")
+    refused = gated_page.locator("#rollback-error")
+    roll_back.click()
+    expect(refused).to_have_text("Not rolled back: enter the admin API key first.")
+    gated_page.get_by_label("Admin API key").fill("wrong")
+    roll_back.click()
+    expect(refused).to_have_text("Not rolled back: wrong API key.")
+    gated_page.get_by_label("Admin API key").fill(ADMIN_KEY)
+    roll_back.click()  # v1 replaced no champion: the server's 409 says so
+    expect(refused).to_contain_text("nothing to roll back to")
+
+    gated_page.get_by_role("button", name="Promote v2").click()
+    expect(gated_page.locator("#champion")).to_contain_text("Champion: lifeboat-titanic v2")
+    expect_change(changes.first, "v1 → v2", "api", "promoted by an admin")
+    roll_back.click()
+    expect(gated_page.locator("#champion")).to_contain_text("Champion: lifeboat-titanic v1")
+    expect(gated_page.locator("#history-status")).to_have_text("Rolled back to v1.")
+    expect(refused).to_be_empty()
+    expect(changes).to_have_count(3)
+    expect_change(changes.first, "v2 → v1", "api", "rollback from v2")
+    champion = gated_page.locator('#models-table tbody[data-version="1"]')
+    expect(champion).to_contain_text("★ Champion")
+    assert httpx.get(f"{gated_url}models").json()["champion"] == "1"
+    gated_page.screenshot(path=screenshots / "5-models-history.png", full_page=True)
+
+
+def expect_change(row: Locator, change: str, by: str, reason: str) -> None:
+    expect(row.locator("td")).to_have_text([re.compile(r"\d"), change, by, reason])
 
 
 def test_jobs_show_each_run_its_counts_and_a_failure_s_error(
