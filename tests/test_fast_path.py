@@ -56,7 +56,7 @@ def view(titanic: DatasetSpec) -> FeatureView:
 
 @pytest.fixture(scope="module", params=[
     ("logistic_regression", None), ("gradient_boosting", None),
-    ("logistic_regression", "sigmoid"), ("gradient_boosting", "isotonic")])
+    ("logistic_regression", "beta"), ("gradient_boosting", "isotonic")])
 def model(request: pytest.FixtureRequest, titanic: DatasetSpec, view: FeatureView,
           passengers: pd.DataFrame):
     """Each candidate pipeline fitted on 1000 passengers: the other 309 are unseen, so

@@ -128,9 +128,10 @@ class TrainingSpec(_Strict):
     # An input that alone ranks rows (e.g. last_amount): its held-out ROC AUC is logged beside
     # the model's, the bar a model must clear to be worth serving.
     baseline: str | None = None
-    # Probabilities are calibrated out of fold after SMOTE: Platt scaling (`sigmoid`),
-    # `isotonic`, or `none`; then each model decides at the threshold best for `threshold`.
-    calibration: Literal["sigmoid", "isotonic", "none"] = "sigmoid"
+    # Probabilities are calibrated out of fold after SMOTE: `beta` calibration, Platt scaling
+    # (`sigmoid`), `isotonic`, or `none`; each model then decides at the threshold best for
+    # `threshold`.
+    calibration: Literal["beta", "sigmoid", "isotonic", "none"] = "beta"
     threshold: ThresholdSpec = ThresholdSpec()
     # A challenger is promoted only when it beats the champion on the primary metric by at
     # least this much, and the paired bootstrap interval of the gain excludes zero (as

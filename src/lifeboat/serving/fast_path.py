@@ -765,14 +765,15 @@ def _session_options() -> ort.SessionOptions:
 
 class Calibration:
     """The model's calibration map (`training.calibration.Calibration`), replayed from its
-    plain numbers: Platt scaling on the log-odds, a step function through points, or none."""
+    plain numbers: beta or Platt scaling (logit p' = a ln p - b ln(1 - p) + c), a step
+    function through points, or none."""
 
-    _EDGE = 1e-7  # as training clips probabilities before taking their log-odds
+    _EDGE = 1e-7  # as training clips probabilities before taking logarithms
 
     def __init__(self, learned: Mapping[str, Any]) -> None:
         self.learned = dict(learned)
         self.method = learned["method"]
-        self.slope, self.intercept = float(learned["slope"]), float(learned["intercept"])
+        self.a, self.b, self.c = (float(learned[name]) for name in ("a", "b", "c"))
         self.points = (np.asarray(learned["points"][0], dtype=np.float64),
                        np.asarray(learned["points"][1], dtype=np.float64))
 
@@ -782,13 +783,13 @@ class Calibration:
         return None if fitted is None else cls(fitted.to_dict())
 
     def apply(self, probability: np.ndarray) -> np.ndarray:
-        if self.method == "sigmoid":
-            clipped = np.clip(probability, self._EDGE, 1 - self._EDGE)
-            odds = np.log(clipped / (1 - clipped))
-            return 1.0 / (1.0 + np.exp(-(self.slope * odds + self.intercept)))
         if self.method == "isotonic":
             return np.interp(probability, *self.points)
-        return probability
+        if self.method == "none":
+            return probability
+        clipped = np.clip(probability, self._EDGE, 1 - self._EDGE)
+        odds = self.a * np.log(clipped) - self.b * np.log1p(-clipped) + self.c
+        return 1.0 / (1.0 + np.exp(-odds))
 
 
 class FastScorer:

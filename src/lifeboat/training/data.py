@@ -10,8 +10,14 @@ row another model is judged on, and the promotion gate can compare any two fairl
 dataset with a time split holds out its latest cut-off instead: later than anything a
 model before it was trained on.
 
-Every row read was loaded up to a moment (`DataSeen.loaded_until`): a model records it, and
-`as_of` reads exactly the data that model saw again.
+Labelled predictions are training rows too: an outcome that came back for a logged
+prediction (through /feedback, or derived from later events) joins the feature-view row the
+prediction was scored on. Each is keyed `prediction:<id>`, counts as `feedback_weight`
+historical rows, and falls in the evaluation set by its key like any other row, so the gate
+judges models on today's outcomes too.
+
+Every row read was loaded (or its outcome received) up to a moment (`DataSeen`): a model
+records it, and `as_of` reads exactly the data that model saw again.
 """
 
 from __future__ import annotations
@@ -59,6 +65,9 @@ class DataSeen:
                    _moment(tags.get(f"{_TAG}feedback_until", "")))
 
 
+PREDICTION_KEY = "prediction:"  # the key of a labelled prediction: this, then its id
+
+
 @dataclass(frozen=True)
 class LabelledRows:
     features: pd.DataFrame  # view rows, indexed by each row's key
@@ -66,6 +75,12 @@ class LabelledRows:
     cutoffs: pd.Series | None = None  # each row's cut-off time, for datasets with events
     weights: np.ndarray | None = None  # how many rows each counts as; None: one each
     seen: DataSeen = DataSeen()
+    predicted: np.ndarray | None = None  # which rows are labelled predictions; None: none
+
+    @property
+    def from_predictions(self) -> np.ndarray:
+        return (np.zeros(len(self.labels), dtype=bool) if self.predicted is None
+                else self.predicted)
 
     @property
     def keys(self) -> np.ndarray:
@@ -78,7 +93,22 @@ class LabelledRows:
     def subset(self, rows: np.ndarray) -> LabelledRows:
         return replace(self, features=self.features[rows], labels=self.labels[rows],
                        cutoffs=None if self.cutoffs is None else self.cutoffs[rows],
-                       weights=None if self.weights is None else self.weights[rows])
+                       weights=None if self.weights is None else self.weights[rows],
+                       predicted=None if self.predicted is None else self.predicted[rows])
+
+    def with_predictions(self, outcomes: LabelledRows) -> LabelledRows:
+        """These rows, then the labelled predictions `outcomes` holds."""
+        if outcomes.labels.empty:
+            return self
+        cutoffs = (None if self.cutoffs is None else
+                   pd.concat([self.cutoffs, pd.Series(pd.NaT, index=outcomes.features.index,
+                                                      dtype=self.cutoffs.dtype)]))
+        return LabelledRows(
+            pd.concat([self.features, outcomes.features]),
+            pd.concat([self.labels, outcomes.labels]), cutoffs,
+            np.r_[self.row_weights, outcomes.row_weights],
+            DataSeen(self.seen.loaded_until, outcomes.seen.feedback_until),
+            np.r_[self.from_predictions, np.ones(len(outcomes.labels), dtype=bool)])
 
     def expanded(self) -> tuple[pd.DataFrame, pd.Series, np.ndarray | None]:
         """Each row repeated by its weight, with its key as the group that keeps a row's
@@ -104,6 +134,50 @@ def in_evaluation_set(spec: DatasetSpec, keys: np.ndarray) -> np.ndarray:
     salted = pd.Series([f"{spec.name}:{key}" for key in keys], dtype=object)
     hashed = pd.util.hash_pandas_object(salted, index=False).to_numpy()
     return hashed < np.uint64(spec.training.test_size * 2.0 ** 64)
+
+
+def training_data(database: Database, view: FeatureView, feedback_weight: int,
+                  as_of: DataSeen | None = None) -> LabelledRows:
+    """Everything a model learns from: the dataset's labelled rows, then the labelled
+    predictions, each counting as `feedback_weight` rows. With `as_of`, only what was
+    loaded and received up to its moments."""
+    outcomes = labelled_predictions(database, view, feedback_weight,
+                                    as_of.feedback_until if as_of else None,
+                                    bounded=as_of is not None)
+    return labelled_features(database, view, as_of).with_predictions(outcomes)
+
+
+def labelled_predictions(database: Database, view: FeatureView, weight: int,
+                         received_until: datetime | None = None,
+                         bounded: bool = False) -> LabelledRows:
+    """Logged predictions whose outcome came back, as the view rows they were scored on
+    (`FeatureView.logged_rows`), in id order; up to `received_until` when `bounded` (a
+    version that saw none bounds them all out)."""
+    query = (select(Prediction.id, Prediction.features, Prediction.input, Feedback.actual,
+                    Feedback.received_at)
+             .join(Feedback, Feedback.prediction_id == Prediction.id)
+             .where(Prediction.dataset == view.spec.name).order_by(Prediction.id))
+    if bounded:
+        if received_until is None:
+            return _no_outcomes(view)
+        query = query.where(Feedback.received_at <= received_until)
+    with database.session() as session:
+        found = session.execute(query).all()
+    if not found:
+        return _no_outcomes(view)
+    keys = [f"{PREDICTION_KEY}{row.id}" for row in found]
+    rows = view.logged_rows([row.features for row in found], [row.input for row in found])
+    newest = max(as_utc(row.received_at) for row in found)
+    return LabelledRows(rows.set_axis(keys), pd.Series([row.actual for row in found], index=keys,
+                                                       dtype=int, name=view.spec.target.column),
+                        weights=np.full(len(found), weight, dtype=np.int64),
+                        seen=DataSeen(feedback_until=newest))
+
+
+def _no_outcomes(view: FeatureView) -> LabelledRows:
+    return LabelledRows(view.typed(pd.DataFrame(columns=list(view.columns))),
+                        pd.Series(dtype=int, name=view.spec.target.column),
+                        weights=np.empty(0, dtype=np.int64))
 
 
 def labelled_features(database: Database, view: FeatureView,

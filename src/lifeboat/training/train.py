@@ -40,7 +40,7 @@ from lifeboat.registry.metrics import (
 from lifeboat.serving.fast_path import UnsupportedModel, compile_model, save_scorer
 from lifeboat.training.calibration import CalibratedModel
 from lifeboat.training.candidates import Candidate, candidates
-from lifeboat.training.data import DataSeen, LabelledRows, in_evaluation_set, labelled_features
+from lifeboat.training.data import DataSeen, LabelledRows, in_evaluation_set, training_data
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -82,6 +82,12 @@ class _Split:
     train: LabelledRows
     heldout: LabelledRows
 
+    @property
+    def dataset_heldout(self) -> LabelledRows:
+        """The held-out rows of the dataset itself, without labelled predictions: what the
+        held-out metrics are computed on, the same rows for every version."""
+        return self.heldout.subset(~self.heldout.from_predictions)
+
 
 def train(settings: Settings, database: Database, spec: DatasetSpec, *, promote: bool,
           changed_by: str = "training", as_of: DataSeen | None = None,
@@ -91,8 +97,8 @@ def train(settings: Settings, database: Database, spec: DatasetSpec, *, promote:
     With `as_of`, trains on exactly the data a version saw (`lifeboat train --as-of`)."""
     registry = ModelRegistry(settings, spec.model_name, ChampionHistory(database, spec.name))
     view = feature_view(spec)
-    progress(f"loading labelled rows with features {view.label}")
-    rows = labelled_features(database, view, as_of)
+    progress(f"loading labelled rows with features {view.label}, and labelled predictions")
+    rows = training_data(database, view, settings.feedback_weight, as_of)
     split = _split(rows, spec)
     with mlflow.start_run(experiment_id=experiment_id(registry.client, settings, spec.name),
                           run_name=f"train-{spec.name}") as run:
@@ -103,7 +109,7 @@ def train(settings: Settings, database: Database, spec: DatasetSpec, *, promote:
         _log_searches(selection, spec)
         progress(f"calibrating {selection.best_name} out of fold")
         model = fit_model(spec, selection, features, labels, groups)
-        metrics = _log_evaluation(spec, model, split.heldout)
+        metrics = _log_evaluation(spec, model, split.dataset_heldout)
         mlflow.log_param("best_candidate", selection.best_name)
         mlflow.log_params({f"best.{k}": v for k, v in selection.best.best_params_.items()})
         progress("recording the training distribution for drift checks")
@@ -131,9 +137,8 @@ def _min_improvement(settings: Settings, spec: DatasetSpec) -> float:
 
 
 def _evaluation_rows(heldout: LabelledRows) -> EvaluationRows:
-    keys = heldout.keys
-    return EvaluationRows(heldout.features, heldout.labels.to_numpy(), keys,
-                          heldout.row_weights.astype(float), np.zeros(len(keys), dtype=bool))
+    return EvaluationRows(heldout.features, heldout.labels.to_numpy(), heldout.keys,
+                          heldout.row_weights.astype(float), heldout.from_predictions)
 
 
 def fit_model(spec: DatasetSpec, selection: Selection, features: pd.DataFrame,
@@ -191,15 +196,15 @@ def _drift_reference(spec: DatasetSpec, model: CalibratedModel, split: _Split) -
 
 
 def _split(rows: LabelledRows, spec: DatasetSpec) -> _Split:
-    """The frozen evaluation set (`data.in_evaluation_set`) or, for a time split, the
-    latest cut-off, is held out; the rest trains. A time split holds out the latest because
-    a model is always used on a later time than it learned from: a random split would
-    flatter it."""
+    """The frozen evaluation set (`data.in_evaluation_set`) is held out; the rest trains.
+    A time split holds out the latest cut-off of the dataset's own rows instead, because a
+    model is always used on a later time than it learned from and a random split would
+    flatter it; labelled predictions go by their key there too."""
+    held_out = in_evaluation_set(spec, rows.keys)
     if spec.training.split == "time":
         assert rows.cutoffs is not None, "a time split needs each row's cut-off"
-        held_out = (rows.cutoffs == rows.cutoffs.max()).to_numpy()
-    else:
-        held_out = in_evaluation_set(spec, rows.keys)
+        latest = (rows.cutoffs == rows.cutoffs.max()).to_numpy()
+        held_out = np.where(rows.from_predictions, held_out, latest)
     return _Split(rows.subset(~held_out), rows.subset(held_out))
 
 
@@ -267,10 +272,13 @@ def _log_setup(spec: DatasetSpec, settings: Settings, view: FeatureView, rows: L
     reach, and their hash), and the keys of its training and held-out rows; returns the
     data hash."""
     data_hash = rows.data_hash()
+    predicted = int(rows.from_predictions.sum())
     mlflow.log_params({
         "dataset": spec.name,
         "feature_view": view.label,
         "rows": len(rows.labels),
+        "labelled_predictions": predicted,
+        "feedback_weight": settings.feedback_weight,
         "train_rows": len(split.train.labels),
         "heldout_rows": len(split.heldout.labels),
         "seed": spec.training.seed,
@@ -283,7 +291,7 @@ def _log_setup(spec: DatasetSpec, settings: Settings, view: FeatureView, rows: L
         "features": ",".join(spec.features.numeric + spec.features.categorical),
     })
     mlflow.set_tags({**rows.seen.tags(), "data.hash": data_hash, "data.rows": str(len(rows.labels)),
-                     "feature_view": view.label})
+                     "data.labelled_predictions": str(predicted), "feature_view": view.label})
     mlflow.log_dict({"keys": split.train.keys.tolist()}, TRAINING_ROWS_ARTIFACT)
     mlflow.log_dict({"entity_key": spec.entity.key, "entity_ids": split.heldout.keys.tolist(),
                      "seed": spec.training.seed}, "heldout_split.json")
