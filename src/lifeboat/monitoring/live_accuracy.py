@@ -8,6 +8,8 @@ import pandas as pd
 from sqlalchemy import case, func, select
 
 from lifeboat.db import Database, Feedback, Prediction
+from lifeboat.features import FeatureView
+from lifeboat.monitoring.logged import view_rows
 from lifeboat.registry import ModelVersion
 
 
@@ -25,15 +27,18 @@ class LiveAccuracy:
         return self.heldout_accuracy - self.accuracy
 
 
-def recent_outcomes(database: Database, dataset: str, size: int) -> pd.DataFrame:
-    """The newest `size` predictions with a true outcome (any model version): `input`
-    (the raw record served) and `actual`, for judging a challenger on today's data."""
-    query = (select(Prediction.input, Feedback.actual)
+def recent_outcomes(database: Database, view: FeatureView,
+                    size: int) -> tuple[pd.DataFrame, pd.Series]:
+    """The newest `size` predictions with a true outcome (any model version), for judging
+    a challenger on today's data: the view rows they were scored on, and the outcomes."""
+    query = (select(Prediction.features, Prediction.input, Feedback.actual)
              .join(Feedback, Feedback.prediction_id == Prediction.id)
-             .where(Prediction.dataset == dataset)
+             .where(Prediction.dataset == view.spec.name)
              .order_by(Prediction.created_at.desc()).limit(size))
     with database.session() as session:
-        return pd.DataFrame(session.execute(query).all(), columns=["input", "actual"])
+        found = session.execute(query).all()
+    rows = view_rows(view, [row.features for row in found], [row.input for row in found])
+    return rows, pd.Series([row.actual for row in found], dtype=int, name="actual")
 
 
 def live_accuracy(database: Database, dataset: str, model_version: str,

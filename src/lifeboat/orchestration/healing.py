@@ -123,12 +123,12 @@ def _retrain_in_child(settings: Settings, spec: DatasetSpec, reason: str,
 
 def _recent_rows(settings: Settings, database: Database,
                  spec: DatasetSpec) -> tuple[pd.DataFrame, pd.Series] | None:
-    """Recent labelled predictions as view rows and outcomes; None while there are too few."""
-    outcomes = recent_outcomes(database, spec.name, settings.live_accuracy_window)
-    if len(outcomes) < settings.min_feedback_samples:
+    """Recent labelled predictions as the view rows they were scored on, and their outcomes;
+    None while there are too few."""
+    rows, actual = recent_outcomes(database, feature_view(spec), settings.live_accuracy_window)
+    if len(rows) < settings.min_feedback_samples:
         return None
-    rows = feature_view(spec).from_records(pd.DataFrame.from_records(outcomes["input"].tolist()))
-    return rows, outcomes["actual"].astype(int)
+    return rows, actual
 
 
 def _claim(database: Database, dataset: str, reason: str, drift_report_id: int | None,
