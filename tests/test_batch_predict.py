@@ -81,6 +81,13 @@ def test_every_row_is_scored_in_order_written_and_logged_as_batch(
                            "cabin": "B5", "embarked": "S"}
     assert first.probability == pytest.approx(scored["probability"][0], rel=1e-12)
     assert first.model_version == report.model_version
+    view = feature_view(titanic)
+    expected = view.from_records([first.input]).iloc[0]
+    assert first.entity_id is None  # titanic3 has no key column
+    assert first.features == {name: None if pd.isna(value) else value
+                              for name, value in expected.items()}
+    assert first.features["title"] == "Miss" and first.features["deck"] == "B"
+    assert all(list(p.features) == list(view.columns) for p in log)
 
 
 def test_a_rerun_logs_only_what_is_missing(trained_settings: Settings, titanic: DatasetSpec,
@@ -249,6 +256,10 @@ def test_an_unusable_value_is_scored_as_missing_and_named(
     np.testing.assert_allclose(scored["probability"], expected, rtol=1e-12)
     inputs = {p.input["name"]: p.input for p in logged(database)}
     assert inputs["A, Mr. B"]["age"] is None and inputs["G, Mr. H"]["age"] == 40.0
+    features = {p.entity_id: p.features for p in logged(database)}
+    assert set(features) == {"1", "2", "3", "4"}
+    assert features["2"]["pclass"] is None and features["2"]["age"] == 30.0
+    assert features["4"]["sibsp"] == 0.0 and features["4"]["embarked"] is None
 
 
 def test_formulas_are_defused_in_csv_but_kept_in_parquet(

@@ -14,10 +14,14 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+import pandas as pd
+
 from lifeboat.config import Settings
+from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, DriftReport, Feedback, IngestionRun, Prediction, Retrain
+from lifeboat.features import feature_view
 from lifeboat.monitoring.collector import MonitoringCollector
-from lifeboat.monitoring.live_accuracy import LiveAccuracy, live_accuracy
+from lifeboat.monitoring.live_accuracy import LiveAccuracy, live_accuracy, recent_outcomes
 from lifeboat.monitoring.metrics import exposition
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -61,6 +65,32 @@ def test_live_accuracy_counts_the_latest_labelled_predictions_of_the_serving_ver
     assert (everything.accuracy, everything.samples, everything.drop) == (0.4, 20, None)
     nothing = live_accuracy(database, "titanic", "9", heldout_accuracy=0.9, window=10)
     assert (nothing.accuracy, nothing.samples, nothing.drop) == (None, 0, None)
+
+
+def test_recent_outcomes_are_the_view_rows_the_predictions_were_scored_on(
+        database: Database, titanic: DatasetSpec) -> None:
+    """The logged vector where there is one (an entity id's included); the view of the raw
+    input for a prediction logged before the log kept vectors."""
+    view = feature_view(titanic)
+    woman = {"pclass": 1, "name": "Allen, Miss. Elisabeth Walton", "sex": "female", "age": 29}
+    vector = {name: None for name in view.columns} | {"pclass": 3.0, "age": 41.0, "sex": "male"}
+    logged = [({"entity_id": "e1"}, vector), (woman, None), ({"entity_id": "e0"}, None)]
+    with database.session() as session:
+        for number, (given, features) in enumerate(reversed(logged)):  # newest first back
+            prediction = _prediction(number, 1)
+            prediction.input, prediction.features = given, features
+            session.add(prediction)
+            session.flush()
+            session.add(Feedback(prediction_id=prediction.id, actual=number % 2,
+                                 received_at=NOW))
+    rows, actual = recent_outcomes(database, view, size=10)
+    expected = pd.concat([view.typed(pd.DataFrame([vector])),
+                          view.from_records(pd.DataFrame.from_records([woman, {}]))],
+                         ignore_index=True)
+    pd.testing.assert_frame_equal(rows, expected)
+    assert rows.loc[1, "title"] == "Miss" and pd.isna(rows.loc[0, "title"])
+    assert actual.tolist() == [0, 1, 0]
+    assert recent_outcomes(database, view, size=1)[0]["age"].tolist() == [41.0]
 
 
 def test_the_collector_reads_drift_retrains_accuracy_and_ingestion_from_the_database(
