@@ -314,6 +314,38 @@ def test_numbers_are_typed_as_the_pattern_says_whichever_way_they_are_read() -> 
     assert value.to_pylist() == [float(s) if s in finite else None for s in strings]
 
 
+def test_json_objects_are_what_json_dumps_writes_row_by_row() -> None:
+    """Consecutive columns whose values repeat are written once per distinct combination
+    (unless nearly every row is one of its own), the others value by value: either way each
+    row reads back as its values, keys in column order."""
+    rng = np.random.default_rng(5)
+    rows = 3000
+
+    def drawn(values: list) -> list:
+        return [values[i] for i in rng.integers(0, len(values), rows)]
+
+    values = {
+        "class": (drawn([1.0, 2.5, None]), "float"),
+        "port": (drawn(["S", 'q"uote', "back\\slash", None]), "string"),
+        "fare": ([None if i % 7 == 0 else float(x) for i, x in enumerate(rng.normal(size=rows))],
+                 "float"),
+        "count": (drawn([0.0, 3.0, None]), "integer"),
+        "name": ([f"n{i}" + ("\x01" if i % 50 == 0 else "") for i in range(rows)], "string"),
+        "deck": (drawn(list("ABCDEFGU")), "string"),
+        # Repeating each, but together nearly every row a combination of its own.
+        "row_a": (drawn([float(n) for n in range(60)]), "float"),
+        "row_b": (drawn([f"b{n}" for n in range(60)]), "string"),
+    }
+    built = batch._json_objects({name: (pa.array(column, pa.float64() if kind != "string"
+                                                 else pa.string()), kind)
+                                 for name, (column, kind) in values.items()})
+    expected = [{name: (int(column[i]) if kind == "integer" and column[i] is not None
+                        else column[i]) for name, (column, kind) in values.items()}
+                for i in range(rows)]
+    read = [json.loads(text) for text in built.to_pylist()]
+    assert read == expected and all(list(row) == list(values) for row in read)
+
+
 def lifeboat(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MLFLOW_TRACKING_URI")}
     env.update(LIFEBOAT_HOME=str(settings.resolved_home), COLUMNS="200")

@@ -465,13 +465,59 @@ def _issues(issues: Mapping[str, pa.Array | None], rows: int) -> pa.Array:
 def _json_objects(columns: Mapping[str, tuple[pa.Array, str]]) -> pa.Array:
     """Each row as a JSON object of the columns, each given with the type its values are
     written as (`integer`, `float`, `string`), null for missing: built column by column in
-    Arrow, in one join, because a million json.dumps calls cost seconds."""
+    Arrow, in one join, because a million json.dumps calls cost seconds.
+
+    The join costs about the same per part and row whatever the part holds, so consecutive
+    columns whose values repeat (classes, flags, ports) go in as one part: their members
+    written once per distinct combination of values, then taken for each row."""
     parts: list[pa.Array | pa.Scalar] = []
+    repeating: list[pa.Array] = []  # members ("key":value) of consecutive repeating columns
+    rows = 0
     for position, (name, (value, kind)) in enumerate(columns.items()):
-        key = ("{" if position == 0 else ",") + json.dumps(name) + ":"
-        values = _per_distinct(value, partial(_json_values, kind=kind))
-        parts += [pa.scalar(key), pc.fill_null(values, "null")]
+        key = pa.scalar(("{" if position == 0 else ",") + json.dumps(name) + ":")
+        rows = len(value)
+        sample = value.slice(0, 1000)
+        if 2 * len(pc.unique(sample)) <= len(sample):
+            repeating.append(_members(key, value, kind))
+            continue
+        parts += _combined(repeating, rows)
+        repeating = []
+        parts += [key, pc.fill_null(_json_values(value, kind), "null")]
+    parts += _combined(repeating, rows)
     return pc.binary_join_element_wise(*parts, pa.scalar("}"), "")
+
+
+def _members(key: pa.Scalar, value: pa.Array, kind: str) -> pa.DictionaryArray:
+    """`"key":value` per row, dictionary-encoded: written once per distinct value, and once
+    for missing (the dictionary's last entry)."""
+    encoded = pc.dictionary_encode(value)
+    texts = pa.concat_arrays([_json_values(encoded.dictionary, kind), pa.array(["null"])])
+    members = pc.binary_join_element_wise(key, texts, "")
+    return pa.DictionaryArray.from_arrays(
+        pc.fill_null(encoded.indices, len(members) - 1), members)
+
+
+def _combined(columns: list[pa.DictionaryArray], rows: int) -> list[pa.Array]:
+    """Dictionary-encoded members of consecutive columns as one part: each distinct
+    combination of them joined once. Columns that vary together too much stay apart."""
+    if len(columns) < 2:
+        return [column.dictionary.take(column.indices) for column in columns]
+    combination, bound = np.zeros(rows, dtype=np.int64), 1
+    for column in columns:
+        size = len(column.dictionary)
+        if bound * size >= 1 << 62:
+            combination, distinct = pd.factorize(combination)
+            bound = len(distinct)
+        combination = combination * size + column.indices.to_numpy(zero_copy_only=False)
+        bound *= size
+    codes, distinct = pd.factorize(combination)
+    if 2 * len(distinct) > rows:
+        return [column.dictionary.take(column.indices) for column in columns]
+    running = np.maximum.accumulate(codes)  # factorize numbers values as they first appear
+    first = np.flatnonzero(np.r_[True, running[1:] > running[:-1]])
+    joined = pc.binary_join_element_wise(
+        *(column.dictionary.take(column.indices.take(first)) for column in columns), "")
+    return [joined.take(codes)]
 
 
 def _view_json_column(column: Any) -> tuple[pa.Array, str]:
@@ -485,16 +531,6 @@ def _view_json_column(column: Any) -> tuple[pa.Array, str]:
         numbers = column.cast(pa.float64())
         return pc.if_else(pc.is_finite(numbers), numbers, pa.scalar(None, pa.float64())), "float"
     return column.cast(pa.string()), "string"
-
-
-def _per_distinct(values: pa.Array, function: Callable[[pa.Array], pa.Array]) -> pa.Array:
-    """`function` (Arrow kernels, value by value) once per distinct value when values repeat
-    (classes, ages, ports), else on every value; the first thousand tell which."""
-    sample = values.slice(0, 1000)
-    if 2 * len(pc.unique(sample)) > len(sample):
-        return function(values)
-    encoded = pc.dictionary_encode(values)
-    return function(encoded.dictionary).take(encoded.indices)
 
 
 def _json_values(value: pa.Array, kind: str) -> pa.Array:
