@@ -223,7 +223,9 @@ class _Meter:
 
 @dataclass
 class _Scored:
-    logged: pa.Table | None      # the log's rows; dropped once written, to free the memory
+    # The log's rows, made by the thread that logs them (their JSON is a large part of a
+    # chunk's work); dropped once written, to free the memory.
+    logged: Callable[[], pa.Table] | None
     rows: int
     latency_ms: float            # the model call's, as every route logs it
     with_issues: int
@@ -245,15 +247,20 @@ def _score_chunk(predictor: Predictor, chunk: pd.DataFrame, ids: _IdMaker,
     prediction_id = ids.for_rows(chunk["row"].to_numpy())
     issues = _issues({key: key_issue, **{name: field.issue for name, field in inputs.items()}},
                      len(chunk))
-    logged = pa.table({
-        "id": prediction_id, "entity_id": entity_ids,
-        "input": _json_objects({name: (field.value, spec.input_fields[name].type)
-                                for name, field in inputs.items()}),
-        "features": _json_objects({name: _view_json_column(view[name])
-                                   for name in predictor.view.columns}),
-        "prediction": prediction, "label": label, "probability": probability})
+    logged = partial(_log_rows, {
+        "id": prediction_id, "entity_id": entity_ids, "prediction": prediction, "label": label,
+        "probability": probability},
+        {name: (field.value, spec.input_fields[name].type) for name, field in inputs.items()},
+        {name: view[name] for name in predictor.view.columns})
     return (_Scored(logged, len(chunk), latency_ms, len(issues) - issues.null_count),
             _output_table(chunk, spec, issues, prediction_id, prediction, label, probability))
+
+
+def _log_rows(columns: dict[str, Any], inputs: Mapping[str, tuple[pa.Array, str]],
+              view: Mapping[str, Any]) -> pa.Table:
+    """The prediction log's rows: the typed inputs and the view row, each as JSON."""
+    return pa.table({**columns, "input": _json_objects(inputs), "features": _json_objects(
+        {name: _view_json_column(column) for name, column in view.items()})})
 
 
 def _view_columns(predictor: Predictor, inputs: dict[str, _Field]) -> Mapping[str, Any]:
@@ -278,7 +285,8 @@ def _entity_ids(keys: pd.Series) -> pa.Array:
 _Fill = Callable[[pa.Array, dict[str, "_Field"]], tuple[dict[str, "_Field"], pa.Array | None]]
 
 
-def _as_given(_entity_ids: pa.Array, inputs: dict[str, _Field]) -> tuple[dict[str, _Field], None]:
+def _as_given(_entity_ids: pa.Array,
+              inputs: dict[str, _Field]) -> tuple[dict[str, _Field], None]:
     return inputs, None
 
 
@@ -471,11 +479,10 @@ def _json_objects(columns: Mapping[str, tuple[pa.Array, str]]) -> pa.Array:
     columns whose values repeat (classes, flags, ports) go in as one part: their members
     written once per distinct combination of values, then taken for each row."""
     parts: list[pa.Array | pa.Scalar] = []
-    repeating: list[pa.Array] = []  # members ("key":value) of consecutive repeating columns
-    rows = 0
+    repeating: list[pa.DictionaryArray] = []  # `"key":value` of consecutive repeating columns
+    rows = len(next(iter(columns.values()))[0])
     for position, (name, (value, kind)) in enumerate(columns.items()):
         key = pa.scalar(("{" if position == 0 else ",") + json.dumps(name) + ":")
-        rows = len(value)
         sample = value.slice(0, 1000)
         if 2 * len(pc.unique(sample)) <= len(sample):
             repeating.append(_members(key, value, kind))
@@ -610,7 +617,7 @@ def _log_unlogged(session: Session, predictor: Predictor, scored: _Scored,
     of its rows: the chunk's last id being there means all of it is, its first id missing
     means none is, and only a chunk straddling the end of that prefix is checked row by row.
     """
-    logged, scored.logged = scored.logged, None
+    logged, scored.logged = scored.logged(), None
     ids, version = logged["id"], predictor.version
     first, last = ids[0].as_py(), ids[len(ids) - 1].as_py()
     if _is_logged(session, last):
