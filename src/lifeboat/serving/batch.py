@@ -64,7 +64,7 @@ from lifeboat.features import OnlineStore, feature_view, open_online_store
 from lifeboat.ingest import defuse_formulas, read_ahead, read_chunks
 from lifeboat.ingest.sources import open_source
 from lifeboat.registry import ModelRegistry
-from lifeboat.serving.predictor import Predictor, load_predictor, view_mismatch
+from lifeboat.serving.predictor import MAX_ENTITY_ID, Predictor, load_predictor, view_mismatch
 from lifeboat.validation import FileRejected, RowIssue
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -76,7 +76,6 @@ _CHUNK_ROWS = 40_000
 # core, and the log's server work was the pipeline's slowest stage. SQLite has one writer.
 _LOG_CONNECTIONS = {"postgresql": 2}
 _NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
-_MAX_ENTITY_ID = 64  # characters: the prediction log's entity_id column
 UNKNOWN_ENTITY = "unknown_entity"  # an `issues` kind: the online store holds no such key
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 _INPUT_SUFFIXES = (".gz", ".csv", ".tsv", ".txt", *_PARQUET_SUFFIXES)
@@ -227,7 +226,7 @@ class _Scored:
     # chunk's work); dropped once written, to free the memory.
     logged: Callable[[], pa.Table] | None
     rows: int
-    latency_ms: float            # the model call's, as every route logs it
+    latency_ms: float            # scoring's (a store read included), as every route logs it
     with_issues: int
 
 
@@ -276,7 +275,7 @@ def _entity_ids(keys: pd.Series) -> pa.Array:
     """The rows' keys as entity ids: trimmed, null where missing or too long to be one."""
     text = pc.utf8_trim_whitespace(_text(keys))
     usable = pc.and_(pc.greater(pc.utf8_length(text), 0),
-                     pc.less_equal(pc.utf8_length(text), _MAX_ENTITY_ID))
+                     pc.less_equal(pc.utf8_length(text), MAX_ENTITY_ID))
     return pc.if_else(usable, text, pa.scalar(None, pa.string()))
 
 

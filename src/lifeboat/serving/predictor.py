@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from lifeboat.datasets import DatasetSpec
+from lifeboat.db import Prediction
 from lifeboat.db.models import utcnow
 from lifeboat.features import FeatureView, OnlineStore
 from lifeboat.registry import ModelRegistry, ModelVersion
@@ -27,6 +28,8 @@ from lifeboat.serving.fast_path import FastScorer, UnsupportedModel, compile_mod
 log = logging.getLogger(__name__)
 
 _RAND_B = (1 << 62) - 1
+# The longest entity id a prediction can be logged with: the log's entity_id column.
+MAX_ENTITY_ID: int = Prediction.__table__.c["entity_id"].type.length
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,13 +20,12 @@ from lifeboat.features import OnlineStoreUnavailable
 from lifeboat.ingest import defuse_formulas, read_chunks
 from lifeboat.serving.deps import DatasetService, serving_predictor
 from lifeboat.serving.explain import MAX_EXPLAINED, contributions, vector_contributions
-from lifeboat.serving.predictor import Predictor
+from lifeboat.serving.predictor import MAX_ENTITY_ID, Predictor
 from lifeboat.serving.schemas import DatasetSchemas, EntityError, ModelRef, Source
 from lifeboat.serving.state import ServiceState
 from lifeboat.validation import FileRejected
 
 MAX_RECORDS = 10_000
-MAX_ENTITY_ID = 64  # characters: the prediction log's entity_id column
 _INLINE_RECORDS = 32  # scored without leaving the event loop
 _CSV = "text/csv"
 _INVALID = {"description": "Validation Error", "content": {"application/json": {"schema": {
@@ -69,7 +68,7 @@ def predict_router(spec: DatasetSpec, schemas: DatasetSchemas, dataset: DatasetS
         predictor = serving_predictor(service)
         rows = _uploaded_rows(spec, file)
         records = _validated_rows(many, rows, _records_of(spec, rows))
-        keys = [entity_key(key) for key in rows[spec.entity.key].tolist()]
+        keys = [_entity_key(key) for key in rows[spec.entity.key].tolist()]
         predictions = predictor.predict([r.model_dump() for r in records], source, keys)
         if _CSV in request.headers.get("accept", ""):
             service.record(predictions)
@@ -153,11 +152,11 @@ class _EntityKeys:
     def _key(self, record: Any) -> str | None:
         for name, value in record.items():
             if name.strip().lower() in self.spellings:
-                return entity_key(value)
+                return _entity_key(value)
         return None
 
 
-def entity_key(value: Any) -> str | None:
+def _entity_key(value: Any) -> str | None:
     """A given key as an entity id (trimmed text, as ids are stored), or None when it cannot
     be one: missing, empty, longer than an id, or not a string or integer."""
     if isinstance(value, bool) or not isinstance(value, str | int):
