@@ -91,7 +91,6 @@ def _byte_set(members: bytes) -> np.ndarray:
 _NUMBER_BYTES = _byte_set(b"0123456789+-.eE")
 # A cell starting with an ASCII letter or digit is never run as a formula by a spreadsheet.
 _PLAIN_START = _byte_set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
-_JSON_SPECIAL = _byte_set(bytes(range(0x20)) + b'"\\')  # what a JSON string must escape
 
 
 @dataclass(frozen=True)
@@ -551,11 +550,15 @@ def _json_values(value: pa.Array, kind: str) -> pa.Array:
 
 def _json_strings(value: pa.Array) -> pa.Array:
     """Quoted, with quotes and backslashes escaped; a value with a control character is left
-    to json.dumps. The escapes are only run on a column that has something to escape."""
+    to json.dumps. The escapes are only run on the values that have something to escape."""
     data = _data_bytes(value)
     escaped = value
-    if _JSON_SPECIAL[data].any():
-        escaped = pc.replace_substring(pc.replace_substring(value, "\\", "\\\\"), '"', '\\"')
+    if (data == ord('"')).any() or (data == ord("\\")).any():
+        special = pc.fill_null(pc.or_(pc.match_substring(value, '"'),
+                                      pc.match_substring(value, "\\")), False)
+        fixed = pc.replace_substring(pc.replace_substring(value.filter(special), "\\", "\\\\"),
+                                     '"', '\\"')
+        escaped = pc.replace_with_mask(value, special, fixed)
     quoted = pc.binary_join_element_wise('"', escaped, '"', "")
     if not (data < 0x20).any():
         return quoted
