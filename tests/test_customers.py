@@ -11,6 +11,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -132,13 +133,35 @@ def test_drift_checks_the_customers_window_against_its_training_reference(
           f"shifted: {sorted(flagged)}")
 
 
+@pytest.fixture(params=["embedded", "redis"])
+def served(request: pytest.FixtureRequest, trained: tuple[Settings, Database, TrainingResult],
+           customers: DatasetSpec) -> Iterator[Settings]:
+    """The trained home's settings, with an online store of each kind holding every customer."""
+    settings, database, _ = trained
+    if request.param == "embedded":
+        yield settings
+        return
+    url = request.getfixturevalue("redis_url")
+    store = open_online_store(url)
+    try:
+        materialize(database, customers, store)
+        yield settings.model_copy(update={"redis_url": url})
+    finally:
+        store.close()
+        client = redis.Redis.from_url(url)
+        for key in client.scan_iter(match=f"{customers.name}:{customers.features.view}:*",
+                                    count=10_000):
+            client.unlink(key)
+        client.close()
+
+
 def test_a_customers_file_scores_each_customer_as_by_id(
-        trained: tuple[Settings, Database, TrainingResult], customers: DatasetSpec,
-        tmp_path: Path) -> None:
+        served: Settings, trained: tuple[Settings, Database, TrainingResult],
+        customers: DatasetSpec, tmp_path: Path) -> None:
     """customers.csv has no transaction aggregates: `lifeboat predict` reads them from the
     online store by customer id, so each customer gets the probability an entity-id request
     gives; an id the store does not know, or none, is named in `issues`."""
-    settings, database, _ = trained
+    settings, (_, database, _) = served, trained
     generated = (Path(settings.home).parent / "generated" / "customers.csv").read_text()
     header, *rows = generated.splitlines(True)
     source = tmp_path / "customers.csv"
