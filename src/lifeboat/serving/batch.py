@@ -10,9 +10,9 @@ column names each such field. A missing required field is named there too. Lines
 cannot split into the header's columns get no output row; they are counted, and the `row`
 column (the file's data row number) shows where they were.
 
-A file may lack inputs the feature view stores under their own names (a customers file
-holds no transaction aggregates): those are read from the online store by each row's key,
-one read per chunk, so a row scores as its entity does by id. A row whose key is missing
+A file may lack inputs the feature view stores under their own names (entities without the
+aggregates of their events): those are read from the online store by each row's key, one
+read per chunk, so a row scores as its entity does by id. A row whose key is missing
 (`missing_required`) or unknown to the store (`unknown_entity`) is scored with them missing,
 and the issue is named under the key's column. A file with every input, or without the
 key's column, reads no store.
