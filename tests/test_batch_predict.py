@@ -81,6 +81,13 @@ def test_every_row_is_scored_in_order_written_and_logged_as_batch(
                            "cabin": "B5", "embarked": "S"}
     assert first.probability == pytest.approx(scored["probability"][0], rel=1e-12)
     assert first.model_version == report.model_version
+    view = feature_view(titanic)
+    expected = view.from_records([first.input]).iloc[0]
+    assert first.entity_id is None  # titanic3 has no key column
+    assert first.features == {name: None if pd.isna(value) else value
+                              for name, value in expected.items()}
+    assert first.features["title"] == "Miss" and first.features["deck"] == "B"
+    assert all(list(p.features) == list(view.columns) for p in log)
 
 
 def test_a_rerun_logs_only_what_is_missing(trained_settings: Settings, titanic: DatasetSpec,
@@ -225,6 +232,8 @@ def test_parquet_and_gzip_inputs_score_the_same(trained_settings: Settings, tita
 def test_an_unusable_value_is_scored_as_missing_and_named(
         trained_settings: Settings, titanic: DatasetSpec, database: Database,
         tmp_path: Path) -> None:
+    """The file lacks sibsp, parch and embarked, which the online store holds: its ids
+    (the store knows passengers by derived ids) are named unknown, and those score missing."""
     source = tmp_path / "messy.csv"
     source.write_text("PassengerId,Pclass,Name,Sex,Age,Fare\n"
                       '1,3,"A, Mr. B",male,old,7.25\n'
@@ -233,10 +242,12 @@ def test_an_unusable_value_is_scored_as_missing_and_named(
                       '4,,"G, Mr. H",male, 40 ,8\n')
     report = score_file(trained_settings, database, titanic, str(source))
     scored = pd.read_csv(report.output, dtype={"issues": str})
+    unknown = "passenger_id: unknown_entity"
     assert scored["issues"].tolist() == [
-        "age: wrong_type", "pclass: not_allowed; sex: not_allowed; fare: out_of_range", np.nan,
-        "pclass: missing_required"]
-    assert report.rows == 4 and report.with_issues == 3
+        f"{unknown}; age: wrong_type",
+        f"{unknown}; pclass: not_allowed; sex: not_allowed; fare: out_of_range", unknown,
+        f"{unknown}; pclass: missing_required"]
+    assert report.rows == 4 and report.with_issues == 4
     as_missing = pd.DataFrame({
         "pclass": [3, None, 1, None], "name": ["A, Mr. B", "C, Mrs. D", "E, Mrs. F", "G, Mr. H"],
         "sex": ["male", None, "female", "male"], "age": [None, 30, 2.5, 40],
@@ -245,6 +256,10 @@ def test_an_unusable_value_is_scored_as_missing_and_named(
     np.testing.assert_allclose(scored["probability"], expected, rtol=1e-12)
     inputs = {p.input["name"]: p.input for p in logged(database)}
     assert inputs["A, Mr. B"]["age"] is None and inputs["G, Mr. H"]["age"] == 40.0
+    features = {p.entity_id: p.features for p in logged(database)}
+    assert set(features) == {"1", "2", "3", "4"}
+    assert features["2"]["pclass"] is None and features["2"]["age"] == 30.0
+    assert features["4"]["sibsp"] == 0.0 and features["4"]["embarked"] is None
 
 
 def test_formulas_are_defused_in_csv_but_kept_in_parquet(
@@ -297,6 +312,38 @@ def test_numbers_are_typed_as_the_pattern_says_whichever_way_they_are_read() -> 
     value, wrong = batch._numbers(pa.array(strings), pa.array([True] * len(strings)))
     assert wrong.to_pylist() == [s not in finite for s in strings]  # 1e999 is no float
     assert value.to_pylist() == [float(s) if s in finite else None for s in strings]
+
+
+def test_json_objects_are_what_json_dumps_writes_row_by_row() -> None:
+    """Consecutive columns whose values repeat are written once per distinct combination
+    (unless nearly every row is one of its own), the others value by value: either way each
+    row reads back as its values, keys in column order."""
+    rng = np.random.default_rng(5)
+    rows = 3000
+
+    def drawn(values: list) -> list:
+        return [values[i] for i in rng.integers(0, len(values), rows)]
+
+    values = {
+        "class": (drawn([1.0, 2.5, None]), "float"),
+        "port": (drawn(["S", 'q"uote', "back\\slash", None]), "string"),
+        "fare": ([None if i % 7 == 0 else float(x) for i, x in enumerate(rng.normal(size=rows))],
+                 "float"),
+        "count": (drawn([0.0, 3.0, None]), "integer"),
+        "name": ([f"n{i}" + ("\x01" if i % 50 == 0 else "") for i in range(rows)], "string"),
+        "deck": (drawn(list("ABCDEFGU")), "string"),
+        # Repeating each, but together nearly every row a combination of its own.
+        "row_a": (drawn([float(n) for n in range(60)]), "float"),
+        "row_b": (drawn([f"b{n}" for n in range(60)]), "string"),
+    }
+    built = batch._json_objects({name: (pa.array(column, pa.float64() if kind != "string"
+                                                 else pa.string()), kind)
+                                 for name, (column, kind) in values.items()})
+    expected = [{name: (int(column[i]) if kind == "integer" and column[i] is not None
+                        else column[i]) for name, (column, kind) in values.items()}
+                for i in range(rows)]
+    read = [json.loads(text) for text in built.to_pylist()]
+    assert read == expected and all(list(row) == list(values) for row in read)
 
 
 def lifeboat(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:

@@ -52,7 +52,8 @@ def test_calibrated_probabilities_decide_where_the_costs_balance() -> None:
     costly_misses = ThresholdSpec(objective="cost", false_positive_cost=1, false_negative_cost=4)
     assert decision_threshold(costly_misses, True, probability, labels) == pytest.approx(0.2)
     f1 = ThresholdSpec(objective="f1")
-    assert decision_threshold(f1, True, probability, labels) == best_threshold(probability, labels, f1)
+    searched = best_threshold(probability, labels, f1)
+    assert decision_threshold(f1, True, probability, labels) == searched
     assert decision_threshold(ThresholdSpec(), False, probability, labels) == best_threshold(
         probability, labels, ThresholdSpec())
 

@@ -11,18 +11,21 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+import redis
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from conftest import make_settings, scratch_postgres_database
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.datasets.customers import write_customers
-from lifeboat.db import Database, upgrade
+from lifeboat.db import Database, Prediction, upgrade
 from lifeboat.features import feature_view, materialize, open_online_store
 from lifeboat.features.snapshots import current_snapshot
 from lifeboat.ingest import LandingZone, ingest_file
 from lifeboat.monitoring.check import check_drift
 from lifeboat.serving import create_app
+from lifeboat.serving.batch import score_file
 from lifeboat.training import TrainingResult, labelled_features, train
 
 GENERATED = {"customers": 800, "transactions": 40_000, "seed": 11}
@@ -128,3 +131,94 @@ def test_drift_checks_the_customers_window_against_its_training_reference(
     assert "loyalty_points" in flagged
     print(f"steady window: drift={steady.drifted}, share={steady.drift_share:.2f}; "
           f"shifted: {sorted(flagged)}")
+
+
+@pytest.fixture(params=["embedded", "redis"])
+def served(request: pytest.FixtureRequest, trained: tuple[Settings, Database, TrainingResult],
+           customers: DatasetSpec) -> Iterator[Settings]:
+    """The trained home's settings, with an online store of each kind holding every customer."""
+    settings, database, _ = trained
+    if request.param == "embedded":
+        yield settings
+        return
+    url = request.getfixturevalue("redis_url")
+    store = open_online_store(url)
+    try:
+        materialize(database, customers, store)
+        yield settings.model_copy(update={"redis_url": url})
+    finally:
+        store.close()
+        client = redis.Redis.from_url(url)
+        for key in client.scan_iter(match=f"{customers.name}:{customers.features.view}:*",
+                                    count=10_000):
+            client.unlink(key)
+        client.close()
+
+
+def test_a_customers_file_scores_each_customer_as_by_id(
+        served: Settings, trained: tuple[Settings, Database, TrainingResult],
+        customers: DatasetSpec, tmp_path: Path) -> None:
+    """customers.csv has no transaction aggregates: `lifeboat predict` reads them from the
+    online store by customer id, so each customer gets the probability an entity-id request
+    gives; an id the store does not know, or none, is named in `issues`."""
+    settings, (_, database, _) = served, trained
+    generated = (Path(settings.home).parent / "generated" / "customers.csv").read_text()
+    header, *rows = generated.splitlines(True)
+    source = tmp_path / "customers.csv"
+    source.write_text(header + "".join(rows[:80]) + "C9999999,40,north,2025-01-01,120,a@b.c\n"
+                      + ",41,south,2025-01-01,90,\n")
+    report = score_file(settings, database, customers, str(source))
+    scored = pd.read_csv(report.output, dtype={"customer_id": str, "issues": str})
+    ids = scored["customer_id"].dropna().tolist()
+    with TestClient(create_app(settings)) as client:
+        answer = client.post("/predict", json={"entity_ids": ids}).json()
+    by_id = {p["entity_id"]: p["probability"] for p in answer["predictions"]}
+    unknown = {error["entity_id"] for error in answer["errors"]}
+    assert len(by_id) >= 70 and "C9999999" in unknown
+    in_file = scored.set_index(scored["customer_id"].fillna("(none)"))
+    for customer, probability in by_id.items():
+        assert in_file.loc[customer, "probability"] == pytest.approx(probability, abs=1e-9)
+        assert pd.isna(in_file.loc[customer, "issues"])
+    for customer in unknown:  # rejected by ingestion (a dirty age or region), or never sent
+        assert in_file.loc[customer, "issues"].startswith("customer_id: unknown_entity")
+    assert in_file.loc["(none)", "issues"] == "customer_id: missing_required"
+
+    store = open_online_store(settings.online_store_url)
+    view = feature_view(customers)
+    stored = dict(zip(by_id, store.read(view.key, list(by_id)), strict=True))
+    store.close()
+    with database.session() as session:
+        logged = session.scalars(select(Prediction).where(
+            Prediction.source == "batch", Prediction.dataset == "customers")).all()
+    assert len(logged) == len(scored)
+    for prediction in logged:
+        if prediction.entity_id in stored:
+            assert prediction.features == dict(zip(view.columns, stored[prediction.entity_id],
+                                                   strict=True))
+            assert prediction.input["completed_count"] is None  # the file's, as it was
+    assert {p.entity_id for p in logged} == {*ids, None}
+
+
+def test_drift_checks_the_vectors_entity_id_predictions_were_scored_on(
+        trained: tuple[Settings, Database, TrainingResult], customers: DatasetSpec) -> None:
+    """Stored vectors with loyalty points tenfold, predicted by id: the check reads the
+    logged vectors and names that feature."""
+    settings, database, _ = trained
+    settings = settings.model_copy(update={"drift_window_size": 200})
+    ids = current_snapshot(database, customers).rows["customer_id"].sample(
+        250, random_state=2).tolist()
+    view, store = feature_view(customers), open_online_store(settings.online_store_url)
+    columns, points = list(view.columns), list(view.columns).index("loyalty_points")
+    original = store.read(view.key, ids)
+    shifted = [[value * 10 if i == points and value is not None else value
+                for i, value in enumerate(vector)] for vector in original]
+    store.write(view.key, columns, ids, shifted)
+    try:
+        with TestClient(create_app(settings)) as client:
+            assert client.post("/predict", json={"entity_ids": ids}).status_code == 200
+        report = check_drift(settings, database, customers)
+    finally:
+        store.write(view.key, columns, ids, original)
+        store.close()
+    flagged = {feature["feature"] for feature in report.features if feature["drifted"]}
+    assert "loyalty_points" in flagged and "region" not in flagged

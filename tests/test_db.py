@@ -39,15 +39,18 @@ def test_migrations_match_the_models(database: Database) -> None:
 
 
 def test_prediction_log_schema_migrates_both_ways_keeping_rows(database: Database) -> None:
-    """0006 (byte-wise ids on PostgreSQL, one (dataset, created_at) index) and 0008 (no batch
-    rows in PostgreSQL's source index) down and up again, with a prediction and its feedback
-    in place."""
+    """0006 (byte-wise ids on PostgreSQL, one (dataset, created_at) index), 0008 (no batch
+    rows in PostgreSQL's source index) and 0009 (entity id and features) down and up again,
+    with a prediction and its feedback in place."""
     with database.engine.begin() as connection:
         connection.execute(text(
-            "INSERT INTO predictions VALUES ('p1', CURRENT_TIMESTAMP, 'titanic', 'api', '{}', 1, "
-            "'survived', 0.9, 'm', '1', 1.0)"))
+            "INSERT INTO predictions (id, created_at, dataset, source, input, prediction, label, "
+            "probability, model_name, model_version, latency_ms) VALUES ('p1', "
+            "CURRENT_TIMESTAMP, 'titanic', 'api', '{}', 1, 'survived', 0.9, 'm', '1', 1.0)"))
         connection.execute(text("INSERT INTO feedback VALUES ('p1', 1, CURRENT_TIMESTAMP)"))
     command.downgrade(alembic_config(database), "0005")
+    assert {"entity_id", "features"}.isdisjoint(
+        column["name"] for column in inspect(database.engine).get_columns("predictions"))
     assert _index_columns(database) == [["created_at"], ["dataset"], ["source"]]
     assert _source_index_predicate(database) is None
     upgrade(database)
@@ -58,6 +61,8 @@ def test_prediction_log_schema_migrates_both_ways_keeping_rows(database: Databas
     with database.engine.connect() as connection:
         assert connection.scalar(text(
             "SELECT count(*) FROM feedback JOIN predictions ON id = prediction_id")) == 1
+        assert connection.execute(text(
+            "SELECT entity_id, features FROM predictions")).one() == (None, None)
         if database.engine.dialect.name == "postgresql":
             collations = connection.scalars(text(
                 "SELECT collation_name FROM information_schema.columns WHERE "

@@ -143,6 +143,22 @@ def test_batches_go_vectorised_and_score_as_the_pipeline(
     _assert_parity(fast.probabilities(batch), _reference(model, view, records), model)
 
 
+def test_scoring_gives_the_view_row_each_record_was_scored_on(
+        model, titanic: DatasetSpec, view: FeatureView, passengers: pd.DataFrame,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the prediction log keeps, one record at a time and column-wise alike."""
+    fast = compile_model(titanic, view, model)
+    records = _records(passengers, titanic)[:300] + _odd_records(_records(passengers, titanic))
+    expected = view.from_records(records)
+    by_record = fast.scored(records)
+    monkeypatch.setattr(fast_path, "VECTORISED_FROM", 100)
+    monkeypatch.setattr(FastScorer, "_scored", _forbidden)
+    column_wise = fast.scored(records)
+    for probabilities, rows in (by_record, column_wise):
+        pd.testing.assert_frame_equal(view.typed(pd.DataFrame(rows)), expected)
+        _assert_parity(probabilities, _reference(model, view, records), model)
+
+
 def test_a_large_generated_batch_scores_as_the_pipeline(
         model, titanic: DatasetSpec, view: FeatureView, passengers: pd.DataFrame) -> None:
     """20000 generated passengers (5% of each optional cell emptied) and the bundled ones,

@@ -204,6 +204,17 @@ def test_large_batches_go_vectorised_and_score_as_the_pipeline(
     _assert_parity(fast, fast.probabilities(given), _reference(model, case.view, records))
 
 
+def test_scoring_gives_the_view_row_each_record_was_scored_on(
+        case: Case, fast: FastScorer) -> None:
+    """What the prediction log keeps, one record at a time and column-wise alike."""
+    records = case.records() + _odd_records(case)
+    for given in (records[:500], records):
+        _, rows = fast.scored(given)
+        pd.testing.assert_frame_equal(case.view.typed(pd.DataFrame(rows)),
+                                      case.view.from_records(given))
+    assert len(records) >= VECTORISED_FROM
+
+
 def test_a_saved_scorer_scores_as_the_one_it_saved(
         case: Case, fast: FastScorer, tmp_path: Path) -> None:
     """Categories keyed by number (a coded category is the float the encoder learned) too."""
@@ -232,7 +243,7 @@ def test_stored_vectors_score_as_the_pipeline(
         store.write(view.key, list(view.columns), ids,
                     rows.astype(object).itertuples(index=False, name=None))
         predictor = Predictor(case.spec, model, _version(case.spec), view)
-        monkeypatch.setattr(FastScorer, "_vectorised" if count else "_scored", _forbidden)
+        monkeypatch.setattr(FastScorer, "view_probabilities" if count else "_scored", _forbidden)
         scores = predictor.predict_entities(store, ids, "api")
     finally:
         store.close()
@@ -271,7 +282,7 @@ def test_batch_scoring_types_columns_the_fast_path_scores_as_the_pipeline(
     monkeypatch.setattr(batch, "_model_frame", _forbidden)
     predictor = Predictor(case.spec, model, _version(case.spec), case.view)
     records = clean[case.spec.input_columns].to_dict("records")
-    _assert_parity(fast, batch._probabilities(predictor, inputs),
+    _assert_parity(fast, predictor.view_probabilities(batch._view_columns(predictor, inputs)),
                    _reference(model, case.view, records))
 
 

@@ -22,8 +22,9 @@ from conftest import make_settings
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.datasets.synthetic import synthetic_passengers, write_passengers
-from lifeboat.db import Database, JobRun, Prediction, ScoredFile, upgrade
+from lifeboat.db import Database, JobRun, Prediction, ScoredFile, dataset_table, upgrade
 from lifeboat.errors import JobFailed
+from lifeboat.features import feature_view
 from lifeboat.monitoring.collector import MonitoringCollector
 from lifeboat.monitoring.metrics import exposition
 from lifeboat.orchestration import JobContext, recent_runs, run, run_job
@@ -60,10 +61,11 @@ def _drop(settings: Settings, frame: pd.DataFrame, name: str) -> Path:
 
 
 def _scheduled(database: Database) -> pd.DataFrame:
+    columns = ["id", "entity_id", "input", "features"]
     with database.session() as session:
-        rows = session.execute(select(Prediction.id, Prediction.input)
+        rows = session.execute(select(*(Prediction.__table__.c[name] for name in columns))
                                .where(Prediction.source == "scheduled")).all()
-    return pd.DataFrame(rows, columns=["id", "input"])
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _scored_files(database: Database) -> list[tuple[str, str, int]]:
@@ -121,6 +123,14 @@ def test_a_dropped_file_is_ingested_then_scored_once_and_every_run_recorded(
     assert again.counts["files"] == 0 and again.counts["predictions"] == 0
     logged = _scheduled(context.database)
     assert len(logged) == 120 and logged["id"].is_unique
+    key = dataset_table(context.spec).c[context.spec.entity.key]
+    with context.database.session() as session:
+        assert set(logged["entity_id"]) == set(session.scalars(select(key)))  # derived keys
+    view = feature_view(context.spec)
+    expected = view.from_records(pd.DataFrame.from_records(logged["input"].tolist()))
+    assert logged["features"].tolist() == [
+        {name: None if pd.isna(value) else value for name, value in row.items()}
+        for row in expected.to_dict("records")]
     assert _scored_files(context.database) == [(ready, "succeeded", 120)]
     assert (Path(context.settings.landing_url) / "scored" /
             (ready.removesuffix(".parquet") + ".predictions.parquet" + MARKER)).exists()

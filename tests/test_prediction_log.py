@@ -7,6 +7,8 @@ cuts a TCP proxy between the writer and PostgreSQL.
 
 from __future__ import annotations
 
+import json
+import math
 import socket
 import threading
 import time
@@ -117,6 +119,42 @@ def test_each_batch_goes_in_as_one_insert_statement(database: Database, tmp_path
     assert (row.input, row.label, row.probability) == ({"n": 7, "name": NAME},
                                                        "survived", 0.25)
     assert history.as_utc(row.created_at) == served[7].created_at
+
+
+def test_features_go_in_as_json_with_missing_and_infinite_values_as_null(
+        database: Database, tmp_path: Path, open_log: OpenLog) -> None:
+    """NaN (a missing number) and infinities have no JSON form, and PostgreSQL's json type
+    refuses them: the writer makes them null."""
+    features = {"pclass": 3.0, "age": math.nan, "fare": math.inf, "title": NAME, "deck": None}
+    served = make_predictions(1, entity_id="p-1", features=features)
+    prediction_log = open_log(database, tmp_path / "spool")
+    prediction_log.submit(served)
+    assert prediction_log.flush(timeout=5) is True
+    with database.session() as session:
+        row = session.get(Prediction, served[0].id)
+    assert row.entity_id == "p-1"
+    assert row.features == {"pclass": 3.0, "age": None, "fare": None, "title": NAME, "deck": None}
+
+
+def test_a_spilled_row_keeps_its_features_and_an_older_spool_line_replays_without_them(
+        database: Database, unreachable: Database, tmp_path: Path, open_log: OpenLog) -> None:
+    folder = tmp_path / "spool"
+    down = PredictionLog(unreachable, folder, retry_seconds=60)
+    served = make_predictions(1, entity_id="p-2", features={"age": math.nan, "sex": "male"})
+    down.submit(served)
+    down.close()
+    older = make_predictions(1)[0]
+    line = {column.name: getattr(older, column.key) for column in Prediction.__table__.columns
+            if column.name not in ("entity_id", "features")}  # as spilled before 0009
+    (folder / "predictions-20260101T000000000000-1-old.jsonl").write_text(
+        json.dumps({**line, "created_at": older.created_at.isoformat()}) + "\n")
+
+    open_log(database, folder).close(timeout=20)
+    with database.session() as session:
+        spilled, old = session.get(Prediction, served[0].id), session.get(Prediction, older.id)
+    assert (spilled.entity_id, spilled.features) == ("p-2", {"age": None, "sex": "male"})
+    assert (old.entity_id, old.features, old.input) == (None, None, older.input)
+    assert spool_files(folder) == []
 
 
 def test_flush_makes_a_request_s_rows_readable(database: Database, tmp_path: Path,

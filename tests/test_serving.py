@@ -6,14 +6,21 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
+from sqlalchemy import select
 
 from conftest import make_settings
 from lifeboat.config import Settings
-from lifeboat.db import Database, upgrade
+from lifeboat.datasets import DatasetSpec
+from lifeboat.db import Database, dataset_table, upgrade
+from lifeboat.features import feature_view, open_online_store
 from lifeboat.serving import create_app
+from lifeboat.serving.batch import champion_predictor
 from lifeboat.serving.predictor import prediction_id
+from lifeboat.serving.shadow import ShadowScoring
 
 BRAUND = {"Pclass": 3, "Name": "Braund, Mr. Owen Harris", "Sex": "male", "Age": 22, "SibSp": 1,
           "Parch": 0, "Fare": 7.25, "Embarked": "S"}
@@ -153,3 +160,133 @@ def test_without_a_champion_the_service_starts_but_is_not_ready(tmp_path: Path) 
         assert ready.status_code == 503 and "no champion" in ready.json()["checks"]["model"]
         response = client.post("/predict", json=BRAUND)
         assert response.status_code == 503 and "lifeboat train" in response.json()["detail"]
+
+
+def view_row(spec: DatasetSpec, record: dict) -> dict:
+    """The view row a record is scored on, as the log keeps it (missing values as None)."""
+    canonical = {spec.canonical(name) or name: value for name, value in record.items()}
+    row = feature_view(spec).from_records([canonical]).iloc[0]
+    return {name: None if pd.isna(value) else value for name, value in row.items()}
+
+
+def stored_passengers(settings: Settings, spec: DatasetSpec, count: int) -> list[str]:
+    """Ids of passengers the trained home's online store holds vectors for."""
+    database = Database(settings.db_url)
+    key = dataset_table(spec).c[spec.entity.key]
+    with database.session() as session:
+        ids = list(session.scalars(select(key).order_by(key).limit(count)))
+    database.dispose()
+    return ids
+
+
+def stored_vectors(settings: Settings, spec: DatasetSpec, ids: list[str]) -> list[dict]:
+    store = open_online_store(settings.online_store_url)
+    vectors = store.read(feature_view(spec).key, ids)
+    store.close()
+    return [dict(zip(feature_view(spec).columns, vector, strict=True)) for vector in vectors]
+
+
+def logged_answers(client: TestClient, response) -> list[dict]:  # noqa: ANN001
+    """The logged predictions of a /predict answer, in its order."""
+    assert response.status_code == 200, response.text
+    ids = [prediction["id"] for prediction in response.json()["predictions"]]
+    items = client.get("/past-predictions", params={"limit": len(ids)}).json()["items"]
+    logged = {item["id"]: item for item in items}
+    return [logged[i] for i in ids]
+
+
+def test_a_record_is_logged_with_the_view_row_it_scored_and_its_key(
+        client: TestClient, titanic: DatasetSpec) -> None:
+    """Inline (a few records, on the event loop) and in the thread pool (more than 32): each
+    prediction keeps its view row, and the key a record carries in any spelling."""
+    few = [{**BRAUND, "PassengerId": 7}, {**BRAUND, "Cabin": "C85", "Age": None}]
+    many = [{**BRAUND, "passenger_id": f"p{n}", "Age": n} for n in range(40)]
+    logged = {}
+    for name, records in (("few", few), ("many", many)):
+        logged[name] = logged_answers(client, client.post("/predict", json={"records": records}))
+        assert [item["features"] for item in logged[name]] == [view_row(titanic, r)
+                                                              for r in records]
+    first, second = logged["few"]
+    assert (first["entity_id"], second["entity_id"]) == ("7", None)
+    assert first["features"]["title"] == "Mr" and first["features"]["family_size"] == 2.0
+    assert second["features"]["deck"] == "C" and second["features"]["age"] is None
+    assert "passengerid" not in {name.lower() for name in first["input"]}
+    assert [item["entity_id"] for item in logged["many"]] == [f"p{n}" for n in range(40)]
+    assert logged["many"][3]["features"]["age"] == 3.0
+
+
+def test_a_csv_upload_logs_each_row_s_view_and_key(client: TestClient,
+                                                    titanic: DatasetSpec) -> None:
+    content = ("PassengerId,Pclass,Name,Sex,Age,Cabin\n"
+               '11,3,"Braund, Mr. Owen Harris",male,22,\n'
+               ',1,"Allen, Miss. Elisabeth Walton",female,,B5\n')
+    logged = logged_answers(client, client.post(
+        "/predict/csv", files={"file": ("p.csv", content.encode())}))
+    assert [item["entity_id"] for item in logged] == ["11", None]
+    assert [item["features"] for item in logged] == [
+        view_row(titanic, {"pclass": 3, "name": "Braund, Mr. Owen Harris", "sex": "male",
+                           "age": 22}),
+        view_row(titanic, {"pclass": 1, "name": "Allen, Miss. Elisabeth Walton",
+                           "sex": "female", "cabin": "B5"})]
+
+
+def test_a_prediction_by_entity_id_is_logged_with_its_stored_vector(
+        client: TestClient, trained_settings: Settings, titanic: DatasetSpec) -> None:
+    ids = stored_passengers(trained_settings, titanic, 3)
+    logged = logged_answers(client, client.post("/predict", json={"entity_ids": ids}))
+    assert [item["entity_id"] for item in logged] == ids
+    assert [item["input"] for item in logged] == [{"entity_id": i} for i in ids]
+    assert [item["features"] for item in logged] == stored_vectors(trained_settings, titanic, ids)
+    assert all(item["features"]["title"] for item in logged)
+
+
+def test_explain_by_entity_id_leaves_each_stored_field_out_in_turn(
+        client: TestClient, trained_settings: Settings, titanic: DatasetSpec) -> None:
+    ids = stored_passengers(trained_settings, titanic, 2)
+    response = client.post("/predict", json={"entity_ids": ids, "explain": True})
+    assert response.status_code == 200
+    predictor = champion_predictor(trained_settings, titanic)
+    columns = list(predictor.view.columns)
+    for prediction, stored in zip(response.json()["predictions"],
+                                  stored_vectors(trained_settings, titanic, ids), strict=True):
+        given = {name for name, value in stored.items() if value is not None}
+        contributions = {c["feature"]: c for c in prediction["contributions"]}
+        assert set(contributions) == given
+        for name in ("sex", "pclass"):
+            without = predictor.vector_probabilities(
+                [[None if column == name else stored[column] for column in columns]])[0]
+            assert contributions[name]["value"] == stored[name]
+            assert contributions[name]["effect"] == pytest.approx(
+                prediction["probability"] - without, abs=1e-12)
+        effects = [abs(c["effect"]) for c in prediction["contributions"]]
+        assert effects == sorted(effects, reverse=True)
+    plain = client.post("/predict", json={"entity_ids": ids}).json()["predictions"]
+    assert all("contributions" not in p for p in plain)
+    too_many = client.post("/predict", json={"entity_ids": [ids[0]] * 101, "explain": True})
+    assert too_many.status_code == 413
+
+
+def _shadowed(agreement: str) -> float:
+    return REGISTRY.get_sample_value("lifeboat_shadow_predictions_total", {
+        "dataset": "titanic", "champion_version": "1", "challenger_version": "1",
+        "agreement": agreement}) or 0.0
+
+
+def test_shadow_scoring_scores_entity_id_predictions_too(
+        trained_settings: Settings, titanic: DatasetSpec) -> None:
+    """The champion as its own challenger, on the vectors logged: every answer agrees."""
+    champion = champion_predictor(trained_settings, titanic)
+    store = open_online_store(trained_settings.online_store_url)
+    by_id = champion.predict_entities(
+        store, stored_passengers(trained_settings, titanic, 5), "api").predictions
+    store.close()
+    served = [*by_id, *champion.predict([{"pclass": 3, "name": "X, Mr. Y", "sex": "male"}], "api")]
+    shadow = ShadowScoring()
+    shadow.challenger = champion
+    before = _shadowed("agree"), _shadowed("disagree")
+    shadow.submit(served)
+    deadline = time.monotonic() + 10
+    while _shadowed("agree") < before[0] + 6 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    shadow.stop()
+    assert (_shadowed("agree"), _shadowed("disagree")) == (before[0] + 6, before[1])

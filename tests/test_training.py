@@ -1,18 +1,20 @@
 """Training, registration and the promotion gate, on a real MLflow SQLite store."""
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import mlflow
 import mlflow.sklearn
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.dummy import DummyClassifier
 
 from conftest import make_settings
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
-from lifeboat.db import Database, upgrade
+from lifeboat.db import Database, Feedback, Prediction, upgrade
 from lifeboat.errors import ModelVersionNotFound
 from lifeboat.features import feature_view, materialize
 from lifeboat.ingest import LandingZone, ingest_file
@@ -26,7 +28,7 @@ from lifeboat.training import (
     model_pipeline,
     train,
 )
-from lifeboat.training.data import in_evaluation_set
+from lifeboat.training.data import in_evaluation_set, labelled_predictions
 
 
 NEWCOMERS = """PassengerId,Survived,Pclass,Name,Sex,Age,SibSp,Parch,Ticket,Fare,Cabin,Embarked
@@ -63,7 +65,8 @@ def _register(settings: Settings, titanic: DatasetSpec, database: Database, clas
     registry = ModelRegistry(settings, titanic.model_name)
     with mlflow.start_run(experiment_id=experiment_id(registry.client, settings, titanic.name)):
         mlflow.log_dict({"keys": rows.features.index[chosen].tolist()}, "training_rows.json")
-        info = mlflow.sklearn.log_model(model, name="model", registered_model_name=titanic.model_name,
+        info = mlflow.sklearn.log_model(model, name="model",
+                                        registered_model_name=titanic.model_name,
                                         serialization_format="cloudpickle")
     version = str(info.registered_model_version)
     registry.tag_trained(version, feature_view(titanic), 0.5)
@@ -231,3 +234,34 @@ def test_training_as_of_a_version_reads_exactly_its_data_again(
     reproduced = train(settings, database, titanic, promote=False, as_of=seen)
     assert reproduced.data_hash == first.data_hash
     assert train(settings, database, titanic, promote=False).data_hash != first.data_hash
+
+
+def test_labelled_predictions_are_the_view_rows_they_were_scored_on(
+        database: Database, titanic: DatasetSpec) -> None:
+    """The logged view row where there is one (an entity id's included); the view of the
+    raw input for a prediction logged before the log kept view rows; keyed, weighted, and
+    only the outcomes received up to a version's moment when reproducing it."""
+    view = feature_view(titanic)
+    woman = {"pclass": 1, "name": "Allen, Miss. Elisabeth Walton", "sex": "female", "age": 29}
+    vector = {name: None for name in view.columns} | {"pclass": 3.0, "age": 41.0, "sex": "male"}
+    logged = [({"entity_id": "e1"}, vector), (woman, None)]
+    received = [datetime(2026, 12, 1, tzinfo=UTC), datetime(2026, 12, 2, tzinfo=UTC)]
+    with database.session() as session:
+        for number, ((given, features), moment) in enumerate(zip(logged, received)):
+            session.add(Prediction(
+                id=f"p{number}", created_at=moment, dataset=titanic.name, source="api",
+                input=given, features=features, prediction=1, label="survived",
+                probability=0.5, model_name="m", model_version="1", latency_ms=1.0))
+            session.flush()
+            session.add(Feedback(prediction_id=f"p{number}", actual=number, received_at=moment))
+    rows = labelled_predictions(database, view, weight=3)
+    expected = pd.concat([view.typed(pd.DataFrame([vector])),
+                          view.from_records(pd.DataFrame.from_records([woman]))])
+    keys = ["prediction:p0", "prediction:p1"]
+    pd.testing.assert_frame_equal(rows.features, expected.set_axis(keys))
+    assert rows.features.loc["prediction:p1", "title"] == "Miss"
+    assert rows.labels.tolist() == [0, 1] and rows.row_weights.tolist() == [3, 3]
+    assert rows.seen.feedback_until == received[1]
+    first_only = labelled_predictions(database, view, 3, received[0], bounded=True)
+    assert first_only.features.index.tolist() == ["prediction:p0"]
+    assert labelled_predictions(database, view, 3, None, bounded=True).labels.empty

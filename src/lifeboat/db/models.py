@@ -94,7 +94,12 @@ class Prediction(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     dataset: Mapped[str] = mapped_column(String(100))
     source: Mapped[str] = mapped_column(String(20))
+    # The entity scored: the id asked for, or the key a record or file row carried.
+    entity_id: Mapped[str | None] = mapped_column(String(64))
     input: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The feature-view row the model scored, missing values as null (migration 0009); null
+    # for predictions logged before.
+    features: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     prediction: Mapped[int] = mapped_column(Integer)
     label: Mapped[str] = mapped_column(String(100))
     probability: Mapped[float] = mapped_column(Float)

@@ -55,6 +55,24 @@ class FeatureView:
         """Stored vectors (in column order) → view rows, typed as `from_records` types them."""
         return self.typed(pd.DataFrame(list(rows), columns=list(self.columns), index=index))
 
+    def logged_rows(self, features: Sequence[Mapping[str, Any] | None],
+                    inputs: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+        """Logged predictions as the view rows they were scored on: the row logged with
+        each, typed as `typed` types them.
+
+        A prediction logged before the log kept its view row (null), or scored on a view
+        with other columns, gets this view of its raw input, which is what a record was
+        scored on; one by entity id logged then has only the id as input, so its row is
+        all missing."""
+        rows = list(features)
+        recomputed = [position for position, row in enumerate(rows)
+                      if row is None or row.keys() != self.columns.keys()]
+        if recomputed:
+            computed = self.from_records(pd.DataFrame.from_records([inputs[i] for i in recomputed]))
+            for position, row in zip(recomputed, computed.to_dict("records"), strict=True):
+                rows[position] = row
+        return self.typed(pd.DataFrame.from_records(rows, columns=list(self.columns)))
+
     def typed(self, frame: pd.DataFrame) -> pd.DataFrame:
         """One representation per value: floats as float64, text as object, missing as NaN."""
         typed = pd.DataFrame(index=frame.index)

@@ -56,10 +56,14 @@ class MalformedLine:
 
 @dataclass
 class FileChunks:
-    """Chunks of the spec's columns as text, each with its file's 1-based `row`, plus skipped lines."""
+    """Chunks of the spec's columns as text, each with its file's 1-based `row`, plus skipped
+    lines, and which of the spec's columns the file has at all (its header's; a JSON file's
+    first records'), known once the first chunk is read: a column it lacks is all missing
+    in every chunk, like one it has with empty cells, and only this tells them apart."""
 
     chunks: Iterator[pd.DataFrame]
     malformed: list[MalformedLine] = field(default_factory=list)
+    given: set[str] = field(default_factory=set)
 
     def malformed_rows(self) -> tuple[list[int | None], list[str]]:
         return [line.row for line in self.malformed], [line.text for line in self.malformed]
@@ -67,8 +71,9 @@ class FileChunks:
 
 def read_chunks(open_file: Opener, spec: TableSpec, chunk_rows: int = CHUNK_ROWS) -> FileChunks:
     head = _head(open_file)
+    given: set[str] = set()
     if head.startswith(_PARQUET_MAGIC):
-        return FileChunks(_parquet_chunks(open_file, spec, chunk_rows))
+        return FileChunks(_parquet_chunks(open_file, spec, chunk_rows, given), given=given)
     compressed = head.startswith(_GZIP_MAGIC)
     text_head = _decompressed_head(open_file) if compressed else head
     _reject_non_text(text_head)
@@ -76,8 +81,8 @@ def read_chunks(open_file: Opener, spec: TableSpec, chunk_rows: int = CHUNK_ROWS
     start = text_head.removeprefix(codecs.BOM_UTF8).lstrip()[:1]
     if start in (b"{", b"["):
         records = json_array_records if start == b"[" else json_line_records
-        return FileChunks(_json_chunks(open_file, compressed, records, spec, chunk_rows, malformed),
-                          malformed)
+        return FileChunks(_json_chunks(open_file, compressed, records, spec, chunk_rows, malformed,
+                                       given), malformed, given)
     encoding = _encoding(open_file, compressed)
     header, delimiter = _header(text_head, encoding)
     columns = _column_map(header, spec)
@@ -85,6 +90,7 @@ def read_chunks(open_file: Opener, spec: TableSpec, chunk_rows: int = CHUNK_ROWS
         _csv_chunks(open_file, compressed, encoding, delimiter, header, columns, spec,
                     chunk_rows, malformed),
         malformed,
+        set(columns.values()),
     )
 
 
@@ -205,7 +211,8 @@ def _batches(reader: pa_csv.CSVStreamingReader) -> Iterator[pa.RecordBatch]:
         raise FileRejected(f"not a readable CSV file ({exc})") from None
 
 
-def _parquet_chunks(open_file: Opener, spec: TableSpec, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _parquet_chunks(open_file: Opener, spec: TableSpec, chunk_rows: int,
+                    given: set[str]) -> Iterator[pd.DataFrame]:
     with open_file() as stream:
         try:
             parquet = pq.ParquetFile(stream)
@@ -213,6 +220,7 @@ def _parquet_chunks(open_file: Opener, spec: TableSpec, chunk_rows: int) -> Iter
             raise FileRejected(f"unreadable Parquet file ({exc})") from None
         header = list(parquet.schema_arrow.names)
         columns = _column_map(header, spec)
+        given.update(columns.values())
         batches = (batch.cast(pa.schema([(name, pa.string()) for name in header]))
                    for batch in parquet.iter_batches(batch_size=chunk_rows))
         yield from _rechunk(batches, header, columns, spec, chunk_rows,
@@ -220,13 +228,14 @@ def _parquet_chunks(open_file: Opener, spec: TableSpec, chunk_rows: int) -> Iter
 
 
 def _json_chunks(open_file: Opener, compressed: bool, records: RecordReader, spec: TableSpec,
-                 chunk_rows: int, malformed: list[MalformedLine]) -> Iterator[pd.DataFrame]:
+                 chunk_rows: int, malformed: list[MalformedLine],
+                 given: set[str]) -> Iterator[pd.DataFrame]:
     def unreadable(row: int, text: str) -> None:
         malformed.append(MalformedLine(row, text))
 
     header = [_JSON_ROW, *spec.columns]
     with _text_stream(open_file, compressed) as stream:
-        batches = _json_batches(records(_without_bom(stream), spec, unreadable), spec)
+        batches = _json_batches(records(_without_bom(stream), spec, unreadable), spec, given)
         try:
             yield from _rechunk(batches, header, {name: name for name in spec.columns}, spec,
                                 chunk_rows, lambda table, _parsed: table[_JSON_ROW].to_numpy())
@@ -234,15 +243,17 @@ def _json_chunks(open_file: Opener, compressed: bool, records: RecordReader, spe
             raise FileRejected(f"unreadable gzip compression ({exc})") from None
 
 
-def _json_batches(blocks: Iterator[TextRecords], spec: TableSpec) -> Iterator[pa.RecordBatch]:
+def _json_batches(blocks: Iterator[TextRecords], spec: TableSpec,
+                  given: set[str]) -> Iterator[pa.RecordBatch]:
     """Each block with every spec column, in one schema. Keys differ from record to record, so
     the first block holding records stands in for a header: required keys missing from all of
-    its records reject the file, as a CSV header without them does."""
+    its records reject the file, as a CSV header without them does, and its keys are the
+    columns the file is `given`."""
     missing, null = pa.array(spec.missing_values, pa.string()), pa.scalar(None, pa.string())
     checked = False
     for block in blocks:
         if not checked and len(block.rows):
-            _column_map(list(block.columns), spec)
+            given.update(_column_map(list(block.columns), spec).values())
             checked = True
         columns = [pa.array(block.rows, pa.int64())]
         for name in spec.columns:

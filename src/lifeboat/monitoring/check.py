@@ -15,6 +15,7 @@ from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, DriftReport, Prediction
 from lifeboat.db.models import as_utc, utcnow
 from lifeboat.errors import LifeboatError
+from lifeboat.features import feature_view
 from lifeboat.monitoring.drift import DriftReference, detect_drift, render_report
 from lifeboat.registry import ModelRegistry
 
@@ -30,7 +31,9 @@ class DriftCheckUnavailable(LifeboatError):
 def check_drift(settings: Settings, database: Database, spec: DatasetSpec) -> DriftReport:
     """Tests the champion's latest `drift_window_size` predictions (any source) and stores
     the report. Only the champion's own predictions are windowed: inputs are compared with
-    the data the serving model learnt from."""
+    the data the serving model learnt from. The window's inputs are the view rows logged
+    with each prediction, as the reference holds training's view rows: a prediction by
+    entity id is tested on the vector it was scored on."""
     registry = ModelRegistry(settings, spec.model_name)
     champion = registry.champion()
     if champion is None:
@@ -45,7 +48,7 @@ def check_drift(settings: Settings, database: Database, spec: DatasetSpec) -> Dr
             f"{len(window)} predictions by {spec.model_name} v{champion.version} so far; a "
             f"drift check needs {settings.drift_window_size} (LIFEBOAT_DRIFT_WINDOW_SIZE)")
     reference = DriftReference.from_dict(stored)
-    inputs = pd.DataFrame.from_records(window["input"].tolist())
+    inputs = feature_view(spec).logged_rows(window["features"].tolist(), window["input"].tolist())
     probabilities = window["probability"].to_numpy(dtype=np.float64)
     result = detect_drift(reference, inputs, probabilities, p_value=settings.drift_p_value,
                           correction=settings.drift_correction)
@@ -72,13 +75,15 @@ def check_drift(settings: Settings, database: Database, spec: DatasetSpec) -> Dr
 
 def recent_window(database: Database, dataset: str, model_version: str,
                   size: int) -> pd.DataFrame:
-    """The newest `size` predictions of a model version: created_at, input, probability."""
-    query = (select(Prediction.created_at, Prediction.input, Prediction.probability)
+    """The newest `size` predictions of a model version: created_at, input, features (the
+    view row scored, null if logged before the log kept it), probability."""
+    columns = ["created_at", "input", "features", "probability"]
+    query = (select(*(Prediction.__table__.c[name] for name in columns))
              .where(Prediction.dataset == dataset, Prediction.model_version == model_version)
              .order_by(Prediction.created_at.desc()).limit(size))
     with database.session() as session:
         rows = session.execute(query).all()
-    frame = pd.DataFrame(rows, columns=["created_at", "input", "probability"])
+    frame = pd.DataFrame(rows, columns=columns)
     frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
     return frame
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pandas as pd
 from sqlalchemy import case, func, select
 
 from lifeboat.db import Database, Feedback, Prediction
@@ -23,17 +22,6 @@ class LiveAccuracy:
         if self.accuracy is None or self.heldout_accuracy is None:
             return None
         return self.heldout_accuracy - self.accuracy
-
-
-def recent_outcomes(database: Database, dataset: str, size: int) -> pd.DataFrame:
-    """The newest `size` predictions with a true outcome (any model version): `input`
-    (the raw record served) and `actual`, for judging a challenger on today's data."""
-    query = (select(Prediction.input, Feedback.actual)
-             .join(Feedback, Feedback.prediction_id == Prediction.id)
-             .where(Prediction.dataset == dataset)
-             .order_by(Prediction.created_at.desc()).limit(size))
-    with database.session() as session:
-        return pd.DataFrame(session.execute(query).all(), columns=["input", "actual"])
 
 
 def live_accuracy(database: Database, dataset: str, model_version: str,

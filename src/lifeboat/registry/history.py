@@ -20,7 +20,8 @@ class ChampionHistory:
     def record(self, from_version: str | None, to_version: str, changed_by: str, reason: str,
                evidence: dict[str, Any] | None = None) -> None:
         if changed_by not in CHANGED_BY:
-            raise ValueError(f"changed_by must be one of {', '.join(CHANGED_BY)}, not {changed_by!r}")
+            raise ValueError(f"changed_by must be one of {', '.join(CHANGED_BY)}, "
+                             f"not {changed_by!r}")
         with self.database.session() as session:
             session.add(ChampionChange(dataset=self.dataset, from_version=from_version,
                                        to_version=to_version, changed_by=changed_by,

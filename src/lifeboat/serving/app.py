@@ -87,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The default dataset at the unprefixed routes, and every dataset under its own path;
     # the default's second copy is left out of the OpenAPI page, which names it once.
     mounts = [("", default), *((dataset_path(spec.name), spec) for spec in specs)]
-    scores = {spec.name: scoring_endpoint(schemas[spec.name], DatasetService(spec.name))
+    scores = {spec.name: scoring_endpoint(spec, schemas[spec.name], DatasetService(spec.name))
               for spec in specs}
     # Every /predict first, matched before the routers below (see `scoring_route`).
     for prefix, spec in mounts:

@@ -10,6 +10,16 @@ column names each such field. A missing required field is named there too. Lines
 cannot split into the header's columns get no output row; they are counted, and the `row`
 column (the file's data row number) shows where they were.
 
+A file may lack inputs the feature view stores under their own names (entities without the
+aggregates of their events): those are read from the online store by each row's key, one
+read per chunk, so a row scores as its entity does by id. A row whose key is missing
+(`missing_required`) or unknown to the store (`unknown_entity`) is scored with them missing,
+and the issue is named under the key's column. A file with every input, or without the
+key's column, reads no store.
+
+Each logged prediction keeps the row's key as its entity id and the view row it was scored
+on, made JSON column by column as its input is.
+
 The log is written one transaction per chunk, in file order. Prediction ids derive from the
 file's content, the model version and the row, so a rerun after a crash (or of the same file
 with the same champion) writes the same ids and logs only the chunks not logged yet; a new
@@ -19,16 +29,17 @@ champion logs the file again. The output file appears, whole, only when the run 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import posixpath
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import fsspec
 import numpy as np
@@ -49,11 +60,11 @@ from lifeboat.db import Database, Prediction
 from lifeboat.db.bulk import insert_table
 from lifeboat.db.models import utcnow
 from lifeboat.errors import IngestError, NoChampionError
-from lifeboat.features import feature_view
+from lifeboat.features import OnlineStore, feature_view, open_online_store
 from lifeboat.ingest import defuse_formulas, read_ahead, read_chunks
 from lifeboat.ingest.sources import open_source
 from lifeboat.registry import ModelRegistry, view_mismatch
-from lifeboat.serving.predictor import Predictor, load_predictor
+from lifeboat.serving.predictor import MAX_ENTITY_ID, Predictor, load_predictor
 from lifeboat.validation import FileRejected, RowIssue
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -65,6 +76,7 @@ _CHUNK_ROWS = 40_000
 # core, and the log's server work was the pipeline's slowest stage. SQLite has one writer.
 _LOG_CONNECTIONS = {"postgresql": 2}
 _NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+UNKNOWN_ENTITY = "unknown_entity"  # an `issues` kind: the online store holds no such key
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 _INPUT_SUFFIXES = (".gz", ".csv", ".tsv", ".txt", *_PARQUET_SUFFIXES)
 
@@ -79,7 +91,6 @@ def _byte_set(members: bytes) -> np.ndarray:
 _NUMBER_BYTES = _byte_set(b"0123456789+-.eE")
 # A cell starting with an ASCII letter or digit is never run as a formula by a spreadsheet.
 _PLAIN_START = _byte_set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
-_JSON_SPECIAL = _byte_set(bytes(range(0x20)) + b'"\\')  # what a JSON string must escape
 
 
 @dataclass(frozen=True)
@@ -139,23 +150,27 @@ def score_file(settings: Settings, database: Database, spec: DatasetSpec, source
     meter = _Meter(_parquet_rows(source) if parquet else lines, progress)
     output = output or default_output(source, parquet)
     try:
-        chunks = read_chunks(lambda: open_source(source), spec.scoring_source, _CHUNK_ROWS)
-        with _writer(output, spec) as write:
+        file = read_chunks(lambda: open_source(source), spec.scoring_source, _CHUNK_ROWS)
+        chunks = read_ahead(file.chunks, "lifeboat-batch-read")
+        first = next(chunks)  # the file's columns are known from here on
+        with (_writer(output, spec) as write,
+              _stored_inputs(settings, predictor, file.given) as fill):
             done, written = _pipeline(predictor, database, ids, logged_as,
-                                      read_ahead(chunks.chunks, "lifeboat-batch-read"), write,
-                                      meter.advance)
+                                      itertools.chain([first], chunks), write, meter.advance,
+                                      fill)
     except FileRejected as rejected:
         raise IngestError(f"cannot score {source}: {rejected.reason}") from None
     meter.finish()
     rows = sum(scored.rows for scored in done)
     return BatchReport(source, output, predictor.version.name, predictor.version.version, rows,
                        written, rows - written, sum(scored.with_issues for scored in done),
-                       len(chunks.malformed), time.perf_counter() - started)
+                       len(file.malformed), time.perf_counter() - started)
 
 
 def _pipeline(predictor: Predictor, database: Database, ids: _IdMaker, logged_as: str,
               chunks: Iterator[pd.DataFrame], write: Callable[[pa.Table], None],
-              advance: Callable[[pd.DataFrame], None]) -> tuple[list[_Scored], int]:
+              advance: Callable[[pd.DataFrame], None],
+              fill: _Fill) -> tuple[list[_Scored], int]:
     """Scores chunk after chunk while the ones before are written out and logged, in threads
     of their own; Arrow's writer, its kernels, ONNX Runtime and the database driver work
     without holding the GIL, so these overlap. On PostgreSQL two chunks are logged at once,
@@ -170,7 +185,7 @@ def _pipeline(predictor: Predictor, database: Database, ids: _IdMaker, logged_as
     with (ThreadPoolExecutor(connections, thread_name_prefix="lifeboat-batch-log") as log,
           ThreadPoolExecutor(max_workers=1, thread_name_prefix="lifeboat-batch-write") as out):
         for chunk in chunks:
-            scored, table = _score_chunk(predictor, chunk, ids)
+            scored, table = _score_chunk(predictor, chunk, ids, fill)
             if written:
                 written[-1].result()
             if len(logged) >= connections:
@@ -206,37 +221,112 @@ class _Meter:
 
 @dataclass
 class _Scored:
-    logged: pa.Table | None      # the log's rows; dropped once written, to free the memory
+    # The log's rows, made by the thread that logs them (their JSON is a large part of a
+    # chunk's work); dropped once written, to free the memory.
+    logged: Callable[[], pa.Table] | None
     rows: int
-    latency_ms: float            # the model call's, as every route logs it
+    latency_ms: float            # scoring's (a store read included), as every route logs it
     with_issues: int
 
 
-def _score_chunk(predictor: Predictor, chunk: pd.DataFrame,
-                 ids: _IdMaker) -> tuple[_Scored, pa.Table]:
+def _score_chunk(predictor: Predictor, chunk: pd.DataFrame, ids: _IdMaker,
+                 fill: _Fill) -> tuple[_Scored, pa.Table]:
     """The chunk's rows to log, and its rows for the output file."""
-    spec = predictor.spec
+    spec, key = predictor.spec, predictor.spec.entity.key
     scoring = time.perf_counter()
     inputs = _typed_inputs(chunk, spec)
-    probability = _probabilities(predictor, inputs)
+    entity_ids = _entity_ids(chunk[key])
+    scored_inputs, key_issue = fill(entity_ids, inputs)
+    view = _view_columns(predictor, scored_inputs)
+    probability = predictor.view_probabilities(view)
     latency_ms = (time.perf_counter() - scoring) * 1000
     prediction = (probability >= predictor.version.threshold).astype(np.int64)
     label = pa.array([spec.label_for(0), spec.label_for(1)], pa.string()).take(prediction)
     prediction_id = ids.for_rows(chunk["row"].to_numpy())
-    issues = _issues(inputs, len(chunk))
-    logged = pa.table({"id": prediction_id, "input": _json_objects(inputs, spec),
-                       "prediction": prediction, "label": label, "probability": probability})
+    issues = _issues({key: key_issue, **{name: field.issue for name, field in inputs.items()}},
+                     len(chunk))
+    logged = partial(_log_rows, {
+        "id": prediction_id, "entity_id": entity_ids, "prediction": prediction, "label": label,
+        "probability": probability},
+        {name: (field.value, spec.input_fields[name].type) for name, field in inputs.items()},
+        {name: view[name] for name in predictor.view.columns})
     return (_Scored(logged, len(chunk), latency_ms, len(issues) - issues.null_count),
             _output_table(chunk, spec, issues, prediction_id, prediction, label, probability))
 
 
-def _probabilities(predictor: Predictor, inputs: dict[str, _Field]) -> np.ndarray:
-    """The fast path straight from the typed Arrow columns; a model it cannot replay through
-    `Predictor.probabilities`, on the frame of records the routes build."""
+def _log_rows(columns: dict[str, Any], inputs: Mapping[str, tuple[pa.Array, str]],
+              view: Mapping[str, Any]) -> pa.Table:
+    """The prediction log's rows: the typed inputs and the view row, each as JSON."""
+    return pa.table({**columns, "input": _json_objects(inputs), "features": _json_objects(
+        {name: _view_json_column(column) for name, column in view.items()})})
+
+
+def _view_columns(predictor: Predictor, inputs: dict[str, _Field]) -> Mapping[str, Any]:
+    """The feature view of the typed Arrow columns, by the fast path straight from them; for
+    a model it cannot replay, `FeatureView.from_records` on the frame of records the routes
+    build."""
     if predictor.fast is not None:
-        return predictor.fast.column_probabilities(
-            {name: field.value for name, field in inputs.items()})
-    return predictor.probabilities(_model_frame(inputs, predictor.spec))
+        return predictor.fast.view_columns({name: field.value for name, field in inputs.items()})
+    return predictor.view.from_records(_model_frame(inputs, predictor.spec))
+
+
+def _entity_ids(keys: pd.Series) -> pa.Array:
+    """The rows' keys as entity ids: trimmed, null where missing or too long to be one."""
+    text = pc.utf8_trim_whitespace(_text(keys))
+    usable = pc.and_(pc.greater(pc.utf8_length(text), 0),
+                     pc.less_equal(pc.utf8_length(text), MAX_ENTITY_ID))
+    return pc.if_else(usable, text, pa.scalar(None, pa.string()))
+
+
+# Inputs read from the online store, by entity id, for a chunk: the inputs to score, and
+# each row's issue with its key (null, or None when no row has one).
+_Fill = Callable[[pa.Array, dict[str, "_Field"]], tuple[dict[str, "_Field"], pa.Array | None]]
+
+
+def _as_given(_entity_ids: pa.Array,
+              inputs: dict[str, _Field]) -> tuple[dict[str, _Field], None]:
+    return inputs, None
+
+
+@contextmanager
+def _stored_inputs(settings: Settings, predictor: Predictor,
+                   given: Collection[str]) -> Iterator[_Fill]:
+    """How a chunk's inputs are completed: from the online store, opened for the run, when
+    the file has the entity key's column and lacks inputs the view stores under the same
+    name; else as they are."""
+    view = predictor.view
+    absent = [name for name in predictor.spec.input_columns
+              if name not in given and name in view.columns]
+    if not absent or predictor.spec.entity.key not in given:
+        yield _as_given
+        return
+    store = open_online_store(settings.online_store_url, settings.online_ttl_seconds)
+    try:
+        yield partial(_filled, store, predictor, absent)
+    finally:
+        store.close()
+
+
+def _filled(store: OnlineStore, predictor: Predictor, absent: list[str], entity_ids: pa.Array,
+            inputs: dict[str, _Field]) -> tuple[dict[str, _Field], pa.Array | None]:
+    """The `absent` inputs as the store holds them for each row's entity, in one read; null
+    for a row without a key or with one the store does not know, and named in its issue."""
+    view, spec = predictor.view, predictor.spec
+    keyed = pc.is_valid(entity_ids)
+    vectors = store.read(view.key, entity_ids.filter(keyed).to_pylist())
+    known = np.zeros(len(entity_ids), dtype=bool)
+    known[np.flatnonzero(keyed.to_numpy(zero_copy_only=False))] = [v is not None for v in vectors]
+    columns = list(view.columns)
+    filled = dict(inputs)
+    for name in absent:
+        position = columns.index(name)
+        stored = pa.array([None if v is None else v[position] for v in vectors], from_pandas=True)
+        kind = pa.string() if spec.input_fields[name].type == "string" else pa.float64()
+        filled[name] = _Field(pc.replace_with_mask(pa.nulls(len(entity_ids), kind), keyed,
+                                                   stored.cast(kind)), None)
+    issue = _first_issue([(pc.invert(keyed), RowIssue.MISSING_REQUIRED),
+                          (pa.array(~known) if keyed.true_count else None, UNKNOWN_ENTITY)])
+    return filled, issue
 
 
 @dataclass(frozen=True)
@@ -343,14 +433,14 @@ def _outside(value: pa.Array, rules: ColumnSpec) -> pa.Array | None:
     return outside
 
 
-def _first_issue(cases: list[tuple[pa.Array | None, RowIssue]]) -> pa.Array | None:
+def _first_issue(cases: list[tuple[pa.Array | None, str]]) -> pa.Array | None:
     """The first case that holds, per row (null if none); None when none holds anywhere,
     the common case, which then costs nothing further."""
     issue = None
     for mask, name in reversed(cases):
         if mask is not None and pc.any(mask).as_py():
             otherwise = pa.scalar(None, pa.string()) if issue is None else issue
-            issue = pc.if_else(mask, pa.scalar(name.value), otherwise)
+            issue = pc.if_else(mask, pa.scalar(str(name)), otherwise)
     return issue
 
 
@@ -366,43 +456,92 @@ def _model_frame(inputs: dict[str, _Field], spec: DatasetSpec) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-def _issues(inputs: dict[str, _Field], rows: int) -> pa.Array:
+def _issues(issues: Mapping[str, pa.Array | None], rows: int) -> pa.Array:
     """One readable cell per row, `age: wrong_type; sex: not_allowed`, or null."""
     found = pa.nulls(rows, pa.string())
-    for name, field in inputs.items():
-        if field.issue is None:
+    for name, issue in issues.items():
+        if issue is None:
             continue
-        named = pc.binary_join_element_wise(pa.scalar(f"{name}: "), field.issue, "")
+        named = pc.binary_join_element_wise(pa.scalar(f"{name}: "), issue, "")
         # Null-skipping joins lose rows in pyarrow 25, so nulls are handled by coalesce.
         found = pc.coalesce(pc.binary_join_element_wise(found, named, "; "), found, named)
     return found
 
 
-def _json_objects(inputs: dict[str, _Field], spec: DatasetSpec) -> pa.Array:
-    """Each row's typed input as a JSON object, as the API logs a record: built column by
-    column in Arrow, in one join, because a million json.dumps calls cost seconds."""
+def _json_objects(columns: Mapping[str, tuple[pa.Array, str]]) -> pa.Array:
+    """Each row as a JSON object of the columns, each given with the type its values are
+    written as (`integer`, `float`, `string`), null for missing: built column by column in
+    Arrow, in one join, because a million json.dumps calls cost seconds.
+
+    The join costs about the same per part and row whatever the part holds, so consecutive
+    columns whose values repeat (classes, flags, ports) go in as one part: their members
+    written once per distinct combination of values, then taken for each row."""
     parts: list[pa.Array | pa.Scalar] = []
-    for position, (name, field) in enumerate(inputs.items()):
-        key = ("{" if position == 0 else ",") + json.dumps(name) + ":"
-        values = _per_distinct(field.value, partial(_json_values, rules=spec.input_fields[name]))
-        parts += [pa.scalar(key), pc.fill_null(values, "null")]
+    repeating: list[pa.DictionaryArray] = []  # `"key":value` of consecutive repeating columns
+    rows = len(next(iter(columns.values()))[0])
+    for position, (name, (value, kind)) in enumerate(columns.items()):
+        key = pa.scalar(("{" if position == 0 else ",") + json.dumps(name) + ":")
+        sample = value.slice(0, 1000)
+        if 2 * len(pc.unique(sample)) <= len(sample):
+            repeating.append(_members(key, value, kind))
+            continue
+        parts += _combined(repeating, rows)
+        repeating = []
+        parts += [key, pc.fill_null(_json_values(value, kind), "null")]
+    parts += _combined(repeating, rows)
     return pc.binary_join_element_wise(*parts, pa.scalar("}"), "")
 
 
-def _per_distinct(values: pa.Array, function: Callable[[pa.Array], pa.Array]) -> pa.Array:
-    """`function` (Arrow kernels, value by value) once per distinct value when values repeat
-    (classes, ages, ports), else on every value; the first thousand tell which."""
-    sample = values.slice(0, 1000)
-    if 2 * len(pc.unique(sample)) > len(sample):
-        return function(values)
-    encoded = pc.dictionary_encode(values)
-    return function(encoded.dictionary).take(encoded.indices)
+def _members(key: pa.Scalar, value: pa.Array, kind: str) -> pa.DictionaryArray:
+    """`"key":value` per row, dictionary-encoded: written once per distinct value, and once
+    for missing (the dictionary's last entry)."""
+    encoded = pc.dictionary_encode(value)
+    texts = pa.concat_arrays([_json_values(encoded.dictionary, kind), pa.array(["null"])])
+    members = pc.binary_join_element_wise(key, texts, "")
+    return pa.DictionaryArray.from_arrays(
+        pc.fill_null(encoded.indices, len(members) - 1), members)
 
 
-def _json_values(value: pa.Array, rules: ColumnSpec) -> pa.Array:
-    if rules.type == "integer":
+def _combined(columns: list[pa.DictionaryArray], rows: int) -> list[pa.Array]:
+    """Dictionary-encoded members of consecutive columns as one part: each distinct
+    combination of them joined once. Columns that vary together too much stay apart."""
+    if len(columns) < 2:
+        return [column.dictionary.take(column.indices) for column in columns]
+    combination, bound = np.zeros(rows, dtype=np.int64), 1
+    for column in columns:
+        size = len(column.dictionary)
+        if bound * size >= 1 << 62:
+            combination, distinct = pd.factorize(combination)
+            bound = len(distinct)
+        combination = combination * size + column.indices.to_numpy(zero_copy_only=False)
+        bound *= size
+    codes, distinct = pd.factorize(combination)
+    if 2 * len(distinct) > rows:
+        return [column.dictionary.take(column.indices) for column in columns]
+    running = np.maximum.accumulate(codes)  # factorize numbers values as they first appear
+    first = np.flatnonzero(np.r_[True, running[1:] > running[:-1]])
+    joined = pc.binary_join_element_wise(
+        *(column.dictionary.take(column.indices.take(first)) for column in columns), "")
+    return [joined.take(codes)]
+
+
+def _view_json_column(column: Any) -> tuple[pa.Array, str]:
+    """A view column (NumPy, Arrow or pandas) in Arrow, and how its values are written:
+    missing (NaN, None) and infinite numbers, which JSON cannot hold, are null."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if not isinstance(column, pa.Array):
+        column = pa.array(np.asarray(column), from_pandas=True)
+    if pa.types.is_floating(column.type) or pa.types.is_integer(column.type):
+        numbers = column.cast(pa.float64())
+        return pc.if_else(pc.is_finite(numbers), numbers, pa.scalar(None, pa.float64())), "float"
+    return column.cast(pa.string()), "string"
+
+
+def _json_values(value: pa.Array, kind: str) -> pa.Array:
+    if kind == "integer":
         return pc.cast(pc.cast(value, pa.int64()), pa.string())
-    if rules.type == "float":
+    if kind == "float":
         text = pc.cast(value, pa.string())
         return pc.if_else(pc.match_substring_regex(text, r"[.eE]"), text,
                           pc.binary_join_element_wise(text, ".0", ""))
@@ -411,11 +550,15 @@ def _json_values(value: pa.Array, rules: ColumnSpec) -> pa.Array:
 
 def _json_strings(value: pa.Array) -> pa.Array:
     """Quoted, with quotes and backslashes escaped; a value with a control character is left
-    to json.dumps. The escapes are only run on a column that has something to escape."""
+    to json.dumps. The escapes are only run on the values that have something to escape."""
     data = _data_bytes(value)
     escaped = value
-    if _JSON_SPECIAL[data].any():
-        escaped = pc.replace_substring(pc.replace_substring(value, "\\", "\\\\"), '"', '\\"')
+    if (data == ord('"')).any() or (data == ord("\\")).any():
+        special = pc.fill_null(pc.or_(pc.match_substring(value, '"'),
+                                      pc.match_substring(value, "\\")), False)
+        fixed = pc.replace_substring(pc.replace_substring(value.filter(special), "\\", "\\\\"),
+                                     '"', '\\"')
+        escaped = pc.replace_with_mask(value, special, fixed)
     quoted = pc.binary_join_element_wise('"', escaped, '"', "")
     if not (data < 0x20).any():
         return quoted
@@ -476,7 +619,7 @@ def _log_unlogged(session: Session, predictor: Predictor, scored: _Scored,
     of its rows: the chunk's last id being there means all of it is, its first id missing
     means none is, and only a chunk straddling the end of that prefix is checked row by row.
     """
-    logged, scored.logged = scored.logged, None
+    logged, scored.logged = scored.logged(), None
     ids, version = logged["id"], predictor.version
     first, last = ids[0].as_py(), ids[len(ids) - 1].as_py()
     if _is_logged(session, last):

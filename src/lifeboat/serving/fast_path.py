@@ -20,9 +20,9 @@ Large batches (and data frames) run the view, the learned layer and `preprocess`
 in NumPy and Arrow (`ViewReplay.columns`, `Layer.columns`, `Encoder.frame`):
 a helper of the view is applied once per distinct value, or replaced by Arrow string kernels
 where they provably agree with it (ASCII text), with the helper itself for any other row.
-Batch scoring hands over its typed Arrow columns as they are (`column_probabilities`). The
-pandas pipeline stays the reference: tests/test_fast_path.py (Titanic) and
-tests/test_fast_path_columns.py (`columns`) hold every path to it.
+Batch scoring hands over its typed Arrow columns as they are (`view_columns`), and logs the
+view it gets back. The pandas pipeline stays the reference: tests/test_fast_path.py (Titanic)
+and tests/test_fast_path_columns.py (`columns`) hold every path to it.
 
 A compiled scorer with an ONNX classifier can be saved (`save_scorer`: what it learned as
 JSON, the classifier as ONNX) and loaded without the pipeline or scikit-learn's model
@@ -805,14 +805,27 @@ class FastScorer:
 
     def probabilities(self, records: Sequence[Record] | pd.DataFrame) -> np.ndarray:
         if isinstance(records, pd.DataFrame) or len(records) >= VECTORISED_FROM:
-            return self._vectorised(self.replay.columns(raw_frame(self.view.spec, records)))
+            return self.view_probabilities(self._view_of(records))
         row = self.replay.row
         return self._scored([row(record) for record in records])
+
+    def scored(self, records: Sequence[Record]) -> tuple[np.ndarray, list[Row]]:
+        """`probabilities`, and the view row each record was scored on: what the prediction
+        log keeps, taken from the scoring rather than computed again."""
+        if len(records) >= VECTORISED_FROM:
+            view = self._view_of(records)
+            return self.view_probabilities(view), _rows(view, list(self.view.columns))
+        row = self.replay.row
+        rows = [row(record) for record in records]
+        return self._scored(rows), rows
+
+    def _view_of(self, records: Sequence[Record] | pd.DataFrame) -> Columns:
+        return self.view_columns(raw_frame(self.view.spec, records))
 
     def vector_probabilities(self, vectors: Sequence[Sequence[object]]) -> np.ndarray:
         """Stored view vectors (in the view's column order), as the online store returns them."""
         if len(vectors) >= VECTORISED_FROM:
-            return self._vectorised(self.view.from_rows(vectors))
+            return self.view_probabilities(self.view.from_rows(vectors))
         return self._scored([self._profile(vector) for vector in vectors])
 
     def _profile(self, vector: Sequence[object]) -> Row:
@@ -826,15 +839,25 @@ class FastScorer:
     def _calibrated(self, probability: np.ndarray) -> np.ndarray:
         return probability if self.calibration is None else self.calibration.apply(probability)
 
-    def column_probabilities(self, columns: Mapping[str, Any]) -> np.ndarray:
-        """Typed input columns, as batch scoring reads a file (float64 numbers, Arrow strings
-        with null for missing): no records, no frame."""
-        return self._vectorised(self.replay.columns(columns))
+    def view_columns(self, columns: Mapping[str, Any]) -> Columns:
+        """The view of typed input columns: a `raw_frame`, or columns as batch scoring reads
+        a file (float64 numbers, Arrow strings with null for missing), no records, no frame."""
+        return self.replay.columns(columns)
 
-    def _vectorised(self, view_rows: Mapping[str, Any]) -> np.ndarray:
+    def view_probabilities(self, view_rows: Mapping[str, Any]) -> np.ndarray:
         """View columns (arrays, or a typed view frame) → probabilities, column-wise."""
         matrix = self.encoder.frame(self.layer.columns(view_rows))
         return self._calibrated(self.classifier.probabilities(matrix))
+
+
+def _rows(columns: Columns, names: Sequence[str]) -> list[Row]:
+    """View columns (NumPy or Arrow) as one row per record; a missing value is NaN or None."""
+    values = [_as_list(columns[name]) for name in names]
+    return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
+
+
+def _as_list(column: Any) -> list:
+    return column.to_pylist() if isinstance(column, pa.Array) else np.asarray(column).tolist()
 
 
 Steps = Mapping[str, Any]

@@ -14,6 +14,7 @@ import fcntl
 import itertools
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -416,6 +417,8 @@ class _PostgresInsert:
     def execute(self, connection: Connection, rows: list[Row]) -> None:
         arrays = {column.name: [row[column.name] for row in rows] for column in _TABLE.columns}
         arrays["input"] = [json.dumps(value) for value in arrays["input"]]
+        arrays["features"] = [None if value is None else json.dumps(value)
+                              for value in arrays["features"]]
         connection.exec_driver_sql(self.sql, arrays)
 
 
@@ -454,7 +457,18 @@ def _insert_statement(dialect: Dialect) -> _PostgresInsert | _SqliteInsert:
 
 
 def _row(prediction: ServedPrediction) -> Row:
-    return {column.name: getattr(prediction, column.key) for column in _TABLE.columns}
+    row = {column.name: getattr(prediction, column.key) for column in _TABLE.columns}
+    if prediction.features is not None:
+        row["features"] = {name: _json_value(value) for name, value in prediction.features.items()}
+    return row
+
+
+def _json_value(value: object) -> object:
+    """A feature value JSON can carry: NaN (missing) and infinities become null, since
+    PostgreSQL's json type refuses them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _write_durably(handle: TextIO, rows: list[Row]) -> None:
@@ -471,14 +485,15 @@ def _as_json(row: Row) -> Row:
 
 def _parse_line(line: str) -> Row | None:
     """A row, or None for the torn last line of a process killed mid-write (never fsync'd,
-    so never acknowledged as spilled)."""
+    so never acknowledged as spilled). A line spilled by a version whose log lacked a
+    (nullable) column gets it as null."""
     try:
         row = json.loads(line)
         row["created_at"] = datetime.fromisoformat(row["created_at"])
     except (ValueError, KeyError, TypeError):
         log.warning("skipping an unreadable spool line: %.80r", line)
         return None
-    return row
+    return {column.name: row.get(column.name) for column in _TABLE.columns}
 
 
 def _refused(exc: StatementError) -> bool:

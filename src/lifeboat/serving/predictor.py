@@ -7,7 +7,7 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from lifeboat.datasets import DatasetSpec
+from lifeboat.db import Prediction
 from lifeboat.db.models import utcnow
 from lifeboat.features import FeatureView, OnlineStore
 from lifeboat.registry import ModelRegistry, ModelVersion
@@ -27,6 +28,8 @@ from lifeboat.serving.fast_path import FastScorer, UnsupportedModel, compile_mod
 log = logging.getLogger(__name__)
 
 _RAND_B = (1 << 62) - 1
+# The longest entity id a prediction can be logged with: the log's entity_id column.
+MAX_ENTITY_ID: int = Prediction.__table__.c["entity_id"].type.length
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,10 @@ class ServedPrediction:
     model_name: str
     model_version: str
     latency_ms: float
+    entity_id: str | None = None  # the id asked for, or the key the record carried
+    # The view row the model scored, as computed (NaN for a missing number): the prediction
+    # log's writer makes it JSON, off the request's thread.
+    features: dict[str, Any] | None = None
     outliers: tuple[str, ...] = ()  # fields outside what training saw; not a table column
 
 
@@ -108,10 +115,21 @@ class Predictor:
             fast = None
         object.__setattr__(self, "fast", fast)
 
-    def predict(self, records: list[dict[str, Any]], source: str) -> list[ServedPrediction]:
-        """Scores records in one call to the model; every result is ready to be logged."""
+    def predict(self, records: list[dict[str, Any]], source: str,
+                entity_ids: Sequence[str | None] | None = None) -> list[ServedPrediction]:
+        """Scores records in one call to the model; every result is ready to be logged, with
+        the view row it was scored on and the entity key each record carried (`entity_ids`)."""
         started = time.perf_counter()
-        return self._predictions(self.probabilities(records), records, source, started)
+        probabilities, rows = self.scored(records)
+        keys = entity_ids if entity_ids is not None else [None] * len(records)
+        return self._predictions(probabilities, records, rows, keys, source, started)
+
+    def scored(self, records: list[dict[str, Any]]) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """The positive class's probability per raw record, and the view row it scored."""
+        if self.fast is None:
+            rows = self.view.from_records(records)
+            return self.model.predict_proba(rows)[:, 1], rows.to_dict("records")
+        return self.fast.scored(records)
 
     def probabilities(self, records: list[dict[str, Any]] | pd.DataFrame) -> np.ndarray:
         """The positive class's probability per raw record: the one scoring path of every
@@ -129,39 +147,56 @@ class Predictor:
         """Looks the ids up in one read; an id the store lacks is reported, not fatal."""
         started = time.perf_counter()
         vectors = store.read(self.view.key, entity_ids)
-        found = [(entity_id, vector) for entity_id, vector in zip(entity_ids, vectors, strict=True)
-                 if vector is not None]
+        ids = [entity_id for entity_id, vector in zip(entity_ids, vectors, strict=True)
+               if vector is not None]
         unknown = [entity_id for entity_id, vector in zip(entity_ids, vectors, strict=True)
                    if vector is None]
-        if not found:
+        if not ids:
             return EntityScores([], unknown)
-        inputs = [{"entity_id": entity_id} for entity_id, _ in found]
-        probabilities = self._vector_probabilities([vector for _, vector in found])
-        return EntityScores(self._predictions(probabilities, inputs, source, started), unknown)
+        found = [vector for vector in vectors if vector is not None]
+        columns = list(self.view.columns)
+        rows = [dict(zip(columns, vector, strict=True)) for vector in found]
+        inputs = [{"entity_id": entity_id} for entity_id in ids]
+        return EntityScores(self._predictions(self.vector_probabilities(found), inputs, rows, ids,
+                                              source, started), unknown)
 
-    def _vector_probabilities(self, vectors: list[Sequence[object]]) -> np.ndarray:
+    def vector_probabilities(self, vectors: Sequence[Sequence[object]]) -> np.ndarray:
+        """View vectors (in the view's column order, as the online store holds them) scored:
+        the path of entity ids, and of whatever rescores logged view rows."""
         if self.fast is None:
             return self.model.predict_proba(self.view.from_rows(vectors))[:, 1]
         return self.fast.vector_probabilities(vectors)
 
-    def _predictions(self, probabilities: np.ndarray, inputs: list[dict[str, Any]], source: str,
-                started: float) -> list[ServedPrediction]:
+    def view_probabilities(self, rows: Mapping[str, Any]) -> np.ndarray:
+        """View columns (arrays, or a typed view frame) scored column-wise: batch scoring."""
+        if self.fast is None:
+            return self.model.predict_proba(pd.DataFrame(rows))[:, 1]
+        return self.fast.view_probabilities(rows)
+
+    def _predictions(self, probabilities: np.ndarray, inputs: list[dict[str, Any]],
+                     rows: list[dict[str, Any]], entity_ids: Sequence[str | None], source: str,
+                     started: float) -> list[ServedPrediction]:
         created_at = utcnow()
         latency_ms = (time.perf_counter() - started) * 1000
         return [
-            self._prediction(given, float(probability), source, created_at, latency_ms)
-            for given, probability in zip(inputs, probabilities, strict=True)
+            self._prediction(given, row, entity_id, float(probability), source, created_at,
+                             latency_ms)
+            for given, row, entity_id, probability
+            in zip(inputs, rows, entity_ids, probabilities, strict=True)
         ]
 
-    def _prediction(self, given: dict[str, Any], probability: float, source: str,
-                    created_at: datetime, latency_ms: float) -> ServedPrediction:
+    def _prediction(self, given: dict[str, Any], row: dict[str, Any], entity_id: str | None,
+                    probability: float, source: str, created_at: datetime,
+                    latency_ms: float) -> ServedPrediction:
         predicted = int(probability >= self.version.threshold)
         return ServedPrediction(
             id=prediction_id(),
             created_at=created_at,
             dataset=self.spec.name,
             source=source,
+            entity_id=entity_id,
             input=given,
+            features=row,
             prediction=predicted,
             label=self.spec.label_for(predicted),
             probability=probability,

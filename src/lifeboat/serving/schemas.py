@@ -138,7 +138,13 @@ class PastPrediction(BaseModel):
     id: str
     created_at: datetime
     source: str
-    input: dict[str, Any]
+    entity_id: str | None = Field(description="The entity scored: the id asked for, or the "
+                                              "key the record or file row carried.")
+    input: dict[str, Any] = Field(description="The raw input: a record's fields, or "
+                                              '{"entity_id": ...} for a prediction by id.')
+    features: dict[str, Any] | None = Field(
+        description="The feature-view row the model scored, missing values as null; null "
+                    "for predictions logged before the log kept it.")
     prediction: int
     label: str
     probability: float

@@ -17,7 +17,11 @@ log = logging.getLogger(__name__)
 
 class ShadowScoring:
     """Queues served predictions (bounded: under overload, shadow scoring drops, never the
-    service) and scores them with the challenger in batches on its own thread."""
+    service) and scores them with the challenger in batches on its own thread.
+
+    The challenger scores the view rows the champion scored (the vector path that entity
+    ids take): predictions by record and by entity id alike, with no view computed twice.
+    Both were trained on the one view this code computes (`ServiceState.load_challenger`)."""
 
     def __init__(self, capacity: int = 10_000, batch_size: int = 500) -> None:
         self.challenger: Predictor | None = None
@@ -30,7 +34,7 @@ class ShadowScoring:
 
     def submit(self, predictions: list[ServedPrediction]) -> None:
         if self.challenger is not None and predictions:
-            self._queue.extend(p for p in predictions if "entity_id" not in p.input)
+            self._queue.extend(predictions)
             self._ready.set()
 
     def stop(self) -> None:
@@ -54,7 +58,9 @@ class ShadowScoring:
         challenger = self.challenger
         if challenger is None:
             return
-        probabilities = challenger.probabilities([p.input for p in served])
+        columns = list(challenger.view.columns)
+        probabilities = challenger.vector_probabilities(
+            [[prediction.features[name] for name in columns] for prediction in served])
         threshold = challenger.version.threshold
         outcomes = Counter(
             (prediction.model_version, int(probability >= threshold) == prediction.prediction)

@@ -19,8 +19,8 @@ from lifeboat.datasets import DatasetSpec
 from lifeboat.features import OnlineStoreUnavailable
 from lifeboat.ingest import defuse_formulas, read_chunks
 from lifeboat.serving.deps import DatasetService, serving_predictor
-from lifeboat.serving.explain import MAX_EXPLAINED, contributions
-from lifeboat.serving.predictor import Predictor
+from lifeboat.serving.explain import MAX_EXPLAINED, contributions, vector_contributions
+from lifeboat.serving.predictor import MAX_ENTITY_ID, Predictor
 from lifeboat.serving.schemas import DatasetSchemas, EntityError, ModelRef, Source
 from lifeboat.serving.state import ServiceState
 from lifeboat.validation import FileRejected
@@ -68,7 +68,8 @@ def predict_router(spec: DatasetSpec, schemas: DatasetSchemas, dataset: DatasetS
         predictor = serving_predictor(service)
         rows = _uploaded_rows(spec, file)
         records = _validated_rows(many, rows, _records_of(spec, rows))
-        predictions = predictor.predict([r.model_dump() for r in records], source)
+        keys = [_entity_key(key) for key in rows[spec.entity.key].tolist()]
+        predictions = predictor.predict([r.model_dump() for r in records], source, keys)
         if _CSV in request.headers.get("accept", ""):
             service.record(predictions)
             return _csv_response(spec, rows, predictions, file.filename)
@@ -86,11 +87,14 @@ def scoring_route(path: str, score: Endpoint) -> Route:
     return Route(path, score, methods=["POST"])
 
 
-def scoring_endpoint(schemas: DatasetSchemas, dataset: DatasetService) -> Endpoint:
+def scoring_endpoint(spec: DatasetSpec, schemas: DatasetSchemas,
+                     dataset: DatasetService) -> Endpoint:
     record = schemas.record
     one, many = TypeAdapter(record), _many(record)
+    keys = _EntityKeys(spec)
     flags = _Flags(TypeAdapter(Source), TypeAdapter(bool))
-    entity_ids = TypeAdapter(Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]],
+    entity_ids = TypeAdapter(Annotated[list[Annotated[str, Field(min_length=1,
+                                                                 max_length=MAX_ENTITY_ID)]],
                                        Field(min_length=1, max_length=MAX_RECORDS)])
 
     async def predict(request: Request) -> Response:
@@ -106,16 +110,19 @@ def scoring_endpoint(schemas: DatasetSchemas, dataset: DatasetService) -> Endpoi
         body, source, explain = flags.split(_json_body(await request.body()))
         if "entity_ids" in body:
             ids = _validated(entity_ids, body["entity_ids"], ("body", "entity_ids"))
-            predictions, errors = await run_in_threadpool(_score_entities, service, predictor,
-                                                          ids, source)
-            return _response(service, schemas, predictor, predictions, errors)
+            _explainable(explain, ids, "entity ids")
+            predictions, errors, explained = await run_in_threadpool(
+                _score_entities, service, predictor, ids, source, explain)
+            return _response(service, schemas, predictor, predictions, errors, explained)
+        given = body["records"] if "records" in body else [body]
         records = _parse_records(body, one, many)
-        if explain and len(records) > MAX_EXPLAINED:
-            raise HTTPException(413, detail=f"at most {MAX_EXPLAINED} records per explained request")
+        _explainable(explain, records, "records")
+        carried = keys.of(given)
         if not explain and len(records) <= _INLINE_RECORDS:
-            return _response(service, schemas, predictor, predictor.predict(records, source), [])
+            return _response(service, schemas, predictor,
+                             predictor.predict(records, source, carried), [])
         predictions, explained = await run_in_threadpool(_score_records, predictor, records,
-                                                         source, explain)
+                                                         carried, source, explain)
         return _response(service, schemas, predictor, predictions, [], explained)
 
     return predict
@@ -123,6 +130,39 @@ def scoring_endpoint(schemas: DatasetSchemas, dataset: DatasetService) -> Endpoi
 
 def _many(record: type[BaseModel]) -> TypeAdapter:
     return TypeAdapter(Annotated[list[record], Field(min_length=1)])
+
+
+def _explainable(explain: bool, items: list, what: str) -> None:
+    """Each explained item costs a model call per field: a request explains a bounded few."""
+    if explain and len(items) > MAX_EXPLAINED:
+        raise HTTPException(413, detail=f"at most {MAX_EXPLAINED} {what} per explained request")
+
+
+class _EntityKeys:
+    """The entity key a raw record carries, in any accepted spelling of the spec's key: the
+    record model drops it with every other field that is not an input."""
+
+    def __init__(self, spec: DatasetSpec) -> None:
+        key = spec.entity.key
+        self.spellings = frozenset(name.lower() for name in (key, *spec.columns[key].aliases))
+
+    def of(self, records: list[Any]) -> list[str | None]:
+        return [self._key(record) for record in records]
+
+    def _key(self, record: Any) -> str | None:
+        for name, value in record.items():
+            if name.strip().lower() in self.spellings:
+                return _entity_key(value)
+        return None
+
+
+def _entity_key(value: Any) -> str | None:
+    """A given key as an entity id (trimmed text, as ids are stored), or None when it cannot
+    be one: missing, empty, longer than an id, or not a string or integer."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    text = str(value).strip()
+    return text if 0 < len(text) <= MAX_ENTITY_ID else None
 
 
 class _Flags:
@@ -173,20 +213,23 @@ def _response(service: ServiceState, schemas: DatasetSchemas, predictor: Predict
     return Response(answer.model_dump_json(exclude_none=True), media_type="application/json")
 
 
-def _score_records(predictor: Predictor, records: list[dict[str, Any]], source: str,
-                   explain: bool) -> tuple[list, list | None]:
-    predictions = predictor.predict(records, source)
+def _score_records(predictor: Predictor, records: list[dict[str, Any]],
+                   keys: list[str | None], source: str, explain: bool) -> tuple[list, list | None]:
+    predictions = predictor.predict(records, source, keys)
     return predictions, [contributions(predictor, r) for r in records] if explain else None
 
 
-def _score_entities(service: ServiceState, predictor: Predictor, ids: list[str],
-                    source: str) -> tuple[list, list[EntityError]]:
+def _score_entities(service: ServiceState, predictor: Predictor, ids: list[str], source: str,
+                    explain: bool) -> tuple[list, list[EntityError], list | None]:
     try:
         scores = predictor.predict_entities(service.store, ids, source)
     except OnlineStoreUnavailable as exc:
         raise HTTPException(503, detail=str(exc)) from None
     missing = f"no features {predictor.view.label} for this id in the online store"
-    return scores.predictions, [EntityError(entity_id=i, error=missing) for i in scores.unknown]
+    errors = [EntityError(entity_id=i, error=missing) for i in scores.unknown]
+    explained = ([vector_contributions(predictor, p.features) for p in scores.predictions]
+                 if explain else None)
+    return scores.predictions, errors, explained
 
 
 def _parse_records(body: dict[str, Any], one: TypeAdapter, many: TypeAdapter) -> list[dict[str, Any]]:
@@ -285,5 +328,6 @@ def _request_schema(record: type[BaseModel]) -> dict[str, Any]:
             "records": {"type": "array", "items": reference}, "source": source,
             "explain": {"type": "boolean"}}},
         {"type": "object", "required": ["entity_ids"], "properties": {
-            "entity_ids": {"type": "array", "items": {"type": "string"}}, "source": source}},
+            "entity_ids": {"type": "array", "items": {"type": "string"}}, "source": source,
+            "explain": {"type": "boolean"}}},
     ]}
