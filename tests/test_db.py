@@ -47,7 +47,8 @@ def test_prediction_log_schema_migrates_both_ways_keeping_rows(database: Databas
             "INSERT INTO predictions (id, created_at, dataset, source, input, prediction, label, "
             "probability, model_name, model_version, latency_ms) VALUES ('p1', "
             "CURRENT_TIMESTAMP, 'titanic', 'api', '{}', 1, 'survived', 0.9, 'm', '1', 1.0)"))
-        connection.execute(text("INSERT INTO feedback VALUES ('p1', 1, CURRENT_TIMESTAMP)"))
+        connection.execute(text("INSERT INTO feedback (prediction_id, actual, received_at) "
+                                "VALUES ('p1', 1, CURRENT_TIMESTAMP)"))
     command.downgrade(alembic_config(database), "0005")
     assert {"entity_id", "features"}.isdisjoint(
         column["name"] for column in inspect(database.engine).get_columns("predictions"))
@@ -108,3 +109,30 @@ def test_arrow_rows_insert_as_typed_values_with_nulls(database: Database) -> Non
         ("a", {"name": 'Zoë "Q"', "n": [1, 2.5]}, 7, 2**40, 0.1, True, ""),
         ("b", None, None, -1, None, None, "tab\there")]
     assert [(row.at.replace(tzinfo=UTC), row.kind) for row in found] == [(at, "batch")] * 2
+
+
+def test_feedback_sent_before_0011_is_a_callers_and_survives_both_ways(
+        database: Database) -> None:
+    """0011 (feedback.source, outcome_progress, drift_reports.estimated_accuracy) down and up
+    with an outcome in place: it stays, and counts as sent through /feedback."""
+    command.downgrade(alembic_config(database), "0010")
+    with database.engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO predictions (id, created_at, dataset, source, input, prediction, label, "
+            "probability, model_name, model_version, latency_ms) VALUES ('p1', "
+            "CURRENT_TIMESTAMP, 'customers', 'api', '{}', 1, 'yes', 0.9, 'm', '1', 1.0)"))
+        connection.execute(text("INSERT INTO feedback VALUES ('p1', 1, CURRENT_TIMESTAMP)"))
+    upgrade(database)
+    with database.engine.connect() as connection:
+        assert connection.execute(text("SELECT actual, source FROM feedback")).one() == (1, "api")
+    assert "estimated_accuracy" in _columns(database, "drift_reports")
+    command.downgrade(alembic_config(database), "0010")
+    assert "source" not in _columns(database, "feedback")
+    assert "outcome_progress" not in inspect(database.engine).get_table_names()
+    with database.engine.connect() as connection:
+        assert connection.scalar(text("SELECT count(*) FROM feedback")) == 1
+    upgrade(database)
+
+
+def _columns(database: Database, table: str) -> set[str]:
+    return {column["name"] for column in inspect(database.engine).get_columns(table)}

@@ -101,7 +101,7 @@ def test_the_route_and_its_filters_are_documented(client: TestClient) -> None:
     parameters = {p["name"]: p["schema"] for p in operation["parameters"]}
     assert parameters["limit"].items() >= {"minimum": 1, "maximum": 500, "default": 50}.items()
     assert parameters["job"]["anyOf"][0]["enum"] == [
-        "ingest", "ingest_file", "score", "drift", "pipeline"]
+        "ingest", "ingest_file", "score", "outcomes", "drift", "pipeline"]
     assert parameters["status"]["anyOf"][0]["enum"] == ["running", "succeeded", "failed"]
     assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/JobRunsPage"}

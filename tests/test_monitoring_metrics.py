@@ -12,29 +12,39 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from lifeboat.config import Settings
 from lifeboat.db import Database, DriftReport, Feedback, IngestionRun, Prediction, Retrain
 from lifeboat.monitoring.collector import MonitoringCollector
-from lifeboat.monitoring.live_accuracy import LiveAccuracy, live_accuracy
+from lifeboat.monitoring.live_accuracy import (
+    LiveAccuracy,
+    estimated_accuracy,
+    live_accuracy,
+    roc_auc,
+)
 from lifeboat.monitoring.metrics import exposition
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
-def _prediction(number: int, predicted: int, version: str = "3") -> Prediction:
+def _prediction(number: int, predicted: int, version: str = "3",
+                probability: float = 0.5) -> Prediction:
     return Prediction(id=f"p{number:04d}", created_at=NOW + timedelta(seconds=number),
                       dataset="titanic", source="api", input={}, prediction=predicted,
-                      label="survived" if predicted else "died", probability=0.5,
+                      label="survived" if predicted else "died", probability=probability,
                       model_name="m", model_version=version, latency_ms=1.0)
 
 
-def _label(database: Database, outcomes: list[tuple[int, int]], version: str = "3") -> None:
+def _label(database: Database, outcomes: list[tuple[int, int]], version: str = "3",
+           probabilities: list[float] | None = None) -> None:
     """(predicted, actual) pairs, oldest first, as logged predictions with feedback."""
+    probabilities = probabilities or [0.5] * len(outcomes)
     with database.session() as session:
         for number, (predicted, actual) in enumerate(outcomes):
-            prediction = _prediction(number, predicted, version)
+            prediction = _prediction(number, predicted, version, probabilities[number])
             session.add(prediction)
             session.flush()
             session.add(Feedback(prediction_id=prediction.id, actual=actual, received_at=NOW))
@@ -63,6 +73,47 @@ def test_live_accuracy_counts_the_latest_labelled_predictions_of_the_serving_ver
     assert (nothing.accuracy, nothing.samples, nothing.drop) == (None, 0, None)
 
 
+def test_live_roc_auc_ranks_the_window_s_probabilities_against_its_outcomes(
+        database: Database) -> None:
+    """The same window as live accuracy; none while one class alone came back."""
+    probabilities = [0.9, 0.8, 0.3, 0.6, 0.2, 0.7, 0.4, 0.1, 0.65, 0.35]
+    outcomes = [(int(p >= 0.5), actual) for p, actual in
+                zip(probabilities, [1, 1, 0, 0, 0, 1, 1, 0, 0, 1], strict=True)]
+    _label(database, [(0, 0)] * 5 + outcomes, probabilities=[0.5] * 5 + probabilities)
+    latest = live_accuracy(database, "titanic", "3", heldout_accuracy=None, window=10)
+    assert latest.accuracy == 0.6
+    assert latest.roc_auc == pytest.approx(roc_auc_score([a for _, a in outcomes], probabilities))
+    newest = live_accuracy(database, "titanic", "3", heldout_accuracy=None, window=1)
+    assert (newest.accuracy, newest.roc_auc) == (0.0, None)
+
+
+def test_roc_auc_counts_ties_half_as_scikit_learn_does() -> None:
+    rng = np.random.default_rng(3)
+    actual = rng.integers(0, 2, 500)
+    probability = np.round(rng.random(500) * 0.5 + actual * 0.3, 1)  # many ties
+    assert roc_auc(actual, probability) == pytest.approx(roc_auc_score(actual, probability))
+    assert roc_auc(np.ones(5), np.linspace(0, 1, 5)) is None
+
+
+def test_estimated_accuracy_is_the_chance_each_served_class_is_right() -> None:
+    """A prediction served as 1 (p at or above the threshold) is right with chance p, one
+    served as 0 with chance 1 - p."""
+    window = np.array([0.9, 0.2, 0.6, 0.5])
+    assert estimated_accuracy(window, 0.5) == pytest.approx((0.9 + 0.8 + 0.6 + 0.5) / 4)
+    assert estimated_accuracy(window, 0.7) == pytest.approx((0.9 + 0.8 + 0.4 + 0.5) / 4)
+
+
+def test_estimated_accuracy_matches_the_accuracy_of_calibrated_probabilities() -> None:
+    """Outcomes drawn with the stated probabilities: the estimate made without them is the
+    accuracy measured with them, within sampling noise (CBPE's premise)."""
+    rng = np.random.default_rng(11)
+    probability = rng.beta(0.6, 0.9, 20_000)
+    actual = rng.random(20_000) < probability
+    for threshold in (0.3, 0.5, 0.62):
+        measured = ((probability >= threshold) == actual).mean()
+        assert estimated_accuracy(probability, threshold) == pytest.approx(measured, abs=0.01)
+
+
 def test_the_collector_reads_drift_retrains_accuracy_and_ingestion_from_the_database(
         database: Database) -> None:
     with database.session() as session:
@@ -73,7 +124,8 @@ def test_the_collector_reads_drift_retrains_accuracy_and_ingestion_from_the_data
                 p_value=0.05, correction="bonferroni", html="<html></html>",
                 features=[{"feature": "age", "p_value": age_p, "psi": 0.3},
                           {"feature": "sex", "p_value": 0.5, "psi": 0.01}],
-                prediction_drift={"class_mix": {"p_value": 0.2}, "probability": {"p_value": 0.3}}))
+                prediction_drift={"class_mix": {"p_value": 0.2}, "probability": {"p_value": 0.3}},
+                estimated_accuracy=0.9 - share))
             session.flush()
         session.add_all([Retrain(dataset="titanic", reason="drift", status="promoted"),
                          Retrain(dataset="titanic", reason="drift", status="kept_champion"),
@@ -81,7 +133,8 @@ def test_the_collector_reads_drift_retrains_accuracy_and_ingestion_from_the_data
         session.add(IngestionRun(dataset="titanic", source="f.csv", checksum="x", status="done",
                                  finished_at=NOW, rows_total=40, rows_rejected=10))
     collector = MonitoringCollector(database, "titanic",
-                                    lambda: LiveAccuracy(0.75, 120, heldout_accuracy=0.8))
+                                    lambda: LiveAccuracy("3", 0.75, 120, heldout_accuracy=0.8,
+                                                         roc_auc=0.81))
     text = exposition(collector)[0].decode()
     titanic = 'dataset="titanic"'
     assert _value(text, f"lifeboat_drift_checks_total{{{titanic}}}") == 2
@@ -95,6 +148,8 @@ def test_the_collector_reads_drift_retrains_accuracy_and_ingestion_from_the_data
                         'reason="drift"}') == 1
     assert _value(text, f"lifeboat_live_accuracy{{{titanic}}}") == 0.75
     assert _value(text, f"lifeboat_live_accuracy_drop{{{titanic}}}") == pytest.approx(0.05)
+    assert _value(text, f"lifeboat_live_roc_auc{{{titanic}}}") == 0.81
+    assert _value(text, f"lifeboat_estimated_accuracy{{{titanic}}}") == 0.65  # the latest's
     assert _value(text, f"lifeboat_last_ingestion_rejected_ratio{{{titanic}}}") == 0.25
 
 
@@ -108,7 +163,7 @@ def test_two_datasets_collectors_make_one_family_per_metric_with_a_series_each(
                          Retrain(dataset="customers", reason="manual", status="failed")])
     text = exposition(MonitoringCollector(database, "titanic", lambda: None),
                       MonitoringCollector(database, "customers",
-                                          lambda: LiveAccuracy(0.5, 60, heldout_accuracy=0.7)))[0]
+                                          lambda: LiveAccuracy("1", 0.5, 60, heldout_accuracy=0.7)))[0]
     text = text.decode()
     families = re.findall(r"^# TYPE (\S+) ", text, re.MULTILINE)
     assert len(families) == len(set(families)) and "lifeboat_retrains_total" in families
@@ -120,6 +175,7 @@ def test_two_datasets_collectors_make_one_family_per_metric_with_a_series_each(
     assert _value(text, 'lifeboat_drift_checks_total{dataset="customers"}') == 0
     assert _value(text, 'lifeboat_live_accuracy{dataset="customers"}') == 0.5
     assert 'lifeboat_live_accuracy{dataset="titanic"}' not in text
+    assert "lifeboat_live_roc_auc" not in text  # one class only, or no outcome: no AUC
 
 
 def test_a_database_outage_leaves_the_process_metrics_in_the_scrape(tmp_path) -> None:

@@ -438,6 +438,15 @@ def drift(
 
 
 @app.command()
+def outcomes() -> None:
+    """Label logged predictions by the events loaded since (datasets with a future-event label)."""
+    from lifeboat.orchestration import run
+
+    report = run(Context().jobs(), "outcomes", "cli")
+    out.print(f"{report.counts['derived']} outcomes derived")
+
+
+@app.command()
 def pipeline() -> None:
     """Ingest what waits in raw/, refresh features, train, register; promote only if better."""
     from lifeboat.orchestration import run

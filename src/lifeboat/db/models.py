@@ -109,9 +109,11 @@ class Prediction(Base):
 
 
 class Feedback(Base):
-    """The true outcome of a logged prediction, once someone knows it: live accuracy's input.
+    """The true outcome of a logged prediction, once it is known: live accuracy's input.
 
-    One per prediction; a later answer replaces an earlier one.
+    One per prediction. `source` says who knew it: `api`, a caller of /feedback, whose later
+    answer replaces an earlier one; or `derived`, read off the entity's later events by the
+    dataset's label rule, which never replaces an answer a caller sent (migration 0011).
     """
 
     __tablename__ = "feedback"
@@ -120,6 +122,18 @@ class Feedback(Base):
         ForeignKey("predictions.id", ondelete="CASCADE"), primary_key=True)
     actual: Mapped[int] = mapped_column(Integer)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    source: Mapped[str] = mapped_column(String(20), default="api", server_default="api")
+
+
+class OutcomeProgress(Base):
+    """How far deriving outcomes has come for a dataset: every prediction made up to
+    `labelled_until` has an outcome, or has no entity to read one from. Each turn then looks
+    only at the predictions after it, however long the log grows."""
+
+    __tablename__ = "outcome_progress"
+
+    dataset: Mapped[str] = mapped_column(String(100), primary_key=True)
+    labelled_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class DriftReport(Base):
@@ -144,6 +158,9 @@ class DriftReport(Base):
     features: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     prediction_drift: Mapped[dict[str, Any]] = mapped_column(JSON)
     html: Mapped[str] = mapped_column(Text)
+    # The window's accuracy expected from its calibrated probabilities (CBPE), at the
+    # serving threshold: performance without labels (migration 0011; null before).
+    estimated_accuracy: Mapped[float | None] = mapped_column(Float)
 
 
 class Retrain(Base):

@@ -18,6 +18,7 @@ from lifeboat.features.pipeline import (
     feature_view,
     preprocessor,
 )
+from lifeboat.features.snapshots import labels_after, newest_event_loaded
 from lifeboat.features.views import FeatureView
 
 __all__ = [
@@ -33,7 +34,9 @@ __all__ = [
     "feature_engineer",
     "feature_table",
     "feature_view",
+    "labels_after",
     "materialize",
+    "newest_event_loaded",
     "offline_chunks",
     "open_online_store",
     "preprocessor",

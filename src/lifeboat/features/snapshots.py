@@ -9,14 +9,17 @@ any it was trained on just because the last file landed a while ago.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from lifeboat.datasets import DatasetSpec, TableSpec
 from lifeboat.db import Database, ensure_dataset_table
+from lifeboat.db.models import as_utc
 from lifeboat.db.tables import LOADED_AT_COLUMN
 from lifeboat.errors import LifeboatError
 from lifeboat.features.aggregates import CUTOFF, cutoff_times, future_labels, point_in_time
@@ -79,6 +82,51 @@ def newest_event_time(spec: DatasetSpec, events: pd.DataFrame) -> pd.Timestamp:
     return events[spec.events.time].max()
 
 
+def newest_event_loaded(database: Database, spec: DatasetSpec) -> datetime | None:
+    """The newest event's time in the database (None before any): how far the data has
+    seen, so which label periods are over."""
+    assert spec.events is not None, "events are for datasets with an event log"
+    table = ensure_dataset_table(database.engine, spec.events)
+    with database.engine.connect() as connection:
+        newest = connection.scalar(select(func.max(table.c[spec.events.time])))
+    return None if newest is None else as_utc(newest)
+
+
+_KEYS_PER_QUERY = 1000  # one IN list's keys: SQLite bounds the values a statement binds
+
+
+def labels_after(database: Database, spec: DatasetSpec, entities: Sequence[str],
+                 moments: Sequence[datetime]) -> np.ndarray:
+    """Each entity's label after its moment, by the events loaded, as training labels a
+    snapshot at a cut-off (`future_labels`): 1 when a label event follows within the
+    horizon. Only these entities' events within the periods looked at are read."""
+    assert spec.label is not None, "labels after a moment need the spec's label"
+    key = spec.entity.key
+    asked = pd.DataFrame({key: list(entities), CUTOFF: pd.to_datetime(list(moments), utc=True)})
+    horizon = pd.Timedelta(days=spec.label.horizon_days)
+    events = _events_of(database, spec, asked[key].unique().tolist(), asked[CUTOFF].min(),
+                        asked[CUTOFF].max() + horizon)
+    return future_labels(spec, events, asked).to_numpy()
+
+
+def _events_of(database: Database, spec: DatasetSpec, keys: list[str], after: pd.Timestamp,
+               until: pd.Timestamp) -> pd.DataFrame:
+    """The events of these entities timed in (after, until]: a range of the (join key,
+    time) index per key."""
+    assert spec.events is not None
+    table = ensure_dataset_table(database.engine, spec.events)
+    columns = _event_columns(spec)
+    join, time = table.c[spec.events.join_key], table.c[spec.events.time]
+    query = (select(*(table.c[name] for name in columns))
+             .where(time > after.to_pydatetime(), time <= until.to_pydatetime()))
+    rows = []
+    with database.engine.connect() as connection:
+        for first in range(0, len(keys), _KEYS_PER_QUERY):
+            chunk = keys[first:first + _KEYS_PER_QUERY]
+            rows += connection.execute(query.where(join.in_(chunk))).all()
+    return _with_times(pd.DataFrame(rows, columns=columns), spec.events)
+
+
 def _event_columns(spec: DatasetSpec) -> list[str]:
     """The event columns anything reads: the join, the time, and what aggregates and the
     label filter or add up. Leaving the rest in the database halves what a big log costs."""
@@ -98,12 +146,17 @@ def _read(database: Database, source: TableSpec, columns: list[str],
     if loaded_until is not None:
         query = query.where(table.c[LOADED_AT_COLUMN] <= loaded_until)
     with database.engine.connect() as connection:
-        frame = pd.read_sql(query, connection)
-    for name in columns:
-        if source.columns[name].type == "datetime":
-            frame[name] = pd.to_datetime(frame[name], utc=True)
+        frame = _with_times(pd.read_sql(query, connection), source)
     newest = pd.to_datetime(frame.pop(LOADED_AT_COLUMN), utc=True).max()
     return frame, None if pd.isna(newest) else newest.to_pydatetime()
+
+
+def _with_times(frame: pd.DataFrame, source: TableSpec) -> pd.DataFrame:
+    """Time columns as UTC times (SQLite hands back naive text)."""
+    for name in frame.columns:
+        if name in source.columns and source.columns[name].type == "datetime":
+            frame[name] = pd.to_datetime(frame[name], utc=True)
+    return frame
 
 
 def _snapshots(spec: DatasetSpec, frame: pd.DataFrame, labels: pd.Series | None,

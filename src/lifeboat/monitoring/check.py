@@ -17,6 +17,7 @@ from lifeboat.db.models import as_utc, utcnow
 from lifeboat.errors import LifeboatError
 from lifeboat.features import feature_view
 from lifeboat.monitoring.drift import DriftReference, detect_drift, render_report
+from lifeboat.monitoring.live_accuracy import estimated_accuracy
 from lifeboat.registry import ModelRegistry
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,8 @@ def check_drift(settings: Settings, database: Database, spec: DatasetSpec) -> Dr
     the report. Only the champion's own predictions are windowed: inputs are compared with
     the data the serving model learnt from. The window's inputs are the view rows logged
     with each prediction, as the reference holds training's view rows: a prediction by
-    entity id is tested on the vector it was scored on."""
+    entity id is tested on the vector it was scored on. The report also estimates the
+    window's accuracy from its probabilities at the champion's threshold, labels or not."""
     registry = ModelRegistry(settings, spec.model_name)
     champion = registry.champion()
     if champion is None:
@@ -62,14 +64,16 @@ def check_drift(settings: Settings, database: Database, spec: DatasetSpec) -> Dr
         p_value=result.p_value, correction=result.correction,
         features=verdict["features"],
         prediction_drift={test["feature"]: test for test in verdict["prediction"]},
+        estimated_accuracy=estimated_accuracy(probabilities, champion.threshold),
         html=render_report(result, reference, inputs, probabilities, plotly_src=PLOTLY_SRC,
                            title=title),
     )
     with database.session() as session:
         session.add(report)
-    log.info("drift check of %s v%s over %d predictions: %s (drift share %.2f)", champion.name,
-             champion.version, len(window), "DRIFT" if result.drifted else "no drift",
-             result.drift_share)
+    log.info("drift check of %s v%s over %d predictions: %s (drift share %.2f, estimated "
+             "accuracy %.3f)", champion.name, champion.version, len(window),
+             "DRIFT" if result.drifted else "no drift", result.drift_share,
+             report.estimated_accuracy)
     return report
 
 

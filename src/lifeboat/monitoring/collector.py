@@ -1,6 +1,6 @@
 """The monitoring loop's metrics, read from the database when Prometheus scrapes.
 
-Drift reports, retrains and feedback are rows that any process may have written (the
+Drift reports, retrains and outcomes are rows that any process may have written (the
 service, `lifeboat drift`, the scheduler, Airflow): reading them at scrape time makes
 every worker report the same values, and a restart loses none of them. Each scrape costs
 a few indexed queries, every 15 s or so.
@@ -57,7 +57,8 @@ class MonitoringCollector(Collector):
                 select(func.count(), func.count().filter(DriftReport.drifted))
                 .where(DriftReport.dataset == self.dataset)).one()
             latest = session.execute(  # the numbers only, not the report's page
-                select(DriftReport.drift_share, DriftReport.features, DriftReport.prediction_drift)
+                select(DriftReport.drift_share, DriftReport.features, DriftReport.prediction_drift,
+                       DriftReport.estimated_accuracy)
                 .where(DriftReport.dataset == self.dataset)
                 .order_by(DriftReport.created_at.desc(), DriftReport.id.desc()).limit(1)).first()
         yield self._single(CounterMetricFamily, "lifeboat_drift_checks",
@@ -69,6 +70,11 @@ class MonitoringCollector(Collector):
             return
         yield self._single(GaugeMetricFamily, "lifeboat_drift_share",
                            "Share of features drifted in the latest check.", latest.drift_share)
+        if latest.estimated_accuracy is not None:
+            yield self._single(GaugeMetricFamily, "lifeboat_estimated_accuracy",
+                               "Accuracy the latest check's window should have by its "
+                               "calibrated probabilities at the serving threshold (CBPE), "
+                               "without labels.", latest.estimated_accuracy)
         yield self._per_feature(latest, "p_value", "lifeboat_feature_drift_p_value",
                                 "Latest check's p-value per feature (KS or chi-squared), "
                                 "uncorrected.")
@@ -111,7 +117,12 @@ class MonitoringCollector(Collector):
         if live.accuracy is not None:
             yield self._single(GaugeMetricFamily, "lifeboat_live_accuracy",
                                "Accuracy of the serving model on its recent labelled "
-                               "predictions (feedback).", live.accuracy)
+                               "predictions (feedback or derived outcomes).", live.accuracy)
+        if live.roc_auc is not None:
+            yield self._single(GaugeMetricFamily, "lifeboat_live_roc_auc",
+                               "ROC AUC of the serving model's probabilities on the same "
+                               "labelled predictions, when both classes are among them.",
+                               live.roc_auc)
         if live.drop is not None:
             yield self._single(GaugeMetricFamily, "lifeboat_live_accuracy_drop",
                                "Held-out accuracy minus live accuracy.", live.drop)

@@ -1,6 +1,7 @@
 """What the web UI's Monitoring tab charts, read from the database every stage writes to:
 recent predictions by class over time, their probabilities, ingestion quality, drift
-checks, live accuracy from feedback, and retrains."""
+checks with each window's estimated accuracy, live accuracy from outcomes (sent or
+derived), the serving version's live accuracy and ROC AUC now, and retrains."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from lifeboat.db import (
     Retrain,
 )
 from lifeboat.db.models import as_utc
+from lifeboat.monitoring.live_accuracy import LiveAccuracy
 
 RECENT_PREDICTIONS = 5000
 RECENT_RUNS = 100
@@ -52,6 +54,7 @@ class DriftPoint(BaseModel):
     drift_share: float
     threshold: float  # the per-feature p-value below which a feature counts as drifted
     p_values: dict[str, float | None]
+    estimated_accuracy: float | None  # the window's, from its probabilities (CBPE)
 
 
 class AccuracyPoint(BaseModel):
@@ -59,6 +62,17 @@ class AccuracyPoint(BaseModel):
     model_version: str
     accuracy: float
     samples: int
+
+
+class LivePerformance(BaseModel):
+    """The serving version's performance on its latest labelled predictions, as /metrics
+    exposes it (`lifeboat_live_accuracy`, `lifeboat_live_roc_auc`)."""
+
+    model_version: str
+    accuracy: float | None
+    roc_auc: float | None  # null unless both classes are among the outcomes
+    samples: int
+    heldout_accuracy: float | None
 
 
 class RetrainPoint(BaseModel):
@@ -76,10 +90,13 @@ class MonitoringSummary(BaseModel):
     issue_counts: dict[str, int]
     drift: list[DriftPoint]
     live_accuracy: list[AccuracyPoint]
+    live: LivePerformance | None  # null while no model serves
     retrains: list[RetrainPoint]
 
 
-def monitoring_summary(database: Database, dataset: str) -> MonitoringSummary:
+def monitoring_summary(database: Database, dataset: str,
+                       live: LiveAccuracy | None = None) -> MonitoringSummary:
+    """`live`: the serving version's live accuracy, which the caller knows."""
     recent = _recent_predictions(database, dataset)
     bucket = _bucket_size(recent["created_at"]) if len(recent) else None
     return MonitoringSummary(
@@ -90,6 +107,9 @@ def monitoring_summary(database: Database, dataset: str) -> MonitoringSummary:
         issue_counts=_issue_counts(database, dataset),
         drift=_drift(database, dataset),
         live_accuracy=_live_accuracy(database, dataset),
+        live=None if live is None else LivePerformance(
+            model_version=live.model_version, accuracy=live.accuracy, roc_auc=live.roc_auc,
+            samples=live.samples, heldout_accuracy=live.heldout_accuracy),
         retrains=_retrains(database, dataset),
     )
 
@@ -142,7 +162,8 @@ def _issue_counts(database: Database, dataset: str) -> dict[str, int]:
 
 def _drift(database: Database, dataset: str) -> list[DriftPoint]:
     query = (select(DriftReport.id, DriftReport.created_at, DriftReport.model_version,
-                    DriftReport.drifted, DriftReport.drift_share, DriftReport.features)
+                    DriftReport.drifted, DriftReport.drift_share, DriftReport.features,
+                    DriftReport.estimated_accuracy)
              .where(DriftReport.dataset == dataset)
              .order_by(DriftReport.created_at.desc()).limit(RECENT_RUNS))
     with database.session() as session:
@@ -150,7 +171,8 @@ def _drift(database: Database, dataset: str) -> list[DriftPoint]:
     return [DriftPoint(report_id=row.id, created_at=as_utc(row.created_at),
                        model_version=row.model_version, drifted=row.drifted,
                        drift_share=row.drift_share, threshold=_threshold(row.features),
-                       p_values={test["feature"]: test["p_value"] for test in row.features})
+                       p_values={test["feature"]: test["p_value"] for test in row.features},
+                       estimated_accuracy=row.estimated_accuracy)
             for row in reversed(rows)]
 
 

@@ -16,6 +16,7 @@ from lifeboat.db import Database, upgrade
 from lifeboat.ingest import GOOD, IngestReport, LandingZone, ingest_file
 from lifeboat.monitoring.check import DriftCheckUnavailable, check_drift
 from lifeboat.monitoring.live_accuracy import version_live_accuracy
+from lifeboat.monitoring.outcomes import derive_outcomes
 from lifeboat.orchestration import healing
 from lifeboat.orchestration.healing import nothing_new, retrain
 from lifeboat.orchestration.runs import Counts, JobReport, recorded_run
@@ -87,21 +88,29 @@ def _score(context: JobContext) -> Counts:
     return score_ready_files(context.settings, context.database, context.spec)
 
 
+def _outcomes(context: JobContext) -> Counts:
+    """Outcomes of logged predictions, derived from the events loaded since they were made."""
+    return {"derived": derive_outcomes(context.database, context.spec)}
+
+
 def _drift(context: JobContext, heal: bool = True) -> Counts:
-    """A drift check over the latest window; with `heal`, the retrain policy after it."""
+    """Outcomes derived first, so that live accuracy counts them; then a drift check over the
+    latest window; with `heal`, the retrain policy after it."""
     settings, database, spec = context.settings, context.database, context.spec
+    derived = _outcomes(context)
     try:
         report = check_drift(settings, database, spec)
     except DriftCheckUnavailable as exc:
         log.info("no drift check: %s", exc)
-        return {"checked": 0, "drifted": 0, "retrained": 0}
+        return {**derived, "checked": 0, "drifted": 0, "retrained": 0}
     retrained = None
     champion = ModelRegistry(settings, spec.model_name).champion()
     if heal and champion is not None:
         accuracy = version_live_accuracy(database, spec.name, champion,
                                          settings.live_accuracy_window)
         retrained = healing.heal(settings, database, spec, report, accuracy)
-    return {"checked": 1, "drifted": int(report.drifted), "retrained": int(retrained is not None)}
+    return {**derived, "checked": 1, "drifted": int(report.drifted),
+            "retrained": int(retrained is not None)}
 
 
 def _pipeline(context: JobContext) -> Counts:
@@ -121,6 +130,7 @@ JOBS: dict[str, Callable[..., Counts]] = {
     "ingest": _ingest,
     "ingest_file": _ingest_file,
     "score": _score,
+    "outcomes": _outcomes,
     "drift": _drift,
     "pipeline": _pipeline,
 }

@@ -12,13 +12,15 @@ from lifeboat.db.models import as_utc, utcnow
 
 def save_feedback(database: Database, dataset: str, prediction_id: str,
                   actual: int) -> int | None:
-    """Stores the true outcome (a later answer replaces an earlier one); returns what was
-    predicted, or None when no logged prediction of this dataset has this id."""
+    """Stores the true outcome (a later answer replaces an earlier one, a derived one
+    included); returns what was predicted, or None when no logged prediction of this
+    dataset has this id."""
     with database.session() as session:
         predicted = session.scalar(select(Prediction.prediction).where(
             Prediction.id == prediction_id, Prediction.dataset == dataset))
         if predicted is not None:
-            session.merge(Feedback(prediction_id=prediction_id, actual=actual, received_at=utcnow()))
+            session.merge(Feedback(prediction_id=prediction_id, actual=actual, received_at=utcnow(),
+                                   source="api"))
     return predicted
 
 

@@ -25,6 +25,7 @@ from lifeboat.monitoring.metrics import (
     PREDICTIONS,
 )
 from lifeboat.monitoring.check import DriftCheckUnavailable, check_drift, checked_recently
+from lifeboat.monitoring.outcomes import derive_outcomes
 from lifeboat.orchestration import heal, retrain_apart
 from lifeboat.registry import ModelRegistry, view_mismatch
 from lifeboat.serving.prediction_log import PredictionLog
@@ -170,11 +171,13 @@ class ServiceState:
                 log.exception("the monitoring check failed")
 
     def monitor(self) -> Retrain | None:
-        """One turn of the self-healing loop: a drift check over the latest window, then
-        a retrain if drift or the live accuracy calls for one, then the new champion
-        served. Skipped when another worker of the service checked within this cadence."""
+        """One turn of the self-healing loop: outcomes derived from the events loaded since,
+        a drift check over the latest window, then a retrain if drift or the live accuracy
+        calls for one, then the new champion served. Skipped when another worker of the
+        service checked within this cadence."""
         if checked_recently(self.database, self.spec.name, 0.9 * self.settings.drift_check_seconds):
             return None
+        derive_outcomes(self.database, self.spec)
         try:
             report = check_drift(self.settings, self.database, self.spec)
         except DriftCheckUnavailable as exc:

@@ -30,6 +30,7 @@ class DriftReportOut(BaseModel):
     correction: str
     features: list[dict[str, Any]]
     prediction_drift: dict[str, Any]
+    estimated_accuracy: float | None  # from the window's probabilities (CBPE)
 
 
 def monitoring_router(dataset: DatasetService) -> APIRouter:
@@ -37,10 +38,11 @@ def monitoring_router(dataset: DatasetService) -> APIRouter:
     router = APIRouter(tags=["monitoring"])
 
     @router.get("/monitoring/summary", response_model=MonitoringSummary,
-                summary="Recent predictions by class and probability, and ingestion quality")
+                summary="Recent predictions by class and probability, ingestion quality, "
+                        "drift, live and estimated accuracy, live ROC AUC, retrains")
     def summary(service: Service) -> MonitoringSummary:
         service.prediction_log.flush(timeout=1.0)  # the charts include the latest predictions
-        return monitoring_summary(service.database, service.spec.name)
+        return monitoring_summary(service.database, service.spec.name, service.live_accuracy())
 
     @router.get("/drift", response_model=DriftReportOut,
                 responses={404: {"description": "No drift check has run yet"}},
