@@ -241,19 +241,32 @@ def test_monitoring_charts_predictions_quality_drift_and_live_accuracy(
     expect(page.locator("#chart-issues")).to_contain_text("out_of_range")
     expect(page.locator("#chart-drift")).to_contain_text("drift threshold")
     expect(page.locator("#chart-accuracy .scatterlayer .point").first).to_be_visible()
+    summary = httpx.get(f"{base_url}monitoring/summary").json()
+    live, check = summary["live"], summary["drift"][-1]
+    expect(page.locator("#live-accuracy")).to_have_text(f"{live['accuracy'] * 100:.1f}%")
+    expect(page.locator("#live-roc-auc")).to_have_text(f"{live['roc_auc']:.3f}")
+    expect(page.locator("#estimated-accuracy")).to_have_text(
+        f"{check['estimated_accuracy'] * 100:.1f}%")
+    expect(page.locator("#live-basis")).to_contain_text(
+        f"v1, on its {live['samples']} latest labelled predictions")
+    estimated = page.locator("#chart-accuracy").evaluate(
+        "chart => chart.data.find((trace) => trace.name === 'estimated')")
+    assert estimated["y"][-1] == pytest.approx(check["estimated_accuracy"])
     page.screenshot(path=screenshots / "4-monitoring.png", full_page=True)
 
 
 def _drift_and_feedback_history(settings: Settings, titanic: DatasetSpec, base_url: str) -> None:
-    """A hundred predictions, feedback on thirty of them, and a drift check over them."""
-    records = pd.read_csv(titanic.bundled_path(), na_values=titanic.missing_values,
-                          keep_default_na=False).iloc[:100][titanic.input_columns]
+    """A hundred predictions, their true outcomes for thirty of them, and a drift check."""
+    passengers = pd.read_csv(titanic.bundled_path(), na_values=titanic.missing_values,
+                             keep_default_na=False).iloc[:100]
+    records = passengers[titanic.input_columns]
     body = {"records": [{k: v for k, v in row.items() if not pd.isna(v)}
                         for row in records.astype(object).to_dict("records")]}
     predictions = httpx.post(f"{base_url}predict", json=body, timeout=60).json()["predictions"]
-    for prediction in predictions[:30]:
+    survived = passengers[titanic.target.column].astype(int).tolist()
+    for prediction, actual in list(zip(predictions, survived, strict=True))[:30]:
         assert httpx.post(f"{base_url}feedback", json={
-            "id": prediction["id"], "actual": 1}).status_code == 200
+            "id": prediction["id"], "actual": actual}).status_code == 200
     database = Database(settings.db_url)
     check_drift(settings, database, titanic)
     database.dispose()

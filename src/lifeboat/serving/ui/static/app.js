@@ -394,7 +394,7 @@ function driftTraces(checks) {
     y: checks.map((c) => c.threshold), line: { dash: "dash", color: "#888" } }];
 }
 
-function accuracyTraces(points, retrains) {
+function accuracyTraces(points, checks, retrains) {
   const versions = [...new Set(points.map((p) => p.model_version))];
   const lines = versions.map((version, i) => {
     const mine = points.filter((p) => p.model_version === version);
@@ -403,11 +403,33 @@ function accuracyTraces(points, retrains) {
       customdata: mine.map((p) => p.samples), hovertemplate: "%{y:.0%} of %{customdata}",
       marker: { color: COLORS[i % COLORS.length] } };
   });
+  const estimated = checks.filter((c) => c.estimated_accuracy !== null);
+  if (estimated.length) {
+    lines.push({ type: "scatter", mode: "lines+markers", name: "estimated", x: estimated.map((c) => c.created_at),
+      y: estimated.map((c) => c.estimated_accuracy), customdata: estimated.map((c) => c.model_version),
+      hovertemplate: "%{y:.1%} expected of v%{customdata}", line: { dash: "dot", color: "#888" }, marker: { color: "#888" } });
+  }
   if (!lines.length && !retrains.length) return [];
   return [...lines, { type: "scatter", mode: "markers", name: "retrains",
     x: retrains.map((r) => r.started_at), y: retrains.map(() => 1),
     text: retrains.map((r) => `${r.reason}: ${r.status}${r.challenger_version ? ` (v${r.challenger_version})` : ""}`),
     hovertemplate: "%{text}", marker: { symbol: retrains.map((r) => r.status === "promoted" ? "diamond" : "diamond-open"), size: 11, color: "#555" } }];
+}
+
+/** The serving version's figures now: live accuracy and ROC AUC on its latest outcomes, the
+ * latest check's estimate, and the held-out accuracy they compare with. */
+function showLiveNow(live, checks) {
+  const latest = checks.at(-1);
+  const shown = (value, format) => (value === null || value === undefined ? "–" : format(value));
+  $("#live-accuracy").textContent = shown(live?.accuracy, percent);
+  $("#live-roc-auc").textContent = shown(live?.roc_auc, (auc) => auc.toFixed(3));
+  $("#estimated-accuracy").textContent = shown(latest?.estimated_accuracy, percent);
+  $("#heldout-accuracy").textContent = shown(live?.heldout_accuracy, percent);
+  const basis = live ? [`v${live.model_version}, on its ${live.samples} latest labelled predictions`] : [];
+  if (latest && latest.estimated_accuracy !== null) {
+    basis.push(`estimate from the check of ${new Date(latest.created_at).toLocaleString()} (v${latest.model_version})`);
+  }
+  $("#live-basis").textContent = basis.join("; ");
 }
 
 async function loadMonitoring() {
@@ -439,7 +461,8 @@ async function loadMonitoring() {
   }] : [], { margin: { t: 10, b: 40, l: 140, r: 10 }, xaxis: { title: { text: "rows" } } });
   chart("chart-drift", driftTraces(summary.drift || []),
     { yaxis: { type: "log", exponentformat: "e", title: { text: "p-value" } } });
-  chart("chart-accuracy", accuracyTraces(summary.live_accuracy || [], summary.retrains || []),
+  showLiveNow(summary.live, summary.drift || []);
+  chart("chart-accuracy", accuracyTraces(summary.live_accuracy || [], summary.drift || [], summary.retrains || []),
     { yaxis: { range: [0, 1.05], tickformat: ".0%", title: { text: "accuracy" } } });
 }
 
