@@ -40,6 +40,7 @@ import pandas as pd
 import psycopg
 import pytest
 import yaml
+from sklearn.metrics import roc_auc_score
 from sqlalchemy import make_url
 
 from lifeboat.config import Settings
@@ -766,6 +767,29 @@ def test_every_promql_expression_returns_data(stack: Stack, query: Query) -> Non
     for label in re.findall(r"\{\{\s*(\w+)\s*\}\}", query.target.get("legendFormat", "")):
         missing = [series["metric"] for series in result if label not in series["metric"]]
         assert not missing, f"{query.where}: legend names {label}, absent from {missing}"
+
+
+def test_prometheus_holds_the_live_roc_auc_and_the_latest_estimated_accuracy(
+        stack: Stack) -> None:
+    """The new series carry the database's numbers: the ROC AUC of the probabilities served
+    against the outcomes sent, and the latest check's estimated accuracy."""
+    conninfo = make_url(stack.database_url).set(drivername="postgresql").render_as_string(
+        hide_password=False)
+    with psycopg.connect(conninfo) as connection:
+        labelled = connection.execute(
+            "SELECT f.actual, p.probability FROM feedback f JOIN predictions p "
+            "ON p.id = f.prediction_id").fetchall()
+        estimated = connection.execute(
+            "SELECT estimated_accuracy FROM drift_reports ORDER BY id DESC LIMIT 1").fetchone()[0]
+    actual, probability = zip(*labelled, strict=True)
+    assert _latest(stack, "lifeboat_live_roc_auc") == pytest.approx(
+        roc_auc_score(actual, probability))
+    assert _latest(stack, "lifeboat_estimated_accuracy") == pytest.approx(estimated)
+
+
+def _latest(stack: Stack, metric: str) -> float:
+    series, = stack.query(f'{metric}{{dataset="titanic"}}')["data"]["result"]
+    return float(series["value"][1])
 
 
 @pytest.mark.parametrize("record", RECORDS)
