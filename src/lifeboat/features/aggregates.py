@@ -76,19 +76,20 @@ def point_in_time(spec: DatasetSpec, entities: pd.DataFrame, events: pd.DataFram
 
 def future_labels(spec: DatasetSpec, events: pd.DataFrame, frame: pd.DataFrame) -> pd.Series:
     """1 where a `label.where` event with `label.column` above `label.above` happens in
-    (cut-off, cut-off + horizon] for the row's entity, else 0; aligned with `frame`."""
+    (cut-off, cut-off + horizon] for the row's entity, else 0; aligned with `frame`.
+
+    Each row's window is bisected on its own: training asks at a few cut-offs, monitoring at
+    the moment of every prediction it labels, and both cost one pass per bisection step."""
     label = _label(spec)
     keys = pd.Series(pd.unique(frame[spec.entity.key]))
     log = _EventLog(_events(spec), keys, events, keep=_label_events(label, events))
     position = _positions(keys, frame[spec.entity.key])
-    cutoff = _nanoseconds_of(frame[CUTOFF])
-    labels = np.zeros(len(frame), np.int64)
+    known = position >= 0
+    entity, cutoff = position[known], _nanoseconds_of(frame[CUTOFF])[known]
     track = log.track({}, None)
     horizon = label.horizon_days * _DAY_NS
-    for moment in np.unique(cutoff):
-        row = cutoff == moment
-        happened = track.end(moment + horizon) - track.end(moment) > 0
-        labels[row] = happened[position[row]]
+    labels = np.zeros(len(frame), np.int64)
+    labels[known] = track.ends(entity, cutoff + horizon) > track.ends(entity, cutoff)
     return pd.Series(labels, index=frame.index, name=spec.target.column)
 
 
@@ -185,17 +186,22 @@ class _Track:
         return self.first[:-1]
 
     def end(self, moment: int) -> np.ndarray:
-        """Per entity, one past its last row at or before `moment`: a bisection on all runs
-        at once, as many steps as the longest run has bits."""
+        """Per entity, one past its last row at or before `moment`."""
         if moment not in self._ends:
-            low, high = self.first[:-1].copy(), self.first[1:].copy()
-            while (open_ := low < high).any():
-                middle = (low + high) // 2
-                seen = self.time[np.minimum(middle, len(self.time) - 1)] <= moment
-                low = np.where(open_ & seen, middle + 1, low)
-                high = np.where(open_ & ~seen, middle, high)
-            self._ends[moment] = low
+            self._ends[moment] = self.ends(np.arange(len(self.first) - 1), moment)
         return self._ends[moment]
+
+    def ends(self, entity: np.ndarray, moment: np.ndarray | int) -> np.ndarray:
+        """For each entity given, one past its last row at or before the moment (one for
+        all, or one each): a bisection on all their runs at once, as many steps as the
+        longest run has bits."""
+        low, high = self.first[entity], self.first[entity + 1]
+        while (open_ := low < high).any():
+            middle = (low + high) // 2
+            seen = self.time[np.minimum(middle, len(self.time) - 1)] <= moment
+            low = np.where(open_ & seen, middle + 1, low)
+            high = np.where(open_ & ~seen, middle, high)
+        return low
 
     def latest(self, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Entities with rows low..high, and the row of their latest one."""

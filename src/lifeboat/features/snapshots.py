@@ -119,12 +119,10 @@ def _events_of(database: Database, spec: DatasetSpec, keys: list[str], after: pd
     join, time = table.c[spec.events.join_key], table.c[spec.events.time]
     query = (select(*(table.c[name] for name in columns))
              .where(time > after.to_pydatetime(), time <= until.to_pydatetime()))
-    rows = []
     with database.engine.connect() as connection:
-        for first in range(0, len(keys), _KEYS_PER_QUERY):
-            chunk = keys[first:first + _KEYS_PER_QUERY]
-            rows += connection.execute(query.where(join.in_(chunk))).all()
-    return _with_times(pd.DataFrame(rows, columns=columns), spec.events)
+        parts = [pd.read_sql(query.where(join.in_(keys[first:first + _KEYS_PER_QUERY])),
+                             connection) for first in range(0, len(keys), _KEYS_PER_QUERY)]
+    return _with_times(pd.concat(parts, ignore_index=True), spec.events)
 
 
 def _event_columns(spec: DatasetSpec) -> list[str]:

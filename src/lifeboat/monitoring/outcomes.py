@@ -25,7 +25,6 @@ from lifeboat.features import labels_after, newest_event_loaded
 log = logging.getLogger(__name__)
 
 PER_TURN = 5000  # predictions labelled per turn at most: a backlog drains over several
-_ROWS_PER_STATEMENT = 1000  # SQLite bounds the values one statement binds
 
 
 def derive_outcomes(database: Database, spec: DatasetSpec, limit: int = PER_TURN) -> int:
@@ -83,14 +82,11 @@ def _store(database: Database, predictions: list[str], labels: list[int]) -> int
     received = utcnow()
     rows = [{"prediction_id": prediction, "actual": label, "received_at": received,
              "source": "derived"} for prediction, label in zip(predictions, labels, strict=True)]
-    stored = 0
+    table = Feedback.__table__
+    statement = (_insert(database, table).on_conflict_do_nothing(index_elements=["prediction_id"])
+                 .returning(table.c.prediction_id))
     with database.session() as session:
-        for first in range(0, len(rows), _ROWS_PER_STATEMENT):
-            statement = (_insert(database, Feedback).values(rows[first:first + _ROWS_PER_STATEMENT])
-                         .on_conflict_do_nothing(index_elements=["prediction_id"])
-                         .returning(Feedback.prediction_id))
-            stored += len(session.execute(statement).all())
-    return stored
+        return len(session.execute(statement, rows).all())
 
 
 def _advance(database: Database, dataset: str, until: datetime) -> None:
