@@ -52,6 +52,8 @@ FIGURES = {
                              ["redis store", "embedded store", "naive GET loop", "materialize"]),
     "ingest": Figures("database seconds rows/s peak RSS MB loaded rejected",
                       ["postgres", "sqlite"]),
+    "outcomes": Figures("database 5,000 labelled s nothing new ms nothing new, whole log ms "
+                        "newest event ms", ["postgres", "sqlite"]),
     "model_quality": Figures("model metric mean std median target",
                              [f"{model} {metric}" for model in MODELS
                               for metric in ("accuracy", "roc_auc", "ece")]),

@@ -5,9 +5,9 @@ event, monitoring derives them from the entity's later events. `feedback.source`
 two apart (`api` or `derived`; every row before was `api`), so a derived outcome never
 replaces one a caller sent. `outcome_progress` keeps, per dataset, the moment up to which
 every prediction has been labelled, so each turn reads only the predictions after it: with
-1M predictions labelled, a turn with nothing new took 0.45 s (SQLite) and 0.61 s
-(PostgreSQL) without it, an anti-join over the whole log, against 58 and 66 ms with it,
-most of that the newest transaction's time out of 1M (medians of five).
+1M predictions labelled, a turn with nothing new took 0.44 s (SQLite) and 0.68 s
+(PostgreSQL) without it, an anti-join over the whole log, against 52 and 59 ms with it,
+most of that the newest transaction's time out of 1M (`python -m benchmarks.outcomes`).
 `drift_reports.estimated_accuracy` is the window's accuracy expected from its calibrated
 probabilities (CBPE): performance without labels, beside each check.
 
