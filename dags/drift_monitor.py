@@ -32,9 +32,10 @@ DRIFT_DETECTED = Asset(name="lifeboat_drift_detected", uri="lifeboat://monitorin
     tags=["lifeboat", "monitoring"],
     doc_md="""
 ### Drift monitor
-Every hour, tests the champion's latest `LIFEBOAT_DRIFT_WINDOW_SIZE` predictions against the
-training reference (KS / chi-squared per feature with multiple-testing correction, PSI
-beside), storing the report (served at `/drift`). It does not retrain itself: when drift is
+Every hour, derives the outcomes the events loaded since allow (datasets whose target is a
+future event), then tests the champion's latest `LIFEBOAT_DRIFT_WINDOW_SIZE` predictions
+against the training reference (KS / chi-squared per feature with multiple-testing
+correction, PSI beside), storing the report (served at `/drift`). It does not retrain itself: when drift is
 found, `signal_drift` emits the `lifeboat_drift_detected` asset and Airflow runs
 `training_pipeline`; without drift (or with too few predictions to test) `drift_found`
 short-circuits and no event is emitted. CLI equivalent: `lifeboat drift`.
