@@ -32,7 +32,7 @@ POSTGRES_URL = os.environ.get(
 def make_settings(home: Path, database_url: str | None = None, **overrides: object) -> Settings:
     """Settings isolated from the developer's environment and .env file."""
     return Settings(_env_file=None, home=home, database_url=database_url,
-                    mlflow_tracking_uri=None, search_iterations=2, **overrides)
+                    mlflow_tracking_uri=None, **{"search_iterations": 2, **overrides})
 
 
 @pytest.fixture(scope="session")
@@ -91,9 +91,11 @@ def zone(tmp_path: Path) -> LandingZone:
     return LandingZone(str(tmp_path / "landing"))
 
 
-def trained_home(home: Path, spec: DatasetSpec) -> Settings:
-    """A home with the bundled data loaded, features materialized and a champion trained."""
-    settings = make_settings(home)
+def trained_home(home: Path, spec: DatasetSpec, database_url: str | None = None,
+                 **overrides: object) -> Settings:
+    """A home with the bundled data loaded, features materialized and a champion trained
+    (in `database_url`, and the online store and other settings `overrides` name)."""
+    settings = make_settings(home, database_url, **overrides)
     settings.ensure_home()
     db = Database(settings.db_url)
     upgrade(db)

@@ -56,11 +56,14 @@ def test_the_trained_model_serves_records_and_entity_ids(churn_home: Path) -> No
     with TestClient(create_app(settings)) as client:
         model = client.get("/model").json()
         assert model["name"] == "lifeboat-churn"
+        assert model["threshold"] == pytest.approx(0.2)  # the spec's costs: 1 / (1 + 4)
         risky = {"plan": "basic", "tenure_months": 1, "monthly_fee": 12, "support_calls": 6}
         loyal = {"plan": "pro", "tenure_months": 70, "monthly_fee": 49, "support_calls": 0}
         answer = client.post("/predict", json={"records": [risky, loyal]}).json()
         first, second = answer["predictions"]
         assert first["probability"] > second["probability"]
+        for prediction in answer["predictions"]:
+            assert prediction["prediction"] == int(prediction["probability"] >= 0.2)
         assert first["cancel_probability"] == first["probability"]
         assert first["label"] in {"stays", "cancels"}
         by_id = client.post("/predict", json={"entity_ids": ["A00002"]})

@@ -229,14 +229,18 @@ def test_the_monitoring_summary_counts_predictions_and_ingestion_quality(client:
     assert (first_run["rows_total"], first_run["rows_loaded"], first_run["invalid_share"]) == (1309, 1309, 0.0)
 
 
-def test_promoting_under_load_fails_no_request_and_switches_version(
+def test_promoting_then_rolling_back_under_load_fails_no_request(
         tmp_path_factory: pytest.TempPathFactory, titanic: DatasetSpec) -> None:
+    """Four clients send requests while an admin promotes another version, then rolls back:
+    no request fails, and each client's answers switch to the new version once, then back
+    to the previous champion once."""
     settings = trained_home(tmp_path_factory.mktemp("load") / "home", titanic)
     database = Database(settings.db_url)
     challenger = train(settings, database, titanic, promote=False).version
     database.dispose()
     settings = settings.model_copy(update={"api_key": SecretStr(KEY)})
     stop, outcomes, by_client = threading.Event(), [], [[] for _ in range(4)]
+    admin = {"Authorization": f"Bearer {KEY}"}
 
     def client_loop(base_url: str, seen_by_this_client: list) -> None:
         with httpx.Client(base_url=base_url, timeout=30) as http:
@@ -246,25 +250,32 @@ def test_promoting_under_load_fails_no_request_and_switches_version(
                 outcomes.append((response.status_code, version))
                 seen_by_this_client.append(version)
 
+    def fifty_more() -> None:
+        seen = len(outcomes)
+        _wait_for(lambda: len(outcomes), lambda n: n >= seen + 50, timeout=60)
+
     with live_server(create_app(settings)) as base_url:
         clients = [threading.Thread(target=client_loop, args=(base_url, seen))
                    for seen in by_client]
         for thread in clients:
             thread.start()
-        _wait_for(lambda: len(outcomes), lambda n: n >= 50, timeout=60)
-        promoted = httpx.post(f"{base_url}/models/{challenger}/promote",
-                              headers={"Authorization": f"Bearer {KEY}"}, timeout=60)
-        seen = len(outcomes)
-        _wait_for(lambda: len(outcomes), lambda n: n >= seen + 50, timeout=60)
+        fifty_more()
+        promoted = httpx.post(f"{base_url}/models/{challenger}/promote", headers=admin, timeout=60)
+        fifty_more()
+        rolled_back = httpx.post(f"{base_url}/models/rollback", headers=admin, timeout=60)
+        fifty_more()
+        history = httpx.get(f"{base_url}/models/history").json()["items"]
         stop.set()
         for thread in clients:
             thread.join()
-    assert promoted.status_code == 200
+    assert promoted.status_code == 200 and rolled_back.status_code == 200
+    assert rolled_back.json()["version"] == "1" and rolled_back.json()["serving"]
     assert [status for status, _ in outcomes if status != 200] == []
     for versions in by_client:  # each client's requests run one after another
-        assert versions[0] == "1" and versions[-1] == challenger
-        switch = versions.index(challenger)
-        assert set(versions[switch:]) == {challenger}, "once switched, no request goes back"
+        switches = [v for i, v in enumerate(versions) if i == 0 or v != versions[i - 1]]
+        assert switches == ["1", challenger, "1"], "each change is served once, never undone"
+    assert [(h["from_version"], h["to_version"], h["changed_by"]) for h in history] == [
+        (challenger, "1", "api"), ("1", challenger, "api"), (None, "1", "training")]
 
 
 def test_a_database_outage_mid_traffic_loses_no_prediction(

@@ -121,6 +121,15 @@ def test_first_training_registers_a_champion_with_honest_metrics(
     assert (change.from_version, change.to_version, change.changed_by) == (None, "1", "training")
 
 
+def _coin_flip_champion(settings: Settings, database: Database,
+                        titanic: DatasetSpec) -> tuple[ModelRegistry, str]:
+    """A useless champion, promoted by hand: the registry, and its version."""
+    registry = _registry(settings, database, titanic)
+    coin_flip = _register(settings, titanic, database, DummyClassifier(strategy="prior"))
+    registry.promote(coin_flip, by="cli", reason="set up by the test")
+    return registry, coin_flip
+
+
 def _artifact(run_id: str, name: str) -> dict:
     return json.loads(Path(mlflow.artifacts.download_artifacts(
         run_id=run_id, artifact_path=name)).read_text())
@@ -129,9 +138,7 @@ def _artifact(run_id: str, name: str) -> dict:
 def test_the_gate_promotes_a_better_model_with_its_evidence_and_refuses_a_tie(
         loaded: tuple[Settings, Database], titanic: DatasetSpec) -> None:
     settings, database = loaded
-    registry = _registry(settings, database, titanic)
-    coin_flip = _register(settings, titanic, database, DummyClassifier(strategy="prior"))
-    registry.promote(coin_flip, by="cli", reason="set up by the test")
+    registry, coin_flip = _coin_flip_champion(settings, database, titanic)
 
     better = train(settings, database, titanic, promote=True)
     evidence = better.promotion.evidence
@@ -159,9 +166,7 @@ def test_the_gate_promotes_a_better_model_with_its_evidence_and_refuses_a_tie(
 def test_a_challenger_better_by_less_than_the_margin_is_refused(
         loaded: tuple[Settings, Database], titanic: DatasetSpec) -> None:
     settings, database = loaded
-    registry = _registry(settings, database, titanic)
-    coin_flip = _register(settings, titanic, database, DummyClassifier(strategy="prior"))
-    registry.promote(coin_flip, by="cli", reason="set up by the test")
+    registry, coin_flip = _coin_flip_champion(settings, database, titanic)
     demanding = settings.model_copy(update={"min_improvement": 0.45})
     result = train(demanding, database, titanic, promote=True)
     evidence = result.promotion.evidence
