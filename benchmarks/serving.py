@@ -141,7 +141,8 @@ def _in_process(settings: Settings, spec: DatasetSpec, records: list[dict], roun
     view = feature_view(spec)
     version, champion = ModelRegistry(settings, spec.model_name).load_champion()
     frame = pd.read_csv(spec.bundled_path(), na_values=spec.missing_values, keep_default_na=False)
-    models = {f"champion ({type(champion[-1]).__name__})": champion}
+    classifier = champion.pipeline_.named_steps["classifier"]  # inside its calibration
+    models = {f"champion ({type(classifier).__name__}, calibrated)": champion}
     for candidate in candidates(spec):
         models[candidate.name] = candidate.pipeline.fit(view.from_records(frame),
                                                         frame["survived"].to_numpy())
