@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -21,6 +22,7 @@ from lifeboat.db import Database
 from lifeboat.errors import DatasetSpecError
 from lifeboat.features import OnlineStore, open_online_store
 from lifeboat.registry import ChampionHistory, ModelRegistry
+from lifeboat.serving.bodies import JsonBodies, validation_error_response
 from lifeboat.serving.prediction_log import PredictionLog
 from lifeboat.serving.deps import DatasetService
 from lifeboat.serving.routes import (
@@ -99,6 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(datasets.router)
     app.include_router(health.router)
     app.add_exception_handler(StarletteHTTPException, _unknown_dataset(specs))
+    app.add_exception_handler(RequestValidationError, validation_error_response)
+    app.add_middleware(JsonBodies)  # every JSON body parsed once, and refused whole if unusable
     _register_schemas(app, list(schemas.values()))
     add_ui_assets(app)
     return app

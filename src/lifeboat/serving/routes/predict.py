@@ -3,7 +3,6 @@
 # No `from __future__ import annotations`: FastAPI reads the handlers' annotations at run
 # time, and `Service` is local to the factory.
 import io
-import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -18,6 +17,7 @@ from starlette.routing import Route
 from lifeboat.datasets import DatasetSpec
 from lifeboat.features import OnlineStoreUnavailable
 from lifeboat.ingest import defuse_formulas, read_chunks
+from lifeboat.serving.bodies import body_json
 from lifeboat.serving.deps import DatasetService, serving_predictor
 from lifeboat.serving.explain import MAX_EXPLAINED, contributions, vector_contributions
 from lifeboat.serving.predictor import MAX_ENTITY_ID, Predictor
@@ -107,7 +107,7 @@ def scoring_endpoint(spec: DatasetSpec, schemas: DatasetSchemas,
         (network), big batches and explanations (a model call per field) go to the pool."""
         service = dataset.of(request)
         predictor = serving_predictor(service)
-        body, source, explain = flags.split(_json_body(await request.body()))
+        body, source, explain = flags.split(await body_json(request))
         if "entity_ids" in body:
             ids = _validated(entity_ids, body["entity_ids"], ("body", "entity_ids"))
             _explainable(explain, ids, "entity ids")
@@ -179,20 +179,6 @@ class _Flags:
         source = _validated(self.sources, body.pop("source", "api"), ("body", "source"))
         explain = _validated(self.booleans, body.pop("explain", False), ("body", "explain"))
         return body, source, explain
-
-
-def _json_body(content: bytes) -> Any:
-    """The body as FastAPI would have parsed it, with the same 422s when it is not JSON."""
-    if not content:
-        raise RequestValidationError([{"type": "missing", "loc": ("body",), "input": None,
-                                       "msg": "Field required"}])
-    try:
-        return json.loads(content)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        position = exc.pos if isinstance(exc, json.JSONDecodeError) else exc.start
-        raise RequestValidationError([{"type": "json_invalid", "loc": ("body", position),
-                                       "msg": "JSON decode error", "input": {},
-                                       "ctx": {"error": str(exc)}}]) from None
 
 
 def _response(service: ServiceState, schemas: DatasetSchemas, predictor: Predictor,

@@ -1,0 +1,184 @@
+"""Every JSON request body is parsed here, once, before any route sees it.
+
+A body a route would choke on is refused with a 422 naming where the problem is, whichever
+route it was sent to: nesting deeper than any request needs (the parser and every later
+walk over the value would recurse), a lone UTF-16 surrogate (`"\\ud800"`: valid JSON, but
+no UTF-8 text can hold it, so the database, the log and the error page would all fail on
+it), the `NaN`/`Infinity` literals (not JSON) and numbers too large for a float.
+
+The checks after parsing cost a walk over the value, so they run only when the raw bytes
+say they might fail: the common body (one record) is parsed and passed on unwalked.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+MAX_DEPTH = 32
+"""Deepest nesting a body may have: a batch request is three levels deep."""
+
+_PARSED = "lifeboat.json_body"
+_FORMS = (b"multipart/form-data", b"application/x-www-form-urlencoded")
+# Bytes that may hide what the walk refuses: a high or low surrogate escape, a large
+# exponent or a long run of digits (beyond a float's range).
+_SUSPECT = re.compile(rb"\\u[dD][89a-fA-F]|[eE]\+?[0-9]{3}|[0-9]{300}")
+_FLOAT_LIMIT = 2 ** 1024  # the first integer a float cannot hold
+
+
+class _Constant(str):
+    """`NaN`, `Infinity` or `-Infinity` as written: the walk refuses it by location."""
+
+
+def parse_json(content: bytes) -> Any:
+    """The body's JSON value; a RequestValidationError (422) naming the problem if it has none
+    or holds something no route can use."""
+    if not content:
+        raise _invalid(("body",), "missing", "Field required", None)
+    try:
+        value = json.loads(content, parse_constant=_Constant)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        position = exc.pos if isinstance(exc, json.JSONDecodeError) else exc.start
+        raise _invalid(("body", position), "json_invalid", "JSON decode error", {},
+                       {"error": exc.msg if isinstance(exc, json.JSONDecodeError)
+                        else f"not UTF-8: {exc.reason}"}) from None
+    except RecursionError:
+        raise _too_deep(("body",)) from None
+    if content.count(b"[") + content.count(b"{") > MAX_DEPTH or _SUSPECT.search(content) \
+            or b"NaN" in content or b"Infinity" in content:
+        _walk(value, ("body",))
+    return value
+
+
+def _walk(root: Any, root_location: tuple[Any, ...]) -> None:
+    """Raises at the first refused part, depth first; iterative, as the value may be deep."""
+    stack = [(root, root_location)]
+    while stack:
+        value, location = stack.pop()
+        if len(location) - len(root_location) > MAX_DEPTH:
+            raise _too_deep(location[:len(root_location) + MAX_DEPTH])
+        if isinstance(value, dict):
+            for key, item in value.items():
+                _check_text(key, (*location, _printable(key)))
+                stack.append((item, (*location, key)))
+        elif isinstance(value, list):
+            stack.extend((item, (*location, index)) for index, item in enumerate(value))
+        elif isinstance(value, _Constant):
+            raise _invalid(location, "json_invalid", f"{value} is not a JSON number", None)
+        elif isinstance(value, str):
+            _check_text(value, location)
+        elif isinstance(value, float) and not math.isfinite(value) \
+                or isinstance(value, int) and abs(value) >= _FLOAT_LIMIT:
+            raise _invalid(location, "finite_number", "Number is too large", None)
+
+
+def _check_text(text: str, location: tuple[Any, ...]) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise _invalid(tuple(_printable(part) for part in location), "string_unicode",
+                       f"Text holds a lone surrogate ({text[exc.start]!r}): not Unicode text",
+                       None) from None
+
+
+def _printable(part: Any) -> Any:
+    """A location part that can be written back in the error: surrogates escaped."""
+    return part.encode("utf-8", "backslashreplace").decode() if isinstance(part, str) else part
+
+
+def _too_deep(location: tuple[Any, ...]) -> RequestValidationError:
+    return _invalid(location, "json_invalid", f"JSON nested deeper than {MAX_DEPTH} levels", None)
+
+
+def _invalid(location: tuple[Any, ...], kind: str, message: str, given: Any,
+             context: dict[str, Any] | None = None) -> RequestValidationError:
+    return RequestValidationError([{"type": kind, "loc": location, "msg": message, "input": given,
+                                    **({"ctx": context} if context else {})}])
+
+
+async def body_json(request: Request) -> Any:
+    """The request's JSON value: as `JsonBodies` parsed it, or parsed now when it did not
+    (an empty body, or one sent as a form)."""
+    if _PARSED in request.scope:
+        return request.scope[_PARSED]
+    return parse_json(await request.body())
+
+
+async def validation_error_response(request: Request, exc: RequestValidationError) -> Response:
+    """FastAPI's 422, rendered so that no input echoed back can break it: text is written
+    ASCII-escaped and a non-finite number as text (JSON has no NaN), both of which the
+    standard rendering turns into a 500."""
+    content = json.dumps({"detail": _finite(jsonable_encoder(exc.errors()))}, ensure_ascii=True,
+                         allow_nan=False, separators=(",", ":"))
+    return Response(content, status_code=422, media_type="application/json")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
+
+
+class JsonBodies:
+    """ASGI middleware: reads every request body a route would parse as JSON (anything but a
+    form), parses it with `parse_json`, keeps the value for `body_json`, and hands the bytes
+    on unchanged; a refused body is answered with the 422 here. It sits inside the app's
+    body-size limit, so a body is never read past it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS") \
+                or _content_type(scope).startswith(_FORMS):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        message: Message = {"more_body": True}
+        while message.get("more_body", False):
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, _replay(b"".join(chunks), message, receive), send)
+                return
+            chunks.append(message.get("body", b""))
+        content = b"".join(chunks)
+        if content:
+            try:
+                scope[_PARSED] = parse_json(content)
+            except RequestValidationError as exc:
+                response = await validation_error_response(Request(scope), exc)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, _replay(content, None, receive), send)
+
+
+def _content_type(scope: Scope) -> bytes:
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return value.lower().lstrip()
+    return b""
+
+
+def _replay(content: bytes, last: Message | None, receive: Receive) -> Receive:
+    """A receive that gives the body read so far as one message, then `last` (a disconnect)
+    if there was one, then whatever the server sends next."""
+    pending: list[Message] = [{"type": "http.request", "body": content, "more_body": False}]
+    if last is not None:
+        pending = [{**pending[0], "more_body": True}, last]
+
+    async def replayed() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replayed
