@@ -22,6 +22,7 @@ from lifeboat.db import Database
 from lifeboat.errors import DatasetSpecError
 from lifeboat.features import OnlineStore, open_online_store
 from lifeboat.registry import ChampionHistory, ModelRegistry
+from lifeboat.serving.admin import warn_open_scopes
 from lifeboat.serving.bodies import JsonBodies, validation_error_response
 from lifeboat.serving.prediction_log import PredictionLog
 from lifeboat.serving.deps import DatasetService
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     for spec in specs}
         app.state.settings = settings
         app.state.services = services
+        warn_open_scopes(settings)
         _freeze_startup_objects()
         yield
         for service in services.values():

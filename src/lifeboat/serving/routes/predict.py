@@ -19,6 +19,7 @@ from starlette.routing import Route
 from lifeboat.datasets import DatasetSpec
 from lifeboat.features import OnlineStoreUnavailable
 from lifeboat.ingest import csv_bytes, read_chunks
+from lifeboat.serving.admin import Scope, authorize_request
 from lifeboat.serving.bodies import body_json
 from lifeboat.serving.deps import DatasetService, serving_predictor
 from lifeboat.serving.explain import MAX_EXPLAINED, contributions, vector_contributions
@@ -108,6 +109,7 @@ def scoring_endpoint(spec: DatasetSpec, schemas: DatasetSchemas,
         A few records are scored on the event loop: that takes microseconds and logging
         is queued, so a hop to the thread pool would cost more than the work. Store lookups
         (network), big batches and explanations (a model call per field) go to the pool."""
+        authorize_request(request, Scope.PREDICT)  # FastAPI's dependencies do not run here
         service = dataset.of(request)
         predictor = serving_predictor(service)
         body, source, explain = flags.split(await body_json(request))
