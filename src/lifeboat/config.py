@@ -189,7 +189,8 @@ class Settings(BaseSettings):
                "predict": self.predict_keys}[scope]
         if not own:
             return ()
-        return tuple(key.get_secret_value().encode() for key in (*own, *admin))
+        opening = own if scope == "admin" else [*own, *admin]
+        return tuple(key.get_secret_value().encode() for key in opening)
 
     @property
     def resolved_home(self) -> Path:
