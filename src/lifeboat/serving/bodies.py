@@ -4,7 +4,9 @@ A body a route would choke on is refused with a 422 naming where the problem is,
 route it was sent to: nesting deeper than any request needs (the parser and every later
 walk over the value would recurse), a lone UTF-16 surrogate (`"\\ud800"`: valid JSON, but
 no UTF-8 text can hold it, so the database, the log and the error page would all fail on
-it), the `NaN`/`Infinity` literals (not JSON) and numbers too large for a float.
+it), a NUL character (PostgreSQL's text and JSON columns cannot hold one, so the logged
+prediction would be lost), the `NaN`/`Infinity` literals (not JSON) and numbers too large
+for a float.
 
 The checks after parsing cost a walk over the value, so they run only when the raw bytes
 say they might fail: the common body (one record) is parsed and passed on unwalked.
@@ -28,9 +30,9 @@ MAX_DEPTH = 32
 
 _PARSED = "lifeboat.json_body"
 _FORMS = (b"multipart/form-data", b"application/x-www-form-urlencoded")
-# Bytes that may hide what the walk refuses: a high or low surrogate escape, a large
-# exponent or a long run of digits (beyond a float's range).
-_SUSPECT = re.compile(rb"\\u[dD][89a-fA-F]|[eE]\+?[0-9]{3}|[0-9]{300}")
+# Bytes that may hide what the walk refuses: a surrogate or NUL escape, a large exponent or
+# a long run of digits (beyond a float's range).
+_SUSPECT = re.compile(rb"\\u[dD][89a-fA-F]|\\u0000|[eE]\+?[0-9]{3}|[0-9]{300}")
 _FLOAT_LIMIT = 2 ** 1024  # the first integer a float cannot hold
 
 
@@ -81,6 +83,9 @@ def _walk(root: Any, root_location: tuple[Any, ...]) -> None:
 
 
 def _check_text(text: str, location: tuple[Any, ...]) -> None:
+    if "\x00" in text:
+        raise _invalid(tuple(_printable(part) for part in location), "string_nul",
+                       "Text holds a NUL character (\\u0000)", None)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -114,10 +119,13 @@ async def body_json(request: Request) -> Any:
 
 async def validation_error_response(request: Request, exc: RequestValidationError) -> Response:
     """FastAPI's 422, rendered so that no input echoed back can break it: text is written
-    ASCII-escaped and a non-finite number as text (JSON has no NaN), both of which the
-    standard rendering turns into a 500."""
-    content = json.dumps({"detail": _finite(jsonable_encoder(exc.errors()))}, ensure_ascii=True,
-                         allow_nan=False, separators=(",", ":"))
+    ASCII-escaped, bytes (a body that was not JSON) as text with their undecodable bytes
+    escaped, and a non-finite number as text (JSON has no NaN): the standard rendering
+    turns each of these into a 500."""
+    errors = jsonable_encoder(exc.errors(), custom_encoder={
+        bytes: lambda content: content.decode("utf-8", "backslashreplace")})
+    content = json.dumps({"detail": _finite(errors)}, ensure_ascii=True, allow_nan=False,
+                         separators=(",", ":"))
     return Response(content, status_code=422, media_type="application/json")
 
 
