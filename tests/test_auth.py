@@ -131,6 +131,20 @@ def test_only_scopes_left_without_keys_are_named_open(trained_settings: Settings
     assert warning.startswith("the feedback routes are open") and "READ" not in warning
 
 
+def test_the_openapi_page_asks_no_key_for_an_open_scope(trained_settings: Settings,
+                                                       tmp_path: Path) -> None:
+    settings = _own_database(trained_settings, tmp_path).model_copy(update={
+        "read_keys": [SecretStr("r")]})
+    with live_server(create_app(settings)) as url:
+        document = httpx.get(f"{url}/openapi.json").json()
+    paths = document["paths"]
+    assert paths["/jobs"]["get"]["security"] == [{"read_key": []}]
+    assert paths["/models/rollback"]["post"]["security"] == [{"admin_key": []}]  # shut, not open
+    assert "security" not in paths["/predict"]["post"]
+    assert "security" not in paths["/feedback"]["post"]
+    assert set(document["components"]["securitySchemes"]) == {"read_key", "admin_key"}
+
+
 def test_the_older_single_api_key_is_still_an_admin_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LIFEBOAT_API_KEY", "old-key")
     monkeypatch.setenv("LIFEBOAT_ADMIN_KEYS", "new-key,rotated-key")

@@ -72,6 +72,20 @@ def warn_open_scopes(settings: Settings) -> None:
                     variables)
 
 
+def document_open_scopes(document: dict[str, Any], settings: Settings) -> None:
+    """Takes the key requirement off the operations of open scopes in an OpenAPI document:
+    they ask for no key, and the document (and any client made from it) should say so."""
+    opened = {f"{scope.value}_key" for scope in open_scopes(settings)}
+    for item in document.get("paths", {}).values():
+        for operation in item.values():
+            required = [r for r in operation.get("security", []) if not opened & set(r)]
+            if "security" in operation and not required:
+                del operation["security"]
+    schemes = document.get("components", {}).get("securitySchemes", {})
+    for name in opened:
+        schemes.pop(name, None)
+
+
 def _gate(scope: Scope) -> Any:
     """A FastAPI dependency requiring a key of `scope`, shown as its own bearer scheme in the
     OpenAPI page."""

@@ -22,7 +22,7 @@ from lifeboat.db import Database
 from lifeboat.errors import DatasetSpecError
 from lifeboat.features import OnlineStore, open_online_store
 from lifeboat.registry import ChampionHistory, ModelRegistry
-from lifeboat.serving.admin import warn_open_scopes
+from lifeboat.serving.admin import document_open_scopes, warn_open_scopes
 from lifeboat.serving.bodies import JsonBodies, validation_error_response
 from lifeboat.serving.prediction_log import PredictionLog
 from lifeboat.serving.deps import DatasetService
@@ -105,7 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _unknown_dataset(specs))
     app.add_exception_handler(RequestValidationError, validation_error_response)
     app.add_middleware(JsonBodies)  # every JSON body parsed once, and refused whole if unusable
-    _register_schemas(app, list(schemas.values()))
+    _register_schemas(app, list(schemas.values()), settings)
     add_ui_assets(app)
     return app
 
@@ -156,17 +156,20 @@ def _freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def _register_schemas(app: FastAPI, schemas: list[DatasetSchemas]) -> None:
+def _register_schemas(app: FastAPI, schemas: list[DatasetSchemas], settings: Settings) -> None:
     """Puts each dataset's record schema in the OpenAPI components, where its /predict
-    refers to it (that route reads its body itself, so FastAPI does not add it)."""
+    refers to it (that route reads its body itself, so FastAPI does not add it), and
+    documents the scopes left open by this server's settings as needing no key."""
     original = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            components = original().setdefault("components", {}).setdefault("schemas", {})
+            document = original()
+            components = document.setdefault("components", {}).setdefault("schemas", {})
             for dataset in schemas:
                 components[dataset.record.__name__] = dataset.record.model_json_schema(
                     ref_template="#/components/schemas/{model}")
+            document_open_scopes(document, settings)
         return app.openapi_schema
 
     app.openapi = openapi
