@@ -57,6 +57,8 @@ HOSTILE_BODIES = {
     "NUL in text": json.dumps({**RECORD, "name": "a\u0000b"}).encode(),
     "NUL feedback id": json.dumps({"id": "\u0000", "actual": 1}).encode(),
     "invalid UTF-8": b'{"name": "\xff\xfe\xfd", "pclass": 1}',
+    "UTF-8-encoded surrogate": json.dumps(RECORD).encode().replace(b"Braund", b"\xed\xa0\x80"),
+    "5000-digit integer": json.dumps(RECORD).encode().replace(b"22", b"7" * 5000),
     "UTF-16": json.dumps(RECORD).encode("utf-16"),
     "1e400": json.dumps(RECORD).encode().replace(b"7.25", b"1e400"),
     "-1e400": json.dumps(RECORD).encode().replace(b"22", b"-1e400"),
@@ -215,6 +217,7 @@ def test_deep_json_is_a_422_saying_so(client: httpx.Client, route: str, name: st
     ("/predict", "1e400", ["body", "fare"]),
     ("/predict", "-1e400", ["body", "age"]),
     ("/predict", "huge integer", ["body", "age"]),
+    ("/predict", "5000-digit integer", ["body", "age"]),
 ])
 def test_text_and_numbers_no_column_can_hold_are_a_422_naming_the_field(
         client: httpx.Client, route: str, name: str, location: list) -> None:
@@ -222,6 +225,17 @@ def test_text_and_numbers_no_column_can_hold_are_a_422_naming_the_field(
                          headers={"content-type": "application/json"})
     assert answer.status_code == 422, answer.text
     assert [error["loc"] for error in answer.json()["detail"]] == [location]
+
+
+@pytest.mark.parametrize("name", ["invalid UTF-8", "UTF-8-encoded surrogate", "truncated"])
+def test_a_body_that_is_not_json_in_utf_8_is_a_422_saying_where(client: httpx.Client,
+                                                                name: str) -> None:
+    for route in ("/predict", "/feedback"):
+        answer = client.post(route, content=HOSTILE_BODIES[name],
+                             headers={"content-type": "application/json"})
+        assert answer.status_code == 422
+        error, = answer.json()["detail"]
+        assert (error["type"], error["loc"][0], type(error["loc"][1])) == ("json_invalid", "body", int)
 
 
 def test_a_422_echoing_odd_input_is_valid_json(client: httpx.Client) -> None:

@@ -8,15 +8,15 @@ it), a NUL character (PostgreSQL's text and JSON columns cannot hold one, so the
 prediction would be lost), the `NaN`/`Infinity` literals (not JSON) and numbers too large
 for a float.
 
-The checks after parsing cost a walk over the value, so they run only when the raw bytes
-say they might fail: the common body (one record) is parsed and passed on unwalked.
+The checks after parsing cost a walk over the value, so they run only when the parse or the
+raw bytes say they might fail: the common body (one record) is parsed and passed on
+unwalked.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 from typing import Any
 
 from fastapi.encoders import jsonable_encoder
@@ -30,14 +30,50 @@ MAX_DEPTH = 32
 
 _PARSED = "lifeboat.json_body"
 _FORMS = (b"multipart/form-data", b"application/x-www-form-urlencoded")
-# Bytes that may hide what the walk refuses: a surrogate or NUL escape, a large exponent or
-# a long run of digits (beyond a float's range).
-_SUSPECT = re.compile(rb"\\u[dD][89a-fA-F]|\\u0000|[eE]\+?[0-9]{3}|[0-9]{300}")
-_FLOAT_LIMIT = 2 ** 1024  # the first integer a float cannot hold
+_MAX_DIGITS = 308  # a longer integer is beyond any float
 
 
-class _Constant(str):
-    """`NaN`, `Infinity` or `-Infinity` as written: the walk refuses it by location."""
+class _Unusable(str):
+    """A literal no route can use (`NaN`, `Infinity`, a number beyond a float), kept as
+    written with the reason, for the walk to refuse where it is."""
+
+    reason: str
+
+    def __new__(cls, text: str, reason: str) -> "_Unusable":
+        unusable = super().__new__(cls, text)
+        unusable.reason = reason
+        return unusable
+
+
+class _Found(Exception):
+    """An unusable literal, met on the fast parse."""
+
+
+def _literals(unusable: Any) -> dict[str, Any]:
+    """The decoder's hooks for numbers and constants; `unusable(text, reason)` is what an
+    unusable literal becomes (or raises)."""
+
+    def number(text: str) -> Any:
+        value = float(text)
+        return value if math.isfinite(value) else unusable(text, "Number is too large")
+
+    def integer(text: str) -> Any:
+        return int(text) if len(text) <= _MAX_DIGITS else unusable(text, "Number is too large")
+
+    def constant(text: str) -> Any:
+        return unusable(text, f"{text} is not a JSON number")
+
+    return {"parse_float": number, "parse_int": integer, "parse_constant": constant}
+
+
+def _stop(_text: str, _reason: str) -> Any:
+    raise _Found
+
+
+# Made once: `json.loads` with hooks builds a decoder per call, which costs more than
+# parsing a one-record body.
+_FAST = json.JSONDecoder(**_literals(_stop))
+_MARKING = json.JSONDecoder(**_literals(_Unusable))
 
 
 def parse_json(content: bytes) -> Any:
@@ -46,16 +82,21 @@ def parse_json(content: bytes) -> Any:
     if not content:
         raise _invalid(("body",), "missing", "Field required", None)
     try:
-        value = json.loads(content, parse_constant=_Constant)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        position = exc.pos if isinstance(exc, json.JSONDecodeError) else exc.start
+        # Strict decoding: `json.loads` would let UTF-8-encoded surrogates through.
+        text = content.decode(json.detect_encoding(content))
+        try:
+            value, walk = _FAST.decode(text), False
+        except _Found:
+            value, walk = _MARKING.decode(text), True
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        position = getattr(exc, "pos", getattr(exc, "start", 0))
         raise _invalid(("body", position), "json_invalid", "JSON decode error", {},
-                       {"error": exc.msg if isinstance(exc, json.JSONDecodeError)
-                        else f"not UTF-8: {exc.reason}"}) from None
+                       {"error": getattr(exc, "msg", None) or str(exc)}) from None
     except RecursionError:
         raise _too_deep(("body",)) from None
-    if content.count(b"[") + content.count(b"{") > MAX_DEPTH or _SUSPECT.search(content) \
-            or b"NaN" in content or b"Infinity" in content:
+    # Text is checked only if it holds an escape: raw control characters are not JSON, and
+    # strict decoding refused invalid UTF-8. Depth only past as many brackets.
+    if walk or b"\\u" in content or content.count(b"[") + content.count(b"{") > MAX_DEPTH:
         _walk(value, ("body",))
     return value
 
@@ -73,13 +114,10 @@ def _walk(root: Any, root_location: tuple[Any, ...]) -> None:
                 stack.append((item, (*location, key)))
         elif isinstance(value, list):
             stack.extend((item, (*location, index)) for index, item in enumerate(value))
-        elif isinstance(value, _Constant):
-            raise _invalid(location, "json_invalid", f"{value} is not a JSON number", None)
+        elif isinstance(value, _Unusable):
+            raise _invalid(location, "json_invalid", value.reason, None)
         elif isinstance(value, str):
             _check_text(value, location)
-        elif isinstance(value, float) and not math.isfinite(value) \
-                or isinstance(value, int) and abs(value) >= _FLOAT_LIMIT:
-            raise _invalid(location, "finite_number", "Number is too large", None)
 
 
 def _check_text(text: str, location: tuple[Any, ...]) -> None:
