@@ -36,7 +36,8 @@ def _own_database(settings: Settings, folder: Path) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def keyed_url(trained_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def keyed_url(trained_settings: Settings,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     settings = _own_database(trained_settings, tmp_path_factory.mktemp("keyed"))
     keyed = Settings.model_validate({**settings.model_dump(), **{
         f"{scope}_keys": f" {key} , another-{scope}-key" for scope, key in KEYS.items()}})

@@ -53,7 +53,8 @@ HOSTILE_BODIES = {
     "surrogate key": json.dumps({**RECORD, "\ud800": 1}).encode(),
     "surrogate entity": json.dumps({"entity_ids": ["\ud800"]}).encode(),
     "surrogate feedback": json.dumps({"id": "\udbff", "actual": 1}).encode(),
-    "surrogate record in batch": json.dumps({"records": [RECORD, {**RECORD, "sex": "\ud800"}]}).encode(),
+    "surrogate record in batch": json.dumps(
+        {"records": [RECORD, {**RECORD, "sex": "\ud800"}]}).encode(),
     "NUL in text": json.dumps({**RECORD, "name": "a\u0000b"}).encode(),
     "NUL feedback id": json.dumps({"id": "\u0000", "actual": 1}).encode(),
     "invalid UTF-8": b'{"name": "\xff\xfe\xfd", "pclass": 1}',
@@ -87,7 +88,8 @@ HOSTILE_BODIES = {
     "feedback id huge": json.dumps({"id": "9" * 100_000, "actual": 0}).encode(),
     "control characters": json.dumps({**RECORD, "name": "\x1b[31m\r\n=1+1\u2028"}).encode(),
 }
-CONTENT_TYPES = ["application/json", "text/plain", "application/xml", "application/x-www-form-urlencoded",
+CONTENT_TYPES = ["application/json", "text/plain", "application/xml",
+                 "application/x-www-form-urlencoded",
                  "multipart/form-data; boundary=zzz", "application/json; charset=latin-1",
                  "application/merge-patch+json", "", "\u00ff/\u00ff"]
 
@@ -235,7 +237,8 @@ def test_a_body_that_is_not_json_in_utf_8_is_a_422_saying_where(client: httpx.Cl
                              headers={"content-type": "application/json"})
         assert answer.status_code == 422
         error, = answer.json()["detail"]
-        assert (error["type"], error["loc"][0], type(error["loc"][1])) == ("json_invalid", "body", int)
+        assert (error["type"], error["loc"][0]) == ("json_invalid", "body")
+        assert isinstance(error["loc"][1], int)  # where in the body
 
 
 def test_a_422_echoing_odd_input_is_valid_json(client: httpx.Client) -> None:
@@ -245,7 +248,8 @@ def test_a_422_echoing_odd_input_is_valid_json(client: httpx.Client) -> None:
     answer = client.post("/predict", content=body, headers={"content-type": "application/json"})
     assert answer.status_code == 422
     assert answer.content.isascii()
-    assert {tuple(e["loc"]) for e in answer.json()["detail"]} >= {("body", "pclass"), ("body", "sex")}
+    refused = {tuple(error["loc"]) for error in answer.json()["detail"]}
+    assert refused >= {("body", "pclass"), ("body", "sex")}
 
 
 def test_a_20_mb_body_is_a_413_before_it_is_read(client: httpx.Client) -> None:
@@ -286,7 +290,8 @@ def test_a_csv_answer_is_named_after_any_upload(client: httpx.Client, filename: 
 def test_every_cell_with_a_line_break_stays_in_its_quoted_cell_and_formulas_are_defused(
         client: httpx.Client) -> None:
     rows = (CSV_ROW.replace('"Braund, Mr. Owen Harris"', '"a\r=1+1"')
-            + CSV_ROW.replace("1,3,", "2,3,", 1).replace('"Braund, Mr. Owen Harris"', '"b\n@SUM(A1)"')
+            + CSV_ROW.replace("1,3,", "2,3,", 1).replace('"Braund, Mr. Owen Harris"',
+                                                         '"b\n@SUM(A1)"')
             + CSV_ROW.replace("1,3,", "3,3,", 1).replace('"Braund, Mr. Owen Harris"', '"\r-2+3"')
             + CSV_ROW.replace("1,3,", "4,3,", 1).replace('"Braund, Mr. Owen Harris"', '"+cmd"'))
     answer = client.post("/predict/csv", headers={"accept": "text/csv"},

@@ -82,8 +82,9 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
     """CSV for people to open in a spreadsheet, written as `lifeboat predict` writes its
     output: by Arrow's writer, which quotes every text cell, so a cell holding a line break
     (a bare carriage return included) stays one cell in any reader instead of starting a
-    row of its own, and cells a spreadsheet would run as formulas are defused. pandas'
-    writer quotes a cell only for the line terminator it writes, which a lone carriage return is not."""
+    row of its own; cells a spreadsheet would run as formulas are defused. pandas' writer
+    quotes a cell only for the line terminator it writes, which a lone carriage return is
+    not."""
     defused = defuse_formulas(frame)
     texts = {name: defused[name].astype("string") for name in defused.columns
              if defused[name].dtype == object}  # mixed values (a bad row's) as their text

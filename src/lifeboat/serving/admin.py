@@ -46,9 +46,10 @@ def authorize(settings: Settings, scope: Scope, given: str | None) -> None:
     # Every key is compared, so the time taken does not tell which one came close.
     if not sum(secrets.compare_digest(offered, key) for key in keys):
         variable = f"LIFEBOAT_{scope.upper()}_KEYS"
+        challenge = f'Bearer realm="lifeboat", scope="{scope}"'
         raise HTTPException(401, detail=f"{scope} routes need `Authorization: Bearer <key>` with "
                                         f"a key of {variable} or LIFEBOAT_ADMIN_KEYS",
-                            headers={"WWW-Authenticate": f'Bearer realm="lifeboat", scope="{scope}"'})
+                            headers={"WWW-Authenticate": challenge})
 
 
 def authorize_request(request: Request, scope: Scope) -> None:
@@ -97,7 +98,8 @@ def _gate(scope: Scope) -> Any:
                     credentials: Annotated[HTTPAuthorizationCredentials | None,
                                            Depends(bearer)]) -> None:
         """Async on purpose: FastAPI runs a sync dependency in the thread pool."""
-        authorize(request.app.state.settings, scope, credentials.credentials if credentials else None)
+        given = credentials.credentials if credentials else None
+        authorize(request.app.state.settings, scope, given)
 
     return Security(check)
 
