@@ -241,6 +241,18 @@ def test_a_body_that_is_not_json_in_utf_8_is_a_422_saying_where(client: httpx.Cl
         assert isinstance(error["loc"][1], int)  # where in the body
 
 
+def test_a_big_batch_with_escaped_text_and_pairs_of_surrogates_is_scored(
+        client: httpx.Client) -> None:
+    """The checks that skip the walk must not refuse what is fine: 100 records (past the
+    bracket count that looks at depth), names escaped as Python's json writes them."""
+    records = [{**RECORD, "name": f"Ren\u00e9e \U0001F6A2 {i}"} for i in range(100)]
+    body = json.dumps({"records": records, "source": "api"}).encode()
+    assert b"\\ud83d" in body
+    answer = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["predictions"]) == 100
+
+
 def test_a_422_echoing_odd_input_is_valid_json(client: httpx.Client) -> None:
     """Pairs of surrogates (an emoji written as escapes) are fine text: the record is
     refused for its field, and the answer echoing it is JSON any parser reads."""
