@@ -42,7 +42,7 @@ class _Unusable(str):
 
     reason: str
 
-    def __new__(cls, text: str, reason: str) -> "_Unusable":
+    def __new__(cls, text: str, reason: str) -> _Unusable:
         unusable = super().__new__(cls, text)
         unusable.reason = reason
         return unusable
