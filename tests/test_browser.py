@@ -325,10 +325,10 @@ def test_the_champion_history_lists_each_change_and_a_rollback_needs_the_key(
     refused = gated_page.locator("#rollback-error")
     roll_back.click()
     expect(refused).to_have_text("Not rolled back: enter the admin API key first.")
-    gated_page.get_by_label("Admin API key").fill("wrong")
+    gated_page.get_by_label("API key").fill("wrong")
     roll_back.click()
     expect(refused).to_have_text("Not rolled back: wrong API key.")
-    gated_page.get_by_label("Admin API key").fill(ADMIN_KEY)
+    gated_page.get_by_label("API key").fill(ADMIN_KEY)
     roll_back.click()  # v1 replaced no champion: the server's 409 says so
     expect(refused).to_contain_text("nothing to roll back to")
 
@@ -345,6 +345,28 @@ def test_the_champion_history_lists_each_change_and_a_rollback_needs_the_key(
     expect(champion).to_contain_text("★ Champion")
     assert httpx.get(f"{gated_url}models").json()["champion"] == "1"
     gated_page.screenshot(path=screenshots / "5-models-history.png", full_page=True)
+
+
+def test_with_keys_on_every_scope_the_page_works_once_a_key_is_entered(
+        browser: Browser, settings: Settings, passengers_csv: tuple[Path, list[str]]) -> None:
+    keyed = settings.model_copy(update={"read_keys": [SecretStr("reader-key")],
+                                        "predict_keys": [SecretStr("scorer-key")],
+                                        "feedback_keys": [SecretStr("feedback-key")]})
+    with live_server(create_app(keyed)) as url:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        tab = context.new_page()
+        tab.goto(f"{url}/")
+        expect(tab.locator("#champion")).to_have_text("Enter the API key to see the model")
+        tab.get_by_label("API key").fill(ADMIN_KEY)  # an admin key opens every scope
+        tab.get_by_label("API key").press("Enter")
+        expect(tab.locator("#champion")).to_contain_text("Champion: lifeboat-titanic v1")
+        upload(tab, passengers_csv[0])
+        expect(tab.locator("#csv-table tbody tr")).to_have_count(len(passengers_csv[1]))
+        tab.reload()  # the key is kept for the session
+        expect(tab.locator("#champion")).to_contain_text("Champion: lifeboat-titanic v1")
+        open_tab(tab, "Past predictions")
+        expect(tab.locator("#past-table tbody tr").first).to_contain_text("webapp")
+        context.close()
 
 
 def expect_change(row: Locator, change: str, by: str, reason: str) -> None:

@@ -1,16 +1,23 @@
 """A corpus of hostile files, each with its documented outcome and exact row counts."""
 
+import csv
 import gzip
+import io
+import os
+import posixpath
 import random
 import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from sqlalchemy import select
 
+from conftest import make_settings
 from lifeboat.datasets import DatasetSpec
-from lifeboat.db import Database
+from lifeboat.db import Database, IngestionRun
 from lifeboat.ingest import LandingZone, ingest_file, row_count
+from lifeboat.orchestration.jobs import JobContext, ingest_files
 
 HEADER = "PassengerId,Survived,Pclass,Name,Sex,Age,SibSp,Parch,Ticket,Fare,Cabin,Embarked\n"
 ROWS = [
@@ -106,3 +113,56 @@ def test_formula_names_load_as_data_and_are_defused_in_exports(
     exported = (next((Path(zone.url) / "bad").glob("*.bad.csv"))).read_text()
     assert "'+cmd, Mr. B" in exported
     assert re.search(r'(^|,)"?[=+@-]', exported, re.MULTILINE) is None
+
+
+def test_a_carriage_return_before_a_formula_stays_inside_its_quoted_cell_in_bad_csv(
+        database: Database, titanic: DatasetSpec, zone: LandingZone, tmp_path: Path) -> None:
+    path = tmp_path / "carriage.csv"
+    path.write_bytes(_bytes(HEADER + '1,0,3,"a\r=1+1",male,old,0,0,T1,8,,S\n'
+                            + '2,0,3,"\r=2+2",male,old,0,0,T2,8,,S\n'))
+    assert ingest_file(database, titanic, str(path), zone).rows_rejected == 2
+    exported = next((Path(zone.url) / "bad").glob("*.bad.csv")).read_bytes()
+    rows = list(csv.reader(io.StringIO(exported.decode(), newline="")))
+    assert [row[rows[0].index("name")] for row in rows[1:]] == ["a\r=1+1", "'\r=2+2"]
+    assert all(not cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row)
+
+
+def _symlink_and_pipe(raw: Path, outside: Path) -> dict[str, str]:
+    """Entries no ingestion may read: links to a file and a folder outside, and a FIFO."""
+    secret = outside / "secret.csv"
+    secret.write_text(GOOD)
+    (outside / "folder").mkdir()
+    (outside / "folder" / "inner.csv").write_text(GOOD)
+    raw.mkdir(parents=True, exist_ok=True)
+    (raw / "link.csv").symlink_to(secret)
+    (raw / "folder.csv").symlink_to(outside / "folder")
+    os.mkfifo(raw / "pipe.csv")
+    return {"link.csv": "a symbolic link, not followed",
+            "folder.csv": "a symbolic link, not followed",
+            "pipe.csv": "not a regular file (other)"}
+
+
+def test_links_and_pipes_in_raw_are_quarantined_by_name_never_read(
+        database: Database, titanic: DatasetSpec, tmp_path: Path) -> None:
+    zone = LandingZone(str(tmp_path / "landing"))
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    expected = _symlink_and_pipe(tmp_path / "landing" / "raw", outside)
+    context = JobContext(make_settings(tmp_path / "home", storage_url=zone.url), database, titanic)
+    reports = ingest_files(context, zone.waiting(), remove=True)
+    assert {posixpath.basename(r.source): (r.status, r.reason) for r in reports} == {
+        name: ("rejected", f"{reason}: only regular files are ingested")
+        for name, reason in expected.items()}
+    bad = Path(zone.url) / "bad"
+    assert sorted(p.name.split(".")[0] for p in bad.iterdir()) == ["folder", "link", "pipe"]
+    assert all(p.name.endswith(".reason.txt") for p in bad.iterdir())
+    assert not any(GOOD in p.read_text() for p in bad.iterdir())
+    assert row_count(database, titanic) == 0
+    with database.session() as session:
+        runs = session.scalars(select(IngestionRun)).all()
+        assert sorted((r.status, r.error) for r in runs) == sorted(
+            ("rejected", f"{reason}: only regular files are ingested")
+            for reason in expected.values())
+    assert list((tmp_path / "landing" / "raw").iterdir()) == []
+    assert (outside / "secret.csv").read_text() == GOOD  # the links went, their targets stayed
+    assert (outside / "folder" / "inner.csv").read_text() == GOOD

@@ -48,9 +48,30 @@ class Settings(BaseSettings):
         ge=1,
         description="Online feature vectors expire this long after they are written; default: never.",
     )
+    admin_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Bearer keys (comma-separated) for the admin routes (promote, rollback, "
+                    "retrain); an admin key also opens every other scope. None: admin routes "
+                    "are refused (403).",
+    )
+    read_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Bearer keys (comma-separated) for reading past predictions, models, jobs, "
+                    "drift and monitoring. None: open to anyone (a warning at start).",
+    )
+    feedback_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Bearer keys (comma-separated) for POST /feedback. None: open to anyone "
+                    "(a warning at start).",
+    )
+    predict_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Bearer keys (comma-separated) for the scoring routes (/predict, "
+                    "/predict/csv). None: open to anyone (a warning at start).",
+    )
     api_key: SecretStr | None = Field(
         default=None,
-        description="Bearer key for the admin routes (promote, retrain); unset: they are refused.",
+        description="One more admin key: the setting before LIFEBOAT_ADMIN_KEYS, still honoured.",
     )
     max_request_bytes: int = Field(
         default=10 * 1024 * 1024, ge=1024,
@@ -149,13 +170,27 @@ class Settings(BaseSettings):
         description="Overrides the spec's random-search budget (fewer = faster, rougher).",
     )
 
-    @field_validator("datasets", mode="before")
+    @field_validator("datasets", "admin_keys", "read_keys", "feedback_keys", "predict_keys",
+                     mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
-        """`LIFEBOAT_DATASETS=titanic,customers` as a list; blanks are left out."""
+        """`LIFEBOAT_DATASETS=titanic,customers` as a list, and so are keys (several, so one
+        can be rotated at a time); blanks are left out."""
         if isinstance(value, str):
             return [name.strip() for name in value.split(",") if name.strip()]
         return value
+
+    def keys_for(self, scope: str) -> tuple[bytes, ...]:
+        """The keys that open `scope` (admin, read, feedback or predict): its own and every
+        admin key. None when the scope has no key of its own: then it is open, or for admin,
+        shut."""
+        admin = [*self.admin_keys, *([self.api_key] if self.api_key else [])]
+        own = {"admin": admin, "read": self.read_keys, "feedback": self.feedback_keys,
+               "predict": self.predict_keys}[scope]
+        if not own:
+            return ()
+        opening = own if scope == "admin" else [*own, *admin]
+        return tuple(key.get_secret_value().encode() for key in opening)
 
     @property
     def resolved_home(self) -> Path:

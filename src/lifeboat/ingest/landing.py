@@ -15,6 +15,7 @@ from pathlib import Path
 import fsspec
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
@@ -73,9 +74,23 @@ class LandingZone:
         return target
 
     def write_rows(self, folder: str, name: str, frame: pd.DataFrame) -> str:
-        """CSV for people to open; cells that a spreadsheet would run as formulas are defused."""
-        return self.write_bytes(folder, name, defuse_formulas(frame).to_csv(index=False).encode())
+        """CSV for people to open (see `csv_bytes`)."""
+        return self.write_bytes(folder, name, csv_bytes(frame))
 
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    """CSV for people to open in a spreadsheet, written as `lifeboat predict` writes its
+    output: by Arrow's writer, which quotes every text cell, so a cell holding a line break
+    (a bare carriage return included) stays one cell in any reader instead of starting a
+    row of its own; cells a spreadsheet would run as formulas are defused. pandas' writer
+    quotes a cell only for the line terminator it writes, which a lone carriage return is
+    not."""
+    defused = defuse_formulas(frame)
+    texts = {name: defused[name].astype("string") for name in defused.columns
+             if defused[name].dtype == object}  # mixed values (a bad row's) as their text
+    sink = pa.BufferOutputStream()
+    pa_csv.write_csv(pa.Table.from_pandas(defused.assign(**texts), preserve_index=False), sink)
+    return sink.getvalue().to_pybytes()
 
 
 def defuse_formulas(frame: pd.DataFrame) -> pd.DataFrame:

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import pandas as pd
+from fsspec.core import url_to_fs
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -65,8 +66,15 @@ def ingest_file(database: Database, spec: DatasetSpec, source: str, zone: Landin
     twice adds nothing."""
     source = str(source)
     name = posixpath.basename(source.rstrip("/"))
-    checksum = _checksum(source)
     _close_abandoned_runs(database)
+    irregular = _irregular(source)
+    if irregular:
+        # Nothing of it is read, so the run is named by its path instead of its content.
+        checksum = hashlib.sha256(source.encode("utf-8", "surrogateescape")).hexdigest()
+        return _quarantine(database, zone, source, checksum,
+                           _start_run(database, spec, source, checksum),
+                           f"{_stem(name)}.{checksum[:12]}", name, irregular, copy=False)
+    checksum = _checksum(source)
     if _already_loaded(database, spec, checksum):
         log.info("%s: same content loaded before, nothing to do", name)
         return IngestReport(source, checksum, "skipped")
@@ -175,15 +183,34 @@ def _bad_rows(parts: list[pd.DataFrame], chunks: FileChunks) -> pd.DataFrame:
 
 
 def _quarantine(database: Database, zone: LandingZone, source: str, checksum: str, run_id: int,
-                tag: str, name: str, reason: str) -> IngestReport:
-    with open_source(source) as stream:
-        zone.write_bytes(BAD, f"{tag}.{_suffix(name)}", stream.read())
+                tag: str, name: str, reason: str, copy: bool = True) -> IngestReport:
+    """The file (unless `copy` is off) and its reason into bad/, the run marked rejected."""
+    if copy:
+        with open_source(source) as stream:
+            zone.write_bytes(BAD, f"{tag}.{_suffix(name)}", stream.read())
     zone.write_bytes(BAD, f"{tag}.reason.txt", f"{name}: {reason}\n".encode())
     with database.session() as session:
         run = session.get(IngestionRun, run_id)
         run.status, run.error, run.finished_at = "rejected", reason, utcnow()
     log.warning("%s: quarantined: %s", name, reason)
     return IngestReport(source, checksum, "rejected", reason=reason)
+
+
+def _irregular(source: str) -> str | None:
+    """Why a source is refused unread, judged without following links: anything but a
+    regular file. A symbolic link dropped into raw/ would otherwise have ingestion copy its
+    target (any file the service may read) into bad/, and a named pipe would block the
+    reader for good. Object stores report objects as files and prefixes as directories."""
+    try:
+        fs, path = url_to_fs(source)
+        info = fs.info(path)
+    except (OSError, ValueError):
+        return None  # reading it reports what is wrong
+    if info.get("islink"):
+        return "a symbolic link, not followed: only regular files are ingested"
+    if info.get("type") != "file":
+        return f"not a regular file ({info.get('type')}): only regular files are ingested"
+    return None
 
 
 def _checksum(source: str) -> str:

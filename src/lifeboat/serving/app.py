@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -21,6 +22,8 @@ from lifeboat.db import Database
 from lifeboat.errors import DatasetSpecError
 from lifeboat.features import OnlineStore, open_online_store
 from lifeboat.registry import ChampionHistory, ModelRegistry
+from lifeboat.serving.admin import document_open_scopes, warn_open_scopes
+from lifeboat.serving.bodies import JsonBodies, validation_error_response
 from lifeboat.serving.prediction_log import PredictionLog
 from lifeboat.serving.deps import DatasetService
 from lifeboat.serving.routes import (
@@ -69,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     for spec in specs}
         app.state.settings = settings
         app.state.services = services
+        warn_open_scopes(settings)
         _freeze_startup_objects()
         yield
         for service in services.values():
@@ -99,7 +103,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(datasets.router)
     app.include_router(health.router)
     app.add_exception_handler(StarletteHTTPException, _unknown_dataset(specs))
-    _register_schemas(app, list(schemas.values()))
+    app.add_exception_handler(RequestValidationError, validation_error_response)
+    app.add_middleware(JsonBodies)  # every JSON body parsed once, and refused whole if unusable
+    _register_schemas(app, list(schemas.values()), settings)
     add_ui_assets(app)
     return app
 
@@ -150,17 +156,20 @@ def _freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def _register_schemas(app: FastAPI, schemas: list[DatasetSchemas]) -> None:
+def _register_schemas(app: FastAPI, schemas: list[DatasetSchemas], settings: Settings) -> None:
     """Puts each dataset's record schema in the OpenAPI components, where its /predict
-    refers to it (that route reads its body itself, so FastAPI does not add it)."""
+    refers to it (that route reads its body itself, so FastAPI does not add it), and
+    documents the scopes left open by this server's settings as needing no key."""
     original = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            components = original().setdefault("components", {}).setdefault("schemas", {})
+            document = original()
+            components = document.setdefault("components", {}).setdefault("schemas", {})
             for dataset in schemas:
                 components[dataset.record.__name__] = dataset.record.model_json_schema(
                     ref_template="#/components/schemas/{model}")
+            document_open_scopes(document, settings)
         return app.openapi_schema
 
     app.openapi = openapi

@@ -8,6 +8,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from lifeboat.datasets import DatasetSpec
+from lifeboat.serving.admin import Predict, Read
 from lifeboat.serving.deps import DatasetService
 from lifeboat.serving.routes.jobs import jobs_router
 from lifeboat.serving.routes.models import models_router
@@ -29,11 +30,14 @@ def dataset_router(spec: DatasetSpec, schemas: DatasetSchemas, specs: list[Datas
                    prefix: str, score: Endpoint, include_in_schema: bool = True) -> APIRouter:
     """Every per-dataset route of `spec` under `prefix`, each finding the dataset's state
     by name per request. `specs` are all served datasets, for the page's switcher; `score`
-    is the dataset's `/predict` endpoint, which the app also serves ahead of the routers."""
+    is the dataset's `/predict` endpoint, which the app also serves ahead of the routers.
+    Each route needs a key of its scope (`serving.admin`); the page does not."""
     dataset = DatasetService(spec.name)
     router = APIRouter(prefix=prefix, include_in_schema=include_in_schema)
-    router.include_router(predict_router(spec, schemas, dataset, score))
-    for routes in (records_router, models_router, monitoring_router, jobs_router):
-        router.include_router(routes(dataset))
+    router.include_router(predict_router(spec, schemas, dataset, score), dependencies=[Predict])
+    router.include_router(records_router(dataset))  # its routes are of two scopes
+    router.include_router(models_router(dataset))  # ditto
+    for routes in (monitoring_router, jobs_router):
+        router.include_router(routes(dataset), dependencies=[Read])
     router.include_router(page_router(spec, specs, prefix))
     return router

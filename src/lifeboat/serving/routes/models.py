@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from lifeboat.errors import ModelVersionNotFound, NoChampionError
 from lifeboat.registry import ModelVersion, NoEarlierChampion
-from lifeboat.serving.admin import Admin
+from lifeboat.serving.admin import Admin, Read
 from lifeboat.serving.deps import DatasetService, serving_predictor
 from lifeboat.serving.retraining import RetrainStatus
 from lifeboat.serving.schemas import (
@@ -28,27 +28,30 @@ def models_router(dataset: DatasetService) -> APIRouter:
     Service = dataset.annotated()
     router = APIRouter(tags=["models"])
 
-    @router.get("/model", response_model=ModelInfo, summary="The model serving right now")
+    @router.get("/model", response_model=ModelInfo, dependencies=[Read],
+                summary="The model serving right now")
     def model(service: Service) -> ModelInfo:
         version = serving_predictor(service).version
         return ModelInfo(dataset=service.spec.name, name=version.name, version=version.version,
                          run_id=version.run_id, aliases=version.aliases, metrics=version.metrics,
                          threshold=version.threshold)
 
-    @router.get("/models", response_model=ModelsPage, summary="Registered versions with metrics")
+    @router.get("/models", response_model=ModelsPage, dependencies=[Read],
+                summary="Registered versions with metrics")
     def models(service: Service) -> ModelsPage:
         serving = service.predictor.version.version if service.predictor else None
         versions = [_version_out(v, serving) for v in service.registry.versions()]
         champion = next((v.version for v in versions if v.is_champion), None)
         return ModelsPage(champion=champion, serving=serving, versions=versions)
 
-    @router.get("/models/history", response_model=ChampionHistoryPage,
+    @router.get("/models/history", response_model=ChampionHistoryPage, dependencies=[Read],
                 summary="Every change of champion: when, from, to, by whom, why, with evidence")
     def history(service: Service) -> ChampionHistoryPage:
         return ChampionHistoryPage(items=[ChampionChangeOut.model_validate(change)
                                           for change in service.registry.changes()])
 
-    @router.get("/models/{version}/curves", summary="Held-out ROC and calibration curves",
+    @router.get("/models/{version}/curves", dependencies=[Read],
+                summary="Held-out ROC and calibration curves",
                 responses={404: {"description": "No such version, or it has no curves"}})
     def model_curves(version: str, service: Service) -> dict[str, Any]:
         try:
@@ -91,7 +94,8 @@ def models_router(dataset: DatasetService) -> APIRouter:
                                 status_code=409)
         return service.retraining.status
 
-    @router.get("/retrain", response_model=RetrainStatus, summary="The latest retrain's status")
+    @router.get("/retrain", response_model=RetrainStatus, dependencies=[Read],
+                summary="The latest retrain's status")
     def retrain_status(service: Service) -> RetrainStatus:
         return service.retraining.status
 

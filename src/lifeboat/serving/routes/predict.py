@@ -3,9 +3,10 @@
 # No `from __future__ import annotations`: FastAPI reads the handlers' annotations at run
 # time, and `Service` is local to the factory.
 import io
-import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import pandas as pd
 from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
@@ -17,7 +18,9 @@ from starlette.routing import Route
 
 from lifeboat.datasets import DatasetSpec
 from lifeboat.features import OnlineStoreUnavailable
-from lifeboat.ingest import defuse_formulas, read_chunks
+from lifeboat.ingest import csv_bytes, read_chunks
+from lifeboat.serving.admin import Scope, authorize_request
+from lifeboat.serving.bodies import body_json
 from lifeboat.serving.deps import DatasetService, serving_predictor
 from lifeboat.serving.explain import MAX_EXPLAINED, contributions, vector_contributions
 from lifeboat.serving.predictor import MAX_ENTITY_ID, Predictor
@@ -71,8 +74,9 @@ def predict_router(spec: DatasetSpec, schemas: DatasetSchemas, dataset: DatasetS
         keys = [_entity_key(key) for key in rows[spec.entity.key].tolist()]
         predictions = predictor.predict([r.model_dump() for r in records], source, keys)
         if _CSV in request.headers.get("accept", ""):
-            service.record(predictions)
-            return _csv_response(spec, rows, predictions, file.filename)
+            response = _csv_response(spec, rows, predictions, file.filename)
+            service.record(predictions)  # once the answer is built: none is logged unanswered
+            return response
         return _response(service, schemas, predictor, predictions, [])
 
     return router
@@ -105,9 +109,10 @@ def scoring_endpoint(spec: DatasetSpec, schemas: DatasetSchemas,
         A few records are scored on the event loop: that takes microseconds and logging
         is queued, so a hop to the thread pool would cost more than the work. Store lookups
         (network), big batches and explanations (a model call per field) go to the pool."""
+        authorize_request(request, Scope.PREDICT)  # FastAPI's dependencies do not run here
         service = dataset.of(request)
         predictor = serving_predictor(service)
-        body, source, explain = flags.split(_json_body(await request.body()))
+        body, source, explain = flags.split(await body_json(request))
         if "entity_ids" in body:
             ids = _validated(entity_ids, body["entity_ids"], ("body", "entity_ids"))
             _explainable(explain, ids, "entity ids")
@@ -181,23 +186,8 @@ class _Flags:
         return body, source, explain
 
 
-def _json_body(content: bytes) -> Any:
-    """The body as FastAPI would have parsed it, with the same 422s when it is not JSON."""
-    if not content:
-        raise RequestValidationError([{"type": "missing", "loc": ("body",), "input": None,
-                                       "msg": "Field required"}])
-    try:
-        return json.loads(content)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        position = exc.pos if isinstance(exc, json.JSONDecodeError) else exc.start
-        raise RequestValidationError([{"type": "json_invalid", "loc": ("body", position),
-                                       "msg": "JSON decode error", "input": {},
-                                       "ctx": {"error": str(exc)}}]) from None
-
-
 def _response(service: ServiceState, schemas: DatasetSchemas, predictor: Predictor,
               predictions: list, errors: list, explained: list | None = None) -> Response:
-    service.record(predictions)
     named = schemas.probability_field
     answer = schemas.response(
         model=ModelRef(name=predictor.version.name, version=predictor.version.version),
@@ -210,7 +200,9 @@ def _response(service: ServiceState, schemas: DatasetSchemas, predictor: Predict
                      for i, p in enumerate(predictions)],
         errors=errors,
     )
-    return Response(answer.model_dump_json(exclude_none=True), media_type="application/json")
+    response = Response(answer.model_dump_json(exclude_none=True), media_type="application/json")
+    service.record(predictions)  # once the answer is built: none is logged unanswered
+    return response
 
 
 def _score_records(predictor: Predictor, records: list[dict[str, Any]],
@@ -314,9 +306,23 @@ def _csv_response(spec: DatasetSpec, rows: pd.DataFrame, predictions: list,
         probability=probabilities,
         **({named: probabilities} if named else {}),
     )
-    stem = (filename or "upload").rsplit(".", 1)[0] or "upload"
-    return Response(defuse_formulas(table).to_csv(index=False), media_type=_CSV, headers={
-        "Content-Disposition": f'attachment; filename="{stem}.predictions.csv"'})
+    return Response(csv_bytes(table), media_type=_CSV, headers={
+        "Content-Disposition": _attachment(f"{_stem(filename)}.predictions.csv")})
+
+
+def _stem(filename: str | None) -> str:
+    """The upload's name without folders (either slash) or its last suffix."""
+    name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    return name.rsplit(".", 1)[0] or "upload"
+
+
+def _attachment(filename: str) -> str:
+    """Content-Disposition for any file name (RFC 6266): `filename*` carries it as UTF-8
+    (RFC 5987), `filename` an ASCII stand-in for clients that predate it. A header is
+    Latin-1 and one line, so the name cannot go in as it is."""
+    fallback = re.sub(r"[^A-Za-z0-9._ ()-]", "_", filename)
+    encoded = quote(filename, safe="", errors="replace")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
 
 
 def _request_schema(record: type[BaseModel]) -> dict[str, Any]:

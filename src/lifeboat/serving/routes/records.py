@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 
 from lifeboat.serving import history
+from lifeboat.serving.admin import Feedback, Read
 from lifeboat.serving.deps import DatasetService
 from lifeboat.serving.schemas import (
     FeedbackIn,
@@ -22,7 +23,7 @@ def records_router(dataset: DatasetService) -> APIRouter:
     Service = dataset.annotated()
     router = APIRouter(tags=["predictions"])
 
-    @router.get("/past-predictions", response_model=PastPredictionsPage,
+    @router.get("/past-predictions", response_model=PastPredictionsPage, dependencies=[Read],
                 summary="Logged predictions, newest first")
     def past_predictions(
         service: Service,
@@ -40,7 +41,7 @@ def records_router(dataset: DatasetService) -> APIRouter:
         items = [PastPrediction.model_validate(row) for row in rows]
         return PastPredictionsPage(total=total, limit=limit, offset=offset, items=items)
 
-    @router.post("/feedback", response_model=FeedbackOut,
+    @router.post("/feedback", response_model=FeedbackOut, dependencies=[Feedback],
                  responses={404: {"description": "No logged prediction of this dataset has "
                                                  "this id"}},
                  summary="The true outcome of a logged prediction (for live accuracy)")

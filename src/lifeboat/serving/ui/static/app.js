@@ -19,10 +19,26 @@ class ApiError extends Error {
   }
 }
 
-/** fetch() of this dataset's `path` that throws ApiError with the server's own words when
- * the answer is not 2xx. */
+/** fetch() of this dataset's `path`, with the page's API key if one is entered (a server
+ * may need one to read, score and take feedback, not just for admin actions), that throws
+ * ApiError with the server's own words when the answer is not 2xx. */
 async function api(path, options = {}) {
-  return request(`${API}${path}`, options);
+  const key = $("#api-key").value.trim();
+  const headers = key ? { authorization: `Bearer ${key}`, ...options.headers } : options.headers;
+  return request(`${API}${path}`, { ...options, headers });
+}
+
+/** The key is kept for this browser tab's session, so a reload or another dataset's page
+ * does not ask again; entering it reloads what a missing key left empty. */
+function setUpKey() {
+  const field = $("#api-key");
+  field.value = sessionStorage.getItem("lifeboat-api-key") || "";
+  field.addEventListener("change", () => {
+    sessionStorage.setItem("lifeboat-api-key", field.value.trim());
+    showChampion();
+    const selected = $("[role=tab][aria-selected=true]");
+    if (selected && loaders[selected.dataset.tab]) loaders[selected.dataset.tab]();
+  });
 }
 
 async function request(url, options = {}) {
@@ -95,8 +111,10 @@ async function showChampion() {
     const auc = model.metrics.test_roc_auc;
     target.textContent = `Champion: ${model.name} v${model.version}` +
       (auc === undefined ? "" : ` · ROC AUC ${auc.toFixed(3)}`);
+    target.classList.remove("warn");
   } catch (error) {
-    target.textContent = "No model is serving yet";
+    target.textContent = error.status === 401 ? "Enter the API key to see the model"
+      : "No model is serving yet";
     target.classList.add("warn");
   }
 }
@@ -661,11 +679,11 @@ async function adminPost(path, refused, error) {
     return null;
   }
   try {
-    const version = await api(path, { method: "POST", headers: { authorization: `Bearer ${key}` } });
+    const version = await api(path, { method: "POST" });
     await Promise.all([loadModels(), showChampion()]);
     return version;
   } catch (failure) {
-    const why = { 401: "wrong API key", 403: "admin actions are disabled on this server (no LIFEBOAT_API_KEY)" }[failure.status];
+    const why = { 401: "wrong API key", 403: "admin actions are disabled on this server (no LIFEBOAT_ADMIN_KEYS)" }[failure.status];
     error.textContent = `${refused}: ${why || failure.message}.`;
     return null;
   }
@@ -777,6 +795,7 @@ $("#predict-form").addEventListener("reset", (event) => clearErrors(event.curren
 $("#csv-form").addEventListener("submit", submitCsv);
 $("#jobs-job").addEventListener("change", loadJobs);
 $("#dataset")?.addEventListener("change", (event) => location.assign(event.target.value));
+setUpKey();
 setUpPast();
 setUpModels();
 setUpTabs();
