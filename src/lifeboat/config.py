@@ -68,6 +68,12 @@ class Settings(BaseSettings):
         default=10.0, ge=0,
         description="How long a shutdown waits to write queued predictions; the rest stay spilled.",
     )
+    journal_fsync: bool = Field(
+        default=False,
+        description="Force each served prediction to disk before it is answered: survives "
+                    "the machine crashing, not just the process (which the journal always "
+                    "survives), at the cost of a disk flush per request.",
+    )
     drift_window_size: int = Field(
         default=200, ge=30,
         description="Recent predictions a drift check tests against the training reference.",

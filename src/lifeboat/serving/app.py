@@ -64,7 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         database = Database(settings.db_url)
         store = open_online_store(settings.online_store_url, settings.online_ttl_seconds)
         prediction_log = PredictionLog(database, settings.ensure_home() / "spool",
-                                       capacity=settings.prediction_log_capacity)
+                                       capacity=settings.prediction_log_capacity,
+                                       fsync=settings.journal_fsync)
         services = {spec.name: _start(settings, database, spec, store, prediction_log)
                     for spec in specs}
         app.state.settings = settings
