@@ -20,6 +20,7 @@ from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.db import Database
 from lifeboat.errors import DatasetSpecError
 from lifeboat.features import OnlineStore, open_online_store
+from lifeboat.lifecycle import exit_with_parent
 from lifeboat.registry import ChampionHistory, ModelRegistry
 from lifeboat.serving.prediction_log import PredictionLog
 from lifeboat.serving.deps import DatasetService
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        exit_with_parent()  # one of uvicorn's workers: not beyond its supervisor
         database = Database(settings.db_url)
         store = open_online_store(settings.online_store_url, settings.online_ttl_seconds)
         prediction_log = PredictionLog(database, settings.ensure_home() / "spool",
