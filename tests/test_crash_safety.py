@@ -26,6 +26,7 @@ from conftest import trained_home
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, Prediction
+from test_serving import stored_passengers
 from test_up import BRAUND, free_port
 
 ACKNOWLEDGED_BEFORE_KILL = 400
@@ -78,12 +79,13 @@ class Load:
         ("json", {"records": [BRAUND]}),
         ("json", BRAUND),
         ("json", {"records": [BRAUND, {**BRAUND, "Sex": "female"}]}),
-        ("json", {"entity_ids": ["1", "2", "3"]}),
+        ("entities", None),
         ("csv", None),
     )
 
-    def __init__(self, base: str, clients: int) -> None:
+    def __init__(self, base: str, clients: int, entity_ids: list[str]) -> None:
         self._base = base
+        self._entities = {"entity_ids": entity_ids}
         self._lock = threading.Lock()
         self.ids: list[str] = []
         self._threads = [threading.Thread(target=self._client, args=(n,))
@@ -110,10 +112,11 @@ class Load:
                         response = client.post("/predict/csv", files={
                             "file": ("two.csv", io.BytesIO(CSV.encode()), "text/csv")})
                     else:
-                        response = client.post("/predict", json=body)
+                        response = client.post("/predict", json=body or self._entities)
                 except httpx.TransportError:
                     return  # the server was killed
-                assert response.status_code == 200, response.text
+                assert response.status_code == 200 and not response.json().get("errors"), \
+                    response.text
                 with self._lock:
                     self.ids.extend(item["id"] for item in response.json()["predictions"])
 
@@ -136,7 +139,7 @@ def test_kill_9_under_load_loses_no_acknowledged_prediction(
     servers.append(start_server(settings, port))
     wait_ready(servers[0], base)
 
-    load = Load(base, clients=4)
+    load = Load(base, clients=4, entity_ids=stored_passengers(settings, titanic, 3))
     load.start()
     deadline = time.monotonic() + 60
     while load.count() < ACKNOWLEDGED_BEFORE_KILL and time.monotonic() < deadline:

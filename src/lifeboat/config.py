@@ -74,6 +74,12 @@ class Settings(BaseSettings):
                     "the machine crashing, not just the process (which the journal always "
                     "survives), at the cost of a disk flush per request.",
     )
+    online_check_seconds: float = Field(
+        default=15.0, gt=0,
+        description="How often the service checks that the online store holds its feature "
+                    "view, and refills it from the offline store when it does not (Redis "
+                    "restarted or flushed).",
+    )
     drift_window_size: int = Field(
         default=200, ge=30,
         description="Recent predictions a drift check tests against the training reference.",

@@ -118,6 +118,7 @@ def _start(settings: Settings, database: Database, spec: DatasetSpec, store: Onl
     state.refresh_models()
     state.watch_champion()
     state.watch_monitoring()
+    state.watch_online_store()
     return state
 
 
