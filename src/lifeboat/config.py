@@ -68,6 +68,12 @@ class Settings(BaseSettings):
         default=10.0, ge=0,
         description="How long a shutdown waits to write queued predictions; the rest stay spilled.",
     )
+    journal: bool = Field(
+        default=True,
+        description="Append each served prediction to a journal on disk before it is "
+                    "answered, so that a killed process loses none; off, only what the "
+                    "database cannot take goes to disk, and a kill loses what was queued.",
+    )
     journal_fsync: bool = Field(
         default=False,
         description="Force each served prediction to disk before it is answered: survives "

@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store = open_online_store(settings.online_store_url, settings.online_ttl_seconds)
         prediction_log = PredictionLog(database, settings.ensure_home() / "spool",
                                        capacity=settings.prediction_log_capacity,
+                                       journal=settings.journal,
                                        fsync=settings.journal_fsync)
         services = {spec.name: _start(settings, database, spec, store, prediction_log)
                     for spec in specs}

@@ -54,7 +54,8 @@ class PredictionLog:
 
     `submit` first appends the predictions to this process's journal on disk, so that a
     prediction answered is one a restart can still write even if the process is killed the
-    next instant; then it queues them in memory (at most `capacity`; beyond that the journal
+    next instant (with `journal` off, only rows the database cannot take go to the
+    journal, and a killed process loses what was queued); then it queues them in memory (at most `capacity`; beyond that the journal
     alone keeps them, to be replayed). The writer thread takes up to `batch_size` queued
     rows at a time, once `linger_seconds` have passed since it saw the first (or at once
     when a batch is full or someone flushes): batches grow with the load, and an idle
@@ -68,7 +69,7 @@ class PredictionLog:
     def __init__(self, database: Database, journal_folder: Path, *, capacity: int = 10_000,
                  batch_size: int = 500, linger_seconds: float = 0.05,
                  retry_seconds: float = 1.0, journal_file_rows: int = 2_000,
-                 fsync: bool = False) -> None:
+                 journal: bool = True, fsync: bool = False) -> None:
         if database.engine.dialect.name not in _DIALECTS:
             raise ValueError(f"the prediction log writes to SQLite or PostgreSQL, not "
                              f"{database.engine.dialect.name}")
@@ -77,11 +78,12 @@ class PredictionLog:
         self._database = database
         self._statement = _insert_statement(database.engine.dialect)
         self._journal = Journal(Path(journal_folder), journal_file_rows, fsync=fsync)
+        self._journaled = journal
         self._capacity = capacity
         self._batch_size = batch_size
         self._linger_seconds = linger_seconds
         self._retry_seconds = retry_seconds
-        self._queue: deque[tuple[Row, Path]] = deque()
+        self._queue: deque[tuple[Row, Path | None]] = deque()
         self._changed = threading.Condition()
         self._accepted = 0  # rows ever queued; the writer settles them in queue order
         self._settled = 0   # of those, rows written to the database or left to the journal
@@ -99,11 +101,10 @@ class PredictionLog:
         (which is logged)."""
         rows = [_row(prediction) for prediction in predictions]
         try:
-            path = self._journal.append(rows)
+            path = self._journal.append(rows) if self._journaled else None
             overflow = self._enqueue(rows, path)
             if overflow:
-                self._journal.settle(path, overflow, written=False)
-                PREDICTION_LOG_SPILLED.inc(overflow)
+                self._leave_to_journal([(row, path) for row in rows[len(rows) - overflow:]])
         except Exception:  # noqa: BLE001 - the request must not fail on its log
             log.exception("could not log %d predictions", len(rows))
 
@@ -149,15 +150,14 @@ class PredictionLog:
             self._abandoned = True
             left = list(self._queue)
             self._forget(len(left))
-        for _, path in left:
-            self._journal.settle(path, 1, written=False)
-        PREDICTION_LOG_SPILLED.inc(len(left))
+        if left:
+            self._leave_to_journal(left)
         if self._journal.pending:
             log.warning("%d predictions are not in the database yet: they wait in %s and the "
                         "next start writes them", self._journal.pending, self._journal.folder)
         self._journal.close()
 
-    def _enqueue(self, rows: list[Row], path: Path) -> int:
+    def _enqueue(self, rows: list[Row], path: Path | None) -> int:
         """Queues what fits; returns how many did not. Once closing, nothing is queued: the
         writer may already have finished. The writer is woken only when it has something
         new to do (its queue was empty, or now holds a full batch): a wake-up per request
@@ -219,12 +219,24 @@ class PredictionLog:
             with self._changed:
                 if not self._abandoned:
                     self._forget(len(batch))
-            for path, count in Counter(path for _, path in batch).items():
-                self._journal.settle(path, count, written=written)
-            if not written:
-                PREDICTION_LOG_SPILLED.inc(len(batch))
+            if written:
+                for path, count in Counter(path for _, path in batch).items():
+                    if path is not None:
+                        self._journal.settle(path, count, written=True)
+            else:
+                self._leave_to_journal(batch)
         if self._database_worth_trying():
             self._replay_oldest()
+
+    def _leave_to_journal(self, queued: list[tuple[Row, Path | None]]) -> None:
+        """Rows the database did not take (or the queue had no room for) wait in the
+        journal for a replay; with the journal off, they are written to it now."""
+        counts = Counter(path for _, path in queued if path is not None)
+        if unjournaled := [row for row, path in queued if path is None]:
+            counts[self._journal.append(unjournaled)] += len(unjournaled)
+        for path, count in counts.items():
+            self._journal.settle(path, count, written=False)
+        PREDICTION_LOG_SPILLED.inc(len(queued))
 
     def _forget(self, count: int) -> None:
         """Drops the oldest `count` queued rows, now written or left to the journal (lock
@@ -371,9 +383,10 @@ class Journal:
             if file is None:  # replayed whole and deleted meanwhile
                 return
             file.unsettled -= count
+            if not written:
+                os.fsync(file.handle.fileno())
             if not written and not file.replay:
                 file.replay = True
-                os.fsync(file.handle.fileno())
                 _PENDING_DISK.inc(file.rows)
             if file.sealed and not file.unsettled and not file.replay:
                 self._delete(path)
