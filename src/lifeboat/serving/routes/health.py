@@ -101,8 +101,8 @@ def _database_check(reachable: bool | None) -> str:
 def _readiness(service: ServiceState, features: tuple[str, bool] | None) -> dict[str, Any]:
     """One dataset's own checks: its model, and its features in the online store."""
     if features is None:
-        features = (f"not ready: the online store {service.store.url} gave no answer within "
-                    f"{CHECK_SECONDS:g} s", False)
+        silent = f"not ready: the online store {service.store.url} gave no answer within"
+        features = (f"{silent} {CHECK_SECONDS:g} s", False)
     checked, features_ready = features
     model = "ok" if service.predictor else (service.model_error or "not loaded")
     report: dict[str, Any] = {
