@@ -12,6 +12,12 @@ request's latency). In-process, `Predictor.probabilities` is timed per record on
 path and on the pandas pipeline, and the rest of a request's server-side work beside it.
 
     python -m benchmarks.serving [--quick | --smoke] [--seconds S] [--repeats N]
+    python -m benchmarks.serving --journal [--seconds S] [--repeats N]
+
+`--journal` measures only what the prediction journal costs: two `lifeboat serve` (one
+process each), with LIFEBOAT_JOURNAL on and off, are sent 16 clients' requests by turns
+(on, off, then off, on, ...: a slow minute of the shared machine hits both), and the
+medians of their runs are compared; the target is at most 10% of throughput.
 
 Each load level is run `--repeats` times (default 3) after a warm-up: the table gives the
 median p50 and p99 of those runs and every run's p99, since on a shared 2-core machine one
@@ -59,6 +65,7 @@ FLOOR = "fastapi floor"
 TARGET_SPEEDUP_16 = 20.0  # throughput at 16 clients, Lifeboat / baseline
 TARGET_P99_MS_16 = 10.0
 TARGET_P50_MS_1 = 1.0
+JOURNAL_MAX_COST = 0.10  # of throughput at 16 clients
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     repeats = args.repeats or _smoke.pick(args, 3, 1, 1)
     spec = load_spec("titanic")
     records = _records(spec)
+    if args.journal:
+        return _journal_cost(spec, records, seconds, max(repeats, 5), args)
     with tempfile.TemporaryDirectory(prefix="lifeboat-bench-") as scratch:
         home = Path(scratch)
         settings = _trained_home(home / "home", spec, iterations=_smoke.pick(args, None, 2, 1))
@@ -110,6 +119,43 @@ def main(argv: list[str] | None = None) -> int:
                                  for clients in CLIENTS}
     _print_http(results, seconds, repeats)
     return _smoke.exit_code(_verdict(results), args)
+
+
+def _journal_cost(spec: DatasetSpec, records: list[dict], seconds: float, turns: int,
+                  args: argparse.Namespace) -> int:
+    """Journal on against off at 16 clients, by turns; 0 when it costs at most 10%."""
+    modes = ("on", "off")
+    with tempfile.TemporaryDirectory(prefix="lifeboat-bench-") as scratch:
+        home = Path(scratch)
+        settings = _trained_home(home / "home", spec, iterations=_smoke.pick(args, None, 2, 1))
+        requests = _wrk_script(records, home)
+        runs: dict[str, list[Load]] = {mode: [] for mode in modes}
+        with (_lifeboat(settings, _free_port(), 1, {"LIFEBOAT_JOURNAL": "true"}) as on,
+              _lifeboat(settings, _free_port(), 1, {"LIFEBOAT_JOURNAL": "false"}) as off):
+            urls = {"on": on, "off": off}
+            for url in urls.values():
+                _wrk(url, requests, 16, 1.0)  # warm-up, not counted
+            for turn in range(turns):
+                for mode in modes if turn % 2 == 0 else modes[::-1]:
+                    runs[mode].append(_wrk(urls[mode], requests, 16, seconds))
+    print(f"\nsingle-record POST /predict, 16 clients, 1 process, {turns} turns of "
+          f"{seconds:.0f} s each, journal on and off by turns")
+    print(f"{'journal':<9}{'median req/s':>13}{'median p50 ms':>14}{'median p99 ms':>14}"
+          "  req/s of each run")
+    medians = {}
+    for mode in modes:
+        rates = [run.throughput for run in runs[mode]]
+        medians[mode] = float(np.median(rates))
+        print(f"{mode:<9}{medians[mode]:>13.0f}"
+              f"{np.median([run.p50_ms for run in runs[mode]]):>14.2f}"
+              f"{np.median([run.p99_ms for run in runs[mode]]):>14.2f}  "
+              + " / ".join(f"{rate:.0f}" for rate in rates))
+    cost = 1 - medians["on"] / medians["off"]
+    errors = sum(run.errors for mode in modes for run in runs[mode])
+    met = cost <= JOURNAL_MAX_COST and errors == 0
+    print(f"\n{'met   ' if met else 'MISSED'} the journal costs {cost:.1%} of throughput "
+          f"(target at most {JOURNAL_MAX_COST:.0%}); {errors} failed requests")
+    return _smoke.exit_code(met, args)
 
 
 def _name(workers: int) -> str:
@@ -194,9 +240,10 @@ def _timed(call: Callable[[dict], object], records: list[dict], rounds: int) -> 
 
 
 @contextmanager
-def _lifeboat(settings: Settings, port: int, workers: int) -> Iterator[str]:
+def _lifeboat(settings: Settings, port: int, workers: int,
+             extra: dict[str, str] | None = None) -> Iterator[str]:
     env = {**os.environ, "LIFEBOAT_HOME": str(settings.home), "LIFEBOAT_PORT": str(port),
-           "LIFEBOAT_LOG_LEVEL": "WARNING", "LIFEBOAT_WORKERS": str(workers)}
+           "LIFEBOAT_LOG_LEVEL": "WARNING", "LIFEBOAT_WORKERS": str(workers), **(extra or {})}
     for name in ("DATABASE_URL", "MLFLOW_TRACKING_URI", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR"):
         env.pop(name, None)
     command = [sys.executable, "-m", "lifeboat", "serve"]
@@ -356,6 +403,9 @@ def _arguments() -> argparse.ArgumentParser:
     parser.add_argument("--seconds", type=float, default=None, help="seconds per run")
     parser.add_argument("--repeats", type=int, default=None,
                         help="runs per load level (default 3; 1 with --quick)")
+    parser.add_argument("--journal", action="store_true",
+                        help="only journal on against off at 16 clients, by turns "
+                             "(at least 5 turns)")
     _smoke.add_flag(parser)  # 1 s per load level, a one-iteration search, 50 calls in process
     return parser
 

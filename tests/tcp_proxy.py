@@ -1,7 +1,9 @@
 """A TCP proxy to put between a client and a real server, so a test can take the server away.
 
 `cut` closes every connection through it and refuses new ones, as a server that went down
-would; `restore` accepts connections again on the same port. Threads, not asyncio, so the
+would; `restore` accepts connections again on the same port. `pause` holds every byte in
+both directions without closing anything, as a server that hangs would; `resume` lets them
+through again. Threads, not asyncio, so the
 client under test keeps its own threads and blocking calls.
 """
 
@@ -23,6 +25,8 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self.port = 0
         self.connections = 0  # accepted since start: shows traffic really went through
+        self._flowing = threading.Event()
+        self._flowing.set()
 
     def start(self) -> TcpProxy:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -47,7 +51,14 @@ class TcpProxy:
     def restore(self) -> None:
         self.start()
 
+    def pause(self) -> None:
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
+
     def close(self) -> None:
+        self.resume()
         self.cut()
 
     def _accept(self, listener: socket.socket) -> None:
@@ -82,6 +93,7 @@ class TcpProxy:
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(_CHUNK):
+                self._flowing.wait()
                 sink.sendall(data)
         except OSError:
             pass

@@ -346,3 +346,32 @@ class Traffic:
                 self.ids.extend(ids_of(served))
                 self.slowest_submit = max(self.slowest_submit, took)
             time.sleep(0.01)
+
+
+def test_with_the_journal_off_only_what_the_database_cannot_take_goes_to_disk(
+        database: Database, unreachable: Database, tmp_path: Path, open_log: OpenLog) -> None:
+    up = open_log(database, tmp_path / "up", journal=False)
+    written = make_predictions(5)
+    up.submit(written)
+    assert up.flush(timeout=5) is True
+    assert spool_files(tmp_path / "up") == []  # journaled, the open file would be there
+
+    down = PredictionLog(unreachable, tmp_path / "down", journal=False, retry_seconds=60)
+    spilled = make_predictions(30)
+    down.submit(spilled)
+    down.close()
+    assert len(spool_files(tmp_path / "down")) == 1
+    open_log(database, tmp_path / "down").close(timeout=20)
+    assert sorted(logged_ids(database)) == sorted(ids_of(written + spilled))
+
+
+def test_a_value_beyond_the_fast_encoder_is_journaled_and_replayed(
+        database: Database, unreachable: Database, tmp_path: Path, open_log: OpenLog) -> None:
+    """orjson refuses integers beyond 64 bits; the line falls back to the json module."""
+    down = PredictionLog(unreachable, tmp_path / "spool", retry_seconds=60)
+    served = make_predictions(2, input={"age": 10 ** 30, "name": NAME})
+    down.submit(served)
+    down.close()
+    open_log(database, tmp_path / "spool").close(timeout=20)
+    with database.session() as session:
+        assert session.get(Prediction, served[1].id).input == {"age": 10 ** 30, "name": NAME}

@@ -79,22 +79,32 @@ def _steps(title: str) -> Iterator[Callable[[str], None]]:
 
 @app.command()
 def up() -> None:
-    """The main job: prepare everything that is missing, then serve the API on :8000."""
+    """The main job: prepare everything that is missing, then serve the API on :8000.
+
+    Ctrl-C, SIGTERM and SIGHUP stop it and every process it started."""
     from lifeboat.orchestration import bootstrap
     from lifeboat.serving.app import served_specs
 
+    from lifeboat.lifecycle import stop_child, stop_on_hangup_and_terminate
+
+    stop_on_hangup_and_terminate()
     context = Context()
     for spec in served_specs(context.settings):
         with _steps(f"starting Lifeboat ({spec.name})") as progress:
             report = bootstrap(context.settings, context.database, spec, progress)
         _print_bootstrap(spec, report)
-    if context.settings.embedded_jobs:
-        from lifeboat.orchestration.scheduler import start_embedded_jobs
+    if not context.settings.embedded_jobs:
+        _serve(context.settings)
+        return
+    from lifeboat.orchestration.scheduler import start_embedded_jobs
 
-        start_embedded_jobs(context.settings)
-        console.print(f"jobs: drop {context.spec.name} files into {context.settings.landing_url}"
-                      "/raw to ingest and score them (`lifeboat jobs` lists the runs)")
-    _serve(context.settings)
+    jobs = start_embedded_jobs(context.settings)
+    console.print(f"jobs: drop {context.spec.name} files into {context.settings.landing_url}"
+                  "/raw to ingest and score them (`lifeboat jobs` lists the runs)")
+    try:
+        _serve(context.settings)
+    finally:
+        stop_child(jobs)
 
 
 def _print_bootstrap(spec: DatasetSpec, report: BootstrapReport) -> None:

@@ -89,6 +89,24 @@ class Settings(BaseSettings):
         default=10.0, ge=0,
         description="How long a shutdown waits to write queued predictions; the rest stay spilled.",
     )
+    journal: bool = Field(
+        default=True,
+        description="Append each served prediction to a journal on disk before it is "
+                    "answered, so that a killed process loses none; off, only what the "
+                    "database cannot take goes to disk, and a kill loses what was queued.",
+    )
+    journal_fsync: bool = Field(
+        default=False,
+        description="Force each served prediction to disk before it is answered: survives "
+                    "the machine crashing, not just the process (which the journal always "
+                    "survives), at the cost of a disk flush per request.",
+    )
+    online_check_seconds: float = Field(
+        default=15.0, gt=0,
+        description="How often the service checks that the online store holds its feature "
+                    "view, and refills it from the offline store when it does not (Redis "
+                    "restarted or flushed).",
+    )
     drift_window_size: int = Field(
         default=200, ge=30,
         description="Recent predictions a drift check tests against the training reference.",

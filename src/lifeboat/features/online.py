@@ -17,6 +17,7 @@ results are decoded in a single `json.loads`.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -121,6 +122,12 @@ class OnlineStore(ABC):
             meta = self._read_meta(key)
         return None if meta is None else json.loads(meta)["columns"]
 
+    def claim(self, name: str, seconds: int) -> bool:
+        """True for one caller at a time, across processes, for at most `seconds`: so that
+        of several workers noticing the same empty store, one refills it."""
+        with self._reachable():
+            return self._claim(name, seconds)
+
     def ping(self) -> None:
         """Returns when the store answers; raises OnlineStoreUnavailable when it does not."""
         with self._reachable():
@@ -155,6 +162,9 @@ class OnlineStore(ABC):
 
     @abstractmethod
     def _ping(self) -> None: ...
+
+    @abstractmethod
+    def _claim(self, name: str, seconds: int) -> bool: ...
 
 
 class RedisOnlineStore(OnlineStore):
@@ -202,6 +212,9 @@ class RedisOnlineStore(OnlineStore):
 
     def _ping(self) -> None:
         self._client.ping()
+
+    def _claim(self, name: str, seconds: int) -> bool:
+        return bool(self._client.set(f"lifeboat:claim:{name}", os.getpid(), nx=True, ex=seconds))
 
 
 _SCHEMA = """
@@ -280,6 +293,11 @@ class SqliteOnlineStore(OnlineStore):
     def _ping(self) -> None:
         with self._read_lock:
             self._reader.execute("SELECT 1 FROM online_views LIMIT 1").fetchall()
+
+    def _claim(self, name: str, seconds: int) -> bool:
+        """Always granted: the file is local to one host, and a write is one transaction,
+        so two refills at once end as one."""
+        return True
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -86,7 +86,13 @@ PREDICTION_LOG_WRITTEN = Counter(
 )
 PREDICTION_LOG_SPILLED = Counter(
     "lifeboat_prediction_log_spilled",
-    "Predictions spilled to disk because the database could not take them (or the queue was full).",
+    "Predictions left to the journal on disk because the database could not take them (or "
+    "the queue was full), to be replayed.",
+)
+ONLINE_STORE_REFILLS = Counter(
+    "lifeboat_online_store_refills",
+    "Times the service found the online store without its feature view (Redis restarted "
+    "or flushed) and refilled it from the offline store.", ["dataset"],
 )
 PREDICTION_LOG_REJECTED = Counter(
     "lifeboat_prediction_log_rejected",

@@ -22,6 +22,7 @@ from watchfiles import Change, watch
 
 from lifeboat.config import Settings
 from lifeboat.errors import JobFailed
+from lifeboat.lifecycle import exit_with_parent
 from lifeboat.logs import configure_logging
 from lifeboat.orchestration.jobs import JobContext, run
 from lifeboat.ingest import GOOD, RAW
@@ -106,8 +107,10 @@ def _run_logged(context: JobContext, job: str, trigger: str) -> None:
 
 def start_embedded_jobs(settings: Settings) -> multiprocessing.Process:
     """The scheduler and the watcher beside `lifeboat up`'s service, in a process of their
-    own: ingesting or scoring a big file must not hold the service's GIL. It stops with the
-    service (a daemon process)."""
+    own: ingesting or scoring a big file must not hold the service's GIL. `up` stops it
+    (`lifecycle.stop_child`) however it is stopped, and it exits by itself if `up` dies
+    without a chance to (kill -9): its jobs are exactly-once, so stopping one midway
+    loses nothing."""
     process = multiprocessing.get_context("spawn").Process(
         target=_embedded_jobs, args=(settings,), name="lifeboat-jobs", daemon=True)
     process.start()
@@ -116,6 +119,7 @@ def start_embedded_jobs(settings: Settings) -> multiprocessing.Process:
 
 def _embedded_jobs(settings: Settings) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for `up`, which stops this process
+    exit_with_parent()
     configure_logging(settings.log_level)
     context = JobContext.from_settings(settings)
     stop = threading.Event()

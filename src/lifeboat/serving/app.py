@@ -21,6 +21,7 @@ from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.db import Database
 from lifeboat.errors import DatasetSpecError
 from lifeboat.features import OnlineStore, open_online_store
+from lifeboat.lifecycle import exit_with_parent
 from lifeboat.registry import ChampionHistory, ModelRegistry
 from lifeboat.serving.admin import document_open_scopes, warn_open_scopes
 from lifeboat.serving.bodies import JsonBodies, validation_error_response
@@ -64,10 +65,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        exit_with_parent()  # one of uvicorn's workers: not beyond its supervisor
         database = Database(settings.db_url)
         store = open_online_store(settings.online_store_url, settings.online_ttl_seconds)
         prediction_log = PredictionLog(database, settings.ensure_home() / "spool",
-                                       capacity=settings.prediction_log_capacity)
+                                       capacity=settings.prediction_log_capacity,
+                                       journal=settings.journal,
+                                       fsync=settings.journal_fsync)
         services = {spec.name: _start(settings, database, spec, store, prediction_log)
                     for spec in specs}
         app.state.settings = settings
@@ -121,6 +125,7 @@ def _start(settings: Settings, database: Database, spec: DatasetSpec, store: Onl
     state.refresh_models()
     state.watch_champion()
     state.watch_monitoring()
+    state.watch_online_store()
     return state
 
 

@@ -13,12 +13,19 @@ from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, Retrain
 from lifeboat.errors import NoChampionError
-from lifeboat.features import FeatureView, OnlineStore, OnlineStoreUnavailable, feature_view
+from lifeboat.features import (
+    FeatureView,
+    OnlineStore,
+    OnlineStoreUnavailable,
+    feature_view,
+    materialize,
+)
 from lifeboat.monitoring.collector import MonitoringCollector
 from lifeboat.monitoring.drift import DriftReference
 from lifeboat.monitoring.live_accuracy import LiveAccuracy, version_live_accuracy
 from lifeboat.monitoring.metrics import (
     MODEL_INFO,
+    ONLINE_STORE_REFILLS,
     OUTLIERS,
     PREDICTION_LATENCY,
     PREDICTION_PROBABILITY,
@@ -34,6 +41,7 @@ from lifeboat.serving.retraining import RetrainJob
 from lifeboat.serving.shadow import ShadowScoring
 
 log = logging.getLogger(__name__)
+REFILL_CLAIM_SECONDS = 300  # longer than a refill takes; a refiller that died frees it then
 
 
 @dataclass
@@ -188,6 +196,42 @@ class ServiceState:
             self.refresh_models()
         return retrained
 
+    def watch_online_store(self) -> threading.Thread:
+        """Refills the online store every `online_check_seconds` if it lacks the served
+        view (see `refill_online_store`)."""
+        thread = threading.Thread(target=self._refill_loop, name="lifeboat-online-refill",
+                                  daemon=True)
+        thread.start()
+        return thread
+
+    def _refill_loop(self) -> None:
+        while not self._stopping.wait(self.settings.online_check_seconds):
+            try:
+                self.refill_online_store()
+            except Exception:  # the database may be down; the next tick tries again
+                log.exception("refilling the online store failed")
+
+    def refill_online_store(self) -> bool:
+        """Materializes the served view into the online store when the store lacks it: a
+        Redis that restarted empty or was flushed is refilled without anyone running
+        `lifeboat features materialize`. The view's metadata, written after its vectors,
+        is the marker. One process of those sharing the store refills it (a claim held
+        for `REFILL_CLAIM_SECONDS`). True when this process refilled it."""
+        key = self.view.key
+        try:
+            if self.store.columns(key) is not None or not self.store.claim(
+                    f"refill:{key.prefix}", REFILL_CLAIM_SECONDS):
+                return False
+        except OnlineStoreUnavailable:
+            return False  # down, not empty: nothing to refill until it answers
+        log.warning("the online store %s holds no features %s: refilling it from the "
+                    "offline store", self.store.url, self.view.label)
+        report = materialize(self.database, self.spec, self.store)
+        ONLINE_STORE_REFILLS.labels(self.spec.name).inc()
+        log.warning("refilled the online store %s: %d vectors %s", self.store.url,
+                    report.pushed, self.view.label)
+        return True
+
     def stop(self) -> None:
         self._stopping.set()
         self.shadow.stop()
@@ -204,7 +248,8 @@ class ServiceState:
         except OnlineStoreUnavailable as exc:
             return f"degraded: {exc}", True
         if held is None:
-            return (f"the online store {self.store.url} holds no features {view.label}: run "
+            return (f"the online store {self.store.url} holds no features {view.label}: it "
+                    f"is refilled within {self.settings.online_check_seconds:g} s, or run "
                     "`lifeboat features materialize`"), False
         return "ok", True
 

@@ -3,6 +3,7 @@
 # No `from __future__ import annotations`: FastAPI reads the handlers' annotations at run
 # time, and `Service` is local to the factory.
 import io
+import math
 import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
@@ -215,8 +216,14 @@ def _score_entities(service: ServiceState, predictor: Predictor, ids: list[str],
                     explain: bool) -> tuple[list, list[EntityError], list | None]:
     try:
         scores = predictor.predict_entities(service.store, ids, source)
+        emptied = bool(scores.unknown) and service.store.columns(predictor.view.key) is None
     except OnlineStoreUnavailable as exc:
         raise HTTPException(503, detail=str(exc)) from None
+    if emptied:  # restarted or flushed: the service is refilling it (see ServiceState)
+        retry = math.ceil(service.settings.online_check_seconds)
+        raise HTTPException(503, headers={"Retry-After": str(retry)}, detail=(
+            f"the online store holds no features {predictor.view.label} at the moment: it is "
+            f"being refilled, retry in {retry} s"))
     missing = f"no features {predictor.view.label} for this id in the online store"
     errors = [EntityError(entity_id=i, error=missing) for i in scores.unknown]
     explained = ([vector_contributions(predictor, p.features) for p in scores.predictions]
