@@ -120,10 +120,18 @@ def record_model(spec: DatasetSpec) -> type[BaseModel]:
     dropped, so a full row of the source file can be sent as it is.
     """
 
+    # An optional text field holding one of the spec's missing tokens (" ?") has no value,
+    # as in the dataset's files; a required one keeps it, and numbers are never tokens.
+    optional_texts = {name for name, column in spec.input_fields.items()
+                      if column.type == "string" and not column.required}
+    missing = spec.missing_tokens
+
     def canonical_keys(cls: type[BaseModel], data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        return {spec.canonical(str(key)) or key: value for key, value in data.items()}
+        record = {spec.canonical(str(key)) or key: value for key, value in data.items()}
+        return {name: None if name in optional_texts and isinstance(value, str)
+                and value.strip() in missing else value for name, value in record.items()}
 
     fields: dict[str, Any] = {}
     for name in spec.input_columns:
