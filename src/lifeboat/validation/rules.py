@@ -39,7 +39,8 @@ class ValidatedChunk:
 
 
 def validate_chunk(raw: pd.DataFrame, spec: TableSpec, seen_keys: set[str]) -> ValidatedChunk:
-    """`raw` holds text (or NaN) in the spec's columns and a 1-based `row`; `seen_keys` spans chunks."""
+    """`raw` holds the reader's normalised text (or NaN) in the spec's columns and a 1-based
+    `row` (see `lifeboat.ingest.reader.normalised`); `seen_keys` spans chunks."""
     typed, type_issues = _coerce(raw, spec)
     rule_issues = _rule_issues(typed, spec, exclude=type_issues)
     typed[spec.entity.key] = _entity_keys(typed, spec)
