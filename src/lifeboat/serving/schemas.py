@@ -31,8 +31,6 @@ RunStatus = Literal["running", "succeeded", "failed"]
 _BLANK = "[ \\t]*"
 _NUMBER_TEXT = {"integer": f"^{_BLANK}[+-]?[0-9]+{_BLANK}$",
                 "float": f"^{_BLANK}[+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][+-]?[0-9]+)?{_BLANK}$"}
-
-
 _WHAT = {"integer": "a whole number", "float": "a number"}
 
 
