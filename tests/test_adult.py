@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import trained_home
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from test_cli import lifeboat
 
-from conftest import trained_home
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.db import Database, dataset_table
 from lifeboat.serving import create_app
-from test_cli import lifeboat
 
 SPEC = Path(__file__).parents[1] / "examples" / "adult.yaml"
 CATEGORIES = ["workclass", "education", "marital_status", "occupation", "relationship", "race",

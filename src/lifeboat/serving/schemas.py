@@ -86,7 +86,8 @@ def _number_type(column: ColumnSpec) -> Any:
                        {"type": "string", "enum": [str(v) for v in allowed]}]})]
     bounds = {key: value for key, value in (("minimum", column.min), ("maximum", column.max))
               if value is not None}
-    return Annotated[int if kind == "integer" else float, BeforeValidator(number),
+    base = int if kind == "integer" else float
+    return Annotated[base, BeforeValidator(number),
                      Field(ge=column.min, le=column.max,
                            allow_inf_nan=False if kind == "float" else None),
                      WithJsonSchema({"anyOf": [
