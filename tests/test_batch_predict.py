@@ -383,3 +383,20 @@ def test_cli_without_a_champion_says_how_to_get_one(tmp_path: Path, passengers: 
     result = lifeboat(Settings(_env_file=None, home=tmp_path / "empty"), "predict", str(passengers))
     assert result.returncode == 1
     assert "has no champion yet" in result.stderr.strip().splitlines()[-1]
+
+
+def test_a_value_past_its_max_length_is_scored_as_missing_and_named(
+        trained_settings: Settings, titanic: DatasetSpec, database: Database,
+        tmp_path: Path) -> None:
+    source = tmp_path / "long.csv"
+    header = "PassengerId,Pclass,Name,Sex,Age,SibSp,Parch,Ticket,Fare,Cabin,Embarked\n"
+    source.write_text(header + f'1,3,"{"N" * 1_001}", male ,22,1,0,A/5 21171,7.25, ? , s\n'
+                      '2,3,"Doe, Mr. John",male,22,1,0,A/5 21171,7.25,,S\n')
+    report = score_file(trained_settings, database, titanic, str(source))
+    scored = pd.read_csv(report.output, dtype={"issues": str}, keep_default_na=False)
+    assert scored["issues"].tolist() == ["name: too_long", ""]
+    as_missing = pd.DataFrame({"pclass": [3], "name": [None], "sex": ["male"], "age": [22],
+                               "sibsp": [1], "parch": [0], "ticket": ["A/5 21171"],
+                               "fare": [7.25], "cabin": [None], "embarked": ["S"]})
+    expected = champion_predictor(trained_settings, titanic).probabilities(as_missing)
+    np.testing.assert_allclose(scored["probability"][:1], expected, rtol=1e-12)

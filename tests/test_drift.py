@@ -7,13 +7,14 @@ import json
 import math
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
-from lifeboat.datasets import DatasetSpec
+from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.datasets.synthetic import Shift, synthetic_passengers
 from lifeboat.monitoring.drift import (
     OTHER,
@@ -69,6 +70,22 @@ def window(titanic: DatasetSpec) -> pd.DataFrame:
 def test_drift_columns_are_the_spec_inputs_that_can_drift(titanic: DatasetSpec) -> None:
     assert drift_columns(titanic) == (["age", "sibsp", "parch", "fare"],
                                       ["pclass", "sex", "embarked"])
+
+
+def test_open_lists_of_categories_are_categorical_by_their_features() -> None:
+    """The adult spec's work classes and occupations have no `allowed` list: the features
+    one-hot encode them, so their categories are the training set's, tested and flagged."""
+    adult = load_spec(str(Path(__file__).parents[1] / "examples" / "adult.yaml"))
+    numeric, categorical = drift_columns(adult)
+    assert numeric == ["age", "education_num", "capital_gain", "capital_loss", "hours_per_week"]
+    assert categorical == ["workclass", "education", "marital_status", "occupation",
+                           "relationship", "race", "gender", "native_country"]
+    training = pd.DataFrame({"age": [30, 40, 50], "workclass": ["Private", "State-gov", None],
+                             "gender": ["Male", "Female", "Male"]})
+    reference = DriftReference.from_training(adult, training, np.array([0.2, 0.5, 0.8]))
+    person = {"age": 35, "workclass": "Private", "gender": "Female"}
+    assert reference.outliers(person) == []
+    assert reference.outliers({**person, "workclass": "zzz-never-seen"}) == ["workclass"]
 
 
 # --- per-request outliers ---------------------------------------------------------------

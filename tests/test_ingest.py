@@ -5,7 +5,7 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import inspect, select
 
-from lifeboat.datasets import DatasetSpec
+from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.db import Database, IngestionIssue, IngestionRun, dataset_table
 from lifeboat.ingest import LandingZone, ingest_file, loader, row_count
 
@@ -163,3 +163,64 @@ def test_a_crash_mid_load_leaves_no_rows(database: Database, titanic: DatasetSpe
     with database.session() as session:
         statuses = session.scalars(select(IngestionRun.status).order_by(IngestionRun.id)).all()
     assert statuses == ["failed", "succeeded"]
+
+
+ADULT_SPEC = Path(__file__).parents[1] / "examples" / "adult.yaml"
+
+
+def _loaded(database: Database, spec: DatasetSpec, key: str) -> pd.DataFrame:
+    table = dataset_table(spec)
+    with database.engine.connect() as connection:
+        return pd.read_sql(select(table).order_by(table.c[key]), connection)
+
+
+def test_values_are_trimmed_then_matched_to_missing_tokens_and_categories(
+        database: Database, titanic: DatasetSpec, zone: LandingZone, tmp_path: Path) -> None:
+    """titanic's missing tokens are "?" and "": " ?" is missing too, and " FEMALE " is the
+    spec's `female`, " s" its `S`, in a file as in a request."""
+    path = tmp_path / "spelled.csv"
+    path.write_text("PassengerId,Survived,Pclass,Name,Sex,Age,Cabin,Embarked\n"
+                    '1,0,3,"Braund, Mr. Owen Harris", MALE , ? , ? , s\n'
+                    '2,1,1,"Cumings, Mrs. John", Female ,38,  C85 ,c\n')
+    report = ingest_file(database, titanic, str(path), zone)
+    assert (report.rows_loaded, report.rows_rejected) == (2, 0)
+    rows = _loaded(database, titanic, "passenger_id")
+    assert rows["sex"].tolist() == ["male", "female"]
+    assert rows["embarked"].tolist() == ["S", "C"]
+    assert pd.isna(rows.loc[0, "age"]) and pd.isna(rows.loc[0, "cabin"])
+    assert rows.loc[1, "cabin"] == "C85"
+
+
+@pytest.mark.parametrize(("spec_name", "key", "column", "values", "expected"), [
+    (str(ADULT_SPEC), "person_id", "income", [" >50K", " <=50K", ">50k ", "other"], [1, 0, 1, 0]),
+    ("titanic", "passenger_id", "survived", ["1", " true", "FALSE", "0"], [1, 1, 0, 0]),
+])
+def test_a_target_is_read_from_its_positive_text_or_as_0_1_and_booleans(
+        database: Database, zone: LandingZone, tmp_path: Path, spec_name: str, key: str,
+        column: str, values: list[str], expected: list[int]) -> None:
+    spec = load_spec(spec_name)
+    path = tmp_path / "targets.csv"
+    path.write_text(f"{key},{column},age,name,sex,pclass,relationship\n" + "".join(
+        f"{i},{value},30,\"N{i}, Mr. M\",male,3,Husband\n" for i, value in enumerate(values)))
+    report = ingest_file(database, spec, str(path), zone)
+    assert (report.rows_loaded, report.rows_rejected) == (len(values), 0)
+    assert _loaded(database, spec, key)[column].tolist() == expected
+
+
+def test_a_string_longer_than_its_max_length_is_a_bad_row(
+        database: Database, titanic: DatasetSpec, zone: LandingZone, tmp_path: Path) -> None:
+    """titanic takes the default limit (1,000 characters); the adult spec sets 100."""
+    path = tmp_path / "long.csv"
+    lines = KAGGLE_CSV.splitlines()
+    path.write_text("\n".join([*lines[:3], lines[3].replace("Heikkinen", "H" * 1_000)]) + "\n")
+    report = ingest_file(database, titanic, str(path), zone)
+    assert (report.rows_loaded, report.rows_rejected) == (2, 1)
+    with database.session() as session:
+        issue = session.execute(select(IngestionIssue.row, IngestionIssue.column,
+                                       IngestionIssue.issue, IngestionIssue.value)).one()
+    assert tuple(issue)[:3] == (3, "name", "too_long") and len(issue.value) < 50
+    bad = pd.read_csv(next((Path(zone.url) / "bad").glob("*.bad.csv")))
+    assert bad["issues"].tolist() == ["name: too_long"]
+    adult = load_spec(str(ADULT_SPEC))
+    assert adult.columns["workclass"].max_length == 100
+    assert titanic.columns["name"].max_length == 1_000

@@ -18,10 +18,11 @@ from conftest import trained_home
 from lifeboat.datasets.synthetic import synthetic_passengers
 from lifeboat.ingest import LandingZone, ingest_file
 from lifeboat.config import Settings
-from lifeboat.datasets import DatasetSpec
+from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.db import Database, Prediction, upgrade
 from lifeboat.registry import ModelRegistry
 from lifeboat.serving import create_app
+from lifeboat.serving.schemas import record_model
 from lifeboat.training import train
 from live_server import live_server
 from tcp_proxy import TcpProxy
@@ -333,3 +334,69 @@ def test_each_version_has_its_heldout_roc_and_calibration_curves(client: TestCli
     assert len(calibration["predicted"]) == len(calibration["observed"]) >= 5
     assert all(0 <= p <= 1 for p in calibration["predicted"] + calibration["observed"])
     assert client.get("/models/99/curves").status_code == 404
+
+
+def test_an_upload_is_read_as_ingest_reads_it(client: TestClient) -> None:
+    """Blanks around values, any case, and " ?" (a missing token) as a file holds them."""
+    spelled = (CSV_ROWS.replace(",male,22,", ", MALE ,22,")
+               .replace(",female,38,", ",Female , 38 ,").replace(",C85,C", ", ? , c "))
+    plain = _upload(client, CSV_ROWS.replace(",C85,C", ",,C"))
+    response = _upload(client, spelled)
+    assert response.status_code == 200, response.text
+    assert ([p["probability"] for p in response.json()["predictions"]]
+            == pytest.approx([p["probability"] for p in plain.json()["predictions"]]))
+
+
+def test_numbers_may_be_strings_and_categories_any_case(client: TestClient) -> None:
+    spelled = {"Pclass": "1", "name": WOMAN["name"], "Sex": " FEMALE ", "Age": "29",
+               "fare": " 211.34", "embarked": "s"}
+    answer = client.post("/predict", json=spelled)
+    assert answer.status_code == 200, answer.text
+    plain = client.post("/predict", json=WOMAN).json()["predictions"][0]
+    assert answer.json()["predictions"][0]["probability"] == pytest.approx(plain["probability"])
+    logged = client.get("/past-predictions", params={"limit": 2}).json()["items"]
+    assert {item["input"]["sex"] for item in logged} == {"female"}
+    assert {item["input"]["embarked"] for item in logged} == {"S"}
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"fare": False}, "fare"),
+    ({"Fare": False}, "fare"),
+    ({"pclass": True}, "pclass"),
+    ({"pclass": "3.5"}, "pclass"),
+    ({"age": "old"}, "age"),
+    ({"sex": "robot"}, "sex"),
+    ({"name": "N" * 5_000_000}, "name"),
+    ({"ticket": "T" * 1_001}, "ticket"),
+])
+def test_booleans_unknown_categories_and_long_strings_are_422s_naming_the_field(
+        client: TestClient, change: dict, field: str) -> None:
+    response = client.post("/predict", json={**WOMAN, **change})
+    assert response.status_code == 422, response.text
+    assert [error["loc"] for error in response.json()["detail"]] == [["body", field]]
+
+
+def test_entity_ids_may_be_integers(client: TestClient) -> None:
+    response = client.post("/predict", json={"entity_ids": [1, "2"]})
+    assert response.status_code == 200, response.text
+    assert [error["entity_id"] for error in response.json()["errors"]] == ["1", "2"]
+    refused = client.post("/predict", json={"entity_ids": [True]})
+    assert refused.status_code == 422
+
+
+def test_the_record_schema_says_what_is_accepted(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    record = document["components"]["schemas"]["TitanicRecord"]["properties"]
+    assert record["pclass"]["anyOf"] == [{"type": "integer", "enum": [1, 2, 3]},
+                                         {"type": "string", "enum": ["1", "2", "3"]}]
+    assert [kind["type"] for kind in record["fare"]["anyOf"]] == ["number", "string", "null"]
+    assert record["name"]["maxLength"] == 1_000
+    assert record["sex"]["enum"] == ["male", "female"]
+
+
+def test_customers_example_request_is_accepted_as_written() -> None:
+    """The request from the customers design, `"region": "East"`, reads as the spec's `east`."""
+    record = record_model(load_spec("customers"))
+    example = record.model_validate({"age": 35, "region": "East", "loyalty_points": 1200})
+    assert (example.age, example.region, example.loyalty_points) == (35, "east", 1200)
+    assert record.model_validate({"region": " WEST "}).region == "west"

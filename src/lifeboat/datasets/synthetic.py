@@ -73,6 +73,7 @@ _CELL_ERRORS = pd.DataFrame(
         (RowIssue.MISSING_REQUIRED, "name", None),
         (RowIssue.MISSING_REQUIRED, "sex", None),
         (RowIssue.MISSING_REQUIRED, "pclass", None),
+        (RowIssue.TOO_LONG, "ticket", "T" * 1_001),
     ],
     columns=["issue", "column", "value"],
     dtype=object,  # keeps None as None: an emptied cell, not the float NaN
