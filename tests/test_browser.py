@@ -16,7 +16,7 @@ import httpx
 import pandas as pd
 import pytest
 from live_server import live_server
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, Route, expect, sync_playwright
 from pydantic import SecretStr
 
 from conftest import trained_home
@@ -384,3 +384,40 @@ def test_jobs_show_each_run_its_counts_and_a_failure_s_error(
     page.get_by_label("Job", exact=True).select_option("ingest_file")
     expect(rows).to_have_count(1)
     expect(rows.nth(0)).to_contain_text("ingest_file")
+
+
+@pytest.mark.parametrize(("page_path", "predict_operation"), [
+    ("docs", "#operations-predict-predict_predict_post"),
+    ("redoc", '[id="operation/predict_predict_post"]'),
+])
+def test_the_api_docs_render_with_the_network_blocked(
+        browser: Browser, base_url: str, screenshots: Path, page_path: str,
+        predict_operation: str) -> None:
+    """Every request to another host is aborted, as on a machine with no network: the page
+    still lists the operations, so nothing it needs comes from a CDN."""
+    expect.set_options(timeout=TIMEOUT_MS)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    app_host = httpx.URL(base_url).netloc.decode()
+    blocked: list[str] = []
+
+    def only_the_app(route: Route) -> None:
+        if httpx.URL(route.request.url).netloc.decode() == app_host:
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_the_app)
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    tab.on("response", lambda response: response.status >= 400
+           and errors.append(f"{response.status} {response.url}"))
+    tab.goto(f"{base_url}{page_path}")
+    operation = tab.locator(predict_operation)
+    expect(operation).to_be_visible()
+    expect(operation).to_contain_text("Score one raw record")
+    expect(tab.get_by_text("/monitoring/summary").first).to_be_attached()
+    tab.screenshot(path=screenshots / f"7-{page_path}.png")
+    context.close()
+    assert (errors, blocked) == ([], [])

@@ -23,6 +23,7 @@ from lifeboat.features import OnlineStore, open_online_store
 from lifeboat.registry import ChampionHistory, ModelRegistry
 from lifeboat.serving.prediction_log import PredictionLog
 from lifeboat.serving.deps import DatasetService
+from lifeboat.serving.docs import add_docs
 from lifeboat.serving.routes import (
     dataset_router,
     datasets,
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary=_summary(specs),
         lifespan=lifespan,
         max_body_size=settings.max_request_bytes,  # 413, checked as the body streams in
+        docs_url=None, redoc_url=None,  # served from installed assets by `add_docs`
     )
     # The default dataset at the unprefixed routes, and every dataset under its own path;
     # the default's second copy is left out of the OpenAPI page, which names it once.
@@ -101,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _unknown_dataset(specs))
     _register_schemas(app, list(schemas.values()))
     add_ui_assets(app)
+    add_docs(app)
     return app
 
 
