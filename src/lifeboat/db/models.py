@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -24,6 +26,11 @@ def utcnow() -> datetime:
 def as_utc(moment: datetime) -> datetime:
     """Naive times are taken as UTC; SQLite hands back naive times for what was stored as UTC."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
+"""A time in an API answer: always in UTC with its zone (`...Z`), whatever the database
+handed back, as the OpenAPI `date-time` format (RFC 3339) requires and browsers need."""
 
 
 class Base(DeclarativeBase):

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 
 from lifeboat import __version__
 from lifeboat.config import Settings
@@ -131,7 +132,8 @@ def _summary(specs: list[DatasetSpec]) -> str:
 
 
 def _unknown_dataset(specs: list[DatasetSpec]) -> Any:
-    """A 404 under `/datasets/{name}/` for a name not served says which names are."""
+    """A 404 under `/datasets/{name}/` for a name not served says which names are. (And a
+    405 lists every method of its path in `Allow`, not only the first route's.)"""
     known = {spec.name for spec in specs}
 
     async def handler(request: Request, exc: StarletteHTTPException) -> Response:
@@ -140,9 +142,21 @@ def _unknown_dataset(specs: list[DatasetSpec]) -> Any:
                 and parts[2] and parts[2] not in known:
             return JSONResponse({"detail": f"no dataset {parts[2]!r} is served here; "
                                            f"known: {', '.join(sorted(known))}"}, status_code=404)
+        if exc.status_code == 405:
+            exc.headers = {**(exc.headers or {}), "Allow": _allowed_methods(request)}
         return await http_exception_handler(request, exc)
 
     return handler
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at the request's path: Starlette names only those of
+    the first route that matched the path (`/retrain` has a GET route and a POST route)."""
+    methods = set()
+    for route in request.app.router.routes:
+        if isinstance(route, BaseRoute) and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
 
 
 def _freeze_startup_objects() -> None:

@@ -5,6 +5,8 @@ more without a prefix for the default dataset; `/health`, `/ready`, `/metrics` a
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 
 from lifeboat.datasets import DatasetSpec
@@ -24,6 +26,21 @@ from lifeboat.serving.ui import page_router
 
 __all__ = ["dataset_router", "scoring_endpoint", "scoring_route"]
 
+# What any dataset route may answer besides its own success, documented once for all of them
+# (a route adds what is its own, e.g. a 409): clients and API fuzzers read the document.
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The body could not be read as its content type says"},
+    401: {"description": "A key of the route's scope is needed: none, or a wrong one, was given"},
+    403: {"description": "The route is shut: the server has no key for its scope (admin)"},
+    404: {"description": "No such dataset is served, or no such item (version, prediction, "
+                         "drift report) exists"},
+    413: {"description": "The body, or the records, rows or explanations it asks for, are "
+                         "more than the service takes"},
+    422: {"description": "Validation Error: each error names the field", "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}}},
+    503: {"description": "No model is loaded, or a dependency (the online store) is unavailable"},
+}
+
 
 def dataset_router(spec: DatasetSpec, schemas: DatasetSchemas, specs: list[DatasetSpec],
                    prefix: str, score: Endpoint, include_in_schema: bool = True) -> APIRouter:
@@ -31,7 +48,7 @@ def dataset_router(spec: DatasetSpec, schemas: DatasetSchemas, specs: list[Datas
     by name per request. `specs` are all served datasets, for the page's switcher; `score`
     is the dataset's `/predict` endpoint, which the app also serves ahead of the routers."""
     dataset = DatasetService(spec.name)
-    router = APIRouter(prefix=prefix, include_in_schema=include_in_schema)
+    router = APIRouter(prefix=prefix, include_in_schema=include_in_schema, responses=ERRORS)
     router.include_router(predict_router(spec, schemas, dataset, score))
     for routes in (records_router, models_router, monitoring_router, jobs_router):
         router.include_router(routes(dataset))

@@ -2,10 +2,11 @@
 
 # No `from __future__ import annotations`: FastAPI reads the handlers' annotations at run
 # time, and `Service` is local to the factory.
-from datetime import datetime
-from typing import Annotated
+import re
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
+from pydantic import AwareDatetime, BeforeValidator
 
 from lifeboat.serving import history
 from lifeboat.serving.deps import DatasetService
@@ -17,6 +18,21 @@ from lifeboat.serving.schemas import (
     Source,
 )
 
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)")
+
+
+def _rfc3339(value: Any) -> Any:
+    """Only what the OpenAPI document promises to take (`format: date-time`, RFC 3339): a
+    date and time with its zone. Pydantic alone also reads `0.5` as seconds since 1970 and
+    takes a time without a zone, which would be read as the server's UTC unannounced."""
+    if isinstance(value, str) and not _RFC3339.fullmatch(value):
+        raise ValueError("expected a date and time with its zone (RFC 3339), "
+                         "e.g. 2026-01-31T12:00:00Z")
+    return value
+
+
+Moment = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+
 
 def records_router(dataset: DatasetService) -> APIRouter:
     Service = dataset.annotated()
@@ -27,8 +43,8 @@ def records_router(dataset: DatasetService) -> APIRouter:
     def past_predictions(
         service: Service,
         source: Source | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: Moment | None = None,
+        until: Moment | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     ) -> PastPredictionsPage:
