@@ -37,8 +37,12 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+DUPLICATE_RUN = "duplicate"  # an ingestion run whose content an earlier run loaded
+
+
 class IngestionRun(Base):
-    """One attempt to load one file. A succeeded run's checksum makes re-ingesting it a no-op."""
+    """One attempt to load one file. A succeeded run's checksum makes re-ingesting it a no-op,
+    recorded as a run of status `DUPLICATE_RUN` that loads nothing."""
 
     __tablename__ = "ingestion_runs"
     __table_args__ = (

@@ -19,7 +19,7 @@ from lifeboat.db import (
     Prediction,
     Retrain,
 )
-from lifeboat.db.models import UtcDatetime, as_utc
+from lifeboat.db.models import DUPLICATE_RUN, UtcDatetime, as_utc
 from lifeboat.monitoring.live_accuracy import LiveAccuracy
 
 RECENT_PREDICTIONS = 5000
@@ -138,8 +138,9 @@ def _counts(recent: pd.DataFrame, bucket: str) -> list[PredictionCount]:
 
 
 def _quality(database: Database, dataset: str) -> list[RunQuality]:
+    # A duplicate loaded nothing: it is listed with the ingest job's run, not charted here.
     query = (select(IngestionRun).where(IngestionRun.dataset == dataset,
-                                        IngestionRun.status != "running")
+                                        IngestionRun.status.not_in(("running", DUPLICATE_RUN)))
              .order_by(IngestionRun.id.desc()).limit(RECENT_RUNS))
     with database.session() as session:
         runs = session.scalars(query).all()
