@@ -15,21 +15,24 @@ import csv
 import io
 import tempfile
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
+from conftest import make_settings
+from live_server import live_server
+from served_history import drift_and_feedback_history
+
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.db import Database, upgrade
-from conftest import make_settings
 from lifeboat.serving import create_app
-from live_server import live_server
-from served_history import drift_and_feedback_history
 
 pytestmark = pytest.mark.slow
 
@@ -81,3 +84,37 @@ def base_url(trained_settings: Settings, titanic: DatasetSpec,
 def test_every_operation_conforms_to_its_documentation(case: schemathesis.Case,
                                                        base_url: str) -> None:
     case.call_and_validate(base_url=base_url)
+
+
+# What schemathesis found, each pinned by a request of its own.
+
+@pytest.mark.parametrize("until", ["0.5", "1700000000", "2026-01-31T12:00:00", "2026-01-31"])
+def test_a_time_filter_is_a_date_and_time_with_its_zone(base_url: str, until: str) -> None:
+    response = httpx.get(f"{base_url}/past-predictions", params={"until": until})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", "until"]
+    zoned = httpx.get(f"{base_url}/past-predictions", params={"until": "2026-01-31T12:00:00+01:00"})
+    assert zoned.status_code == 200
+
+
+def test_every_time_in_an_answer_carries_its_zone(base_url: str) -> None:
+    drift = httpx.get(f"{base_url}/drift").json()
+    summary = httpx.get(f"{base_url}/monitoring/summary").json()
+    past = httpx.get(f"{base_url}/past-predictions", params={"limit": 1}).json()
+    times = [drift["created_at"], drift["window_start"], drift["window_end"],
+             summary["drift"][0]["created_at"], summary["predictions_over_time"][0]["bucket"],
+             past["items"][0]["created_at"]]
+    assert all(datetime.fromisoformat(moment).utcoffset() == timedelta(0) for moment in times), times
+
+
+def test_explain_is_a_boolean_not_a_number(base_url: str) -> None:
+    response = httpx.post(f"{base_url}/predict", json={
+        "records": [{"pclass": 1, "name": "A", "sex": "male"}], "explain": 0})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "explain"]
+
+
+def test_a_method_not_allowed_names_every_method_of_the_path(base_url: str) -> None:
+    response = httpx.request("OPTIONS", f"{base_url}/retrain")
+    assert response.status_code == 405
+    assert {"GET", "POST"} <= set(response.headers["allow"].split(", "))
