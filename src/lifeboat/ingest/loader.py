@@ -1,11 +1,11 @@
 """Loading a file into its dataset's table: once per content, all good rows or none.
 
 Every attempt is an ingestion run row, a file whose content was loaded before included
-(status `duplicate`, naming the run that loaded it; nothing else is done). Good rows land in the table and in good/; bad rows
-go to bad/ with the reason, and each bad cell to the issues table; a file that cannot be
-read at all is quarantined whole in bad/ with one reason. A dataset with events has two
-tables and a file's name picks its table (`DatasetSpec.source_for`), while runs, checksums,
-issues and metrics stay the dataset's.
+(status `duplicate`, naming the run that loaded it; nothing else is done). Good rows land
+in the table and in good/; bad rows go to bad/ with the reason, and each bad cell to the
+issues table; a file that cannot be read at all is quarantined whole in bad/ with one
+reason. A dataset with events has two tables and a file's name picks its table
+(`DatasetSpec.source_for`), while runs, checksums, issues and metrics stay the dataset's.
 """
 
 from __future__ import annotations

@@ -5,7 +5,6 @@ derived), the serving version's live accuracy and ROC AUC now, and retrains."""
 
 from __future__ import annotations
 
-
 import pandas as pd
 from pydantic import BaseModel
 from sqlalchemy import func, select
