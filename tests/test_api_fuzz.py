@@ -36,7 +36,7 @@ from lifeboat.serving import create_app
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES_PER_OPERATION = 25  # per generation phase: ~1,500 requests, under a minute here
+EXAMPLES_PER_OPERATION = 25  # generated per operation, besides the coverage phase's cases
 
 
 def _csv_files(spec: DatasetSpec) -> st.SearchStrategy[bytes]:

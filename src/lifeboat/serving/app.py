@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
+from starlette.routing import Match, Mount
 
 from lifeboat import __version__
 from lifeboat.config import Settings
@@ -38,6 +38,7 @@ from lifeboat.serving.state import ServiceState
 from lifeboat.serving.ui import add_ui_assets
 
 _PATH_SEGMENT = re.compile(r"[A-Za-z0-9_.-]+")
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 
 def served_specs(settings: Settings) -> list[DatasetSpec]:
@@ -142,8 +143,8 @@ def _unknown_dataset(specs: list[DatasetSpec]) -> Any:
                 and parts[2] and parts[2] not in known:
             return JSONResponse({"detail": f"no dataset {parts[2]!r} is served here; "
                                            f"known: {', '.join(sorted(known))}"}, status_code=404)
-        if exc.status_code == 405:
-            exc.headers = {**(exc.headers or {}), "Allow": _allowed_methods(request)}
+        if exc.status_code == 405 and (allowed := _allowed_methods(request)):
+            exc.headers = {**(exc.headers or {}), "Allow": allowed}
         return await http_exception_handler(request, exc)
 
     return handler
@@ -151,12 +152,11 @@ def _unknown_dataset(specs: list[DatasetSpec]) -> Any:
 
 def _allowed_methods(request: Request) -> str:
     """Every method some route serves at the request's path: Starlette names only those of
-    the first route that matched the path (`/retrain` has a GET route and a POST route)."""
-    methods = set()
-    for route in request.app.router.routes:
-        if route.matches(request.scope)[0] is not Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
-    return ", ".join(sorted(methods))
+    the first route that matched the path (`/retrain` has a GET route and a POST route).
+    Empty for static files (mounts), whose 405s keep their own headers."""
+    routes = [route for route in request.app.router.routes if not isinstance(route, Mount)]
+    return ", ".join(method for method in _METHODS if any(
+        route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes))
 
 
 def _freeze_startup_objects() -> None:
