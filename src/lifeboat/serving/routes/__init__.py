@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
+from pydantic import BaseModel
 
 from lifeboat.datasets import DatasetSpec
 from lifeboat.serving.deps import DatasetService
@@ -26,19 +27,43 @@ from lifeboat.serving.ui import page_router
 
 __all__ = ["dataset_router", "scoring_endpoint", "scoring_route"]
 
+
+class ErrorOut(BaseModel):
+    """What every error but a 422 answers: why, in words."""
+
+    detail: str
+
+
+class FieldError(BaseModel):
+    """One reason for a 422: where (`["body", "records", 0, "fare"]`), what and why."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorsOut(BaseModel):
+    detail: list[FieldError]
+
+
 # What any dataset route may answer besides its own success, documented once for all of them
 # (a route adds what is its own, e.g. a 409): clients and API fuzzers read the document.
 ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "The body could not be read as its content type says"},
-    401: {"description": "A key of the route's scope is needed: none, or a wrong one, was given"},
-    403: {"description": "The route is shut: the server has no key for its scope (admin)"},
-    404: {"description": "No such dataset is served, or no such item (version, prediction, "
-                         "drift report) exists"},
+    400: {"model": ErrorOut, "description": "The body could not be read as its content type "
+                                            "says"},
+    401: {"model": ErrorOut, "description": "A key of the route's scope is needed: none, or a "
+                                            "wrong one, was given"},
+    403: {"model": ErrorOut, "description": "The route is shut: the server has no key for its "
+                                            "scope (admin)"},
+    404: {"model": ErrorOut, "description": "No such dataset is served, or no such item "
+                                            "(version, prediction, drift report) exists"},
+    # No body schema: a body over LIFEBOAT_MAX_REQUEST_BYTES is refused in plain text.
     413: {"description": "The body, or the records, rows or explanations it asks for, are "
                          "more than the service takes"},
-    422: {"description": "Validation Error: each error names the field", "content": {
-        "application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}}},
-    503: {"description": "No model is loaded, or a dependency (the online store) is unavailable"},
+    422: {"model": ValidationErrorsOut, "description": "The request does not validate: each "
+                                                       "error names its field"},
+    503: {"model": ErrorOut, "description": "No model is loaded, or a dependency (the online "
+                                            "store) is unavailable"},
 }
 
 

@@ -28,8 +28,6 @@ from lifeboat.validation import FileRejected
 MAX_RECORDS = 10_000
 _INLINE_RECORDS = 32  # scored without leaving the event loop
 _CSV = "text/csv"
-_INVALID = {"description": "Validation Error", "content": {"application/json": {"schema": {
-    "$ref": "#/components/schemas/HTTPValidationError"}}}}  # as FastAPI documents its own 422s
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -49,7 +47,6 @@ def predict_router(spec: DatasetSpec, schemas: DatasetSchemas, dataset: DatasetS
         methods=["POST"],
         response_model=schemas.response,
         response_model_exclude_none=True,
-        responses={422: _INVALID},
         openapi_extra={"requestBody": {"required": True, "content": {
             "application/json": {"schema": _request_schema(record)}}}},
         summary='Score one raw record, {"records": [...]}, or {"entity_ids": [...]}',
