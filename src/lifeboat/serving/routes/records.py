@@ -3,10 +3,11 @@
 # No `from __future__ import annotations`: FastAPI reads the handlers' annotations at run
 # time, and `Service` is local to the factory.
 import re
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import AwareDatetime, BeforeValidator
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
 from lifeboat.serving import history
 from lifeboat.serving.deps import DatasetService
@@ -31,7 +32,15 @@ def _rfc3339(value: Any) -> Any:
     return value
 
 
-Moment = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+def _in_utc(moment: datetime) -> datetime:
+    """The filter as the log's times are kept; 0001-01-01T00:00:00+01:00 has no UTC time."""
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range once in UTC") from None
+
+
+Moment = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_in_utc)]
 
 
 def records_router(dataset: DatasetService) -> APIRouter:
