@@ -16,17 +16,17 @@ import httpx
 import pandas as pd
 import pytest
 from live_server import live_server
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, Route, expect, sync_playwright
 from pydantic import SecretStr
 
 from conftest import trained_home
+from served_history import drift_and_feedback_history
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.datasets.synthetic import synthetic_passengers, write_passengers
 from lifeboat.db import Database, upgrade
 from lifeboat.errors import JobFailed
 from lifeboat.ingest import LandingZone, ingest_file
-from lifeboat.monitoring.check import check_drift
 from lifeboat.orchestration import JobContext, run
 from lifeboat.serving import create_app
 from lifeboat.training import train
@@ -233,7 +233,7 @@ def test_monitoring_charts_predictions_quality_drift_and_live_accuracy(
         page: Page, passengers_csv: tuple[Path, list[str]], screenshots: Path,
         settings: Settings, titanic: DatasetSpec, base_url: str) -> None:
     upload(page, passengers_csv[0])
-    _drift_and_feedback_history(settings, titanic, base_url)
+    drift_and_feedback_history(settings, titanic, base_url)
     open_tab(page, "Monitoring")
     expect(page.locator("#monitoring-empty")).to_be_hidden()
     for chart in ("over-time", "probabilities", "quality", "issues", "drift", "accuracy"):
@@ -253,23 +253,6 @@ def test_monitoring_charts_predictions_quality_drift_and_live_accuracy(
         "chart => chart.data.find((trace) => trace.name === 'estimated')")
     assert estimated["y"][-1] == pytest.approx(check["estimated_accuracy"])
     page.screenshot(path=screenshots / "4-monitoring.png", full_page=True)
-
-
-def _drift_and_feedback_history(settings: Settings, titanic: DatasetSpec, base_url: str) -> None:
-    """A hundred predictions, their true outcomes for thirty of them, and a drift check."""
-    passengers = pd.read_csv(titanic.bundled_path(), na_values=titanic.missing_values,
-                             keep_default_na=False).iloc[:100]
-    records = passengers[titanic.input_columns]
-    body = {"records": [{k: v for k, v in row.items() if not pd.isna(v)}
-                        for row in records.astype(object).to_dict("records")]}
-    predictions = httpx.post(f"{base_url}predict", json=body, timeout=60).json()["predictions"]
-    survived = passengers[titanic.target.column].astype(int).tolist()
-    for prediction, actual in list(zip(predictions, survived, strict=True))[:30]:
-        assert httpx.post(f"{base_url}feedback", json={
-            "id": prediction["id"], "actual": actual}).status_code == 200
-    database = Database(settings.db_url)
-    check_drift(settings, database, titanic)
-    database.dispose()
 
 
 def test_models_show_each_threshold_the_gate_s_evidence_and_a_version_at_its_threshold(
@@ -406,3 +389,40 @@ def test_jobs_show_each_run_its_counts_and_a_failure_s_error(
     page.get_by_label("Job", exact=True).select_option("ingest_file")
     expect(rows).to_have_count(1)
     expect(rows.nth(0)).to_contain_text("ingest_file")
+
+
+@pytest.mark.parametrize(("page_path", "predict_operation"), [
+    ("docs", "#operations-predict-predict_predict_post"),
+    ("redoc", '[id="operation/predict_predict_post"]'),
+])
+def test_the_api_docs_render_with_the_network_blocked(
+        browser: Browser, base_url: str, screenshots: Path, page_path: str,
+        predict_operation: str) -> None:
+    """Every request to another host is aborted, as on a machine with no network: the page
+    still lists the operations, so nothing it needs comes from a CDN."""
+    expect.set_options(timeout=TIMEOUT_MS)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    app_host = httpx.URL(base_url).netloc.decode()
+    blocked: list[str] = []
+
+    def only_the_app(route: Route) -> None:
+        if httpx.URL(route.request.url).netloc.decode() == app_host:
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_the_app)
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    tab.on("response", lambda response: response.status >= 400
+           and errors.append(f"{response.status} {response.url}"))
+    tab.goto(f"{base_url}{page_path}")
+    operation = tab.locator(predict_operation)
+    expect(operation).to_be_visible()
+    expect(operation).to_contain_text("Score one raw record")
+    expect(tab.get_by_text("/monitoring/summary").first).to_be_attached()
+    tab.screenshot(path=screenshots / f"7-{page_path}.png")
+    context.close()
+    assert (errors, blocked) == ([], [])

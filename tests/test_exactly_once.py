@@ -57,7 +57,7 @@ def test_kill_9_mid_load_then_rerun_loads_exactly_once(
     assert report.rows_loaded == ROWS - len(truth) and report.rows_rejected == len(truth)
     assert again.status == "skipped"
     assert row_count(database, titanic) == ROWS - len(truth)
-    assert _run_statuses(database) == ["failed", "succeeded"]
+    assert _run_statuses(database) == ["failed", "succeeded", "duplicate"]
     with database.session() as session:
         killed = session.scalars(select(IngestionRun).order_by(IngestionRun.id)).first()
     assert killed.error.startswith(f"abandoned: process {process.pid} ")

@@ -7,7 +7,13 @@ from sqlalchemy import inspect, select
 
 from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.db import Database, IngestionIssue, IngestionRun, dataset_table
+from conftest import make_settings
 from lifeboat.ingest import LandingZone, ingest_file, loader, row_count
+from lifeboat.monitoring import monitoring_summary
+from lifeboat.monitoring.collector import MonitoringCollector
+from lifeboat.monitoring.metrics import exposition
+from lifeboat.orchestration import JobContext
+from lifeboat.orchestration.jobs import ingest_counts, ingest_files
 
 KAGGLE_CSV = """PassengerId,Survived,Pclass,Name,Sex,Age,SibSp,Parch,Ticket,Fare,Cabin,Embarked
 1,0,3,"Braund, Mr. Owen Harris",male,22,1,0,A/5 21171,7.25,,S
@@ -27,10 +33,40 @@ def test_bundled_titanic_loads_once(database: Database, titanic: DatasetSpec, zo
     assert (first.status, first.rows_loaded, first.rows_rejected) == ("succeeded", 1309, 0)
     assert second.status == "skipped"
     assert row_count(database, titanic) == 1309
-    assert [run.status for run in _runs(database)] == ["succeeded"]
+    assert [run.status for run in _runs(database)] == ["succeeded", "duplicate"]
     # A first load into an empty PostgreSQL table rebuilds the primary key it dropped.
     assert inspect(database.engine).get_pk_constraint("passengers")["constrained_columns"] == [
         "passenger_id"]
+
+
+def test_content_loaded_before_is_a_duplicate_run_naming_the_run_that_loaded_it(
+        database: Database, titanic: DatasetSpec, zone: LandingZone, tmp_path: Path) -> None:
+    """Every attempt is a run: a file whose content is already in leaves a `duplicate` row
+    (loading nothing), which the ingest job counts and the quality chart and the rejected
+    share metric leave out, as nothing of it was validated."""
+    (tmp_path / "first.csv").write_text(KAGGLE_CSV)
+    (tmp_path / "again.csv").write_text(KAGGLE_CSV)
+    context = JobContext(make_settings(tmp_path / "home"), database, titanic)
+    first = ingest_files(context, [str(tmp_path / "first.csv")], remove=False)
+    again = ingest_files(context, [str(tmp_path / "again.csv")], remove=False)
+
+    loaded, duplicate = _runs(database)
+    assert (loaded.status, loaded.rows_loaded) == ("succeeded", 3)
+    assert (duplicate.status, duplicate.source, duplicate.checksum) == (
+        "duplicate", str(tmp_path / "again.csv"), loaded.checksum)
+    assert (duplicate.rows_total, duplicate.rows_loaded, duplicate.rows_rejected) == (0, 0, 0)
+    assert duplicate.finished_at is not None
+    assert f"as run {loaded.id}, first.csv, loaded " in duplicate.error
+    assert f"sha256 {loaded.checksum[:12]}" in duplicate.error
+    assert again[0].reason == duplicate.error and row_count(database, titanic) == 3
+    assert ingest_counts(first)["files_duplicate"] == 0
+    assert ingest_counts(again) == {"files": 1, "rows_loaded": 0, "rows_rejected": 0,
+                                    "files_rejected": 0, "files_duplicate": 1}
+
+    assert [run.run_id for run in monitoring_summary(database, titanic.name).quality] == [
+        loaded.id]
+    ratio = exposition(MonitoringCollector(database, titanic.name, lambda: None))[0].decode()
+    assert f'lifeboat_last_ingestion_rejected_ratio{{dataset="{titanic.name}"}} 0.0' in ratio
 
 
 def test_derived_passenger_ids_never_change(database: Database, titanic: DatasetSpec,

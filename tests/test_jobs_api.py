@@ -58,7 +58,7 @@ def test_runs_are_listed_newest_first_with_what_each_did(client: TestClient) -> 
         ("score", "schedule", "succeeded"), ("ingest", "cli", "succeeded")]
     latest, failed, scored, ingested = items
     assert ingested["counts"] == {"files": 1, "rows_loaded": 40, "rows_rejected": 0,
-                                  "files_rejected": 0}
+                                  "files_rejected": 0, "files_duplicate": 0}
     assert scored["counts"] == {"files": 1, "predictions": 40, "failed": 0}
     assert latest["counts"] == {"files": 0, "predictions": 0, "failed": 0}
     assert failed["counts"] == {}

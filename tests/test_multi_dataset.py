@@ -22,7 +22,7 @@ from live_server import live_server
 from playwright.sync_api import Browser, expect
 from pydantic import SecretStr
 from sqlalchemy import select
-from test_api_fuzz import _fuzz
+from server_errors import fuzz
 from test_browser import TIMEOUT_MS, browser, screenshots  # noqa: F401 (fixtures)
 
 from lifeboat.config import Settings
@@ -320,7 +320,7 @@ def test_no_generated_request_to_the_second_dataset_gets_a_server_error(base_url
             if not operation.path.startswith(f"/datasets/{SECOND}/"):
                 continue
             for mode in schemathesis.GenerationMode:
-                _fuzz(operation, mode, base_url, session, sent, errors)
+                fuzz(operation, mode, base_url, session, sent, errors)
     assert not errors, errors[:5]
     assert len(sent) >= 1000, f"only {len(sent)} requests were generated"
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import AfterValidator
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -26,12 +27,21 @@ def as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
+"""A time in an API answer: always in UTC with its zone (`...Z`), whatever the database
+handed back, as the OpenAPI `date-time` format (RFC 3339) requires and browsers need."""
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+DUPLICATE_RUN = "duplicate"  # an ingestion run whose content an earlier run loaded
+
+
 class IngestionRun(Base):
-    """One attempt to load one file. A succeeded run's checksum makes re-ingesting it a no-op."""
+    """One attempt to load one file. A succeeded run's checksum makes re-ingesting it a no-op,
+    recorded as a run of status `DUPLICATE_RUN` that loads nothing."""
 
     __tablename__ = "ingestion_runs"
     __table_args__ = (

@@ -1,10 +1,11 @@
 """Loading a file into its dataset's table: once per content, all good rows or none.
 
-Every attempt is an ingestion run row. Good rows land in the table and in good/; bad rows
-go to bad/ with the reason, and each bad cell to the issues table; a file that cannot be
-read at all is quarantined whole in bad/ with one reason. A dataset with events has two
-tables and a file's name picks its table (`DatasetSpec.source_for`), while runs, checksums,
-issues and metrics stay the dataset's.
+Every attempt is an ingestion run row, a file whose content was loaded before included
+(status `duplicate`, naming the run that loaded it; nothing else is done). Good rows land
+in the table and in good/; bad rows go to bad/ with the reason, and each bad cell to the
+issues table; a file that cannot be read at all is quarantined whole in bad/ with one
+reason. A dataset with events has two tables and a file's name picks its table
+(`DatasetSpec.source_for`), while runs, checksums, issues and metrics stay the dataset's.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from lifeboat.datasets.spec import TableSpec
 from lifeboat.db import Database, IngestionIssue, IngestionRun, ensure_dataset_table
 from lifeboat.db.bulk import deferred_primary_key, insert_rows, loaded_keys
 from lifeboat.db.claims import holder_is_gone, this_process
-from lifeboat.db.models import utcnow
+from lifeboat.db.models import DUPLICATE_RUN, as_utc, utcnow
 from lifeboat.db.tables import INGESTION_RUN_COLUMN, LOADED_AT_COLUMN
 from lifeboat.errors import IngestError
 from lifeboat.ingest.landing import BAD, GOOD, LandingZone, SpooledRows
@@ -50,7 +51,7 @@ Progress = Callable[[int], None]
 class IngestReport:
     source: str
     checksum: str
-    status: str  # succeeded | skipped (same content loaded before) | rejected (whole file)
+    status: str  # succeeded | skipped (same content loaded before: a `duplicate` run) | rejected
     rows_total: int = 0
     rows_loaded: int = 0
     rows_rejected: int = 0
@@ -75,9 +76,8 @@ def ingest_file(database: Database, spec: DatasetSpec, source: str, zone: Landin
                            _start_run(database, spec, source, checksum),
                            f"{_stem(name)}.{checksum[:12]}", name, irregular, copy=False)
     checksum = _checksum(source)
-    if _already_loaded(database, spec, checksum):
-        log.info("%s: same content loaded before, nothing to do", name)
-        return IngestReport(source, checksum, "skipped")
+    if (earlier := _earlier_load(database, spec, checksum)) is not None:
+        return _duplicate(database, spec, source, checksum, earlier)
     run_id = _start_run(database, spec, source, checksum)
     tag = f"{_stem(name)}.{checksum[:12]}"
     good_rows = SpooledRows()
@@ -221,12 +221,32 @@ def _checksum(source: str) -> str:
     return digest.hexdigest()
 
 
-def _already_loaded(database: Database, spec: DatasetSpec, checksum: str) -> bool:
+def _earlier_load(database: Database, spec: DatasetSpec, checksum: str) -> IngestionRun | None:
+    """The run that loaded this content, if one did (at most one: a unique index)."""
     with database.session() as session:
-        found = session.scalar(select(IngestionRun.id).where(
+        found = session.scalar(select(IngestionRun).where(
             IngestionRun.dataset == spec.name, IngestionRun.checksum == checksum,
             IngestionRun.status == "succeeded"))
-    return found is not None
+        if found is not None:
+            session.expunge(found)
+    return found
+
+
+def _duplicate(database: Database, spec: DatasetSpec, source: str, checksum: str,
+               earlier: IngestionRun) -> IngestReport:
+    """Nothing to load, but the attempt is a run like any other, so that the run list
+    answers "did my file arrive?" too: `duplicate`, naming the run that loaded it."""
+    reason = (f"same content (sha256 {checksum[:12]}) as run {earlier.id}, "
+              f"{posixpath.basename(earlier.source.rstrip('/'))}, loaded "
+              f"{as_utc(earlier.finished_at):%Y-%m-%d %H:%M:%S} UTC: nothing loaded")
+    host, pid = this_process()
+    now = utcnow()
+    with database.session() as session:
+        session.add(IngestionRun(dataset=spec.name, source=source, checksum=checksum,
+                                 status=DUPLICATE_RUN, error=reason, started_at=now,
+                                 finished_at=now, host=host, pid=pid))
+    log.info("%s: %s", posixpath.basename(source.rstrip("/")), reason)
+    return IngestReport(source, checksum, "skipped", reason=reason)
 
 
 def _close_abandoned_runs(database: Database) -> None:

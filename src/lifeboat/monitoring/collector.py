@@ -19,7 +19,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Row, func, select
 
 from lifeboat.db import Database, DriftReport, IngestionRun, JobRun, Retrain
-from lifeboat.db.models import as_utc
+from lifeboat.db.models import DUPLICATE_RUN, as_utc
 from lifeboat.monitoring.live_accuracy import LiveAccuracy
 
 Family = TypeVar("Family", CounterMetricFamily, GaugeMetricFamily)
@@ -131,7 +131,8 @@ class MonitoringCollector(Collector):
         with self.database.session() as session:
             latest = session.execute(
                 select(IngestionRun.rows_total, IngestionRun.rows_rejected)
-                .where(IngestionRun.dataset == self.dataset, IngestionRun.finished_at.is_not(None))
+                .where(IngestionRun.dataset == self.dataset, IngestionRun.finished_at.is_not(None),
+                       IngestionRun.status != DUPLICATE_RUN)  # it validated nothing
                 .order_by(IngestionRun.finished_at.desc()).limit(1)).first()
         if latest is not None and latest.rows_total:
             yield self._single(GaugeMetricFamily, "lifeboat_last_ingestion_rejected_ratio",

@@ -5,8 +5,6 @@ derived), the serving version's live accuracy and ROC AUC now, and retrains."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import pandas as pd
 from pydantic import BaseModel
 from sqlalchemy import func, select
@@ -20,7 +18,7 @@ from lifeboat.db import (
     Prediction,
     Retrain,
 )
-from lifeboat.db.models import as_utc
+from lifeboat.db.models import DUPLICATE_RUN, UtcDatetime, as_utc
 from lifeboat.monitoring.live_accuracy import LiveAccuracy
 
 RECENT_PREDICTIONS = 5000
@@ -30,7 +28,7 @@ _TARGET_BUCKETS = 60  # few enough bars to read, enough to show a trend
 
 
 class PredictionCount(BaseModel):
-    bucket: datetime
+    bucket: UtcDatetime
     label: str
     count: int
 
@@ -39,7 +37,7 @@ class RunQuality(BaseModel):
     run_id: int
     file: str
     status: str
-    finished_at: datetime | None
+    finished_at: UtcDatetime | None
     rows_total: int
     rows_loaded: int
     rows_rejected: int
@@ -48,7 +46,7 @@ class RunQuality(BaseModel):
 
 class DriftPoint(BaseModel):
     report_id: int
-    created_at: datetime
+    created_at: UtcDatetime
     model_version: str
     drifted: bool
     drift_share: float
@@ -58,7 +56,7 @@ class DriftPoint(BaseModel):
 
 
 class AccuracyPoint(BaseModel):
-    bucket: datetime
+    bucket: UtcDatetime
     model_version: str
     accuracy: float
     samples: int
@@ -76,7 +74,7 @@ class LivePerformance(BaseModel):
 
 
 class RetrainPoint(BaseModel):
-    started_at: datetime
+    started_at: UtcDatetime
     reason: str
     status: str
     challenger_version: str | None
@@ -139,8 +137,9 @@ def _counts(recent: pd.DataFrame, bucket: str) -> list[PredictionCount]:
 
 
 def _quality(database: Database, dataset: str) -> list[RunQuality]:
+    # A duplicate loaded nothing: it is listed with the ingest job's run, not charted here.
     query = (select(IngestionRun).where(IngestionRun.dataset == dataset,
-                                        IngestionRun.status != "running")
+                                        IngestionRun.status.not_in(("running", DUPLICATE_RUN)))
              .order_by(IngestionRun.id.desc()).limit(RECENT_RUNS))
     with database.session() as session:
         runs = session.scalars(query).all()

@@ -72,7 +72,8 @@ def ingest_counts(reports: list[IngestReport]) -> Counts:
     return {"files": len(reports),
             "rows_loaded": sum(r.rows_loaded for r in reports),
             "rows_rejected": sum(r.rows_rejected for r in reports),
-            "files_rejected": sum(r.status == "rejected" for r in reports)}
+            "files_rejected": sum(r.status == "rejected" for r in reports),
+            "files_duplicate": sum(r.status == "skipped" for r in reports)}  # loaded before
 
 
 def _ingest(context: JobContext) -> Counts:

@@ -14,6 +14,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 
 from lifeboat import __version__
 from lifeboat.config import Settings
@@ -27,6 +28,7 @@ from lifeboat.serving.admin import document_open_scopes, warn_open_scopes
 from lifeboat.serving.bodies import JsonBodies, validation_error_response
 from lifeboat.serving.prediction_log import PredictionLog
 from lifeboat.serving.deps import DatasetService
+from lifeboat.serving.docs import add_docs
 from lifeboat.serving.routes import (
     dataset_router,
     datasets,
@@ -40,6 +42,7 @@ from lifeboat.serving.state import ServiceState
 from lifeboat.serving.ui import add_ui_assets
 
 _PATH_SEGMENT = re.compile(r"[A-Za-z0-9_.-]+")
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 
 def served_specs(settings: Settings) -> list[DatasetSpec]:
@@ -91,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary=_summary(specs),
         lifespan=lifespan,
         max_body_size=settings.max_request_bytes,  # 413, checked as the body streams in
+        docs_url=None, redoc_url=None,  # served from installed assets by `add_docs`
     )
     # The default dataset at the unprefixed routes, and every dataset under its own path;
     # the default's second copy is left out of the OpenAPI page, which names it once.
@@ -111,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(JsonBodies)  # every JSON body parsed once, and refused whole if unusable
     _register_schemas(app, list(schemas.values()), settings)
     add_ui_assets(app)
+    add_docs(app)
     return app
 
 
@@ -139,7 +144,8 @@ def _summary(specs: list[DatasetSpec]) -> str:
 
 
 def _unknown_dataset(specs: list[DatasetSpec]) -> Any:
-    """A 404 under `/datasets/{name}/` for a name not served says which names are."""
+    """A 404 under `/datasets/{name}/` for a name not served says which names are. (And a
+    405 lists every method of its path in `Allow`, not only the first route's.)"""
     known = {spec.name for spec in specs}
 
     async def handler(request: Request, exc: StarletteHTTPException) -> Response:
@@ -148,9 +154,20 @@ def _unknown_dataset(specs: list[DatasetSpec]) -> Any:
                 and parts[2] and parts[2] not in known:
             return JSONResponse({"detail": f"no dataset {parts[2]!r} is served here; "
                                            f"known: {', '.join(sorted(known))}"}, status_code=404)
+        if exc.status_code == 405 and (allowed := _allowed_methods(request)):
+            exc.headers = {**(exc.headers or {}), "Allow": allowed}
         return await http_exception_handler(request, exc)
 
     return handler
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at the request's path: Starlette names only those of
+    the first route that matched the path (`/retrain` has a GET route and a POST route).
+    Empty for static files (mounts), whose 405s keep their own headers."""
+    routes = [route for route in request.app.router.routes if not isinstance(route, Mount)]
+    return ", ".join(method for method in _METHODS if any(
+        route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes))
 
 
 def _freeze_startup_objects() -> None:

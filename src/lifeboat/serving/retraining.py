@@ -8,21 +8,20 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel
 
 from lifeboat.db import Retrain
-from lifeboat.db.models import utcnow
+from lifeboat.db.models import UtcDatetime, utcnow
 
 log = logging.getLogger(__name__)
 
 
 class RetrainStatus(BaseModel):
     state: Literal["idle", "running", "succeeded", "failed"] = "idle"
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
+    started_at: UtcDatetime | None = None
+    finished_at: UtcDatetime | None = None
     version: str | None = None
     promoted: bool | None = None
     reason: str | None = None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -19,6 +18,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from lifeboat.datasets import ColumnSpec, DatasetSpec
+from lifeboat.db.models import UtcDatetime
 from lifeboat.errors import DatasetSpecError
 from lifeboat.orchestration.jobs import JOBS
 from lifeboat.serving.predictor import MAX_ENTITY_ID
@@ -226,7 +226,7 @@ class PastPrediction(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: str
-    created_at: datetime
+    created_at: UtcDatetime
     source: str
     entity_id: str | None = Field(description="The entity scored: the id asked for, or the "
                                               "key the record or file row carried.")
@@ -263,7 +263,7 @@ class ModelInfo(BaseModel):
 class ModelVersionOut(BaseModel):
     name: str
     version: str
-    created_at: datetime
+    created_at: UtcDatetime
     aliases: list[str]
     metrics: dict[str, float]
     feature_view: str | None
@@ -284,7 +284,7 @@ class ModelVersionOut(BaseModel):
 class ChampionChangeOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    changed_at: datetime
+    changed_at: UtcDatetime
     from_version: str | None
     to_version: str
     changed_by: str = Field(description="training, retrain, pipeline, cli or api.")
@@ -333,8 +333,8 @@ class JobRunOut(BaseModel):
     job: str
     trigger: str = Field(description="What started it: cli, schedule, watch, airflow or api.")
     status: RunStatus
-    started_at: datetime
-    finished_at: datetime | None
+    started_at: UtcDatetime
+    finished_at: UtcDatetime | None
     seconds: float | None = Field(description="How long it took; null while it runs.")
     counts: dict[str, int] = Field(description="What it did (e.g. files, rows_loaded, "
                                                "predictions); empty unless it succeeded.")

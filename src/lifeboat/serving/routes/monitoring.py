@@ -3,13 +3,13 @@ directly): the summary the Monitoring tab plots, and the latest drift report."""
 
 # No `from __future__ import annotations`: FastAPI reads the handlers' annotations at run
 # time, and `Service` is local to the factory.
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
+from lifeboat.db.models import UtcDatetime
 from lifeboat.monitoring import MonitoringSummary, monitoring_summary
 from lifeboat.monitoring.check import latest_report
 from lifeboat.serving.deps import DatasetService
@@ -18,11 +18,11 @@ from lifeboat.serving.state import ServiceState
 
 class DriftReportOut(BaseModel):
     id: int
-    created_at: datetime
+    created_at: UtcDatetime
     model_name: str
     model_version: str
-    window_start: datetime
-    window_end: datetime
+    window_start: UtcDatetime
+    window_end: UtcDatetime
     window_size: int
     drifted: bool
     drift_share: float

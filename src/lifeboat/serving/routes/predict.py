@@ -13,7 +13,7 @@ import pandas as pd
 from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, StrictBool, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
@@ -39,8 +39,6 @@ from lifeboat.validation import FileRejected
 MAX_RECORDS = 10_000
 _INLINE_RECORDS = 32  # scored without leaving the event loop
 _CSV = "text/csv"
-_INVALID = {"description": "Validation Error", "content": {"application/json": {"schema": {
-    "$ref": "#/components/schemas/HTTPValidationError"}}}}  # as FastAPI documents its own 422s
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -60,7 +58,6 @@ def predict_router(spec: DatasetSpec, schemas: DatasetSchemas, dataset: DatasetS
         methods=["POST"],
         response_model=schemas.response,
         response_model_exclude_none=True,
-        responses={422: _INVALID},
         openapi_extra={"requestBody": {"required": True, "content": {
             "application/json": {"schema": _request_schema(record)}}}},
         summary='Score one raw record, {"records": [...]}, or {"entity_ids": [...]}',
@@ -71,6 +68,8 @@ def predict_router(spec: DatasetSpec, schemas: DatasetSchemas, dataset: DatasetS
         response_model=schemas.response,
         response_model_exclude_none=True,
         responses={200: {"content": {_CSV: {}}}},
+        openapi_extra={"requestBody": {"content": {"multipart/form-data": {
+            "encoding": {"file": {"contentType": _CSV}}}}}},
         summary="Score every row of an uploaded CSV (JSON back, or CSV with Accept: text/csv)",
     )
     def predict_csv(request: Request, service: Service,
@@ -104,7 +103,7 @@ def scoring_endpoint(spec: DatasetSpec, schemas: DatasetSchemas,
     record = schemas.record
     one, many = TypeAdapter(record), _many(record)
     keys = _EntityKeys(spec)
-    flags = _Flags(TypeAdapter(Source), TypeAdapter(bool))
+    flags = _Flags(TypeAdapter(Source), TypeAdapter(StrictBool))  # `"explain": 0` is a 422
     entity_ids = TypeAdapter(Annotated[list[EntityId], Field(min_length=1, max_length=MAX_RECORDS)])
 
     async def predict(request: Request) -> Response:
@@ -343,9 +342,10 @@ def _request_schema(record: type[BaseModel]) -> dict[str, Any]:
     return {"oneOf": [
         reference,
         {"type": "object", "required": ["records"], "properties": {
-            "records": {"type": "array", "items": reference}, "source": source,
+            "records": {"type": "array", "items": reference, "minItems": 1}, "source": source,
             "explain": {"type": "boolean"}}},
         {"type": "object", "required": ["entity_ids"], "properties": {
-            "entity_ids": {"type": "array", "items": ENTITY_ID_SCHEMA}, "source": source,
+            "entity_ids": {"type": "array", "items": ENTITY_ID_SCHEMA, "minItems": 1},
+            "source": source,
             "explain": {"type": "boolean"}}},
     ]}

@@ -2,10 +2,12 @@
 
 # No `from __future__ import annotations`: FastAPI reads the handlers' annotations at run
 # time, and `Service` is local to the factory.
-from datetime import datetime
-from typing import Annotated
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
 from lifeboat.serving import history
 from lifeboat.serving.admin import Feedback, Read
@@ -18,6 +20,29 @@ from lifeboat.serving.schemas import (
     Source,
 )
 
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)")
+
+
+def _rfc3339(value: Any) -> Any:
+    """Only what the OpenAPI document promises to take (`format: date-time`, RFC 3339): a
+    date and time with its zone. Pydantic alone also reads `0.5` as seconds since 1970 and
+    takes a time without a zone, which would be read as the server's UTC unannounced."""
+    if isinstance(value, str) and not _RFC3339.fullmatch(value):
+        raise ValueError("expected a date and time with its zone (RFC 3339), "
+                         "e.g. 2026-01-31T12:00:00Z")
+    return value
+
+
+def _in_utc(moment: datetime) -> datetime:
+    """The filter as the log's times are kept; 0001-01-01T00:00:00+01:00 has no UTC time."""
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range once in UTC") from None
+
+
+Moment = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_in_utc)]
+
 
 def records_router(dataset: DatasetService) -> APIRouter:
     Service = dataset.annotated()
@@ -28,8 +53,8 @@ def records_router(dataset: DatasetService) -> APIRouter:
     def past_predictions(
         service: Service,
         source: Source | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: Moment | None = None,
+        until: Moment | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     ) -> PastPredictionsPage:
