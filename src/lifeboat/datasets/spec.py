@@ -13,16 +13,26 @@ from functools import cached_property
 from importlib.resources import files
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from lifeboat.errors import DatasetSpecError
 
 ColumnType = Literal["string", "integer", "float", "datetime"]
+DEFAULT_MAX_LENGTH = 1_000  # characters of a string value, unless the spec says otherwise
+# Target texts read as 1 and as 0 when the spec names no `positive` value.
+_TRUE_TEXTS, _FALSE_TEXTS = frozenset({"1", "true"}), frozenset({"0", "false"})
 AggregateFunction = Literal["count", "sum", "mean", "min", "max", "last", "days_since_last",
                             "trend", "days_since"]
 
@@ -38,6 +48,8 @@ class ColumnSpec(_Strict):
     min: float | None = None
     max: float | None = None
     aliases: list[str] = Field(default_factory=list)
+    # Longest string value accepted, in characters; filled from the table's `max_length`.
+    max_length: int | None = Field(None, gt=0)
     # Presentation in the web UI's form: a label, a hint, a starting value, option names.
     label: str | None = None
     hint: str | None = None
@@ -56,6 +68,24 @@ class TargetSpec(_Strict):
     labels: dict[int, str]
     # An extra response field carrying the probability under the domain's own name.
     probability_field: str | None = None
+    # The file's value(s) meaning 1 (" >50K" matches ">50K": trimmed, any case); every
+    # other value then means 0. Without it, 1/0 and true/false are read.
+    positive: list[str] | None = None
+
+    @field_validator("positive", mode="before")
+    @classmethod
+    def _as_texts(cls, value: Any) -> Any:
+        """One value or several; YAML's `true` and `1` are the texts a file would hold."""
+        if value is None:
+            return None
+        values = value if isinstance(value, list) else [value]
+        return [str(v).lower() if isinstance(v, bool) else str(v) for v in values]
+
+    def codes(self) -> tuple[frozenset[str], frozenset[str] | None]:
+        """The lower-cased texts read as 1, and as 0 (None: every other value)."""
+        if self.positive is None:
+            return _TRUE_TEXTS, _FALSE_TEXTS
+        return frozenset(value.strip().lower() for value in self.positive), None
 
 
 class AggregateSpec(_Strict):
@@ -145,8 +175,31 @@ class TableSpec(_Strict):
     name: str
     table: str
     missing_values: list[str] = Field(default_factory=lambda: [""])
+    max_length: int = Field(DEFAULT_MAX_LENGTH, gt=0)
     entity: EntitySpec
     columns: dict[str, ColumnSpec]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _string_limits(cls, data: Any) -> Any:
+        """Every string column gets the table's `max_length` unless it sets its own: one
+        limit, read the same by ingest, the API's record model and batch scoring."""
+        if not isinstance(data, dict) or not isinstance(data.get("columns"), dict):
+            return data
+        limit = data.get("max_length", DEFAULT_MAX_LENGTH)
+        columns = {name: {**column, "max_length": column.get("max_length") or limit}
+                   if isinstance(column, dict) and column.get("type") == "string" else column
+                   for name, column in data["columns"].items()}
+        return {**data, "columns": columns}
+
+    @cached_property
+    def missing_tokens(self) -> frozenset[str]:
+        """The texts meaning "no value", as they match a trimmed value."""
+        return frozenset(token.strip() for token in self.missing_values)
+
+    def value_codes(self) -> dict[str, tuple[frozenset[str], frozenset[str] | None]]:
+        """Columns whose texts stand for 0/1 (a dataset's target): see TargetSpec.codes."""
+        return {}
 
     @cached_property
     def column_lookup(self) -> dict[str, str]:
@@ -200,6 +253,19 @@ class DatasetSpec(TableSpec):
     aggregates: dict[str, AggregateSpec] = Field(default_factory=dict)
     label: LabelSpec | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _target_as_codes(cls, data: Any) -> Any:
+        """A target read through `positive` is stored as 0/1, whatever its declared type."""
+        if not isinstance(data, dict) or not isinstance(data.get("target"), dict):
+            return data
+        target, columns = data["target"], data.get("columns")
+        declared = columns.get(target.get("column")) if isinstance(columns, dict) else None
+        if target.get("positive") is None or not isinstance(declared, dict):
+            return data
+        coded = {**declared, "type": "integer", "allowed": [0, 1]}
+        return {**data, "columns": {**columns, target["column"]: coded}}
+
     @model_validator(mode="after")
     def _names_exist(self) -> DatasetSpec:
         named = [self.entity.key, *self.entity.derive_from, *self.never_features]
@@ -219,6 +285,11 @@ class DatasetSpec(TableSpec):
         if clashes:
             raise ValueError(f"aggregates named like columns: {', '.join(sorted(clashes))}")
         return self
+
+    def value_codes(self) -> dict[str, tuple[frozenset[str], frozenset[str] | None]]:
+        if self.label is not None:  # the target is computed from events, never read
+            return {}
+        return {self.target.column: self.target.codes()}
 
     @property
     def model_name(self) -> str:
@@ -246,7 +317,7 @@ class DatasetSpec(TableSpec):
         columns = {key: self.columns[key].model_copy(update={"required": False}),
                    **self.input_fields}
         return TableSpec(name=self.name, table=self.table, missing_values=self.missing_values,
-                         entity=self.entity, columns=columns)
+                         max_length=self.max_length, entity=self.entity, columns=columns)
 
     def label_for(self, prediction: int) -> str:
         return self.target.labels.get(prediction, str(prediction))

@@ -6,6 +6,11 @@ The content tells the format, not the file's name: Parquet and gzip by their mag
 JSON by its first non-blank character (`{` lines of objects, `[` an array), CSV otherwise.
 What cannot be read at all raises FileRejected with one reason; rows that cannot be parsed
 are reported and skipped, never fatal.
+
+Every format's values then go through one normalisation (`normalised`), so ingest, batch
+scoring and the CSV upload read the same file the same way: trimmed, the spec's missing
+tokens (matched after trimming) as missing, categories in the spec's spelling whatever
+their case, and a target's texts as 1/0.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from lifeboat.datasets.spec import TableSpec
+from lifeboat.datasets.spec import ColumnSpec, TableSpec
 from lifeboat.ingest.json_records import (
     RecordReader,
     TextRecords,
@@ -192,8 +197,9 @@ def _csv_chunks(open_file: Opener, compressed: bool, encoding: str, delimiter: s
                               use_threads=False)
     parse = pa_csv.ParseOptions(delimiter=delimiter, newlines_in_values=True,
                                 invalid_row_handler=skip)
+    # Every cell as text, none missing yet: `normalised` decides what is missing, after trimming.
     convert = pa_csv.ConvertOptions(column_types={name: pa.string() for name in _unique(header)},
-                                    null_values=spec.missing_values, strings_can_be_null=True)
+                                    null_values=[], strings_can_be_null=False)
     with _text_stream(open_file, compressed) as stream:
         try:
             reader = pa_csv.open_csv(_without_bom(stream), read_options=read,
@@ -249,16 +255,14 @@ def _json_batches(blocks: Iterator[TextRecords], spec: TableSpec,
     the first block holding records stands in for a header: required keys missing from all of
     its records reject the file, as a CSV header without them does, and its keys are the
     columns the file is `given`."""
-    missing, null = pa.array(spec.missing_values, pa.string()), pa.scalar(None, pa.string())
     checked = False
     for block in blocks:
         if not checked and len(block.rows):
             given.update(_column_map(list(block.columns), spec).values())
             checked = True
         columns = [pa.array(block.rows, pa.int64())]
-        for name in spec.columns:
-            text = block.columns.get(name, pa.nulls(len(block.rows), pa.string()))
-            columns.append(pc.if_else(pc.is_in(text, missing), null, text))
+        columns += [block.columns.get(name, pa.nulls(len(block.rows), pa.string()))
+                    for name in spec.columns]
         yield pa.RecordBatch.from_arrays(columns, [_JSON_ROW, *spec.columns])
 
 
@@ -308,11 +312,45 @@ def _frame(table: pa.Table, header: list[str], columns: dict[str, str], spec: Ta
     for raw, name in zip(header, unique, strict=True):
         canonical = columns.get(raw)
         if canonical and canonical not in frame:
-            frame[canonical] = table.column(name).to_pandas()
+            frame[canonical] = normalised(table.column(name), canonical, spec).to_pandas()
     for name in spec.columns:
         if name not in frame:
             frame[name] = pd.Series(pd.NA, index=frame.index, dtype="str")
     return frame[["row", *spec.columns]]
+
+
+def normalised(values: pa.Array | pa.ChunkedArray, name: str, spec: TableSpec) -> pa.Array:
+    """One column's text as every reader of files sees it: trimmed; empty or one of the
+    spec's missing tokens (themselves trimmed: `"?"` matches `" ?"`) is missing; a category
+    of an `allowed` list in the spec's spelling (`" EAST "` is `east`); a target's texts as
+    `1` and `0` (see TargetSpec.codes). Anything else stays as it is, for the caller's
+    rules to judge."""
+    text = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    text = pc.utf8_trim_whitespace(text.cast(pa.string()))
+    missing = pa.array(["", *spec.missing_tokens], pa.string())
+    text = pc.if_else(pc.is_in(text, value_set=missing), pa.scalar(None, pa.string()), text)
+    codes = spec.value_codes().get(name)
+    if codes is not None:
+        return _coded(text, *codes)
+    column = spec.columns[name]
+    if column.type == "string" and column.allowed is not None:
+        return _spelled(text, column)
+    return text
+
+
+def _coded(text: pa.Array, ones: frozenset[str], zeros: frozenset[str] | None) -> pa.Array:
+    lowered = pc.utf8_lower(text)
+    is_one = pc.is_in(lowered, value_set=pa.array(sorted(ones), pa.string()))
+    is_zero = (pc.is_valid(text) if zeros is None
+               else pc.is_in(lowered, value_set=pa.array(sorted(zeros), pa.string())))
+    return pc.if_else(is_one, pa.scalar("1"), pc.if_else(is_zero, pa.scalar("0"), text))
+
+
+def _spelled(text: pa.Array, column: ColumnSpec) -> pa.Array:
+    spellings = [str(value) for value in column.allowed or ()]
+    position = pc.index_in(pc.utf8_lower(text),
+                           value_set=pa.array([value.lower() for value in spellings]))
+    return pc.coalesce(pa.array(spellings, pa.string()).take(position), text)
 
 
 def _unique(header: list[str]) -> list[str]:

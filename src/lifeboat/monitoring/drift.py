@@ -41,14 +41,17 @@ _PSI_QUANTILES = np.linspace(0.1, 0.9, 9)  # reference deciles: ten equally fill
 def drift_columns(spec: DatasetSpec) -> tuple[list[str], list[str]]:
     """The (numeric, categorical) raw input columns worth testing for drift.
 
-    A column with an `allowed` list is categorical, whatever its type; other numbers are
-    numeric. Free text (names, tickets, cabins) is left out: nearly every value is new, so
-    it always looks drifted. The key, the target and leaks are not inputs at all.
+    A column with an `allowed` list is categorical, whatever its type, and so is a text
+    input the features one-hot encode (an open list such as an occupation: its categories
+    are the training set's); other numbers are numeric. Free text (names, tickets, cabins)
+    is left out: nearly every value is new, so it always looks drifted. The key, the target
+    and leaks are not inputs at all.
     """
+    encoded = set(spec.features.categorical)
     numeric, categorical = [], []
     for name in spec.input_columns:
         column = spec.input_fields[name]
-        if column.allowed is not None:
+        if column.allowed is not None or (column.type == "string" and name in encoded):
             categorical.append(name)
         elif column.type in ("integer", "float"):
             numeric.append(name)

@@ -271,10 +271,9 @@ def _view_columns(predictor: Predictor, inputs: dict[str, _Field]) -> Mapping[st
 
 
 def _entity_ids(keys: pd.Series) -> pa.Array:
-    """The rows' keys as entity ids: trimmed, null where missing or too long to be one."""
-    text = pc.utf8_trim_whitespace(_text(keys))
-    usable = pc.and_(pc.greater(pc.utf8_length(text), 0),
-                     pc.less_equal(pc.utf8_length(text), MAX_ENTITY_ID))
+    """The rows' keys (trimmed by the reader) as entity ids: null where too long to be one."""
+    text = _text(keys)
+    usable = pc.less_equal(pc.utf8_length(text), MAX_ENTITY_ID)
     return pc.if_else(usable, text, pa.scalar(None, pa.string()))
 
 
@@ -338,27 +337,26 @@ class _Field:
 
 
 def _typed_inputs(chunk: pd.DataFrame, spec: DatasetSpec) -> dict[str, _Field]:
-    missing = pa.array(["", *spec.missing_values], pa.string())
-    return {name: _typed(chunk[name], spec.input_fields[name], missing) for name in spec.input_columns}
+    return {name: _typed(chunk[name], spec.input_fields[name]) for name in spec.input_columns}
 
 
-def _typed(column: pd.Series, rules: ColumnSpec, missing: pa.Array) -> _Field:
-    """Types one column in Arrow as the API's record model does (trimmed text, numbers,
-    bounds, allowed values); an unusable value becomes missing, with its issue.
-
-    The spec's missing-value markers count as missing here too: the CSV reader drops them,
-    but Parquet cells arrive as they were written."""
-    text = pc.utf8_trim_whitespace(_text(column))
-    text = pc.if_else(pc.is_in(text, value_set=missing), pa.scalar(None, pa.string()), text)
+def _typed(column: pd.Series, rules: ColumnSpec) -> _Field:
+    """Types one column in Arrow as the API's record model does (numbers, bounds, allowed
+    values, length); an unusable value becomes missing, with its issue. The reader has
+    trimmed the text, dropped missing tokens and spelled categories as the spec does."""
+    text = _text(column)
     given = pc.is_valid(text)
     value, wrong = text, None
     if rules.type != "string":
         value, wrong = _numbers(text, given)
         if rules.type == "integer":
             wrong = _or(wrong, pc.fill_null(pc.not_equal(pc.floor(value), value), False))
+    elif rules.max_length is not None:
+        long = pc.fill_null(pc.greater(pc.utf8_length(text), rules.max_length), False)
+        wrong = long if pc.any(long).as_py() else None
     outside = _outside(value, rules)
     issue = _first_issue([
-        (wrong, RowIssue.WRONG_TYPE),
+        (wrong, RowIssue.WRONG_TYPE if rules.type != "string" else RowIssue.TOO_LONG),
         (outside, RowIssue.OUT_OF_RANGE if rules.allowed is None else RowIssue.NOT_ALLOWED),
         (pc.invert(given) if rules.required else None, RowIssue.MISSING_REQUIRED)])
     dropped = _or(wrong, outside)

@@ -7,27 +7,110 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    create_model,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from lifeboat.datasets import ColumnSpec, DatasetSpec
 from lifeboat.errors import DatasetSpecError
 from lifeboat.orchestration.jobs import JOBS
+from lifeboat.serving.predictor import MAX_ENTITY_ID
 
 Source = Literal["api", "webapp", "scheduled", "batch"]
 JobName = Literal[tuple(JOBS)]  # type: ignore[valid-type]
 RunStatus = Literal["running", "succeeded", "failed"]
-_PYTHON_TYPES = {"string": str, "integer": int, "float": float}
+# Numbers may come as JSON strings ("3", " 22.5 "): these patterns are what is read as one,
+# in the OpenAPI schema and here alike (ASCII digits and blanks only, as JSON Schema has them).
+_BLANK = "[ \\t]*"
+_NUMBER_TEXT = {"integer": f"^{_BLANK}[+-]?[0-9]+{_BLANK}$",
+                "float": f"^{_BLANK}[+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][+-]?[0-9]+)?{_BLANK}$"}
+
+
+_WHAT = {"integer": "a whole number", "float": "a number"}
 
 
 def _field_type(column: ColumnSpec) -> Any:
+    if column.type == "string":
+        return _text_type(column)
+    return _number_type(column)
+
+
+def _text_type(column: ColumnSpec) -> Any:
+    """Free text up to `max_length`; or one of `allowed`, in any case and with blanks
+    around it, given back in the spec's spelling (what the model was trained on)."""
+    if column.allowed is None:
+        return Annotated[str, Field(max_length=column.max_length)]
+    spellings = {str(value).lower(): str(value) for value in column.allowed}
+    expected = ", ".join(repr(value) for value in spellings.values())
+
+    def spelled(value: Any) -> Any:
+        if not isinstance(value, str):
+            raise PydanticCustomError("string_type", "Input should be a valid string")
+        found = spellings.get(value.strip().lower())
+        if found is None:
+            raise PydanticCustomError("literal_error", "Input should be {expected} (any case)",
+                                      {"expected": expected})
+        return found
+
+    return Annotated[str, BeforeValidator(spelled), WithJsonSchema({
+        "type": "string", "enum": list(spellings.values()),
+        "description": "Matched case-insensitively, blanks around it ignored."})]
+
+
+def _number_type(column: ColumnSpec) -> Any:
+    """A JSON number, or a string holding one; never a boolean, which JSON keeps apart
+    from numbers (Python's `True == 1` would let it through)."""
+    kind = column.type
+    pattern = re.compile(_NUMBER_TEXT[kind])
+
+    def number(value: Any) -> Any:
+        if isinstance(value, bool):
+            raise PydanticCustomError(f"{kind}_type", "Input should be a number, not a boolean")
+        if not isinstance(value, str):
+            return value
+        if not pattern.match(value):
+            raise PydanticCustomError(f"{kind}_parsing", "Input should be {what} or a string "
+                                      "holding one", {"what": _WHAT[kind]})
+        return int(value) if kind == "integer" else float(value)
+
+    json_type = "integer" if kind == "integer" else "number"
     if column.allowed is not None:
-        base: Any = Literal[tuple(column.allowed)]  # type: ignore[misc]
-    else:
-        base = _PYTHON_TYPES[column.type]
-    constraints = Field(
-        ge=column.min, le=column.max, allow_inf_nan=False if column.type == "float" else None
-    )
-    return Annotated[base, constraints]
+        allowed = [int(v) if kind == "integer" else float(v) for v in column.allowed]
+        return Annotated[Literal[tuple(allowed)], BeforeValidator(number), WithJsonSchema(
+            {"anyOf": [{"type": json_type, "enum": allowed},
+                       {"type": "string", "enum": [str(v) for v in allowed]}]})]
+    bounds = {key: value for key, value in (("minimum", column.min), ("maximum", column.max))
+              if value is not None}
+    return Annotated[int if kind == "integer" else float, BeforeValidator(number),
+                     Field(ge=column.min, le=column.max,
+                           allow_inf_nan=False if kind == "float" else None),
+                     WithJsonSchema({"anyOf": [
+                         {"type": json_type, **bounds},
+                         {"type": "string", "pattern": _NUMBER_TEXT[kind],
+                          "description": "A number as text, held to the same bounds."}]})]
+
+
+def _entity_id_text(value: Any) -> Any:
+    """Ids may be numbers where a file or a client holds them as such: 7 is the id "7"."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+# An integer's text fits an id (MAX_ENTITY_ID characters) within these bounds.
+ENTITY_ID_SCHEMA = {"anyOf": [
+    {"type": "string", "minLength": 1, "maxLength": MAX_ENTITY_ID},
+    {"type": "integer", "minimum": -(10 ** (MAX_ENTITY_ID - 1) - 1),
+     "maximum": 10 ** MAX_ENTITY_ID - 1}]}
+EntityId = Annotated[str, Field(min_length=1, max_length=MAX_ENTITY_ID),
+                     BeforeValidator(_entity_id_text), WithJsonSchema(ENTITY_ID_SCHEMA)]
 
 
 def record_model(spec: DatasetSpec) -> type[BaseModel]:

@@ -12,6 +12,7 @@ class RowIssue(StrEnum):
     OUT_OF_RANGE = "out_of_range"
     NOT_ALLOWED = "not_allowed"
     MISSING_REQUIRED = "missing_required"
+    TOO_LONG = "too_long"                  # a string past its column's max_length
     DUPLICATE_KEY = "duplicate_key"        # the key came earlier in the same file
     ALREADY_LOADED = "already_loaded"      # the key is in the database from an earlier file
     MALFORMED_ROW = "malformed_row"

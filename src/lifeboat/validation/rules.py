@@ -92,14 +92,16 @@ def _entity_keys(frame: pd.DataFrame, spec: TableSpec) -> pd.Series:
 
 
 def _coerce(raw: pd.DataFrame, spec: TableSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Trimming, blanks to missing and number parsing all run in Arrow: pandas' string
-    methods and to_numeric are several times slower on a million rows."""
+    """Length checks and number parsing run in Arrow: pandas' string methods and to_numeric
+    are several times slower on a million rows. The reader has trimmed the text already."""
     typed = {"row": pd.Series(raw["row"].to_numpy())}
     found = []
     for name, column in spec.columns.items():
-        text = _trimmed(raw[name])
+        text = pa_arrow.array(raw[name], type=pa_arrow.string(), from_pandas=True)
         if column.type == "string":
-            typed[name] = pd.Series(pd.arrays.ArrowStringArray(text, dtype=_TEXT))
+            typed[name], too_long = _limited(text, column.max_length)
+            found.append(_issue_rows(raw["row"][too_long], name, RowIssue.TOO_LONG,
+                                     raw[name][too_long].str.slice(0, 40) + "..."))
             continue
         typed[name], wrong = _parsed(text, column.type)
         found.append(_issue_rows(raw["row"][wrong], name, RowIssue.WRONG_TYPE,
@@ -126,11 +128,17 @@ def _parse_times(text: pa_arrow.Array) -> tuple[pd.Series, np.ndarray]:
     return moments.dt.as_unit("us"), wrong
 
 
-def _trimmed(column: pd.Series) -> pa_arrow.Array:
-    """The column's text without surrounding blanks; an empty value is missing."""
-    text = pa_arrow.array(column, type=pa_arrow.string(), from_pandas=True)
-    text = pc.utf8_trim_whitespace(text)
-    return pc.if_else(pc.equal(text, ""), pa_arrow.scalar(None, pa_arrow.string()), text)
+def _limited(text: pa_arrow.Array, limit: int | None) -> tuple[pd.Series, np.ndarray]:
+    """The column as text, and which values are longer than `limit` characters: those are
+    kept out of the typed column, so no other rule reports them again."""
+    too_long = np.zeros(len(text), dtype=bool)
+    if limit is not None:
+        too_long = pc.fill_null(pc.greater(pc.utf8_length(text), limit), False).to_numpy(
+            zero_copy_only=False)
+        if too_long.any():
+            text = pc.if_else(pa_arrow.array(too_long), pa_arrow.scalar(None, pa_arrow.string()),
+                              text)
+    return pd.Series(pd.arrays.ArrowStringArray(text, dtype=_TEXT)), too_long
 
 
 def _parse_numbers(text: pa_arrow.Array, whole: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -21,7 +21,14 @@ from lifeboat.ingest import defuse_formulas, read_chunks
 from lifeboat.serving.deps import DatasetService, serving_predictor
 from lifeboat.serving.explain import MAX_EXPLAINED, contributions, vector_contributions
 from lifeboat.serving.predictor import MAX_ENTITY_ID, Predictor
-from lifeboat.serving.schemas import DatasetSchemas, EntityError, ModelRef, Source
+from lifeboat.serving.schemas import (
+    ENTITY_ID_SCHEMA,
+    DatasetSchemas,
+    EntityError,
+    EntityId,
+    ModelRef,
+    Source,
+)
 from lifeboat.serving.state import ServiceState
 from lifeboat.validation import FileRejected
 
@@ -93,9 +100,7 @@ def scoring_endpoint(spec: DatasetSpec, schemas: DatasetSchemas,
     one, many = TypeAdapter(record), _many(record)
     keys = _EntityKeys(spec)
     flags = _Flags(TypeAdapter(Source), TypeAdapter(bool))
-    entity_ids = TypeAdapter(Annotated[list[Annotated[str, Field(min_length=1,
-                                                                 max_length=MAX_ENTITY_ID)]],
-                                       Field(min_length=1, max_length=MAX_RECORDS)])
+    entity_ids = TypeAdapter(Annotated[list[EntityId], Field(min_length=1, max_length=MAX_RECORDS)])
 
     async def predict(request: Request) -> Response:
         """Reads its JSON and writes its answer itself: FastAPI's body parameter and
@@ -328,6 +333,6 @@ def _request_schema(record: type[BaseModel]) -> dict[str, Any]:
             "records": {"type": "array", "items": reference}, "source": source,
             "explain": {"type": "boolean"}}},
         {"type": "object", "required": ["entity_ids"], "properties": {
-            "entity_ids": {"type": "array", "items": {"type": "string"}}, "source": source,
+            "entity_ids": {"type": "array", "items": ENTITY_ID_SCHEMA}, "source": source,
             "explain": {"type": "boolean"}}},
     ]}
