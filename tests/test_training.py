@@ -114,6 +114,7 @@ def test_first_training_registers_a_champion_with_honest_metrics(
     held_out = int(in_evaluation_set(titanic, keys).sum())
     assert 0.15 * len(keys) < held_out < 0.25 * len(keys)
     assert run.data.params["rows"] == "1309" and run.data.params["heldout_rows"] == str(held_out)
+    assert run.data.params["search"] == "random" and run.data.params["cv_folds"] == "5"
     assert len(run.data.tags["data.hash"]) == 64 and run.data.tags["data.hash"] == result.data_hash
     assert run.data.tags["data.loaded_until"]
     heldout = set(_artifact(result.run_id, "heldout_split.json")["entity_ids"])

@@ -1,7 +1,8 @@
 """Calibrated probabilities and a decision threshold, fitted out of fold.
 
-SMOTE trains every candidate on balanced classes, so its probabilities run high: on the
-customers data, accuracy at 0.5 was below always answering "no". A `CalibratedModel` maps
+Every candidate trains on balanced classes (SMOTE, or class weights from
+`candidates.MANY_ROWS` rows on), so its probabilities run high: on the customers data,
+accuracy at 0.5 was below always answering "no". A `CalibratedModel` maps
 the pipeline's probability through a calibration fitted on out-of-fold predictions of the
 training rows (never on rows the pipeline saw), then decides at the threshold that serves
 the spec's objective best on those same out-of-fold probabilities. The pipeline itself is

@@ -307,6 +307,7 @@ def _log_setup(spec: DatasetSpec, settings: Settings, view: FeatureView, rows: L
     data hash."""
     data_hash = rows.data_hash()
     predicted = int(rows.from_predictions.sum())
+    trained = int(split.train.row_weights.sum())  # the rows searched: weighted ones repeated
     mlflow.log_params({
         "dataset": spec.name,
         "feature_view": view.label,
@@ -317,7 +318,8 @@ def _log_setup(spec: DatasetSpec, settings: Settings, view: FeatureView, rows: L
         "heldout_rows": len(split.heldout.labels),
         "seed": spec.training.seed,
         "test_size": spec.training.test_size,
-        "cv_folds": spec.training.cv_folds,
+        "cv_folds": _folds(spec, None, trained).get_n_splits(),
+        "search": "halving" if many_rows(trained) else "random",
         "search_iterations": settings.search_iterations or spec.training.search_iterations,
         "primary_metric": spec.training.primary_metric,
         "calibration": spec.training.calibration,
