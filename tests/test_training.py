@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
+from sklearn.metrics import roc_auc_score
 
 from churn_accounts import churn_accounts
 from conftest import make_settings
@@ -332,3 +333,37 @@ def test_many_rows_train_by_halving_on_rows_weighted_then_calibrated_to_the_real
     assert abs(calibrated - rate) < 0.02
     assert len(model.validation_probabilities_) == MANY_ROWS
     assert abs(model.validation_probabilities_.mean() - labels[train_rows].mean()) < 0.01
+
+
+def test_a_first_model_on_many_rows_trains_registers_and_logs_how_it_searched(
+        tmp_path: Path) -> None:
+    """The whole training path from `MANY_ROWS` rows on: churn's `gradient_boosting` is
+    searched as histogram boosting, the run records a halving search over three folds, and
+    the class-weighted winner saves, loads back and scores as it did."""
+    spec = load_spec(str(CHURN))
+    settings = make_settings(tmp_path / "home", dataset=str(CHURN), search_iterations=1)
+    settings.ensure_home()
+    database = Database(settings.db_url)
+    upgrade(database)
+    accounts = tmp_path / "accounts.csv"
+    churn_accounts(int(MANY_ROWS / (1 - spec.training.test_size)) + 1_000, seed=5).to_csv(
+        accounts, index=False)
+    ingest_file(database, spec, str(accounts), LandingZone(settings.landing_url))
+    materialize(database, spec)
+    result = train(settings, database, spec, promote=True)
+    run = mlflow.get_run(result.run_id)
+    assert int(run.data.params["train_rows"]) >= MANY_ROWS
+    assert run.data.params["search"] == "halving" and run.data.params["cv_folds"] == "3"
+    searched = {name.removeprefix("cv_roc_auc.") for name in run.data.metrics
+                if name.startswith("cv_roc_auc.")}
+    assert searched == {"logistic_regression", "hist_gradient_boosting"}
+    assert result.promotion.promoted and result.metrics["roc_auc"] > 0.7
+    registry = ModelRegistry(settings, spec.model_name)
+    model = registry.load(result.version)
+    assert not any(hasattr(step, "fit_resample") for step in model.pipeline_.named_steps.values())
+    assert model.pipeline_.named_steps["classifier"].class_weight == "balanced"
+    rows = labelled_features(database, feature_view(spec))
+    held = in_evaluation_set(spec, rows.keys)
+    reloaded = roc_auc_score(rows.labels[held], model.predict_proba(rows.features[held])[:, 1])
+    assert reloaded == pytest.approx(result.metrics["roc_auc"], abs=1e-12)
+    database.dispose()
