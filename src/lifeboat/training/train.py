@@ -242,9 +242,9 @@ def _folds(spec: DatasetSpec, groups: np.ndarray | None,
            rows: int) -> StratifiedKFold | StratifiedGroupKFold:
     """Stratified folds; grouped when a row is repeated (a weighted labelled prediction),
     since a copy in the validation fold of a row the model was fit to would flatter it.
-    From `MANY_ROWS` on, at most `MANY_ROWS_FOLDS`: a third of 20,000 rows scores a model
-    as surely as a fifth of a smaller set, and every fold fewer saves a fit of every
-    candidate searched and of the calibration."""
+    From `MANY_ROWS` on, at most `MANY_ROWS_FOLDS`: each validation fold still holds over
+    6,000 rows, and every fold fewer saves a fit of every draw searched and of the
+    calibration."""
     folds, seed = spec.training.cv_folds, spec.training.seed
     if many_rows(rows):
         folds = min(folds, MANY_ROWS_FOLDS)
