@@ -38,6 +38,8 @@ SERVICES = ["lifeboat 1 worker", "lifeboat 2 workers", "flask baseline", "fastap
 
 # Compared with whitespace and table bars collapsed to single spaces.
 FIGURES = {
+    "adult_training": Figures("figure value target",
+                              ["first model seconds", "held-out accuracy", "held-out ROC AUC"]),
     "aggregation": Figures("engine 1 cut-off: s rows/s vs fastest peak RSS MB",
                            ["pandas", "polars", "duckdb"]),
     "batch_predict": Figures("run seconds rows/s peak RSS MB logged",

@@ -10,10 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.dummy import DummyClassifier
+from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
+from sklearn.metrics import roc_auc_score
 
+from churn_accounts import churn_accounts
 from conftest import make_settings
 from lifeboat.config import Settings
-from lifeboat.datasets import DatasetSpec
+from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.db import Database, Feedback, Prediction, upgrade
 from lifeboat.errors import ModelVersionNotFound
 from lifeboat.features import feature_view, materialize
@@ -23,14 +26,20 @@ from lifeboat.training import (
     CANDIDATES,
     CalibratedModel,
     DataSeen,
+    candidates,
+    fit_model,
     labelled_features,
     log_and_register,
     model_pipeline,
+    search_and_select,
     train,
 )
+from lifeboat.training.candidates import MANY_ROWS
 from lifeboat.training.data import in_evaluation_set, labelled_predictions
+from lifeboat.training.train import SEARCH_ROWS
 
 
+CHURN = Path(__file__).parents[1] / "examples" / "churn.yaml"
 NEWCOMERS = """PassengerId,Survived,Pclass,Name,Sex,Age,SibSp,Parch,Ticket,Fare,Cabin,Embarked
 n1,0,3,"Newman, Mr. Paul",male,30,0,0,X1,8.05,,S
 n2,1,1,"Newman, Mrs. Joanne",female,28,1,0,X2,80,C22,C
@@ -106,6 +115,7 @@ def test_first_training_registers_a_champion_with_honest_metrics(
     held_out = int(in_evaluation_set(titanic, keys).sum())
     assert 0.15 * len(keys) < held_out < 0.25 * len(keys)
     assert run.data.params["rows"] == "1309" and run.data.params["heldout_rows"] == str(held_out)
+    assert run.data.params["search"] == "random" and run.data.params["cv_folds"] == "5"
     assert len(run.data.tags["data.hash"]) == 64 and run.data.tags["data.hash"] == result.data_hash
     assert run.data.tags["data.loaded_until"]
     heldout = set(_artifact(result.run_id, "heldout_split.json")["entity_ids"])
@@ -270,3 +280,90 @@ def test_labelled_predictions_are_the_view_rows_they_were_scored_on(
     first_only = labelled_predictions(database, view, 3, received[0], bounded=True)
     assert first_only.features.index.tolist() == ["prediction:p0"]
     assert labelled_predictions(database, view, 3, None, bounded=True).labels.empty
+
+
+def test_from_many_rows_classes_are_weighted_not_resampled_and_boosting_is_histogram(
+        titanic: DatasetSpec) -> None:
+    """Below `MANY_ROWS` every pipeline oversamples with SMOTE and `gradient_boosting` is
+    plain boosting; from there on no pipeline resamples (each classifier weighs the classes
+    instead) and `gradient_boosting` is searched once, as histogram boosting."""
+    every = titanic.model_copy(update={"training": titanic.training.model_copy(update={
+        "candidates": ["logistic_regression", "gradient_boosting", "hist_gradient_boosting"]})})
+    few = candidates(every, MANY_ROWS - 1)
+    assert [c.name for c in few] == ["logistic_regression", "gradient_boosting",
+                                     "hist_gradient_boosting"]
+    assert all("balance" in c.pipeline.named_steps for c in few)
+    assert isinstance(few[1].pipeline.named_steps["classifier"], GradientBoostingClassifier)
+    many = candidates(every, MANY_ROWS)
+    assert [c.name for c in many] == ["logistic_regression", "hist_gradient_boosting"]
+    for candidate in many:
+        steps = candidate.pipeline.named_steps
+        assert not any(hasattr(step, "fit_resample") for step in steps.values())
+        assert steps["classifier"].class_weight == "balanced"
+    assert isinstance(many[1].pipeline.named_steps["classifier"], HistGradientBoostingClassifier)
+
+
+def test_many_rows_train_by_halving_on_rows_weighted_then_calibrated_to_the_real_mix() -> None:
+    """From `MANY_ROWS` on the search halves its draws on rows up to `SEARCH_ROWS` over at
+    most three folds, the same each time (seeded). The classes are weighed, not resampled,
+    inside the training folds: the weighted pipeline's probabilities average far above the
+    real positive rate, and the calibration, fitted out of fold on the real rows, brings
+    them back to it on rows no model saw."""
+    spec = load_spec(str(CHURN))
+    spec = spec.model_copy(update={"training": spec.training.model_copy(update={
+        "candidates": ["logistic_regression"], "cv_folds": 5})})
+    view = feature_view(spec)
+    accounts = churn_accounts(MANY_ROWS + 4_000, seed=3)
+    features = view.from_records(accounts).set_axis(accounts["account_id"])
+    labels = accounts["churned"].set_axis(features.index)
+    train_rows, new = slice(0, MANY_ROWS), slice(MANY_ROWS, None)
+    selection = search_and_select(spec, features[train_rows], labels[train_rows], iterations=3)
+    search = selection.best
+    assert search.n_resources_ == [SEARCH_ROWS // 3, SEARCH_ROWS // 3 * 3]  # ~a third, ~all
+    assert search.n_candidates_ == [3, 1] and search.n_splits_ == 3
+    again = search_and_select(spec, features[train_rows], labels[train_rows], iterations=3)
+    assert again.best.best_params_ == search.best_params_
+    assert again.best.best_score_ == search.best_score_
+    model = fit_model(spec, selection, features[train_rows], labels[train_rows])
+    rate = labels[new].mean()
+    assert 0.1 < rate < 0.4
+    weighted = model.pipeline_.predict_proba(features[new])[:, 1].mean()
+    calibrated = model.predict_proba(features[new])[:, 1].mean()
+    assert weighted > rate + 0.15
+    assert abs(calibrated - rate) < 0.02
+    assert len(model.validation_probabilities_) == MANY_ROWS
+    assert abs(model.validation_probabilities_.mean() - labels[train_rows].mean()) < 0.01
+
+
+def test_a_first_model_on_many_rows_trains_registers_and_logs_how_it_searched(
+        tmp_path: Path) -> None:
+    """The whole training path from `MANY_ROWS` rows on: churn's `gradient_boosting` is
+    searched as histogram boosting, the run records a halving search over three folds, and
+    the class-weighted winner saves, loads back and scores as it did."""
+    spec = load_spec(str(CHURN))
+    settings = make_settings(tmp_path / "home", dataset=str(CHURN), search_iterations=1)
+    settings.ensure_home()
+    database = Database(settings.db_url)
+    upgrade(database)
+    accounts = tmp_path / "accounts.csv"
+    churn_accounts(int(MANY_ROWS / (1 - spec.training.test_size)) + 1_000, seed=5).to_csv(
+        accounts, index=False)
+    ingest_file(database, spec, str(accounts), LandingZone(settings.landing_url))
+    materialize(database, spec)
+    result = train(settings, database, spec, promote=True)
+    run = mlflow.get_run(result.run_id)
+    assert int(run.data.params["train_rows"]) >= MANY_ROWS
+    assert run.data.params["search"] == "halving" and run.data.params["cv_folds"] == "3"
+    searched = {name.removeprefix("cv_roc_auc.") for name in run.data.metrics
+                if name.startswith("cv_roc_auc.")}
+    assert searched == {"logistic_regression", "hist_gradient_boosting"}
+    assert result.promotion.promoted and result.metrics["roc_auc"] > 0.7
+    registry = ModelRegistry(settings, spec.model_name)
+    model = registry.load(result.version)
+    assert not any(hasattr(step, "fit_resample") for step in model.pipeline_.named_steps.values())
+    assert model.pipeline_.named_steps["classifier"].class_weight == "balanced"
+    rows = labelled_features(database, feature_view(spec))
+    held = in_evaluation_set(spec, rows.keys)
+    reloaded = roc_auc_score(rows.labels[held], model.predict_proba(rows.features[held])[:, 1])
+    assert reloaded == pytest.approx(result.metrics["roc_auc"], abs=1e-12)
+    database.dispose()

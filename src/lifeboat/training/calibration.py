@@ -1,7 +1,8 @@
 """Calibrated probabilities and a decision threshold, fitted out of fold.
 
-SMOTE trains every candidate on balanced classes, so its probabilities run high: on the
-customers data, accuracy at 0.5 was below always answering "no". A `CalibratedModel` maps
+Every candidate trains on balanced classes (SMOTE, or class weights from
+`candidates.MANY_ROWS` rows on), so its probabilities run high: on the customers data,
+accuracy at 0.5 was below always answering "no". A `CalibratedModel` maps
 the pipeline's probability through a calibration fitted on out-of-fold predictions of the
 training rows (never on rows the pipeline saw), then decides at the threshold that serves
 the spec's objective best on those same out-of-fold probabilities. The pipeline itself is
@@ -19,7 +20,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import cross_val_predict
+from sklearn.model_selection import check_cv
+from sklearn.utils.parallel import Parallel, delayed
 
 from lifeboat.datasets import ThresholdSpec, TrainingSpec
 
@@ -184,8 +186,15 @@ class CalibratedModel(ClassifierMixin, BaseEstimator):
     def fit(self, features: pd.DataFrame, labels: pd.Series,
             groups: np.ndarray | None = None) -> CalibratedModel:
         labels = np.asarray(labels)
-        out_of_fold = cross_val_predict(clone(self.pipeline), features, labels, cv=self.cv,
-                                        groups=groups, method="predict_proba")[:, 1]
+        folds = list(check_cv(self.cv, labels, classifier=True).split(features, labels, groups))
+        # The folds' fits and the refit on every row are independent: with workers (joblib's
+        # `parallel_config`, as training sets for many rows) they run side by side.
+        *fold_fits, self.pipeline_ = Parallel()(
+            delayed(_fit)(clone(self.pipeline), features, labels, rows)
+            for rows in [*(train for train, _ in folds), np.arange(len(labels))])
+        out_of_fold = np.empty(len(labels))
+        for (_, held_out), fitted in zip(folds, fold_fits):
+            out_of_fold[held_out] = fitted.predict_proba(features.iloc[held_out])[:, 1]
         self.calibration_ = Calibration.fit(self.method, out_of_fold, labels)
         self.validation_probabilities_ = self.calibration_.apply(out_of_fold)
         objective = ThresholdSpec(objective=self.objective,
@@ -193,7 +202,6 @@ class CalibratedModel(ClassifierMixin, BaseEstimator):
                                   false_negative_cost=self.false_negative_cost)
         self.threshold_ = decision_threshold(objective, self.method != "none",
                                              self.validation_probabilities_, labels)
-        self.pipeline_ = clone(self.pipeline).fit(features, labels)
         self.classes_ = self.pipeline_.classes_
         return self
 
@@ -203,3 +211,7 @@ class CalibratedModel(ClassifierMixin, BaseEstimator):
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         return (self.predict_proba(features)[:, 1] >= self.threshold_).astype(int)
+
+
+def _fit(pipeline: Any, features: pd.DataFrame, labels: np.ndarray, rows: np.ndarray) -> Any:
+    return pipeline.fit(features.iloc[rows], labels[rows])

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import version as installed_version
 from pathlib import Path
@@ -15,10 +16,17 @@ import mlflow.sklearn
 import numpy as np
 import pandas as pd
 import skops.io
+from joblib import parallel_config
 from mlflow.models import infer_signature
 from sklearn.base import clone
+from sklearn.experimental import enable_halving_search_cv  # noqa: F401  (makes it importable)
+from sklearn.model_selection import (
+    HalvingRandomSearchCV,
+    RandomizedSearchCV,
+    StratifiedGroupKFold,
+    StratifiedKFold,
+)
 from threadpoolctl import threadpool_limits
-from sklearn.model_selection import RandomizedSearchCV, StratifiedGroupKFold, StratifiedKFold
 
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
@@ -39,11 +47,15 @@ from lifeboat.registry.metrics import (
 )
 from lifeboat.serving.fast_path import UnsupportedModel, compile_model, save_scorer
 from lifeboat.training.calibration import CalibratedModel
-from lifeboat.training.candidates import Candidate, candidates
+from lifeboat.training.candidates import Candidate, candidates, many_rows
 from lifeboat.training.data import DataSeen, LabelledRows, in_evaluation_set, training_data
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
+Search = RandomizedSearchCV | HalvingRandomSearchCV
+MANY_ROWS_FOLDS = 3  # at most, from `MANY_ROWS` on: `_folds`
+HALVING_FACTOR = 3  # each round of a halving search keeps a third of its candidates
+SEARCH_ROWS = 10_000  # the most rows a halving search's last round samples: `_search`
 _TRUSTED_PACKAGES = ("lifeboat.", "imblearn.", "numpy.dtype", "sklearn.tree._tree.Tree",
                      "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
                      "sklearn.model_selection._split.")
@@ -65,11 +77,11 @@ class TrainingResult:
 class Selection:
     """Every candidate's search (fitted on the folds only), and the one that won on CV score."""
 
-    searches: dict[str, RandomizedSearchCV]
+    searches: dict[str, Search]
     best_name: str
 
     @property
-    def best(self) -> RandomizedSearchCV:
+    def best(self) -> Search:
         return self.searches[self.best_name]
 
     def best_pipeline(self) -> Any:
@@ -147,8 +159,8 @@ def fit_model(spec: DatasetSpec, selection: Selection, features: pd.DataFrame,
     decision threshold (`training.calibration`); training and the model-quality benchmark
     both call this, so the benchmark measures exactly what ships."""
     model = CalibratedModel.for_spec(selection.best_pipeline(), spec.training,
-                                     _folds(spec, groups))
-    with _one_thread():
+                                     _folds(spec, groups, len(labels)))
+    with _cores(len(labels)):
         return model.fit(features, labels, groups=groups)
 
 
@@ -215,46 +227,68 @@ def search_and_select(spec: DatasetSpec, features: pd.DataFrame, labels: pd.Seri
 
     Training and the model-quality benchmark both call this, so the benchmark measures
     exactly what ships. `iterations` overrides the spec's search budget; `groups` keeps
-    the copies of a weighted row in one fold.
+    the copies of a weighted row in one fold. How many rows there are picks the candidates'
+    balancing and boosting (`candidates.MANY_ROWS`) and the kind of search (`_search`).
     """
     searches = {}
-    for candidate in candidates(spec):
+    for candidate in candidates(spec, len(labels)):
         progress(f"searching {candidate.name}")
         searches[candidate.name] = _search(candidate, features, labels, groups, spec,
                                            iterations or spec.training.search_iterations)
     return Selection(searches, max(searches, key=lambda name: searches[name].best_score_))
 
 
-def _folds(spec: DatasetSpec, groups: np.ndarray | None) -> StratifiedKFold | StratifiedGroupKFold:
+def _folds(spec: DatasetSpec, groups: np.ndarray | None,
+           rows: int) -> StratifiedKFold | StratifiedGroupKFold:
     """Stratified folds; grouped when a row is repeated (a weighted labelled prediction),
-    since a copy in the validation fold of a row the model was fit to would flatter it."""
+    since a copy in the validation fold of a row the model was fit to would flatter it.
+    From `MANY_ROWS` on, at most `MANY_ROWS_FOLDS`: each validation fold still holds over
+    6,000 rows, and every fold fewer saves a fit of every draw searched and of the
+    calibration."""
     folds, seed = spec.training.cv_folds, spec.training.seed
+    if many_rows(rows):
+        folds = min(folds, MANY_ROWS_FOLDS)
     if groups is None:
         return StratifiedKFold(folds, shuffle=True, random_state=seed)
     return StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
 
 
 def _search(candidate: Candidate, features: pd.DataFrame, labels: pd.Series,
-            groups: np.ndarray | None, spec: DatasetSpec, iterations: int) -> RandomizedSearchCV:
-    search = RandomizedSearchCV(
-        candidate.pipeline,
-        candidate.search_space,
-        n_iter=iterations,
-        scoring=spec.training.primary_metric,
-        cv=_folds(spec, groups),
-        random_state=spec.training.seed,
-        n_jobs=1,
-        refit=False,  # the winner is refitted once, calibrated (`fit_model`)
-        error_score="raise",
-    )
-    with _one_thread():
+            groups: np.ndarray | None, spec: DatasetSpec, iterations: int) -> Search:
+    """`iterations` parameter draws, each scored on every fold. From `MANY_ROWS` on, by
+    successive halving with rows as the resource: every draw on a share of the rows (a ninth
+    for 9 to 26 draws), the best third of them on three times as many, and so on until the
+    last round's few see `SEARCH_ROWS` of them, drawn in each fold. The search's cost then
+    stops growing with the data; only the winner's calibration and refit see every row
+    (`fit_model`). The draws are the ones a random search would make."""
+    rows = len(labels)
+    common = dict(scoring=spec.training.primary_metric, cv=_folds(spec, groups, rows),
+                  random_state=spec.training.seed, n_jobs=None,  # as `_cores` says
+                  refit=False,  # the winner is refitted once, calibrated (`fit_model`)
+                  error_score="raise")
+    if many_rows(rows):
+        search: Search = HalvingRandomSearchCV(
+            candidate.pipeline, candidate.search_space, n_candidates=iterations,
+            factor=HALVING_FACTOR, resource="n_samples", min_resources="exhaust",
+            max_resources=min(rows, SEARCH_ROWS), **common)
+    else:
+        search = RandomizedSearchCV(candidate.pipeline, candidate.search_space,
+                                    n_iter=iterations, **common)
+    with _cores(rows):
         return search.fit(features, labels, groups=groups)
 
 
-def _one_thread() -> threadpool_limits:
-    """Histogram boosting's OpenMP threads spin while they wait: on two cores shared with the
-    service or other jobs, two threads took 2.6x longer than one (measured)."""
-    return threadpool_limits(limits=1, user_api="openmp")
+@contextmanager
+def _cores(rows: int) -> Iterator[None]:
+    """One thread per process: histogram boosting's OpenMP threads spin while they wait, and
+    on two cores shared with the service or other jobs two threads took 2.6x longer than one
+    (measured); BLAS threads do the same (a logistic regression on 26,000 adult rows fitted
+    in 1.5 s with OpenBLAS's two threads, 0.37 s with one). From `MANY_ROWS` on, one process
+    per core instead: a search's fits and the calibration's folds run side by side, each
+    worker with one thread (joblib's default); below it, starting workers costs more than
+    it saves."""
+    with threadpool_limits(limits=1), parallel_config(n_jobs=-1 if many_rows(rows) else 1):
+        yield
 
 
 def _log_searches(selection: Selection, spec: DatasetSpec) -> None:
@@ -273,6 +307,7 @@ def _log_setup(spec: DatasetSpec, settings: Settings, view: FeatureView, rows: L
     data hash."""
     data_hash = rows.data_hash()
     predicted = int(rows.from_predictions.sum())
+    trained = int(split.train.row_weights.sum())  # the rows searched: weighted ones repeated
     mlflow.log_params({
         "dataset": spec.name,
         "feature_view": view.label,
@@ -283,7 +318,8 @@ def _log_setup(spec: DatasetSpec, settings: Settings, view: FeatureView, rows: L
         "heldout_rows": len(split.heldout.labels),
         "seed": spec.training.seed,
         "test_size": spec.training.test_size,
-        "cv_folds": spec.training.cv_folds,
+        "cv_folds": _folds(spec, None, trained).get_n_splits(),
+        "search": "halving" if many_rows(trained) else "random",
         "search_iterations": settings.search_iterations or spec.training.search_iterations,
         "primary_metric": spec.training.primary_metric,
         "calibration": spec.training.calibration,
