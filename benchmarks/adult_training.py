@@ -92,7 +92,7 @@ def report(metrics: dict[str, float], chosen: str, elapsed: float,
                 metrics["accuracy"] >= ACCURACY),
                ("held-out ROC AUC", metrics["roc_auc"], f">= {ROC_AUC}",
                 metrics["roc_auc"] >= ROC_AUC)]
-    print(f"\n| figure | value | target | |\n|---|---|---|---|")
+    print("\n| figure | value | target | |\n|---|---|---|---|")
     for label, value, target, met in figures:
         print(f"| {label} | {value:.4f} | {target} | {'met' if met else 'MISSED'} |")
     print(f"\nchosen: {chosen}, threshold {metrics['threshold']:.3f}")
