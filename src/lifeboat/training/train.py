@@ -262,10 +262,11 @@ def _search(candidate: Candidate, features: pd.DataFrame, labels: pd.Series,
     stops growing with the data; only the winner's calibration and refit see every row
     (`fit_model`). The draws are the ones a random search would make."""
     rows = len(labels)
-    common = dict(scoring=spec.training.primary_metric, cv=_folds(spec, groups, rows),
-                  random_state=spec.training.seed, n_jobs=None,  # as `_cores` says
-                  refit=False,  # the winner is refitted once, calibrated (`fit_model`)
-                  error_score="raise")
+    common: dict[str, Any] = {
+        "scoring": spec.training.primary_metric, "cv": _folds(spec, groups, rows),
+        "random_state": spec.training.seed, "n_jobs": None,  # as `_cores` says
+        "refit": False,  # the winner is refitted once, calibrated (`fit_model`)
+        "error_score": "raise"}
     if many_rows(rows):
         search: Search = HalvingRandomSearchCV(
             candidate.pipeline, candidate.search_space, n_candidates=iterations,
