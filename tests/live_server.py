@@ -1,12 +1,16 @@
-"""A real uvicorn server in a thread, on a free loopback port: HTTP tests go over a socket."""
+"""A real uvicorn server in a thread, on a free loopback port: HTTP tests go over a socket;
+and waiting for a server started as a process (`lifeboat serve`, `lifeboat up`)."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
@@ -28,3 +32,27 @@ def live_server(app: FastAPI) -> Iterator[str]:
         finally:
             server.should_exit = True
             thread.join(30)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_ready(process: subprocess.Popen, base: str, timeout: float = 120) -> None:
+    """Until `base/ready` answers 200; fails with the process's last output if it exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            stream = process.stderr or process.stdout
+            output = stream.read() if stream else ""
+            text = output.decode(errors="replace") if isinstance(output, bytes) else output
+            pytest.fail(f"the server exited: {text[-2000:]}")
+        try:
+            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    pytest.fail(f"the server was not ready within {timeout} s")

@@ -27,7 +27,8 @@ from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, Prediction
 from test_serving import stored_passengers
-from test_up import BRAUND, free_port
+from live_server import free_port, wait_ready
+from test_up import BRAUND
 
 ACKNOWLEDGED_BEFORE_KILL = 400
 CSV = ("PassengerId,Pclass,Name,Sex,Age,SibSp,Parch,Fare,Embarked\n"
@@ -44,20 +45,6 @@ def start_server(settings: Settings, port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "lifeboat", "serve"], env=env,
                             cwd=settings.home.parent, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, start_new_session=True)
-
-
-def wait_ready(server: subprocess.Popen[bytes], base: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"lifeboat serve exited: {server.stderr.read().decode()[-2000:]}")
-        try:
-            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"lifeboat serve was not ready within {timeout} s")
 
 
 @pytest.fixture

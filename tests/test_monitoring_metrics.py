@@ -8,7 +8,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -17,6 +16,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from lifeboat.config import Settings
+from live_server import wait_ready
 from lifeboat.db import Database, DriftReport, Feedback, IngestionRun, Prediction, Retrain
 from lifeboat.monitoring.collector import MonitoringCollector
 from lifeboat.monitoring.live_accuracy import (
@@ -218,7 +218,7 @@ def test_two_workers_count_every_prediction_once_in_metrics(trained_settings: Se
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(server, base)
+        wait_ready(server, base)
         record = {"pclass": 1, "name": "Allen, Miss. Elisabeth Walton", "sex": "female"}
         for _ in range(40):  # new connections: the kernel spreads them over both workers
             assert httpx.post(base + "/predict", json=record).status_code == 200
@@ -230,17 +230,3 @@ def test_two_workers_count_every_prediction_once_in_metrics(trained_settings: Se
     counted = re.findall(r'^lifeboat_predictions_total\{[^}]*\} (\S+)$', text, re.MULTILINE)
     assert sum(map(float, counted)) == 40
     assert _value(text, 'lifeboat_prediction_latency_seconds_count{dataset="titanic"}') == 40
-
-
-def _wait_ready(server: subprocess.Popen, base: str) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"lifeboat serve exited: {server.stderr.read().decode()[-2000:]}")
-        try:
-            if httpx.get(base + "/ready").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    pytest.fail("lifeboat serve with 2 workers was not ready within 120 s")

@@ -20,7 +20,7 @@ import pytest
 from conftest import trained_home
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
-from test_up import free_port, wait_ready
+from live_server import free_port, wait_ready
 
 STOP_SECONDS = 30
 

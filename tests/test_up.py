@@ -2,7 +2,6 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,15 +11,10 @@ import httpx
 import pandas as pd
 
 from lifeboat.datasets.synthetic import synthetic_passengers, write_passengers
+from live_server import free_port, wait_ready
 
 BRAUND = {"Pclass": 3, "Name": "Braund, Mr. Owen Harris", "Sex": "male", "Age": 22, "SibSp": 1,
           "Parch": 0, "Fare": 7.25, "Embarked": "S"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_up(home: Path, port: int) -> subprocess.Popen[str]:
@@ -28,19 +22,6 @@ def start_up(home: Path, port: int) -> subprocess.Popen[str]:
     env.update(LIFEBOAT_HOME=str(home), LIFEBOAT_PORT=str(port), LIFEBOAT_SEARCH_ITERATIONS="2")
     return subprocess.Popen([sys.executable, "-m", "lifeboat", "up"], env=env, cwd=home.parent,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def wait_ready(process: subprocess.Popen[str], base: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.stdout.read()
-        try:
-            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"not ready within {timeout}s")
 
 
 def stop(process: subprocess.Popen[str]) -> str:

@@ -128,9 +128,7 @@ def _start(settings: Settings, database: Database, spec: DatasetSpec, store: Onl
                                        ChampionHistory(database, spec.name)),
                          store, prediction_log)
     state.refresh_models()
-    state.watch_champion()
-    state.watch_monitoring()
-    state.watch_online_store()
+    state.start_watchers()
     return state
 
 

@@ -90,24 +90,54 @@ def _number_type(column: ColumnSpec) -> Any:
     return Annotated[base, BeforeValidator(number),
                      Field(ge=column.min, le=column.max,
                            allow_inf_nan=False if kind == "float" else None),
-                     WithJsonSchema({"anyOf": [
-                         {"type": json_type, **bounds},
-                         {"type": "string", "pattern": _NUMBER_TEXT[kind],
-                          "description": "A number as text, held to the same bounds."}]})]
+                     WithJsonSchema(_number_schema(column, {"type": json_type, **bounds}))]
+
+
+def _number_schema(column: ColumnSpec, number: dict[str, Any]) -> dict[str, Any]:
+    """The number, or its text as far as JSON Schema can keep text within the bounds: an
+    integer's few values listed, else a pattern every match of which is in bounds (so that
+    a request valid by the document is valid). The service reads any number as text within
+    the bounds; the document names the part of that it can state exactly."""
+    low, high = column.min, column.max
+    if column.type == "integer" and low is not None and high is not None and high - low <= 200:
+        text = {"enum": [str(value) for value in range(int(low), int(high) + 1)]}
+    elif low is not None and low > 0 or high is not None and high < 1:
+        return number
+    else:
+        sign = "-?" if low is None else ""  # a lower bound at or below 0: no sign needed
+        if high is None:
+            digits = "[0-9]{1,15}"
+        elif high >= 10:  # one digit fewer than the bound: always below it
+            digits = f"[0-9]{{1,{len(str(int(high))) - 1}}}"
+        else:
+            digits = f"[0-{int(high) - (column.type == 'float')}]"
+        fraction = r"(\.[0-9]{1,6})?" if column.type == "float" else ""
+        text = {"pattern": f"^{sign}{digits}{fraction}$"}
+    return {"anyOf": [number, {"type": "string", **text,
+                               "description": "A number as text, within the same bounds."}]}
+
+
+# JSON's interoperable integers (RFC 8259, section 6): a client parsing numbers as doubles
+# would turn a larger id into another one, so a larger id must come as text.
+_SAFE_INTEGER = 2 ** 53 - 1
 
 
 def _entity_id_text(value: Any) -> Any:
-    """Ids may be numbers where a file or a client holds them as such: 7 is the id "7"."""
+    """Ids may be numbers where a file or a client holds them as such: 7 is the id "7", and
+    so is 7.0, which JSON Schema counts as the same integer."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > _SAFE_INTEGER:
+            raise PydanticCustomError("unsafe_integer",
+                                      "an id beyond ±(2**53 - 1) must be sent as text")
         return str(value)
     return value
 
 
-# An integer's text fits an id (MAX_ENTITY_ID characters) within these bounds.
 ENTITY_ID_SCHEMA = {"anyOf": [
     {"type": "string", "minLength": 1, "maxLength": MAX_ENTITY_ID},
-    {"type": "integer", "minimum": -(10 ** (MAX_ENTITY_ID - 1) - 1),
-     "maximum": 10 ** MAX_ENTITY_ID - 1}]}
+    {"type": "integer", "minimum": -_SAFE_INTEGER, "maximum": _SAFE_INTEGER}]}
 EntityId = Annotated[str, Field(min_length=1, max_length=MAX_ENTITY_ID),
                      BeforeValidator(_entity_id_text), WithJsonSchema(ENTITY_ID_SCHEMA)]
 
@@ -317,6 +347,8 @@ class DatasetsPage(BaseModel):
 
 
 class FeedbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is named, not ignored
+
     id: str = Field(min_length=1, max_length=36, description="The prediction's id.")
     actual: Literal[0, 1]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,33 +151,26 @@ class ServiceState:
             log.warning("%s", reason)
         self.model_error = reason
 
-    def watch_champion(self) -> threading.Thread:
-        """Polls the registry in the background, so a promotion made anywhere (CLI, API,
-        a retrain) reaches this process within `model_poll_seconds`."""
-        thread = threading.Thread(target=self._watch, name="lifeboat-champion-watch", daemon=True)
-        thread.start()
-        return thread
+    def start_watchers(self) -> None:
+        """The background turns: the registry every `model_poll_seconds` (a promotion made
+        anywhere reaches this process), the self-healing loop every `drift_check_seconds`,
+        and the online store every `online_check_seconds` (refilled if it lost the view)."""
+        self._every("champion-watch", self.settings.model_poll_seconds, self.refresh_models,
+                    "checking the registry for a new champion failed")
+        self._every("monitor", self.settings.drift_check_seconds, self.monitor,
+                    "the monitoring check failed")
+        self._every("online-refill", self.settings.online_check_seconds,
+                    self.refill_online_store, "refilling the online store failed")
 
-    def _watch(self) -> None:
-        while not self._stopping.wait(self.settings.model_poll_seconds):
-            try:
-                self.refresh_models()
-            except Exception:  # the registry may be briefly unreachable; try again next tick
-                log.exception("checking the registry for a new champion failed")
+    def _every(self, name: str, seconds: float, turn: Callable[[], object], failed: str) -> None:
+        def loop() -> None:
+            while not self._stopping.wait(seconds):
+                try:
+                    turn()
+                except Exception:  # a dependency may be briefly down; the next turn retries
+                    log.exception("%s", failed)
 
-    def watch_monitoring(self) -> threading.Thread:
-        """Runs `monitor` every `drift_check_seconds` in the background."""
-        thread = threading.Thread(target=self._monitor_loop, name="lifeboat-monitor",
-                                  daemon=True)
-        thread.start()
-        return thread
-
-    def _monitor_loop(self) -> None:
-        while not self._stopping.wait(self.settings.drift_check_seconds):
-            try:
-                self.monitor()
-            except Exception:  # the database may be down; the next tick tries again
-                log.exception("the monitoring check failed")
+        threading.Thread(target=loop, name=f"lifeboat-{name}", daemon=True).start()
 
     def monitor(self) -> Retrain | None:
         """One turn of the self-healing loop: outcomes derived from the events loaded since,
@@ -195,21 +189,6 @@ class ServiceState:
         if retrained is not None:
             self.refresh_models()
         return retrained
-
-    def watch_online_store(self) -> threading.Thread:
-        """Refills the online store every `online_check_seconds` if it lacks the served
-        view (see `refill_online_store`)."""
-        thread = threading.Thread(target=self._refill_loop, name="lifeboat-online-refill",
-                                  daemon=True)
-        thread.start()
-        return thread
-
-    def _refill_loop(self) -> None:
-        while not self._stopping.wait(self.settings.online_check_seconds):
-            try:
-                self.refill_online_store()
-            except Exception:  # the database may be down; the next tick tries again
-                log.exception("refilling the online store failed")
 
     def refill_online_store(self) -> bool:
         """Materializes the served view into the online store when the store lacks it: a
