@@ -34,6 +34,11 @@ class Scope(StrEnum):
     PREDICT = "predict"
 
 
+def key_setting(scope: Scope) -> str:
+    """The setting naming the keys of `scope`."""
+    return f"LIFEBOAT_{scope.upper()}_KEYS"
+
+
 def authorize(settings: Settings, scope: Scope, given: str | None) -> None:
     """Returns if `given` may use `scope`; raises the 401 or 403 otherwise."""
     keys = settings.keys_for(scope)
@@ -45,10 +50,9 @@ def authorize(settings: Settings, scope: Scope, given: str | None) -> None:
     offered = (given or "").encode()
     # Every key is compared, so the time taken does not tell which one came close.
     if not sum(secrets.compare_digest(offered, key) for key in keys):
-        variable = f"LIFEBOAT_{scope.upper()}_KEYS"
         challenge = f'Bearer realm="lifeboat", scope="{scope}"'
         raise HTTPException(401, detail=f"{scope} routes need `Authorization: Bearer <key>` with "
-                                        f"a key of {variable} or LIFEBOAT_ADMIN_KEYS",
+                                        f"a key of {key_setting(scope)} or LIFEBOAT_ADMIN_KEYS",
                             headers={"WWW-Authenticate": challenge})
 
 
@@ -67,7 +71,7 @@ def warn_open_scopes(settings: Settings) -> None:
     opened = open_scopes(settings)
     if opened:
         names = ", ".join(scope.value for scope in opened)
-        variables = ", ".join(f"LIFEBOAT_{scope.upper()}_KEYS" for scope in opened)
+        variables = ", ".join(key_setting(scope) for scope in opened)
         log.warning("the %s routes are open to anyone who can reach this service: set %s (or "
                     "LIFEBOAT_ADMIN_KEYS) before exposing it beyond this machine", names,
                     variables)
@@ -91,8 +95,8 @@ def _gate(scope: Scope) -> Any:
     """A FastAPI dependency requiring a key of `scope`, shown as its own bearer scheme in the
     OpenAPI page."""
     bearer = HTTPBearer(auto_error=False, scheme_name=f"{scope.value}_key",
-                        description=f"A key of LIFEBOAT_{scope.upper()}_KEYS or "
-                                    "LIFEBOAT_ADMIN_KEYS (needed once the server sets either)")
+                        description=f"A key of {key_setting(scope)} or LIFEBOAT_ADMIN_KEYS "
+                                    "(needed once the server sets either)")
 
     async def check(request: Request,
                     credentials: Annotated[HTTPAuthorizationCredentials | None,
