@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from benchmarks.ingest import arguments, row_count, scratch_postgres
-from lifeboat.datasets.synthetic import synthetic_passengers, write_passengers
+from lifeboat.synthetic.passengers import synthetic_passengers, write_passengers
 
 TARGET_SECONDS = 10.0
 SEARCH_ITERATIONS, SMOKE_SEARCH_ITERATIONS = 2, 1
@@ -61,7 +61,7 @@ import json, sys, time
 from lifeboat.config import Settings
 from lifeboat.datasets import load_spec
 from lifeboat.db import Database
-from lifeboat.serving.batch import score_file
+from lifeboat.scoring import score_file
 settings = Settings()
 spec, database = load_spec(settings.dataset), Database(settings.db_url)
 score_file(settings, database, spec, str(spec.bundled_path()), sys.argv[3])

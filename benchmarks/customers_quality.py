@@ -29,10 +29,10 @@ from pathlib import Path
 from benchmarks import _smoke
 from lifeboat.config import Settings
 from lifeboat.datasets import load_spec
-from lifeboat.datasets.customers import write_customers
 from lifeboat.db import Database, upgrade
 from lifeboat.features import feature_view
 from lifeboat.ingest import LandingZone, ingest_file
+from lifeboat.synthetic.customers import write_customers
 from lifeboat.training import labelled_features, train
 
 SEEDS, QUICK_SEEDS = (0, 1, 2), (0,)

@@ -28,8 +28,9 @@ import pandas as pd
 
 from benchmarks import _smoke
 from lifeboat.datasets import DatasetSpec, load_spec
-from lifeboat.datasets.synthetic import Shift, synthetic_passengers
-from lifeboat.monitoring.drift import DriftReference, DriftResult, detect_drift
+from lifeboat.monitoring.drift import DriftResult, detect_drift
+from lifeboat.registry import DriftReference
+from lifeboat.synthetic.passengers import Shift, synthetic_passengers
 
 REFERENCE_ROWS, REFERENCE_SEED = 2_000, 1
 WINDOW = 200

@@ -30,11 +30,11 @@ import redis
 
 from benchmarks.ingest import arguments, row_count, scratch_postgres
 from lifeboat.datasets import load_spec
-from lifeboat.datasets.synthetic import synthetic_passengers, write_passengers
 from lifeboat.db import Database, upgrade
 from lifeboat.features import feature_view, materialize
 from lifeboat.features.online import OnlineStore, ViewKey, open_online_store
 from lifeboat.ingest import LandingZone, ingest_file
+from lifeboat.synthetic.passengers import synthetic_passengers, write_passengers
 
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 TARGET_P99_US = {1: 1_000, 100: 2_000}  # the Redis store's lookups (the targets)

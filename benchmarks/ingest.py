@@ -24,7 +24,7 @@ import psycopg
 from sqlalchemy import make_url
 
 from benchmarks import _smoke
-from lifeboat.datasets.synthetic import inject_errors, synthetic_passengers, write_passengers
+from lifeboat.synthetic.passengers import inject_errors, synthetic_passengers, write_passengers
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TARGET_SECONDS, TARGET_RSS_MB = 10.0, 1024.0

@@ -34,7 +34,7 @@ from sklearn.pipeline import Pipeline
 from benchmarks import _smoke
 from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.features import build_feature_pipeline, feature_view
-from lifeboat.registry.metrics import expected_calibration_error, score
+from lifeboat.registry.evaluation import expected_calibration_error, score
 from lifeboat.training import candidates, fit_model, search_and_select
 
 SPLITS, REPEATS, QUICK_REPEATS = 5, 5, 1

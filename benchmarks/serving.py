@@ -53,8 +53,7 @@ from lifeboat.db import Database
 from lifeboat.features import feature_view
 from lifeboat.orchestration.bootstrap import bootstrap
 from lifeboat.registry import ModelRegistry
-from lifeboat.serving.prediction_log import PredictionLog
-from lifeboat.serving.predictor import Predictor
+from lifeboat.scoring import PredictionLog, Predictor
 from lifeboat.serving.schemas import record_model
 from lifeboat.training.candidates import candidates
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 import gc
 import logging
 import os
 import posixpath
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -82,10 +82,9 @@ def up() -> None:
     """The main job: prepare everything that is missing, then serve the API on :8000.
 
     Ctrl-C, SIGTERM and SIGHUP stop it and every process it started."""
+    from lifeboat.lifecycle import stop_child, stop_on_hangup_and_terminate
     from lifeboat.orchestration import bootstrap
     from lifeboat.serving.app import served_specs
-
-    from lifeboat.lifecycle import stop_child, stop_on_hangup_and_terminate
 
     stop_on_hangup_and_terminate()
     context = Context()
@@ -164,7 +163,7 @@ def validate(
     source: Annotated[str, typer.Argument(help="File or URL to check.")],
 ) -> None:
     """Dry run: what ingest would accept and reject, per issue type, with first examples."""
-    from lifeboat.ingest.check import check_file
+    from lifeboat.ingest.dry_run import check_file
 
     context = Context()
     result = check_file(context.spec, source)
@@ -201,7 +200,7 @@ def predict(
     champion logs nothing twice.
     """
     with _collector_paused():
-        from lifeboat.serving.batch import score_file
+        from lifeboat.scoring import score_file
 
     context = Context()
     upgrade(context.database)
@@ -341,7 +340,7 @@ def generate(
     json_array: Annotated[bool, typer.Option(help="One JSON array instead of JSON lines.")] = False,
 ) -> None:
     """Write the customers dataset's seeded customers.csv and transactions.json."""
-    from lifeboat.datasets.customers import write_customers
+    from lifeboat.synthetic import write_customers
 
     with _steps("generating customers and transactions"):
         written = write_customers(folder, seed, customers=customers, transactions=transactions,
@@ -424,7 +423,7 @@ def drift(
         help="Where to write the report page; default: drift-report-ID.html in LIFEBOAT_HOME.")] = None,
 ) -> None:
     """Test the champion's latest predictions against its training data now; exit 1 on drift."""
-    from lifeboat.monitoring.check import check_drift
+    from lifeboat.monitoring.drift_check import check_drift
 
     context = Context()
     with _steps("drift check") as progress:
@@ -534,7 +533,7 @@ def _serve(settings: Settings) -> None:
 
     import uvicorn
 
-    from lifeboat.monitoring.metrics import MULTIPROCESS_DIR, share_between_processes
+    from lifeboat.metrics import MULTIPROCESS_DIR, share_between_processes
     from lifeboat.serving import create_app
 
     base = f"http://{settings.host}:{settings.port}"

@@ -244,7 +244,7 @@ class EventsSpec(TableSpec):
 class DatasetSpec(TableSpec):
     description: str = ""
     bundled_source: str | None = None
-    generated_by: str | None = None  # a generator in lifeboat.datasets.GENERATORS
+    generated_by: str | None = None  # a generator in lifeboat.synthetic.GENERATORS
     target: TargetSpec
     never_features: list[str] = Field(default_factory=list)
     features: FeatureSpec

@@ -18,7 +18,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pandas as pd
-from sqlalchemy import Column, DateTime, Engine, Float, MetaData, String, Table, Text, delete, select
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    select,
+)
 
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, dataset_table, ensure_dataset_table

@@ -33,7 +33,7 @@ from lifeboat.errors import IngestError
 from lifeboat.ingest.landing import BAD, GOOD, LandingZone, SpooledRows
 from lifeboat.ingest.reader import FileChunks, read_ahead, read_chunks
 from lifeboat.ingest.sources import open_source
-from lifeboat.monitoring import INGESTED_ROWS, VALIDATION_ISSUES
+from lifeboat.metrics import INGESTED_ROWS, VALIDATION_ISSUES
 from lifeboat.validation import (
     FileRejected,
     RowIssue,

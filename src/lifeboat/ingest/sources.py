@@ -6,7 +6,6 @@ import posixpath
 from typing import BinaryIO
 
 import fsspec
-
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 

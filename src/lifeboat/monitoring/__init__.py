@@ -1,6 +1,7 @@
-"""Monitoring: the Prometheus metrics every stage reports into, and the summaries the UI charts."""
+"""Monitoring: drift checks of served windows, outcomes and live accuracy, and the
+summaries the UI charts. (The Prometheus instruments every stage counts into are
+`lifeboat.metrics`, below every stage.)"""
 
-from lifeboat.monitoring.metrics import INGESTED_ROWS, VALIDATION_ISSUES
 from lifeboat.monitoring.summary import MonitoringSummary, monitoring_summary
 
-__all__ = ["INGESTED_ROWS", "VALIDATION_ISSUES", "MonitoringSummary", "monitoring_summary"]
+__all__ = ["MonitoringSummary", "monitoring_summary"]

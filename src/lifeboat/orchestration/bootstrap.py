@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lifeboat.config import Settings
-from lifeboat.datasets import GENERATORS, DatasetSpec
+from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, upgrade
 from lifeboat.errors import DatasetSpecError
 from lifeboat.features import MaterializeReport, feature_view, materialize, open_online_store
 from lifeboat.ingest import IngestReport, LandingZone, ingest_file, row_count
 from lifeboat.registry import ModelRegistry, ModelVersion, view_mismatch
+from lifeboat.synthetic import GENERATORS
 from lifeboat.training import TrainingResult, train
 
 log = logging.getLogger(__name__)

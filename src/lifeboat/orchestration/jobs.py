@@ -14,13 +14,13 @@ from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.db import Database, upgrade
 from lifeboat.ingest import GOOD, IngestReport, LandingZone, ingest_file
-from lifeboat.monitoring.check import DriftCheckUnavailable, check_drift
+from lifeboat.monitoring.drift_check import DriftCheckUnavailable, check_drift
 from lifeboat.monitoring.live_accuracy import version_live_accuracy
 from lifeboat.monitoring.outcomes import derive_outcomes
 from lifeboat.orchestration import healing
+from lifeboat.orchestration.file_scoring import mark_done, score_ready_files
 from lifeboat.orchestration.healing import nothing_new, retrain
 from lifeboat.orchestration.runs import Counts, JobReport, recorded_run
-from lifeboat.orchestration.scoring import mark_done, score_ready_files
 from lifeboat.registry import ModelRegistry
 
 log = logging.getLogger(__name__)

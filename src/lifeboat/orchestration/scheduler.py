@@ -22,11 +22,11 @@ from watchfiles import Change, watch
 
 from lifeboat.config import Settings
 from lifeboat.errors import JobFailed
+from lifeboat.ingest import GOOD, RAW
 from lifeboat.lifecycle import exit_with_parent
 from lifeboat.logs import configure_logging
+from lifeboat.orchestration.file_scoring import MARKER
 from lifeboat.orchestration.jobs import JobContext, run
-from lifeboat.ingest import GOOD, RAW
-from lifeboat.orchestration.scoring import MARKER
 
 log = logging.getLogger(__name__)
 # The scheduler and the watcher share a process in `lifeboat up`: one job at a time there,

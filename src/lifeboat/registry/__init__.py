@@ -1,9 +1,9 @@
 """Experiment tracking and the model registry (MLflow): versions, champion, gated promotion,
-and the history of every change of champion."""
+the history of every change of champion, and the training reference saved with each version."""
 
-from lifeboat.registry.history import ChampionHistory
-from lifeboat.registry.metrics import score
-from lifeboat.registry.models import (
+from lifeboat.registry.champion_history import ChampionHistory
+from lifeboat.registry.evaluation import score
+from lifeboat.registry.model_registry import (
     CHALLENGER,
     CHAMPION,
     ModelRegistry,
@@ -12,18 +12,38 @@ from lifeboat.registry.models import (
     PromotionDecision,
     view_mismatch,
 )
+from lifeboat.registry.reference import (
+    CategoricalReference,
+    DriftReference,
+    NumericReference,
+    bin_shares,
+    category_counts,
+    checked_probabilities,
+    class_counts,
+    drift_columns,
+    numbers_in,
+)
 from lifeboat.registry.tracking import configure_tracking, experiment_id
 
 __all__ = [
     "CHALLENGER",
     "CHAMPION",
+    "CategoricalReference",
+    "DriftReference",
     "ChampionHistory",
     "ModelRegistry",
     "ModelVersion",
     "NoEarlierChampion",
+    "NumericReference",
     "PromotionDecision",
+    "bin_shares",
+    "category_counts",
+    "checked_probabilities",
+    "class_counts",
     "configure_tracking",
+    "drift_columns",
     "experiment_id",
+    "numbers_in",
     "score",
     "view_mismatch",
 ]

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from lifeboat.features import FeatureView
-from lifeboat.registry.metrics import metric, model_threshold, positive_probability
-from lifeboat.registry.models import ModelRegistry, PromotionDecision, view_mismatch
+from lifeboat.registry.evaluation import metric, model_threshold, positive_probability
+from lifeboat.registry.model_registry import ModelRegistry, PromotionDecision, view_mismatch
 
 log = logging.getLogger(__name__)
 

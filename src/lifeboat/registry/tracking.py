@@ -1,13 +1,19 @@
-"""Points MLflow at Lifeboat's tracking store: SQLite under LIFEBOAT_HOME unless told otherwise."""
+"""Points MLflow at Lifeboat's tracking store: SQLite under LIFEBOAT_HOME unless told otherwise.
+
+MLflow is imported when a registry is first opened, not with this package: its own import
+loads its AI gateway and with it FastAPI (0.1 s and more), which scoring, the CLI's help
+and anything else that merely imports the registry's names should not pay for.
+"""
 
 from __future__ import annotations
 
 import os
-
-import mlflow
-from mlflow.tracking import MlflowClient
+from typing import TYPE_CHECKING
 
 from lifeboat.config import Settings
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 # MLflow phones home by default; Lifeboat runs offline and says nothing about its users.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -15,6 +21,9 @@ os.environ.setdefault("DO_NOT_TRACK", "true")
 
 
 def configure_tracking(settings: Settings) -> MlflowClient:
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
     if settings.mlflow_tracking_uri is None:
         settings.ensure_home()
     mlflow.set_tracking_uri(settings.tracking_uri)

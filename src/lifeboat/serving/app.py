@@ -24,9 +24,9 @@ from lifeboat.errors import DatasetSpecError
 from lifeboat.features import OnlineStore, open_online_store
 from lifeboat.lifecycle import exit_with_parent
 from lifeboat.registry import ChampionHistory, ModelRegistry
+from lifeboat.scoring import PredictionLog
 from lifeboat.serving.admin import document_open_scopes, warn_open_scopes
 from lifeboat.serving.bodies import JsonBodies, validation_error_response
-from lifeboat.serving.prediction_log import PredictionLog
 from lifeboat.serving.deps import DatasetService
 from lifeboat.serving.docs import add_docs
 from lifeboat.serving.routes import (

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 
-from lifeboat.serving.predictor import Predictor
+from lifeboat.scoring import Predictor
 from lifeboat.serving.state import ServiceState
 
 

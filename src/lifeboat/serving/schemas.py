@@ -21,7 +21,7 @@ from lifeboat.datasets import ColumnSpec, DatasetSpec
 from lifeboat.db.models import UtcDatetime
 from lifeboat.errors import DatasetSpecError
 from lifeboat.orchestration.jobs import JOBS
-from lifeboat.serving.predictor import MAX_ENTITY_ID
+from lifeboat.scoring import MAX_ENTITY_ID
 
 Source = Literal["api", "webapp", "scheduled", "batch"]
 JobName = Literal[tuple(JOBS)]  # type: ignore[valid-type]
@@ -187,6 +187,9 @@ class ModelRef(BaseModel):
 
 
 class Contribution(BaseModel):
+    """`scoring.explain.Contribution` on the wire."""
+
+    model_config = ConfigDict(from_attributes=True)
     feature: str
     value: Any
     effect: float = Field(description="Probability with this value minus with the value left "

@@ -21,10 +21,7 @@ from lifeboat.features import (
     feature_view,
     materialize,
 )
-from lifeboat.monitoring.collector import MonitoringCollector
-from lifeboat.monitoring.drift import DriftReference
-from lifeboat.monitoring.live_accuracy import LiveAccuracy, version_live_accuracy
-from lifeboat.monitoring.metrics import (
+from lifeboat.metrics import (
     MODEL_INFO,
     ONLINE_STORE_REFILLS,
     OUTLIERS,
@@ -32,14 +29,20 @@ from lifeboat.monitoring.metrics import (
     PREDICTION_PROBABILITY,
     PREDICTIONS,
 )
-from lifeboat.monitoring.check import DriftCheckUnavailable, check_drift, checked_recently
+from lifeboat.monitoring.collector import MonitoringCollector
+from lifeboat.monitoring.drift_check import DriftCheckUnavailable, check_drift, checked_recently
+from lifeboat.monitoring.live_accuracy import LiveAccuracy, version_live_accuracy
 from lifeboat.monitoring.outcomes import derive_outcomes
 from lifeboat.orchestration import heal, retrain_apart
-from lifeboat.registry import ModelRegistry, view_mismatch
-from lifeboat.serving.prediction_log import PredictionLog
-from lifeboat.serving.predictor import Predictor, ServedPrediction, load_predictor
+from lifeboat.registry import DriftReference, ModelRegistry, view_mismatch
+from lifeboat.scoring import (
+    PredictionLog,
+    Predictor,
+    ServedPrediction,
+    ShadowScoring,
+    load_predictor,
+)
 from lifeboat.serving.retraining import RetrainJob
-from lifeboat.serving.shadow import ShadowScoring
 
 log = logging.getLogger(__name__)
 REFILL_CLAIM_SECONDS = 300  # longer than a refill takes; a refiller that died frees it then

@@ -51,7 +51,7 @@ class Calibration:
     needs more rows); `none` leaves probabilities as they are. On Titanic's 5x5 nested CV
     (benchmarks.model_quality) the expected calibration error was 0.027 with beta, 0.031
     with sigmoid, 0.028 with isotonic (ROC AUC 0.886 there against 0.888) and 0.060 raw.
-    Plain numbers only, so the serving fast path can store and replay it.
+    Plain numbers only, so the compiled scorer can store and replay it.
     """
 
     method: Method

@@ -23,7 +23,6 @@ from sklearn.neighbors import NearestNeighbors
 from lifeboat.datasets import DatasetSpec
 from lifeboat.features import build_feature_pipeline
 
-
 # SMOTE's default (5 neighbours, algorithm "auto") keeps a KD-tree when there are few
 # features, a type that skops will not load; brute force finds the same neighbours.
 _FIVE_NEIGHBOURS = NearestNeighbors(n_neighbors=6, algorithm="brute")  # itself + 5

@@ -32,10 +32,14 @@ from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database
 from lifeboat.features import FeatureView, feature_view
-from lifeboat.monitoring.drift import DriftReference
-from lifeboat.registry import ChampionHistory, ModelRegistry, PromotionDecision, experiment_id
-from lifeboat.registry.gate import EvaluationRows, Gate
-from lifeboat.registry.metrics import (
+from lifeboat.registry import (
+    ChampionHistory,
+    DriftReference,
+    ModelRegistry,
+    PromotionDecision,
+    experiment_id,
+)
+from lifeboat.registry.evaluation import (
     CURVES_ARTIFACT,
     DRIFT_REFERENCE_ARTIFACT,
     SCORER_ARTIFACT,
@@ -45,7 +49,8 @@ from lifeboat.registry.metrics import (
     confusion,
     curves,
 )
-from lifeboat.serving.fast_path import UnsupportedModel, compile_model, save_scorer
+from lifeboat.registry.gate import EvaluationRows, Gate
+from lifeboat.scoring import UnsupportedModel, compile_model, save_scorer
 from lifeboat.training.calibration import CalibratedModel
 from lifeboat.training.candidates import Candidate, candidates, many_rows
 from lifeboat.training.data import DataSeen, LabelledRows, in_evaluation_set, training_data
@@ -179,8 +184,8 @@ def _log_evaluation(spec: DatasetSpec, model: CalibratedModel,
 
 
 def _log_scorer(spec: DatasetSpec, view: FeatureView, model: Any) -> None:
-    """The serving fast path's compiled scorer, beside the model, where the model has one:
-    serving then loads that alone, not the pipeline (`serving.predictor.load_predictor`)."""
+    """The compiled scorer, beside the model, where the model has one:
+    serving then loads that alone, not the pipeline (`scoring.load_predictor`)."""
     try:
         scorer = compile_model(spec, view, model)
     except UnsupportedModel:

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
-from lifeboat.monitoring.metrics import exposition
+from lifeboat.metrics import exposition
 from lifeboat.serving.deps import Services
 from lifeboat.serving.state import ServiceState
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from lifeboat.db.models import UtcDatetime
 from lifeboat.monitoring import MonitoringSummary, monitoring_summary
-from lifeboat.monitoring.check import latest_report
+from lifeboat.monitoring.drift_check import latest_report
 from lifeboat.serving.deps import DatasetService
 from lifeboat.serving.state import ServiceState
 

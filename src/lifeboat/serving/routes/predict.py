@@ -20,11 +20,16 @@ from starlette.routing import Route
 from lifeboat.datasets import DatasetSpec
 from lifeboat.features import OnlineStoreUnavailable
 from lifeboat.ingest import csv_bytes, read_chunks
+from lifeboat.scoring import (
+    MAX_ENTITY_ID,
+    MAX_EXPLAINED,
+    Predictor,
+    contributions,
+    vector_contributions,
+)
 from lifeboat.serving.admin import Scope, authorize_request
 from lifeboat.serving.bodies import body_json
 from lifeboat.serving.deps import DatasetService, serving_predictor
-from lifeboat.serving.explain import MAX_EXPLAINED, contributions, vector_contributions
-from lifeboat.serving.predictor import MAX_ENTITY_ID, Predictor
 from lifeboat.serving.schemas import (
     ENTITY_ID_SCHEMA,
     DatasetSchemas,

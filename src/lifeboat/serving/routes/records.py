@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
-from lifeboat.serving import history
+from lifeboat.scoring import save_feedback
 from lifeboat.serving.admin import Feedback, Read
 from lifeboat.serving.deps import DatasetService
 from lifeboat.serving.schemas import (
@@ -59,7 +59,7 @@ def records_router(dataset: DatasetService) -> APIRouter:
         offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     ) -> PastPredictionsPage:
         service.prediction_log.flush(timeout=1.0)  # a request sees the predictions it just made
-        total, rows = history.past_predictions(
+        total, rows = past_predictions(
             service.database, dataset=service.spec.name, source=source, since=since,
             until=until, limit=limit, offset=offset,
         )
@@ -72,7 +72,7 @@ def records_router(dataset: DatasetService) -> APIRouter:
                  summary="The true outcome of a logged prediction (for live accuracy)")
     def feedback(given: FeedbackIn, service: Service) -> FeedbackOut:
         service.prediction_log.flush(timeout=1.0)  # feedback may follow its prediction at once
-        predicted = history.save_feedback(service.database, service.spec.name, given.id,
+        predicted = save_feedback(service.database, service.spec.name, given.id,
                                           given.actual)
         if predicted is None:
             raise HTTPException(404, detail=f"no logged {service.spec.name} prediction has id "

@@ -12,6 +12,7 @@ from typing import Any
 
 from lifeboat.datasets import ColumnSpec, DatasetSpec
 
+
 @dataclass(frozen=True)
 class FormField:
     name: str

@@ -16,9 +16,8 @@ Revises: 0007
 Create Date: 2026-11-24 06:30:00
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0008'
 down_revision = '0007'

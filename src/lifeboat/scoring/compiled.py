@@ -1,4 +1,4 @@
-"""The serving fast path: a loaded model compiled once into plain Python, NumPy and ONNX Runtime.
+"""The compiled scorer: a loaded model compiled once into plain Python, NumPy and ONNX Runtime.
 
 Scoring one record through the pandas pipeline costs milliseconds of fixed overhead (frames
 built, columns typed, estimators validating their input) for microseconds of arithmetic.
@@ -82,7 +82,7 @@ Row = dict[str, Any]
 
 
 class UnsupportedModel(Exception):
-    """The model has a step the fast path cannot replay exactly; serve it with pandas."""
+    """The model has a step the compiled scorer cannot replay exactly; serve it with pandas."""
 
 
 def _number(value: object) -> float:
@@ -792,7 +792,7 @@ class Calibration:
         return 1.0 / (1.0 + np.exp(-odds))
 
 
-class FastScorer:
+class CompiledScorer:
     """A model compiled for serving: raw records, stored view vectors or frames in,
     the positive class's probability out, as `model.predict_proba(...)[:, 1]` gives it."""
 
@@ -863,23 +863,23 @@ def _as_list(column: Any) -> list:
 Steps = Mapping[str, Any]
 
 
-def compile_model(spec: DatasetSpec, view: FeatureView, model: Any) -> FastScorer:
+def compile_model(spec: DatasetSpec, view: FeatureView, model: Any) -> CompiledScorer:
     """The fast scorer for `model`, or UnsupportedModel when it has a step this module
     cannot replay exactly (a view computed by other code, another pipeline shape). A
     calibrated model (`training.CalibratedModel`) is its fitted pipeline, then its map."""
     compiles = _BUILDERS.get(view.compute)
     if compiles is None:
-        raise UnsupportedModel(f"no fast path for feature builder {spec.features.builder!r}")
+        raise UnsupportedModel(f"no compiled scorer for feature builder {spec.features.builder!r}")
     pipeline = getattr(model, "pipeline_", model)
     steps = getattr(pipeline, "named_steps", {})
     replay, layer = compiles(view, steps)
     encoder = Encoder.of(steps["preprocess"])
-    return FastScorer(view, replay, layer, encoder,
+    return CompiledScorer(view, replay, layer, encoder,
                       compiled_classifier(steps["classifier"], encoder.width),
                       Calibration.of(model))
 
 
-def save_scorer(scorer: FastScorer, folder: Path) -> bool:
+def save_scorer(scorer: CompiledScorer, folder: Path) -> bool:
     """Writes the scorer into `folder`, to be loaded without the pipeline (`load_scorer`):
     no scikit-learn model to unpickle, no skops, no conversion. False, and nothing written,
     when its classifier has no ONNX form (one scikit-learn scores)."""
@@ -894,7 +894,7 @@ def save_scorer(scorer: FastScorer, folder: Path) -> bool:
     return True
 
 
-def load_scorer(view: FeatureView, folder: Path) -> FastScorer:
+def load_scorer(view: FeatureView, folder: Path) -> CompiledScorer:
     """A scorer `save_scorer` wrote, for `view`: it scores as the one it saved did. One
     saved for an earlier version of the view with the same columns serves on this one, as
     its model does (`registry.view_mismatch`)."""
@@ -907,9 +907,9 @@ def load_scorer(view: FeatureView, folder: Path) -> FastScorer:
     elif view.compute is spec_columns:
         replay, layer = TypedColumns(view), IdentityLayer()
     else:
-        raise UnsupportedModel(f"no fast path for feature builder {view.spec.features.builder!r}")
+        raise UnsupportedModel(f"no compiled scorer for feature builder {view.spec.features.builder!r}")
     calibration = saved.get("calibration")
-    return FastScorer(view, replay, layer, Encoder.from_learned(saved["encoder"]),
+    return CompiledScorer(view, replay, layer, Encoder.from_learned(saved["encoder"]),
                       OnnxClassifier((folder / CLASSIFIER_FILE).read_bytes()),
                       Calibration(calibration) if calibration else None)
 

@@ -24,7 +24,9 @@ CURVES_ARTIFACT = "heldout_curves.json"
 DRIFT_REFERENCE_ARTIFACT = "drift_reference.json"
 TRAINING_ROWS_ARTIFACT = "training_rows.json"  # the keys of the rows a model was trained on
 PROMOTION_ROWS_ARTIFACT = "promotion_rows.json"  # the keys of the rows its promotion was judged on
-SCORER_ARTIFACT = "fast_path"  # the serving fast path's compiled scorer, when it has one
+# The compiled scorer, when the model has one. The folder keeps the name it had when the
+# scorer was called the fast path: every version registered since is saved under it.
+SCORER_ARTIFACT = "fast_path"
 GATE_METRICS = ("roc_auc", "accuracy", "f1")
 _CALIBRATION_BINS = 10
 _CURVE_POINTS = 200  # a curve is thinned to about this many points for the UI

@@ -8,15 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import mlflow.artifacts
-import mlflow.sklearn
-from mlflow.exceptions import MlflowException
-
 from lifeboat.config import Settings
 from lifeboat.errors import LifeboatError, ModelVersionNotFound, NoChampionError
 from lifeboat.features import FeatureView
-from lifeboat.registry.history import ChampionChange, ChampionHistory
-from lifeboat.registry.metrics import (
+from lifeboat.registry.champion_history import ChampionChange, ChampionHistory
+from lifeboat.registry.evaluation import (
     CURVES_ARTIFACT,
     DRIFT_REFERENCE_ARTIFACT,
     PROMOTION_ROWS_ARTIFACT,
@@ -95,13 +91,16 @@ class ModelRegistry:
     def __init__(self, settings: Settings, model_name: str,
                  history: ChampionHistory | None = None) -> None:
         self.client = configure_tracking(settings)
+        from mlflow.exceptions import MlflowException  # MLflow is imported on first use
+
+        self._mlflow_error = MlflowException
         self.name = model_name
         self.history = history
 
     def versions(self) -> list[ModelVersion]:
         try:
             found = self.client.search_model_versions(f"name='{self.name}'")
-        except MlflowException:
+        except self._mlflow_error:
             return []
         # Search results leave out aliases, so each version is read on its own.
         numbers = sorted((int(v.version) for v in found), reverse=True)
@@ -118,14 +117,14 @@ class ModelRegistry:
         champion and the challenger costs, so it is what a serving process polls."""
         try:
             model = self.client.get_registered_model(self.name)
-        except MlflowException:
+        except self._mlflow_error:
             return {}
         return {alias: str(version) for alias, version in model.aliases.items()}
 
     def _aliased(self, alias: str) -> ModelVersion | None:
         try:
             return self._describe(self.client.get_model_version_by_alias(self.name, alias))
-        except MlflowException:
+        except self._mlflow_error:
             return None
 
     def set_challenger(self, version: str | None) -> None:
@@ -139,10 +138,12 @@ class ModelRegistry:
     def get(self, version: str) -> ModelVersion:
         try:
             return self._describe(self.client.get_model_version(self.name, str(version)))
-        except MlflowException:
+        except self._mlflow_error:
             raise ModelVersionNotFound(f"{self.name} has no version {version}") from None
 
     def load(self, version: str) -> Any:
+        import mlflow.sklearn
+
         # The artifact URI, not `models:/…`, so loading never depends on MLflow's global registry.
         return mlflow.sklearn.load_model(
             self.client.get_model_version_download_uri(self.name, str(version))
@@ -163,11 +164,13 @@ class ModelRegistry:
     def download_folder(self, version: ModelVersion, folder: str, into: Path) -> Path | None:
         """A folder the version's training run logged, copied under `into`; None when the
         run has none."""
+        import mlflow.artifacts
+
         try:
             return Path(mlflow.artifacts.download_artifacts(
                 self.client.get_run(version.run_id).info.artifact_uri + "/" + folder,
                 dst_path=str(into)))
-        except (MlflowException, OSError):
+        except (self._mlflow_error, OSError):
             return None
 
     def curves(self, version: str) -> dict[str, Any] | None:
@@ -177,16 +180,18 @@ class ModelRegistry:
 
     def drift_reference(self, version: str) -> dict[str, Any] | None:
         """What the version's training data looked like, for drift checks and outlier
-        flags (`monitoring.DriftReference.from_dict`); None for a version trained before
+        flags (`registry.DriftReference.from_dict`); None for a version trained before
         it was logged."""
         return self._logged_dict(version, DRIFT_REFERENCE_ARTIFACT)
 
     def _logged_dict(self, version: str, artifact: str) -> dict[str, Any] | None:
+        import mlflow.artifacts
+
         run_id = self.get(version).run_id
         try:
             return mlflow.artifacts.load_dict(
                 self.client.get_run(run_id).info.artifact_uri + "/" + artifact)
-        except (MlflowException, OSError):
+        except (self._mlflow_error, OSError):
             return None
 
     def promotion_keys(self, version: str) -> set[str] | None:

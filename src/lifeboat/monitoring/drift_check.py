@@ -16,9 +16,9 @@ from lifeboat.db import Database, DriftReport, Prediction
 from lifeboat.db.models import as_utc, utcnow
 from lifeboat.errors import LifeboatError
 from lifeboat.features import feature_view
-from lifeboat.monitoring.drift import DriftReference, detect_drift, render_report
+from lifeboat.monitoring.drift import detect_drift, render_report
 from lifeboat.monitoring.live_accuracy import estimated_accuracy
-from lifeboat.registry import ModelRegistry
+from lifeboat.registry import DriftReference, ModelRegistry
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Batch scoring: `lifeboat predict FILE`. Any size of CSV (plain or gzip) or Parquet file is
-read in bounded chunks, scored by the champion's compiled fast path straight from Arrow columns
+read in bounded chunks, scored by the champion's compiled scorer straight from Arrow columns
 (a model it cannot replay through `Predictor.probabilities`, the path every route takes),
 written out next to the input, and logged as source `batch`.
 
@@ -64,7 +64,7 @@ from lifeboat.features import OnlineStore, feature_view, open_online_store
 from lifeboat.ingest import defuse_formulas, read_ahead, read_chunks
 from lifeboat.ingest.sources import open_source
 from lifeboat.registry import ModelRegistry, view_mismatch
-from lifeboat.serving.predictor import MAX_ENTITY_ID, Predictor, load_predictor
+from lifeboat.scoring.predictor import MAX_ENTITY_ID, Predictor, load_predictor
 from lifeboat.validation import FileRejected, RowIssue
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -262,7 +262,7 @@ def _log_rows(columns: dict[str, Any], inputs: Mapping[str, tuple[pa.Array, str]
 
 
 def _view_columns(predictor: Predictor, inputs: dict[str, _Field]) -> Mapping[str, Any]:
-    """The feature view of the typed Arrow columns, by the fast path straight from them; for
+    """The feature view of the typed Arrow columns, by the compiled scorer straight from them; for
     a model it cannot replay, `FeatureView.from_records` on the frame of records the routes
     build."""
     if predictor.fast is not None:

@@ -25,7 +25,7 @@ from lifeboat.db.claims import holder_is_gone, this_process
 from lifeboat.db.models import utcnow
 from lifeboat.ingest import GOOD, LandingZone
 from lifeboat.registry import ModelRegistry
-from lifeboat.serving.batch import score_file
+from lifeboat.scoring import score_file
 
 log = logging.getLogger(__name__)
 

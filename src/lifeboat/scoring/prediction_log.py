@@ -31,13 +31,13 @@ from sqlalchemy import Connection, Dialect
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
 from lifeboat.db import Database, Prediction
-from lifeboat.serving.predictor import ServedPrediction
-from lifeboat.monitoring.metrics import (
+from lifeboat.metrics import (
     PREDICTION_LOG_PENDING,
     PREDICTION_LOG_REJECTED,
     PREDICTION_LOG_SPILLED,
     PREDICTION_LOG_WRITTEN,
 )
+from lifeboat.scoring.predictor import ServedPrediction
 
 log = logging.getLogger(__name__)
 

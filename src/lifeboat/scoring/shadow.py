@@ -9,8 +9,8 @@ import logging
 import threading
 from collections import Counter, deque
 
-from lifeboat.monitoring.metrics import SHADOW_PREDICTIONS
-from lifeboat.serving.predictor import Predictor, ServedPrediction
+from lifeboat.metrics import SHADOW_PREDICTIONS
+from lifeboat.scoring.predictor import Predictor, ServedPrediction
 
 log = logging.getLogger(__name__)
 

@@ -13,14 +13,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from lifeboat.serving.predictor import Predictor
-from lifeboat.serving.schemas import Contribution
+from lifeboat.scoring.predictor import Predictor
 
 MAX_EXPLAINED = 100  # records per request: each costs one extra row per given field
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """One given field's effect: the probability with it minus with it left out (the
+    model's learned default); > 0 pushed it up."""
+
+    feature: str
+    value: Any
+    effect: float
 
 
 def contributions(predictor: Predictor, record: dict[str, Any]) -> list[Contribution]:

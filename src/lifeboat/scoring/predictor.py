@@ -20,10 +20,9 @@ from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Prediction
 from lifeboat.db.models import utcnow
 from lifeboat.features import FeatureView, OnlineStore
-from lifeboat.registry import ModelRegistry, ModelVersion
-from lifeboat.registry.metrics import SCORER_ARTIFACT
-from lifeboat.monitoring.drift import DriftReference
-from lifeboat.serving.fast_path import FastScorer, UnsupportedModel, compile_model, load_scorer
+from lifeboat.registry import DriftReference, ModelRegistry, ModelVersion
+from lifeboat.registry.evaluation import SCORER_ARTIFACT
+from lifeboat.scoring.compiled import CompiledScorer, UnsupportedModel, compile_model, load_scorer
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +73,7 @@ def load_predictor(registry: ModelRegistry, spec: DatasetSpec, version: ModelVer
     """The version ready to score. Its compiled scorer, where training saved one, is all that
     is loaded: the pipeline's skops file costs `lifeboat predict` about a second more (skops'
     import, its type audit, the unpickling, the ONNX conversion), and the service 0.2-0.5 s
-    of the GIL that requests share at each reload, for a model the fast path never calls."""
+    of the GIL that requests share at each reload, for a model the compiled scorer never calls."""
     with tempfile.TemporaryDirectory(prefix="lifeboat-scorer-") as scratch:
         saved = registry.download_folder(version, SCORER_ARTIFACT, Path(scratch))
         if saved is not None:
@@ -100,11 +99,11 @@ class Predictor:
     version: ModelVersion
     view: FeatureView
     reference: DriftReference | None = None  # training ranges and categories: outlier flags
-    fast: FastScorer | None = field(default=None, repr=False, compare=False)
+    fast: CompiledScorer | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         """Compiles the model once, as it is loaded: requests then pay microseconds, not the
-        pandas pipeline's milliseconds. A model the fast path cannot replay is still served."""
+        pandas pipeline's milliseconds. A model the compiled scorer cannot replay is still served."""
         if self.fast is not None:
             return
         try:
@@ -139,7 +138,7 @@ class Predictor:
         return self.fast.probabilities(records)
 
     def reference_probabilities(self, records: list[dict[str, Any]] | pd.DataFrame) -> np.ndarray:
-        """The fitted pipeline run on pandas frames: what the fast path must always equal."""
+        """The fitted pipeline run on pandas frames: what the compiled scorer must always equal."""
         return self.model.predict_proba(self.view.from_records(records))[:, 1]
 
     def predict_entities(self, store: OnlineStore, entity_ids: Sequence[str],

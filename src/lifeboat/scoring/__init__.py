@@ -1,0 +1,58 @@
+"""Scoring: everything that turns rows into logged predictions, with no web framework in
+it. The compiled scorer (a fitted model replayed in NumPy and ONNX Runtime), the
+predictor around it, batch scoring of files, the prediction log and its journal, shadow
+scoring of the challenger, and explanations. The HTTP service, the CLI, training (which
+saves a compiled scorer beside each model) and orchestration's scoring job all score here.
+"""
+
+from lifeboat.scoring.batch import BatchReport, champion_predictor, default_output, score_file
+from lifeboat.scoring.compiled import (
+    CompiledScorer,
+    UnsupportedModel,
+    compile_model,
+    load_scorer,
+    save_scorer,
+)
+from lifeboat.scoring.explain import (
+    MAX_EXPLAINED,
+    Contribution,
+    contributions,
+    vector_contributions,
+)
+from lifeboat.scoring.prediction_history import past_predictions, save_feedback
+from lifeboat.scoring.prediction_log import PredictionLog
+from lifeboat.scoring.predictor import (
+    MAX_ENTITY_ID,
+    EntityScores,
+    Predictor,
+    ServedPrediction,
+    load_predictor,
+    prediction_id,
+)
+from lifeboat.scoring.shadow import ShadowScoring
+
+__all__ = [
+    "MAX_ENTITY_ID",
+    "MAX_EXPLAINED",
+    "BatchReport",
+    "CompiledScorer",
+    "Contribution",
+    "EntityScores",
+    "PredictionLog",
+    "Predictor",
+    "ServedPrediction",
+    "ShadowScoring",
+    "UnsupportedModel",
+    "champion_predictor",
+    "compile_model",
+    "contributions",
+    "default_output",
+    "load_predictor",
+    "load_scorer",
+    "past_predictions",
+    "prediction_id",
+    "save_feedback",
+    "save_scorer",
+    "score_file",
+    "vector_contributions",
+]
