@@ -10,7 +10,7 @@ import pandas as pd
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database
-from lifeboat.monitoring.check import check_drift
+from lifeboat.monitoring.drift_check import check_drift
 
 
 def drift_and_feedback_history(settings: Settings, titanic: DatasetSpec, base_url: str) -> None:

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from lifeboat.datasets import DatasetSpec, load_spec
-from lifeboat.datasets.customers import generate_customers
+from lifeboat.synthetic.customers import generate_customers
 from lifeboat.features.aggregates import CUTOFF, cutoff_times, future_labels, point_in_time
 
 DAY = 86_400.0  # seconds

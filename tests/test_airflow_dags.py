@@ -30,7 +30,7 @@ from sqlalchemy import func, inspect, select
 from conftest import make_settings, scratch_postgres_database
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
-from lifeboat.datasets.synthetic import Shift, synthetic_passengers, write_passengers
+from lifeboat.synthetic.passengers import Shift, synthetic_passengers, write_passengers
 from lifeboat.db import (
     Database,
     DriftReport,

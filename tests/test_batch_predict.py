@@ -28,11 +28,11 @@ from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, Prediction, upgrade
 from lifeboat.features import feature_view
 from lifeboat.registry import ModelRegistry
-from lifeboat.serving import batch
-from lifeboat.serving import predictor as predictor_module
-from lifeboat.serving.batch import BatchProgress, champion_predictor, score_file
-from lifeboat.serving.fast_path import UnsupportedModel
-from lifeboat.serving.predictor import Predictor
+from lifeboat.scoring import batch
+from lifeboat.scoring import predictor as predictor_module
+from lifeboat.scoring.batch import BatchProgress, champion_predictor, score_file
+from lifeboat.scoring.compiled import UnsupportedModel
+from lifeboat.scoring.predictor import Predictor
 
 ROWS = 300
 
@@ -161,7 +161,7 @@ _LOADED = """
 import json, sys
 from lifeboat.config import Settings
 from lifeboat.datasets import load_spec
-from lifeboat.serving.batch import champion_predictor
+from lifeboat.scoring.batch import champion_predictor
 predictor = champion_predictor(Settings(), load_spec("titanic"))
 print(json.dumps({"pipeline": predictor.model is not None, "fast": predictor.fast is not None,
                   "imported": sorted({"skops", "skl2onnx", "imblearn"} & set(sys.modules))}))
@@ -205,7 +205,7 @@ def test_a_saved_scorer_that_cannot_be_used_is_passed_over_for_the_pipeline(
         raise UnsupportedModel("saved for features titanic@other")
 
     monkeypatch.setattr(predictor_module, "load_scorer", unusable)
-    with caplog.at_level(logging.WARNING, logger="lifeboat.serving.predictor"):
+    with caplog.at_level(logging.WARNING, logger="lifeboat.scoring.predictor"):
         predictor = champion_predictor(trained_settings, titanic)
     assert predictor.model is not None and predictor.fast is not None
     assert "its saved scorer is not used (saved for features titanic@other)" in caplog.text

@@ -23,7 +23,7 @@ from conftest import trained_home
 from served_history import drift_and_feedback_history
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
-from lifeboat.datasets.synthetic import synthetic_passengers, write_passengers
+from lifeboat.synthetic.passengers import synthetic_passengers, write_passengers
 from lifeboat.db import Database, upgrade
 from lifeboat.errors import JobFailed
 from lifeboat.ingest import LandingZone, ingest_file

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from lifeboat.datasets import ThresholdSpec
-from lifeboat.registry.metrics import expected_calibration_error
-from lifeboat.serving.fast_path import Calibration as ReplayedCalibration
+from lifeboat.registry.evaluation import expected_calibration_error
+from lifeboat.scoring.compiled import Calibration as ReplayedCalibration
 from lifeboat.training.calibration import Calibration, best_threshold, decision_threshold, log_odds
 
 

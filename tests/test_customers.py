@@ -18,14 +18,14 @@ from sqlalchemy import select
 from conftest import make_settings, scratch_postgres_database
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec, load_spec
-from lifeboat.datasets.customers import write_customers
+from lifeboat.synthetic.customers import write_customers
 from lifeboat.db import Database, Prediction, upgrade
 from lifeboat.features import feature_view, materialize, open_online_store
 from lifeboat.features.snapshots import current_snapshot
 from lifeboat.ingest import LandingZone, ingest_file
-from lifeboat.monitoring.check import check_drift
+from lifeboat.monitoring.drift_check import check_drift
 from lifeboat.serving import create_app
-from lifeboat.serving.batch import score_file
+from lifeboat.scoring.batch import score_file
 from lifeboat.training import TrainingResult, labelled_features, train
 
 GENERATED = {"customers": 800, "transactions": 40_000, "seed": 11}

@@ -13,8 +13,9 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 
-from lifeboat.datasets import GENERATORS, load_spec
-from lifeboat.datasets.customers import (
+from lifeboat.datasets import load_spec
+from lifeboat.synthetic import GENERATORS
+from lifeboat.synthetic.customers import (
     DIRTY_SHARE,
     generate_customers,
     write_customers,

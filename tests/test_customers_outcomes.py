@@ -23,7 +23,7 @@ from sqlalchemy import select
 from conftest import make_settings, scratch_postgres_database
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec, load_spec
-from lifeboat.datasets.customers import write_customers
+from lifeboat.synthetic.customers import write_customers
 from lifeboat.db import Database, Feedback, upgrade
 from lifeboat.features import materialize, open_online_store
 from lifeboat.features.snapshots import current_snapshot

@@ -15,19 +15,18 @@ import pytest
 from scipy import stats
 
 from lifeboat.datasets import DatasetSpec, load_spec
-from lifeboat.datasets.synthetic import Shift, synthetic_passengers
+from lifeboat.synthetic.passengers import Shift, synthetic_passengers
 from lifeboat.monitoring.drift import (
     OTHER,
     PREDICTED_CLASS,
     PROBABILITY,
-    DriftReference,
     DriftResult,
     FeatureDrift,
     _corrected,
     detect_drift,
-    drift_columns,
     render_report,
 )
+from lifeboat.registry import DriftReference, drift_columns
 
 REFERENCE_ROWS, REFERENCE_SEED = 2_000, 1
 WINDOW, WINDOWS = 200, 250

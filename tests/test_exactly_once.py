@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from lifeboat.datasets import DatasetSpec
-from lifeboat.datasets.synthetic import inject_errors, synthetic_passengers, write_passengers
+from lifeboat.synthetic.passengers import inject_errors, synthetic_passengers, write_passengers
 from lifeboat.db import Database, IngestionRun, upgrade
 from lifeboat.ingest import LandingZone, ingest_file, row_count
 

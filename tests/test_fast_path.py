@@ -20,21 +20,21 @@ from sqlalchemy import text
 
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
-from lifeboat.datasets.synthetic import synthetic_passengers
+from lifeboat.synthetic.passengers import synthetic_passengers
 from lifeboat.db import Database
 from lifeboat.features import FeatureView, feature_view, open_online_store
 from lifeboat.registry import ModelRegistry, ModelVersion
-from lifeboat.serving import fast_path
-from lifeboat.serving.fast_path import (
+from lifeboat.scoring import compiled as fast_path
+from lifeboat.scoring.compiled import (
     SCORER_FILE,
-    FastScorer,
+    CompiledScorer,
     SklearnClassifier,
     UnsupportedModel,
     compile_model,
     load_scorer,
     save_scorer,
 )
-from lifeboat.serving.predictor import Predictor
+from lifeboat.scoring.predictor import Predictor
 from lifeboat.training import CalibratedModel
 from lifeboat.training.candidates import candidates
 
@@ -137,7 +137,7 @@ def test_batches_go_vectorised_and_score_as_the_pipeline(
         monkeypatch: pytest.MonkeyPatch, shape: str) -> None:
     monkeypatch.setattr(fast_path, "VECTORISED_FROM", 100)
     fast = compile_model(titanic, view, model)
-    monkeypatch.setattr(FastScorer, "_scored", _forbidden)
+    monkeypatch.setattr(CompiledScorer, "_scored", _forbidden)
     records = _records(passengers, titanic) + _odd_records(_records(passengers, titanic))
     batch = records if shape == "list" else pd.DataFrame(records)
     _assert_parity(fast.probabilities(batch), _reference(model, view, records), model)
@@ -152,7 +152,7 @@ def test_scoring_gives_the_view_row_each_record_was_scored_on(
     expected = view.from_records(records)
     by_record = fast.scored(records)
     monkeypatch.setattr(fast_path, "VECTORISED_FROM", 100)
-    monkeypatch.setattr(FastScorer, "_scored", _forbidden)
+    monkeypatch.setattr(CompiledScorer, "_scored", _forbidden)
     column_wise = fast.scored(records)
     for probabilities, rows in (by_record, column_wise):
         pd.testing.assert_frame_equal(view.typed(pd.DataFrame(rows)), expected)
@@ -197,7 +197,7 @@ def test_a_saved_scorer_scores_as_the_one_it_saved_without_the_pipeline(
 def test_a_scorer_is_not_saved_without_onnx_nor_loaded_for_other_features(
         model, titanic: DatasetSpec, view: FeatureView, tmp_path: Path) -> None:
     fast = compile_model(titanic, view, model)
-    sklearn_scored = FastScorer(view, fast.replay, fast.layer, fast.encoder,
+    sklearn_scored = CompiledScorer(view, fast.replay, fast.layer, fast.encoder,
                                 SklearnClassifier(_pipeline(model).named_steps["classifier"]))
     assert not save_scorer(sklearn_scored, tmp_path) and not any(tmp_path.iterdir())
     save_scorer(fast, tmp_path)

@@ -28,22 +28,22 @@ from sklearn.preprocessing import FunctionTransformer
 from conftest import make_settings
 from churn_accounts import churn_accounts
 from lifeboat.datasets import DatasetSpec, load_spec
-from lifeboat.datasets.customers import generate_customers
+from lifeboat.synthetic.customers import generate_customers
 from lifeboat.db import Database, upgrade
 from lifeboat.features import FeatureView, feature_view, open_online_store
 from lifeboat.features.aggregates import cutoff_times, future_labels, point_in_time
 from lifeboat.registry import ModelVersion
-from lifeboat.serving import batch
-from lifeboat.serving.fast_path import (
+from lifeboat.scoring import batch
+from lifeboat.scoring.compiled import (
     VECTORISED_FROM,
-    FastScorer,
+    CompiledScorer,
     OnnxClassifier,
     UnsupportedModel,
     compile_model,
     load_scorer,
     save_scorer,
 )
-from lifeboat.serving.predictor import Predictor
+from lifeboat.scoring.predictor import Predictor
 from lifeboat.serving.schemas import record_model
 from lifeboat.training.candidates import CANDIDATES, candidates
 
@@ -129,7 +129,7 @@ def model(request: pytest.FixtureRequest, case: Case):
 
 
 @pytest.fixture(scope="module")
-def fast(case: Case, model) -> FastScorer:  # noqa: ANN001
+def fast(case: Case, model) -> CompiledScorer:  # noqa: ANN001
     return compile_model(case.spec, case.view, model)
 
 
@@ -152,7 +152,7 @@ def _reference(model, view: FeatureView, records) -> np.ndarray:  # noqa: ANN001
     return model.predict_proba(view.from_records(records))[:, 1]
 
 
-def _assert_parity(fast: FastScorer, got: np.ndarray, reference: np.ndarray) -> None:
+def _assert_parity(fast: CompiledScorer, got: np.ndarray, reference: np.ndarray) -> None:
     assert got.shape == reference.shape
     np.testing.assert_allclose(got, reference, rtol=0, atol=TOLERANCE[fast.classifier.dtype])
 
@@ -165,28 +165,28 @@ def _version(spec: DatasetSpec) -> ModelVersion:
     return ModelVersion(spec.model_name, "1", "run", 0, [])
 
 
-def test_only_onnx_trees_read_float32(fast: FastScorer, model) -> None:  # noqa: ANN001
+def test_only_onnx_trees_read_float32(fast: CompiledScorer, model) -> None:  # noqa: ANN001
     """What the tolerances rest on."""
     assert fast.classifier.dtype is READS[type(model.named_steps["classifier"]).__name__]
 
 
 def test_a_served_columns_model_is_compiled_without_a_warning(
         case: Case, model, caplog: pytest.LogCaptureFixture) -> None:  # noqa: ANN001
-    with caplog.at_level(logging.WARNING, logger="lifeboat.serving.predictor"):
+    with caplog.at_level(logging.WARNING, logger="lifeboat.scoring.predictor"):
         predictor = Predictor(case.spec, model, _version(case.spec), case.view)
     assert predictor.fast is not None
     assert not caplog.records
 
 
 def test_records_one_at_a_time_score_as_the_pipeline(
-        case: Case, model, fast: FastScorer) -> None:  # noqa: ANN001
+        case: Case, model, fast: CompiledScorer) -> None:  # noqa: ANN001
     records = case.records(1000)
     got = np.array([fast.probabilities([record])[0] for record in records])
     _assert_parity(fast, got, _reference(model, case.view, records))
 
 
 def test_missing_fields_and_unseen_categories_score_as_the_pipeline(
-        case: Case, model, fast: FastScorer) -> None:  # noqa: ANN001
+        case: Case, model, fast: CompiledScorer) -> None:  # noqa: ANN001
     records = _odd_records(case)
     reference = _reference(model, case.view, records)
     _assert_parity(fast, fast.probabilities(records), reference)
@@ -195,17 +195,17 @@ def test_missing_fields_and_unseen_categories_score_as_the_pipeline(
 
 @pytest.mark.parametrize("shape", ["list", "frame"])
 def test_large_batches_go_vectorised_and_score_as_the_pipeline(
-        case: Case, model, fast: FastScorer, monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
+        case: Case, model, fast: CompiledScorer, monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
         shape: str) -> None:
     records = case.records() + _odd_records(case)
     assert len(records) >= VECTORISED_FROM
-    monkeypatch.setattr(FastScorer, "_scored", _forbidden)
+    monkeypatch.setattr(CompiledScorer, "_scored", _forbidden)
     given = records if shape == "list" else pd.DataFrame(records)
     _assert_parity(fast, fast.probabilities(given), _reference(model, case.view, records))
 
 
 def test_scoring_gives_the_view_row_each_record_was_scored_on(
-        case: Case, fast: FastScorer) -> None:
+        case: Case, fast: CompiledScorer) -> None:
     """What the prediction log keeps, one record at a time and column-wise alike."""
     records = case.records() + _odd_records(case)
     for given in (records[:500], records):
@@ -216,7 +216,7 @@ def test_scoring_gives_the_view_row_each_record_was_scored_on(
 
 
 def test_a_saved_scorer_scores_as_the_one_it_saved(
-        case: Case, fast: FastScorer, tmp_path: Path) -> None:
+        case: Case, fast: CompiledScorer, tmp_path: Path) -> None:
     """Categories keyed by number (a coded category is the float the encoder learned) too."""
     if not isinstance(fast.classifier, OnnxClassifier):
         assert not save_scorer(fast, tmp_path)  # scikit-learn scores it: nothing to save
@@ -232,7 +232,7 @@ def test_a_saved_scorer_scores_as_the_one_it_saved(
 
 @pytest.mark.parametrize("count", [300, None], ids=["few", "many"])
 def test_stored_vectors_score_as_the_pipeline(
-        case: Case, model, fast: FastScorer, tmp_path: Path,  # noqa: ANN001
+        case: Case, model, fast: CompiledScorer, tmp_path: Path,  # noqa: ANN001
         monkeypatch: pytest.MonkeyPatch, count: int | None) -> None:
     """The entity-id path: view rows written to the online store, read back by id."""
     records = (case.records() + _odd_records(case))[:count]
@@ -243,7 +243,7 @@ def test_stored_vectors_score_as_the_pipeline(
         store.write(view.key, list(view.columns), ids,
                     rows.astype(object).itertuples(index=False, name=None))
         predictor = Predictor(case.spec, model, _version(case.spec), view)
-        monkeypatch.setattr(FastScorer, "view_probabilities" if count else "_scored", _forbidden)
+        monkeypatch.setattr(CompiledScorer, "view_probabilities" if count else "_scored", _forbidden)
         scores = predictor.predict_entities(store, ids, "api")
     finally:
         store.close()
@@ -273,7 +273,7 @@ def _file_rows(case: Case) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def test_batch_scoring_types_columns_the_fast_path_scores_as_the_pipeline(
-        case: Case, model, fast: FastScorer, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+        case: Case, model, fast: CompiledScorer, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
     """A chunk of text cells, typed in Arrow by batch scoring, straight into the fast path."""
     written, clean = _file_rows(case)
     chunk = written.map(lambda value: None if value is None else str(value))
@@ -287,7 +287,7 @@ def test_batch_scoring_types_columns_the_fast_path_scores_as_the_pipeline(
 
 
 def test_lifeboat_predict_scores_a_file_through_the_fast_path(
-        case: Case, model, fast: FastScorer, tmp_path: Path,  # noqa: ANN001
+        case: Case, model, fast: CompiledScorer, tmp_path: Path,  # noqa: ANN001
         monkeypatch: pytest.MonkeyPatch) -> None:
     written, clean = _file_rows(case)
     path = tmp_path / "rows.csv"

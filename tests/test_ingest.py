@@ -11,7 +11,7 @@ from conftest import make_settings
 from lifeboat.ingest import LandingZone, ingest_file, loader, row_count
 from lifeboat.monitoring import monitoring_summary
 from lifeboat.monitoring.collector import MonitoringCollector
-from lifeboat.monitoring.metrics import exposition
+from lifeboat.metrics import exposition
 from lifeboat.orchestration import JobContext
 from lifeboat.orchestration.jobs import ingest_counts, ingest_files
 

@@ -21,15 +21,15 @@ from sqlalchemy import func, select
 from conftest import make_settings
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
-from lifeboat.datasets.synthetic import synthetic_passengers, write_passengers
+from lifeboat.synthetic.passengers import synthetic_passengers, write_passengers
 from lifeboat.db import Database, JobRun, Prediction, ScoredFile, dataset_table, upgrade
 from lifeboat.errors import JobFailed
 from lifeboat.features import feature_view
 from lifeboat.monitoring.collector import MonitoringCollector
-from lifeboat.monitoring.metrics import exposition
+from lifeboat.metrics import exposition
 from lifeboat.orchestration import JobContext, recent_runs, run, run_job
 from lifeboat.orchestration.scheduler import watch_landing_zone
-from lifeboat.orchestration.scoring import MARKER, ready_files
+from lifeboat.orchestration.file_scoring import MARKER, ready_files
 from object_storage import StorageLocation
 
 SECONDS = 180

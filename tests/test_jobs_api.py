@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from conftest import make_settings
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
-from lifeboat.datasets.synthetic import synthetic_passengers, write_passengers
+from lifeboat.synthetic.passengers import synthetic_passengers, write_passengers
 from lifeboat.db import Database, upgrade
 from lifeboat.errors import JobFailed
 from lifeboat.orchestration import JobContext, run

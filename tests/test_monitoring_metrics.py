@@ -25,7 +25,7 @@ from lifeboat.monitoring.live_accuracy import (
     live_accuracy,
     roc_auc,
 )
-from lifeboat.monitoring.metrics import exposition
+from lifeboat.metrics import exposition
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

@@ -32,7 +32,7 @@ from lifeboat.db.models import utcnow
 from lifeboat.registry import ModelRegistry
 from lifeboat.serving import create_app
 from lifeboat.serving.app import served_specs
-from lifeboat.serving.predictor import ServedPrediction
+from lifeboat.scoring.predictor import ServedPrediction
 from lifeboat.serving.routes.predict import _csv_response
 from lifeboat.serving.schemas import PredictionOut, dataset_schemas
 from lifeboat.training import train

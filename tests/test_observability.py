@@ -48,7 +48,7 @@ from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, Retrain, upgrade
 from lifeboat.errors import JobFailed
 from lifeboat.ingest import LandingZone, ingest_file
-from lifeboat.monitoring.check import DriftCheckUnavailable, check_drift
+from lifeboat.monitoring.drift_check import DriftCheckUnavailable, check_drift
 from lifeboat.orchestration.runs import recorded_run
 from lifeboat.registry import ModelRegistry
 from lifeboat.serving import create_app

@@ -17,7 +17,7 @@ from lifeboat.db import Database, Feedback, Prediction, ensure_dataset_table
 from lifeboat.db.models import as_utc
 from lifeboat.monitoring.outcomes import derive_outcomes
 from lifeboat.orchestration import JobContext, run
-from lifeboat.serving.history import save_feedback
+from lifeboat.scoring.prediction_history import save_feedback
 
 MADE = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)  # when the predictions were made
 DAY = timedelta(days=1)

@@ -22,8 +22,8 @@ from sqlalchemy import event, make_url, select
 
 from lifeboat.db import Database, Prediction
 from lifeboat.db.models import utcnow
-from lifeboat.serving import history
-from lifeboat.serving.prediction_log import PredictionLog
+from lifeboat.scoring import prediction_history as history
+from lifeboat.scoring.prediction_log import PredictionLog
 from tcp_proxy import TcpProxy
 
 OpenLog = Callable[..., PredictionLog]

@@ -21,7 +21,7 @@ from conftest import trained_home
 from lifeboat.cli import app as cli
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
-from lifeboat.datasets.synthetic import Shift, synthetic_passengers
+from lifeboat.synthetic.passengers import Shift, synthetic_passengers
 from lifeboat.db import Database, DriftReport, Retrain, dataset_table
 from lifeboat.ingest import LandingZone, ingest_file
 from lifeboat.features import feature_view

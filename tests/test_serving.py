@@ -18,9 +18,9 @@ from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, dataset_table, upgrade
 from lifeboat.features import feature_view, open_online_store
 from lifeboat.serving import create_app
-from lifeboat.serving.batch import champion_predictor
-from lifeboat.serving.predictor import prediction_id
-from lifeboat.serving.shadow import ShadowScoring
+from lifeboat.scoring.batch import champion_predictor
+from lifeboat.scoring.predictor import prediction_id
+from lifeboat.scoring.shadow import ShadowScoring
 
 BRAUND = {"Pclass": 3, "Name": "Braund, Mr. Owen Harris", "Sex": "male", "Age": 22, "SibSp": 1,
           "Parch": 0, "Fare": 7.25, "Embarked": "S"}

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from sqlalchemy import make_url, select
 
 from conftest import trained_home
-from lifeboat.datasets.synthetic import synthetic_passengers
+from lifeboat.synthetic.passengers import synthetic_passengers
 from lifeboat.ingest import LandingZone, ingest_file
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec, load_spec

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from lifeboat.datasets import DatasetSpec
-from lifeboat.datasets.synthetic import (
+from lifeboat.synthetic.passengers import (
     FORMULA_INJECTION,
     TITANIC3_COLUMNS,
     Shift,

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pandas as pd
 
-from lifeboat.datasets.synthetic import synthetic_passengers, write_passengers
+from lifeboat.synthetic.passengers import synthetic_passengers, write_passengers
 from live_server import free_port, wait_ready
 
 BRAUND = {"Pclass": 3, "Name": "Braund, Mr. Owen Harris", "Sex": "male", "Age": 22, "SibSp": 1,
