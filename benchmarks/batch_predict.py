@@ -13,18 +13,29 @@ fails `predict_proba`), where `lifeboat predict` scores the row with the value m
 The model is trained on the bundled 1309 rows.
 
     python -m benchmarks.batch_predict [--rows N | --quick | --smoke] [--postgres URL]
+    python -m benchmarks.batch_predict --against TREE [--turns N] [--rows N | --quick]
+
+`--against TREE` times `lifeboat predict` of one file with this code and with another
+checkout's, by turns (see _trees.py), the prediction log emptied before each run so that
+each logs every row.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import psycopg
+from sqlalchemy import make_url
+
+from benchmarks import _trees
 from benchmarks.ingest import arguments, row_count, scratch_postgres
 from lifeboat.synthetic.passengers import synthetic_passengers, write_passengers
 
@@ -72,8 +83,13 @@ print(json.dumps({"seconds": time.perf_counter() - started, "rows": report.rows}
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, _ = arguments("python -m benchmarks.batch_predict", __doc__).parse_known_args(argv)
+    parser = arguments("python -m benchmarks.batch_predict", __doc__)
+    _trees.add_flag(parser)
+    parser.add_argument("--turns", type=int, default=5, help="runs per side with --against")
+    args, _ = parser.parse_known_args(argv)
     rows = row_count(args)
+    if args.against:
+        return _against(args, rows)
     with tempfile.TemporaryDirectory(prefix="lifeboat-bench-") as scratch:
         source, second = Path(scratch) / "passengers.csv", Path(scratch) / "more.csv"
         started = time.perf_counter()
@@ -94,6 +110,40 @@ def main(argv: list[str] | None = None) -> int:
             }
     _table(rows, results)
     return 0
+
+
+def _against(args: argparse.Namespace, rows: int) -> int:
+    """`lifeboat predict` of one file by this tree and by `args.against`, by turns."""
+    sides = _trees.sides(args.against)
+    seconds: dict[str, list[float]] = {side: [] for side in sides}
+    with tempfile.TemporaryDirectory(prefix="lifeboat-bench-") as scratch:
+        source = Path(scratch) / "passengers.csv"
+        write_passengers(synthetic_passengers(rows, seed=11), source)
+        with scratch_postgres(args.postgres) as postgres_url:
+            env = _environment(Path(scratch) / "home", postgres_url, SEARCH_ITERATIONS)
+            _trees.bootstrap_with(args.against, env)
+            for turn in range(args.turns):
+                for side in list(sides) if turn % 2 == 0 else list(sides)[::-1]:
+                    _empty_prediction_log(postgres_url)
+                    result = _predict(source, Path(scratch) / "scored.csv", {**env, **sides[side]})
+                    seconds[side].append(result["seconds"])
+    print(f"lifeboat predict, {rows:,} rows scored and logged into PostgreSQL, "
+          f"{args.turns} turns by turns")
+    for side, times in seconds.items():
+        print(f"{side:<24} median {statistics.median(times):6.2f} s   "
+              + " / ".join(f"{time_:.2f}" for time_ in times))
+    mine, theirs = (statistics.median(times) for times in seconds.values())
+    print(f"this tree / {args.against}: {mine / theirs:.3f}x the time")
+    return 0
+
+
+def _empty_prediction_log(postgres_url: str) -> None:
+    """A rerun of one file by the same champion logs nothing new (the ids are the same):
+    each timed run starts from an empty log, so each writes every row."""
+    plain = make_url(postgres_url).set(drivername="postgresql").render_as_string(
+        hide_password=False)
+    with psycopg.connect(plain, autocommit=True) as connection:
+        connection.execute("DELETE FROM predictions")
 
 
 def _environment(home: Path, postgres_url: str, iterations: int) -> dict[str, str]:

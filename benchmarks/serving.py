@@ -13,11 +13,13 @@ path and on the pandas pipeline, and the rest of a request's server-side work be
 
     python -m benchmarks.serving [--quick | --smoke] [--seconds S] [--repeats N]
     python -m benchmarks.serving --journal [--seconds S] [--repeats N]
+    python -m benchmarks.serving --against TREE [--seconds S] [--repeats N]
 
 `--journal` measures only what the prediction journal costs: two `lifeboat serve` (one
 process each), with LIFEBOAT_JOURNAL on and off, are sent 16 clients' requests by turns
 (on, off, then off, on, ...: a slow minute of the shared machine hits both), and the
-medians of their runs are compared; the target is at most 10% of throughput.
+medians of their runs are compared; the target is at most 10% of throughput. `--against
+TREE` compares this code's service with another checkout's the same way (see _trees.py).
 
 Each load level is run `--repeats` times (default 3) after a warm-up: the table gives the
 median p50 and p99 of those runs and every run's p99, since on a shared 2-core machine one
@@ -38,7 +40,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +48,7 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from benchmarks import _smoke, flask_baseline
+from benchmarks import _smoke, _trees, flask_baseline
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.db import Database
@@ -100,13 +102,16 @@ def main(argv: list[str] | None = None) -> int:
     records = _records(spec)
     if args.journal:
         return _journal_cost(spec, records, seconds, max(repeats, 5), args)
+    if args.against:
+        return _against(spec, records, seconds, max(repeats, 5), args)
     with tempfile.TemporaryDirectory(prefix="lifeboat-bench-") as scratch:
         home = Path(scratch)
         settings = _trained_home(home / "home", spec, iterations=_smoke.pick(args, None, 2, 1))
         _in_process(settings, spec, records, rounds=_smoke.pick(args, 2000, 300, 50))
         baseline_model = home / "forest.pkl"
         flask_baseline.train(baseline_model)
-        servers = {_name(workers): lambda port, workers=workers: _lifeboat(settings, port, workers)
+        servers = {_name(workers): lambda port, workers=workers: _lifeboat(settings.home, port,
+                                                                           workers)
                    for workers in WORKERS}
         servers[BASELINE] = lambda port: _baseline(baseline_model, port)
         servers[FLOOR] = _floor
@@ -123,38 +128,75 @@ def main(argv: list[str] | None = None) -> int:
 def _journal_cost(spec: DatasetSpec, records: list[dict], seconds: float, turns: int,
                   args: argparse.Namespace) -> int:
     """Journal on against off at 16 clients, by turns; 0 when it costs at most 10%."""
-    modes = ("on", "off")
     with tempfile.TemporaryDirectory(prefix="lifeboat-bench-") as scratch:
         home = Path(scratch)
         settings = _trained_home(home / "home", spec, iterations=_smoke.pick(args, None, 2, 1))
-        requests = _wrk_script(records, home)
-        runs: dict[str, list[Load]] = {mode: [] for mode in modes}
-        with (_lifeboat(settings, _free_port(), 1, {"LIFEBOAT_JOURNAL": "true"}) as on,
-              _lifeboat(settings, _free_port(), 1, {"LIFEBOAT_JOURNAL": "false"}) as off):
-            urls = {"on": on, "off": off}
-            for url in urls.values():
-                _wrk(url, requests, 16, 1.0)  # warm-up, not counted
-            for turn in range(turns):
-                for mode in modes if turn % 2 == 0 else modes[::-1]:
-                    runs[mode].append(_wrk(urls[mode], requests, 16, seconds))
-    print(f"\nsingle-record POST /predict, 16 clients, 1 process, {turns} turns of "
-          f"{seconds:.0f} s each, journal on and off by turns")
-    print(f"{'journal':<9}{'median req/s':>13}{'median p50 ms':>14}{'median p99 ms':>14}"
-          "  req/s of each run")
-    medians = {}
-    for mode in modes:
-        rates = [run.throughput for run in runs[mode]]
-        medians[mode] = float(np.median(rates))
-        print(f"{mode:<9}{medians[mode]:>13.0f}"
-              f"{np.median([run.p50_ms for run in runs[mode]]):>14.2f}"
-              f"{np.median([run.p99_ms for run in runs[mode]]):>14.2f}  "
-              + " / ".join(f"{rate:.0f}" for rate in rates))
+        runs = _by_turns(settings.home, {"on": {"LIFEBOAT_JOURNAL": "true"},
+                                         "off": {"LIFEBOAT_JOURNAL": "false"}},
+                         _wrk_script(records, home), seconds, turns)
+    medians = _print_turns(runs, "journal", f"{turns} turns of {seconds:.0f} s each, "
+                                            "journal on and off by turns")
     cost = 1 - medians["on"] / medians["off"]
-    errors = sum(run.errors for mode in modes for run in runs[mode])
+    errors = sum(run.errors for mode_runs in runs.values() for run in mode_runs)
     met = cost <= JOURNAL_MAX_COST and errors == 0
     print(f"\n{'met   ' if met else 'MISSED'} the journal costs {cost:.1%} of throughput "
           f"(target at most {JOURNAL_MAX_COST:.0%}); {errors} failed requests")
     return _smoke.exit_code(met, args)
+
+
+def _against(spec: DatasetSpec, records: list[dict], seconds: float, turns: int,
+             args: argparse.Namespace) -> int:
+    """This tree's service against another tree's, one process each, at 16 clients, by
+    turns, on one home trained by the other tree's code. Prints the ratio; 0 unless a
+    request failed."""
+    sides = _trees.sides(args.against)
+    with tempfile.TemporaryDirectory(prefix="lifeboat-bench-") as scratch:
+        home = Path(scratch) / "home"
+        iterations = _smoke.pick(args, None, 2, 1)
+        _trees.bootstrap_with(args.against, {
+            **_isolated(home), **({"LIFEBOAT_SEARCH_ITERATIONS": str(iterations)}
+                                  if iterations else {})})
+        runs = _by_turns(home, sides, _wrk_script(records, Path(scratch)), seconds, turns)
+    medians = _print_turns(runs, "code", f"{turns} turns of {seconds:.0f} s each, by turns")
+    mine, theirs = medians.values()
+    errors = sum(run.errors for side_runs in runs.values() for run in side_runs)
+    print(f"\nthis tree / {args.against}: {mine / theirs:.3f}x the throughput; "
+          f"{errors} failed requests")
+    return int(errors > 0)
+
+
+def _by_turns(home: Path, variants: dict[str, dict[str, str]], requests: Path,
+              seconds: float, turns: int) -> dict[str, list[Load]]:
+    """One `lifeboat serve` per variant (its extra environment), all on one home, sent 16
+    clients' requests in turns: first to last, then last to first, and so on."""
+    names = list(variants)
+    runs: dict[str, list[Load]] = {name: [] for name in names}
+    with ExitStack() as servers:
+        urls = {name: servers.enter_context(_lifeboat(home, _free_port(), 1, extra))
+                for name, extra in variants.items()}
+        for url in urls.values():
+            _wrk(url, requests, 16, 1.0)  # warm-up, not counted
+        for turn in range(turns):
+            for name in names if turn % 2 == 0 else names[::-1]:
+                runs[name].append(_wrk(urls[name], requests, 16, seconds))
+    return runs
+
+
+def _print_turns(runs: dict[str, list[Load]], label: str, title: str) -> dict[str, float]:
+    """The table of a by-turns run; each variant's median throughput."""
+    print(f"\nsingle-record POST /predict, 16 clients, 1 process, {title}")
+    width = max(len(label), *(len(name) for name in runs)) + 2
+    print(f"{label:<{width}}{'median req/s':>13}{'median p50 ms':>14}{'median p99 ms':>14}"
+          "  req/s of each run")
+    medians = {}
+    for name, name_runs in runs.items():
+        rates = [run.throughput for run in name_runs]
+        medians[name] = float(np.median(rates))
+        print(f"{name:<{width}}{medians[name]:>13.0f}"
+              f"{np.median([run.p50_ms for run in name_runs]):>14.2f}"
+              f"{np.median([run.p99_ms for run in name_runs]):>14.2f}  "
+              + " / ".join(f"{rate:.0f}" for rate in rates))
+    return medians
 
 
 def _name(workers: int) -> str:
@@ -239,15 +281,21 @@ def _timed(call: Callable[[dict], object], records: list[dict], rounds: int) -> 
 
 
 @contextmanager
-def _lifeboat(settings: Settings, port: int, workers: int,
+def _lifeboat(home: Path, port: int, workers: int,
              extra: dict[str, str] | None = None) -> Iterator[str]:
-    env = {**os.environ, "LIFEBOAT_HOME": str(settings.home), "LIFEBOAT_PORT": str(port),
-           "LIFEBOAT_LOG_LEVEL": "WARNING", "LIFEBOAT_WORKERS": str(workers), **(extra or {})}
-    for name in ("DATABASE_URL", "MLFLOW_TRACKING_URI", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR"):
-        env.pop(name, None)
+    env = {**_isolated(home), "LIFEBOAT_PORT": str(port), "LIFEBOAT_LOG_LEVEL": "WARNING",
+           "LIFEBOAT_WORKERS": str(workers), **(extra or {})}
     command = [sys.executable, "-m", "lifeboat", "serve"]
     with _process(command, env, f"http://127.0.0.1:{port}", "/ready") as url:
         yield url
+
+
+def _isolated(home: Path) -> dict[str, str]:
+    """This environment with `home` as LIFEBOAT_HOME and none of its services."""
+    env = {**os.environ, "LIFEBOAT_HOME": str(home)}
+    for name in ("DATABASE_URL", "MLFLOW_TRACKING_URI", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR"):
+        env.pop(name, None)
+    return env
 
 
 @contextmanager
@@ -405,6 +453,7 @@ def _arguments() -> argparse.ArgumentParser:
     parser.add_argument("--journal", action="store_true",
                         help="only journal on against off at 16 clients, by turns "
                              "(at least 5 turns)")
+    _trees.add_flag(parser)
     _smoke.add_flag(parser)  # 1 s per load level, a one-iteration search, 50 calls in process
     return parser
 
