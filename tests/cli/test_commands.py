@@ -1,9 +1,6 @@
 """The command line as a user runs it: a real process, real exit codes, no tracebacks."""
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,13 +8,7 @@ from typer.testing import CliRunner
 
 from lifeboat.cli import app
 from lifeboat.datasets import DatasetSpec
-
-
-def lifeboat(home: Path, *args: str, **env_overrides: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MLFLOW_TRACKING_URI")}
-    env.update(LIFEBOAT_HOME=str(home), LIFEBOAT_SEARCH_ITERATIONS="2", **env_overrides)
-    return subprocess.run([sys.executable, "-m", "lifeboat", *args], capture_output=True,
-                          text=True, env=env, cwd=home.parent, timeout=600)
+from tests.support.cli import lifeboat
 
 
 @pytest.mark.parametrize(("args", "env", "message"), [

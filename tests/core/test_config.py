@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from lifeboat.config import Settings
+from tests.support.paths import ROOT
 
 
 def test_defaults_keep_all_state_under_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -30,7 +31,7 @@ def test_environment_and_dotenv_are_read(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_every_setting_is_documented_in_env_example() -> None:
-    example = (Path(__file__).parents[1] / ".env.example").read_text()
+    example = (ROOT / ".env.example").read_text()
     for name, field in Settings.model_fields.items():
         aliases = getattr(field.validation_alias, "choices", None) or [f"LIFEBOAT_{name.upper()}"]
         assert any(alias in example for alias in aliases), f"{name} missing from .env.example"

@@ -10,17 +10,18 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import trained_home
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
-from test_cli import lifeboat
 
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.db import Database, dataset_table
 from lifeboat.serving import create_app
+from tests.support.cli import lifeboat
+from tests.support.homes import trained_home
+from tests.support.paths import EXAMPLES
 
-SPEC = Path(__file__).parents[1] / "examples" / "adult.yaml"
+SPEC = EXAMPLES / "adult.yaml"
 CATEGORIES = ["workclass", "education", "marital_status", "occupation", "relationship", "race",
               "gender", "native_country"]
 # A person as the file spells them: blanks around values, " ?" for an unknown occupation.

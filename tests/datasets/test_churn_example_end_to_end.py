@@ -10,13 +10,14 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from churn_accounts import churn_accounts
-from conftest import make_settings
 from lifeboat.datasets import load_spec
 from lifeboat.serving import create_app
-from test_cli import lifeboat
+from tests.support.churn_accounts import churn_accounts
+from tests.support.cli import lifeboat
+from tests.support.homes import make_settings
+from tests.support.paths import EXAMPLES
 
-SPEC = Path(__file__).parents[1] / "examples" / "churn.yaml"
+SPEC = EXAMPLES / "churn.yaml"
 
 
 def _accounts(rows: int) -> pd.DataFrame:

@@ -15,7 +15,6 @@ import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from conftest import make_settings, scratch_postgres_database
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.datasets.customers import write_customers
@@ -27,6 +26,8 @@ from lifeboat.monitoring.check import check_drift
 from lifeboat.serving import create_app
 from lifeboat.serving.batch import score_file
 from lifeboat.training import TrainingResult, labelled_features, train
+from tests.support.homes import make_settings
+from tests.support.services import scratch_postgres_database
 
 GENERATED = {"customers": 800, "transactions": 40_000, "seed": 11}
 

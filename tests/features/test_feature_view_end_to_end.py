@@ -13,7 +13,6 @@ from fastapi.testclient import TestClient
 from sklearn.dummy import DummyClassifier
 from sqlalchemy import select
 
-from conftest import make_settings
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, dataset_table, upgrade
@@ -28,7 +27,8 @@ from lifeboat.ingest import LandingZone, ingest_file
 from lifeboat.registry import ModelRegistry, experiment_id
 from lifeboat.serving import create_app
 from lifeboat.training import labelled_features, model_pipeline
-from redis_server import RedisServer
+from tests.support.homes import make_settings
+from tests.support.redis_server import RedisServer
 
 NEWCOMERS = """PassengerId,Survived,Pclass,Name,Sex,Age,SibSp,Parch,Ticket,Fare,Cabin,Embarked
 n1,,3,"Newman, Mr. Paul",male,30,0,0,X1,8.05,,S

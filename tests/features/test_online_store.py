@@ -26,7 +26,7 @@ from lifeboat.features.online import (
     ViewKey,
     open_online_store,
 )
-from redis_server import RedisServer
+from tests.support.redis_server import RedisServer
 
 COLUMNS = ["age", "sibsp", "sex", "cabin", "fare"]
 

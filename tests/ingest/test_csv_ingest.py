@@ -7,13 +7,14 @@ from sqlalchemy import inspect, select
 
 from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.db import Database, IngestionIssue, IngestionRun, dataset_table
-from conftest import make_settings
 from lifeboat.ingest import LandingZone, ingest_file, loader, row_count
 from lifeboat.monitoring import monitoring_summary
 from lifeboat.monitoring.collector import MonitoringCollector
 from lifeboat.monitoring.metrics import exposition
 from lifeboat.orchestration import JobContext
 from lifeboat.orchestration.jobs import ingest_counts, ingest_files
+from tests.support.homes import make_settings
+from tests.support.paths import EXAMPLES
 
 KAGGLE_CSV = """PassengerId,Survived,Pclass,Name,Sex,Age,SibSp,Parch,Ticket,Fare,Cabin,Embarked
 1,0,3,"Braund, Mr. Owen Harris",male,22,1,0,A/5 21171,7.25,,S
@@ -201,7 +202,7 @@ def test_a_crash_mid_load_leaves_no_rows(database: Database, titanic: DatasetSpe
     assert statuses == ["failed", "succeeded"]
 
 
-ADULT_SPEC = Path(__file__).parents[1] / "examples" / "adult.yaml"
+ADULT_SPEC = EXAMPLES / "adult.yaml"
 
 
 def _loaded(database: Database, spec: DatasetSpec, key: str) -> pd.DataFrame:

@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import make_settings
 from sqlalchemy import DateTime, inspect, select
-from test_cli import lifeboat
 
 from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.db import Database, IngestionIssue, IngestionRun, dataset_table, upgrade
@@ -23,6 +21,8 @@ from lifeboat.ingest import LandingZone, ingest_file, json_records, read_chunks,
 from lifeboat.orchestration import JobContext
 from lifeboat.orchestration.jobs import ingest_files
 from lifeboat.validation import validate_chunk
+from tests.support.cli import lifeboat
+from tests.support.homes import make_settings
 
 CUSTOMERS_CSV = """customer_id,age,region,signup_date,loyalty_points,email
 c1,34,north,2023-01-15,1200,a@example.com

@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
-from conftest import make_settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, IngestionRun
 from lifeboat.ingest import LandingZone, ingest_file, row_count
 from lifeboat.orchestration.jobs import JobContext, ingest_files
+from tests.support.homes import make_settings
 
 HEADER = "PassengerId,Survived,Pclass,Name,Sex,Age,SibSp,Parch,Ticket,Fare,Cabin,Embarked\n"
 ROWS = [

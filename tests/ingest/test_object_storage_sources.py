@@ -1,8 +1,8 @@
 """Ingesting a folder from each place a user keeps files: a local folder, S3, GCS and a web
 server, with the landing zone on that same storage (local for HTTP, which is read-only).
 
-The endpoints are real servers on loopback (tests/object_storage.py), reached through the
-environment variables a user would set, so these tests cover the URL and path handling that
+The endpoints are real servers on loopback (tests/support/object_storage.py), reached through
+the environment variables a user would set, so these tests cover the URL and path handling that
 an in-memory fake would let through.
 """
 
@@ -18,7 +18,7 @@ from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database
 from lifeboat.ingest import IngestReport, LandingZone, ingest_file, row_count
 from lifeboat.ingest.sources import expand_source
-from object_storage import StorageLocation
+from tests.support.object_storage import StorageLocation
 
 KAGGLE_CSV = """PassengerId,Survived,Pclass,Name,Sex,Age,SibSp,Parch,Ticket,Fare,Cabin,Embarked
 1,0,3,"Braund, Mr. Owen Harris",male,22,1,0,A/5 21171,7.25,,S

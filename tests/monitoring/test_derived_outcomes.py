@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, select
 
-from conftest import make_settings
 from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.db import Database, Feedback, Prediction, ensure_dataset_table
 from lifeboat.db.models import as_utc
 from lifeboat.monitoring.outcomes import derive_outcomes
 from lifeboat.orchestration import JobContext, run
 from lifeboat.serving.history import save_feedback
+from tests.support.homes import make_settings
 
 MADE = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)  # when the predictions were made
 DAY = timedelta(days=1)

@@ -7,7 +7,6 @@ import json
 import math
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -28,6 +27,7 @@ from lifeboat.monitoring.drift import (
     drift_columns,
     render_report,
 )
+from tests.support.paths import EXAMPLES
 
 REFERENCE_ROWS, REFERENCE_SEED = 2_000, 1
 WINDOW, WINDOWS = 200, 250
@@ -75,7 +75,7 @@ def test_drift_columns_are_the_spec_inputs_that_can_drift(titanic: DatasetSpec) 
 def test_open_lists_of_categories_are_categorical_by_their_features() -> None:
     """The adult spec's work classes and occupations have no `allowed` list: the features
     one-hot encode them, so their categories are the training set's, tested and flagged."""
-    adult = load_spec(str(Path(__file__).parents[1] / "examples" / "adult.yaml"))
+    adult = load_spec(str(EXAMPLES / "adult.yaml"))
     numeric, categorical = drift_columns(adult)
     assert numeric == ["age", "education_num", "capital_gain", "capital_loss", "hours_per_week"]
     assert categorical == ["workclass", "education", "marital_status", "occupation",

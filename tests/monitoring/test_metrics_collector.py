@@ -16,7 +16,6 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from lifeboat.config import Settings
-from live_server import wait_ready
 from lifeboat.db import Database, DriftReport, Feedback, IngestionRun, Prediction, Retrain
 from lifeboat.monitoring.collector import MonitoringCollector
 from lifeboat.monitoring.live_accuracy import (
@@ -26,6 +25,7 @@ from lifeboat.monitoring.live_accuracy import (
     roc_auc,
 )
 from lifeboat.monitoring.metrics import exposition
+from tests.support.live_server import wait_ready
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

@@ -20,7 +20,6 @@ from fastapi.testclient import TestClient
 from sklearn.metrics import roc_auc_score
 from sqlalchemy import select
 
-from conftest import make_settings, scratch_postgres_database
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.datasets.customers import write_customers
@@ -31,6 +30,8 @@ from lifeboat.ingest import LandingZone, ingest_file
 from lifeboat.registry import ModelRegistry
 from lifeboat.serving import create_app
 from lifeboat.training import train
+from tests.support.homes import make_settings
+from tests.support.services import scratch_postgres_database
 
 SCORED = 240  # customers scored by id, in one request: the drift check's window
 REDIS_DB = 3  # a Redis database of this module's own

@@ -18,7 +18,6 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
-from conftest import make_settings
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.datasets.synthetic import synthetic_passengers, write_passengers
@@ -30,7 +29,8 @@ from lifeboat.monitoring.metrics import exposition
 from lifeboat.orchestration import JobContext, recent_runs, run, run_job
 from lifeboat.orchestration.scheduler import watch_landing_zone
 from lifeboat.orchestration.scoring import MARKER, ready_files
-from object_storage import StorageLocation
+from tests.support.homes import make_settings
+from tests.support.object_storage import StorageLocation
 
 SECONDS = 180
 

@@ -17,18 +17,18 @@ import pytest
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
-from conftest import trained_home
 from lifeboat.cli import app as cli
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.datasets.synthetic import Shift, synthetic_passengers
 from lifeboat.db import Database, DriftReport, Retrain, dataset_table
-from lifeboat.ingest import LandingZone, ingest_file
 from lifeboat.features import feature_view
+from lifeboat.ingest import LandingZone, ingest_file
 from lifeboat.registry import ModelRegistry, ModelVersion
 from lifeboat.serving import create_app
 from lifeboat.training import train
-from live_server import live_server
+from tests.support.homes import trained_home
+from tests.support.live_server import live_server
 
 WOMAN = {"pclass": 1, "name": "Allen, Miss. Elisabeth Walton", "sex": "female", "age": 29}
 DRIFT = Shift(age_offset=12.0, class_mix=(0.1, 0.1, 0.8))

@@ -6,7 +6,7 @@ integer field as a categorical feature (`raw_frame` makes its codes floats, whic
 encoder learns as categories). Every candidate the project has (logistic regression,
 gradient boosting, histogram boosting) is fitted on each directly, no MLflow.
 
-Tolerances as tests/test_fast_path.py has them: what reads float64 (the linear model in
+Tolerances as tests/scoring/test_compiled_scorer.py has them: what reads float64 (the linear model in
 ONNX Runtime, histogram boosting in scikit-learn) agrees to 1e-12; onnxruntime's tree
 ensembles only run in float32, within 1e-6.
 """
@@ -25,8 +25,6 @@ import pytest
 from pydantic import ValidationError
 from sklearn.preprocessing import FunctionTransformer
 
-from conftest import make_settings
-from churn_accounts import churn_accounts
 from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.datasets.customers import generate_customers
 from lifeboat.db import Database, upgrade
@@ -46,8 +44,11 @@ from lifeboat.serving.fast_path import (
 from lifeboat.serving.predictor import Predictor
 from lifeboat.serving.schemas import record_model
 from lifeboat.training.candidates import CANDIDATES, candidates
+from tests.support.churn_accounts import churn_accounts
+from tests.support.homes import make_settings
+from tests.support.paths import EXAMPLES
 
-CHURN = Path(__file__).parents[1] / "examples" / "churn.yaml"
+CHURN = EXAMPLES / "churn.yaml"
 TOLERANCE = {np.float64: 1e-12, np.float32: 1e-6}  # by the type the classifier reads
 # What each candidate's classifier reads: ONNX Runtime's trees only have float32 kernels;
 # histogram boosting does not convert to ONNX and runs in scikit-learn.

@@ -1,7 +1,7 @@
 """The serving fast path scores exactly as the pandas pipeline it is compiled from.
 
 Tolerances: the linear model runs in float64 all the way and must agree to 1e-12 (what
-test_parity asks of the HTTP path); onnxruntime's tree ensembles only have float32
+test_training_serving_parity asks of the HTTP path); onnxruntime's tree ensembles only have float32
 kernels, so the boosted trees' probabilities may differ by float32 rounding, within 1e-6,
 or that times the steepest slope of an isotonic calibration map over them.
 """

@@ -24,7 +24,7 @@ from lifeboat.db import Database, Prediction
 from lifeboat.db.models import utcnow
 from lifeboat.serving import history
 from lifeboat.serving.prediction_log import PredictionLog
-from tcp_proxy import TcpProxy
+from tests.support.tcp_proxy import TcpProxy
 
 OpenLog = Callable[..., PredictionLog]
 # Quotes, a backslash and non-ASCII: what array and JSON escaping get wrong first.

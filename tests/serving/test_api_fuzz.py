@@ -25,14 +25,13 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from conftest import make_settings
-from live_server import live_server
-from served_history import drift_and_feedback_history
-
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.db import Database, upgrade
 from lifeboat.serving import create_app
+from tests.support.homes import make_settings
+from tests.support.live_server import live_server
+from tests.support.served_history import drift_and_feedback_history
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +60,7 @@ schema = schemathesis.openapi.from_dict(
     create_app(make_settings(Path(tempfile.gettempdir()) / "lifeboat-fuzz-schema")).openapi())
 # The service refuses NUL in any text of a body, the keys it ignores included (PostgreSQL
 # cannot store one), which JSON Schema cannot say of a record's free extra keys;
-# tests/test_hostile_requests.py holds NUL to its 422.
+# tests/serving/test_hostile_requests.py holds NUL to its 422.
 schema.config.generation.update(allow_x00=False)
 
 

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from lifeboat.config import Settings
 from lifeboat.db import Database, upgrade
 from lifeboat.serving import create_app
-from live_server import live_server
+from tests.support.live_server import live_server
 
 KEYS = {"admin": "admin-key", "read": "read-key", "feedback": "feedback-key",
         "predict": "predict-key"}
@@ -84,7 +84,7 @@ def test_every_route_refuses_a_missing_or_wrong_key_and_takes_its_scope_s(
             assert refused.headers["www-authenticate"].startswith("Bearer")
             assert f"LIFEBOAT_{scope.upper()}_KEYS" in refused.json()["detail"]
         if (method, path) == ("post", "/retrain"):
-            continue  # a good key would start a retrain: test_serving_api covers it
+            continue  # a good key would start a retrain: test_routes_beyond_predict covers it
         for key in (KEYS[scope], f"another-{scope}-key", KEYS["admin"]):
             assert _call(keyed_url, method, path, key).status_code not in (401, 403), (path, key)
 

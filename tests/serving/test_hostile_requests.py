@@ -19,12 +19,12 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from conftest import scratch_postgres_database
 from lifeboat.config import Settings
 from lifeboat.db import Database, Prediction, upgrade
 from lifeboat.serving import create_app
 from lifeboat.serving.bodies import MAX_DEPTH
-from live_server import live_server
+from tests.support.live_server import live_server
+from tests.support.services import scratch_postgres_database
 
 KEY = "hostile-admin-key"
 RECORD = {"pclass": 3, "name": "Braund, Mr. Owen Harris", "sex": "male", "age": 22,

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import make_settings
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.datasets.synthetic import synthetic_passengers, write_passengers
@@ -18,6 +17,7 @@ from lifeboat.db import Database, upgrade
 from lifeboat.errors import JobFailed
 from lifeboat.orchestration import JobContext, run
 from lifeboat.serving import create_app
+from tests.support.homes import make_settings
 
 
 @pytest.fixture

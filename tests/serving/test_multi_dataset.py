@@ -16,14 +16,10 @@ import pytest
 import requests
 import schemathesis
 import yaml
-from conftest import make_settings, trained_home
 from fastapi.testclient import TestClient
-from live_server import live_server
 from playwright.sync_api import Browser, expect
 from pydantic import SecretStr
 from sqlalchemy import select
-from server_errors import fuzz
-from test_browser import TIMEOUT_MS, browser, screenshots  # noqa: F401 (fixtures)
 
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec, load_spec
@@ -36,6 +32,10 @@ from lifeboat.serving.predictor import ServedPrediction
 from lifeboat.serving.routes.predict import _csv_response
 from lifeboat.serving.schemas import PredictionOut, dataset_schemas
 from lifeboat.training import train
+from tests.support.browser import TIMEOUT_MS
+from tests.support.homes import make_settings, trained_home
+from tests.support.live_server import live_server
+from tests.support.server_errors import fuzz
 
 KEY = "multi-dataset-key"
 SECOND = "titanic_second"

@@ -10,20 +10,17 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
-from sqlalchemy import select
 
-from conftest import make_settings
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
-from lifeboat.db import Database, dataset_table, upgrade
+from lifeboat.db import Database, upgrade
 from lifeboat.features import feature_view, open_online_store
 from lifeboat.serving import create_app
 from lifeboat.serving.batch import champion_predictor
 from lifeboat.serving.predictor import prediction_id
 from lifeboat.serving.shadow import ShadowScoring
-
-BRAUND = {"Pclass": 3, "Name": "Braund, Mr. Owen Harris", "Sex": "male", "Age": 22, "SibSp": 1,
-          "Parch": 0, "Fare": 7.25, "Embarked": "S"}
+from tests.support.homes import make_settings
+from tests.support.passengers import BRAUND, stored_passengers
 
 
 @pytest.fixture
@@ -167,16 +164,6 @@ def view_row(spec: DatasetSpec, record: dict) -> dict:
     canonical = {spec.canonical(name) or name: value for name, value in record.items()}
     row = feature_view(spec).from_records([canonical]).iloc[0]
     return {name: None if pd.isna(value) else value for name, value in row.items()}
-
-
-def stored_passengers(settings: Settings, spec: DatasetSpec, count: int) -> list[str]:
-    """Ids of passengers the trained home's online store holds vectors for."""
-    database = Database(settings.db_url)
-    key = dataset_table(spec).c[spec.entity.key]
-    with database.session() as session:
-        ids = list(session.scalars(select(key).order_by(key).limit(count)))
-    database.dispose()
-    return ids
 
 
 def stored_vectors(settings: Settings, spec: DatasetSpec, ids: list[str]) -> list[dict]:

@@ -14,18 +14,18 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import make_url, select
 
-from conftest import trained_home
-from lifeboat.datasets.synthetic import synthetic_passengers
-from lifeboat.ingest import LandingZone, ingest_file
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec, load_spec
+from lifeboat.datasets.synthetic import synthetic_passengers
 from lifeboat.db import Database, Prediction, upgrade
+from lifeboat.ingest import LandingZone, ingest_file
 from lifeboat.registry import ModelRegistry
 from lifeboat.serving import create_app
 from lifeboat.serving.schemas import record_model
 from lifeboat.training import train
-from live_server import live_server
-from tcp_proxy import TcpProxy
+from tests.support.homes import trained_home
+from tests.support.live_server import live_server
+from tests.support.tcp_proxy import TcpProxy
 
 KEY = "s3cret-admin-key"
 CSV_ROWS = """PassengerId,Pclass,Name,Sex,Age,SibSp,Parch,Ticket,Fare,Cabin,Embarked

@@ -1,5 +1,5 @@
 """Generated requests to one operation of a live server, collecting every 5xx: for a test
-that fuzzes part of a server's API for crashes only (test_api_fuzz runs every check)."""
+that fuzzes part of a server's API for crashes only (tests/serving/test_api_fuzz.py runs every check)."""
 
 from __future__ import annotations
 

@@ -27,7 +27,6 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, inspect, select
 
-from conftest import make_settings, scratch_postgres_database
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.datasets.synthetic import Shift, synthetic_passengers, write_passengers
@@ -43,12 +42,14 @@ from lifeboat.db import (
     upgrade,
 )
 from lifeboat.registry import ModelRegistry
+from tests.support.homes import make_settings
+from tests.support.paths import ROOT
+from tests.support.services import scratch_postgres_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
-REPO = Path(__file__).resolve().parents[1]
-DAGS = REPO / "dags"
-AIRFLOW_VENV = REPO / ".airflow"
+DAGS = ROOT / "dags"
+AIRFLOW_VENV = ROOT / ".airflow"
 AIRFLOW = AIRFLOW_VENV / "bin" / "airflow"
 DAG_IDS = ("drift_monitor", "ingest_from_storage", "scheduled_predictions", "training_pipeline")
 DRIFT_ASSET = "lifeboat_drift_detected"
@@ -389,7 +390,7 @@ def test_every_dag_imports_and_has_the_described_tasks(
     assert parsed["import_errors"] == {}
     dags = parsed["dags"]
     assert sorted(dags) == list(DAG_IDS)
-    lifeboat_python = str(REPO / ".venv" / "bin" / "python")
+    lifeboat_python = str(ROOT / ".venv" / "bin" / "python")
 
     def tasks(dag_id: str) -> dict[str, tuple[str, bool, list[str]]]:
         return {task_id: (task["operator"], task["mapped"], task["upstream"])

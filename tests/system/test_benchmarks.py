@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks import benchmark_modules
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT_SECONDS = 300  # the slowest, serving, takes about a minute here
 
 

@@ -15,12 +15,9 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
-from live_server import live_server
-from playwright.sync_api import Browser, Locator, Page, Route, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, Route, expect
 from pydantic import SecretStr
 
-from conftest import trained_home
-from served_history import drift_and_feedback_history
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.datasets.synthetic import synthetic_passengers, write_passengers
@@ -30,11 +27,13 @@ from lifeboat.ingest import LandingZone, ingest_file
 from lifeboat.orchestration import JobContext, run
 from lifeboat.serving import create_app
 from lifeboat.training import train
+from tests.support.browser import TIMEOUT_MS
+from tests.support.homes import trained_home
+from tests.support.live_server import live_server
+from tests.support.served_history import drift_and_feedback_history
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
-TIMEOUT_MS = 20_000  # the first prediction loads the model's code paths; CI machines are slow
 ADMIN_KEY = "browser-test-key"
 
 
@@ -84,28 +83,6 @@ def _ingest_history(database: Database, titanic: DatasetSpec, folder: Path) -> N
     for name, rows in (("clean.csv", clean), ("dirty.csv", dirty)):
         rows.to_csv(folder / name, index=False)
         ingest_file(database, titanic, str(folder / name), zone)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (make test does)",
-                    pytrace=False)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture(scope="module")
-def screenshots(request: pytest.FixtureRequest) -> Path:
-    """Where each tab's screenshot goes: in pytest's cache folder (git-ignored), which outlives
-    the rotation of temporary folders; announced on the terminal even with output captured."""
-    folder = request.config.cache.mkdir("browser-screenshots")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    with capture.global_and_fixture_disabled():
-        print(f"\nbrowser screenshots: {folder}")
-    return folder
 
 
 @contextmanager

@@ -4,13 +4,13 @@ is checked as compose reads it: YAML, with `${NAME:?message}` refusing to start 
 unset or empty."""
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.paths import ROOT
+
 COMPOSE = yaml.safe_load((ROOT / "deploy" / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 REQUIRED = re.compile(r"\$\{(?P<name>[A-Z0-9_]+):\?[^}]*\}")

@@ -53,12 +53,12 @@ from lifeboat.orchestration.runs import recorded_run
 from lifeboat.registry import ModelRegistry
 from lifeboat.serving import create_app
 from lifeboat.training import train
-from conftest import trained_home
-from live_server import live_server
+from tests.support.homes import trained_home
+from tests.support.live_server import live_server
+from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 PROMETHEUS_CONFIG = DEPLOY / "prometheus" / "prometheus.yml"
 RULES = DEPLOY / "prometheus" / "rules.yml"

@@ -10,15 +10,15 @@ import httpx
 import redis
 from prometheus_client import REGISTRY
 
-from conftest import make_settings
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database
 from lifeboat.features import feature_view, materialize, open_online_store
 from lifeboat.serving import create_app
-from live_server import live_server
-from redis_server import RedisServer
-from test_serving import stored_passengers
+from tests.support.homes import make_settings
+from tests.support.live_server import live_server
+from tests.support.passengers import stored_passengers
+from tests.support.redis_server import RedisServer
 
 CHECK_SECONDS = 5
 REFILLED_WITHIN = 30  # seconds: a check, then a materialization of the bundled data

@@ -10,15 +10,15 @@ from contextlib import contextmanager
 import httpx
 from sqlalchemy import make_url
 
-from conftest import make_settings
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, upgrade
 from lifeboat.features import materialize, open_online_store
 from lifeboat.serving import create_app
-from live_server import live_server
-from redis_server import RedisServer
-from tcp_proxy import TcpProxy
+from tests.support.homes import make_settings
+from tests.support.live_server import live_server
+from tests.support.redis_server import RedisServer
+from tests.support.tcp_proxy import TcpProxy
 
 BOUND_SECONDS = 2.0
 

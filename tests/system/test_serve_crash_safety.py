@@ -22,13 +22,12 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from conftest import trained_home
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, Prediction
-from test_serving import stored_passengers
-from live_server import free_port, wait_ready
-from test_up import BRAUND
+from tests.support.homes import trained_home
+from tests.support.live_server import free_port, wait_ready
+from tests.support.passengers import BRAUND, stored_passengers
 
 ACKNOWLEDGED_BEFORE_KILL = 400
 CSV = ("PassengerId,Pclass,Name,Sex,Age,SibSp,Parch,Fare,Embarked\n"

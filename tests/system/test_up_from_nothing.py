@@ -11,10 +11,8 @@ import httpx
 import pandas as pd
 
 from lifeboat.datasets.synthetic import synthetic_passengers, write_passengers
-from live_server import free_port, wait_ready
-
-BRAUND = {"Pclass": 3, "Name": "Braund, Mr. Owen Harris", "Sex": "male", "Age": 22, "SibSp": 1,
-          "Parch": 0, "Fare": 7.25, "Embarked": "S"}
+from tests.support.live_server import free_port, wait_ready
+from tests.support.passengers import BRAUND
 
 
 def start_up(home: Path, port: int) -> subprocess.Popen[str]:

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import trained_home
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
-from live_server import free_port, wait_ready
+from tests.support.homes import trained_home
+from tests.support.live_server import free_port, wait_ready
 
 STOP_SECONDS = 30
 

@@ -13,8 +13,6 @@ from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 
-from churn_accounts import churn_accounts
-from conftest import make_settings
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.db import Database, Feedback, Prediction, upgrade
@@ -37,9 +35,11 @@ from lifeboat.training import (
 from lifeboat.training.candidates import MANY_ROWS
 from lifeboat.training.data import in_evaluation_set, labelled_predictions
 from lifeboat.training.train import SEARCH_ROWS
+from tests.support.churn_accounts import churn_accounts
+from tests.support.homes import make_settings
+from tests.support.paths import EXAMPLES
 
-
-CHURN = Path(__file__).parents[1] / "examples" / "churn.yaml"
+CHURN = EXAMPLES / "churn.yaml"
 NEWCOMERS = """PassengerId,Survived,Pclass,Name,Sex,Age,SibSp,Parch,Ticket,Fare,Cabin,Embarked
 n1,0,3,"Newman, Mr. Paul",male,30,0,0,X1,8.05,,S
 n2,1,1,"Newman, Mrs. Joanne",female,28,1,0,X2,80,C22,C
