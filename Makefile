@@ -31,7 +31,7 @@ $(PROMETHEUS):
 
 # Airflow runs the DAGs in dags/ from a venv of its own: it caps FastAPI below the app's
 # version, so Lifeboat is not installed there; each task runs in $(VENV) (external_python).
-# The DAG tests (tests/test_airflow_dags.py) run this Airflow.
+# The DAG tests (tests/system/test_airflow_dags.py) run this Airflow.
 airflow: $(AIRFLOW)
 
 $(AIRFLOW):
@@ -39,7 +39,7 @@ $(AIRFLOW):
 	.airflow/bin/python -m pip install --quiet --upgrade pip
 	.airflow/bin/python -m pip install --quiet 'apache-airflow==$(AIRFLOW_VERSION)'
 
-# The serving benchmark's load generator; tests/test_benchmarks.py runs that benchmark too.
+# The serving benchmark's load generator; tests/system/test_benchmarks.py runs that benchmark too.
 $(WRK):
 	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update && apt-get install -y wrk'
 

@@ -1,8 +1,8 @@
 """`--smoke`, which every benchmark takes: its code paths on tiny inputs, in seconds.
 
-`tests/test_benchmarks.py` runs each benchmark so, to catch one that no longer runs to the
-end. At those sizes the figures are noise, so a missed target does not fail a smoke run;
-an exception still does.
+`tests/system/test_benchmarks.py` runs each benchmark so, to catch one that no longer runs
+to the end. At those sizes the figures are noise, so a missed target does not fail a smoke
+run; an exception still does.
 """
 
 from __future__ import annotations

@@ -21,8 +21,9 @@ in NumPy and Arrow (`ViewReplay.columns`, `Layer.columns`, `Encoder.frame`):
 a helper of the view is applied once per distinct value, or replaced by Arrow string kernels
 where they provably agree with it (ASCII text), with the helper itself for any other row.
 Batch scoring hands over its typed Arrow columns as they are (`view_columns`), and logs the
-view it gets back. The pandas pipeline stays the reference: tests/test_fast_path.py (Titanic)
-and tests/test_fast_path_columns.py (`columns`) hold every path to it.
+view it gets back. The pandas pipeline stays the reference:
+tests/scoring/test_compiled_scorer.py (Titanic) and
+tests/scoring/test_compiled_columns_view.py (`columns`) hold every path to it.
 
 A compiled scorer with an ONNX classifier can be saved (`save_scorer`: what it learned as
 JSON, the classifier as ONNX) and loaded without the pipeline or scikit-learn's model

@@ -1,0 +1,531 @@
+"""The Airflow DAGs in dags/, run for real: Airflow 3 from its own venv (`.airflow/`, built by
+`make airflow`) runs `airflow dags test <dag_id>` against a temporary AIRFLOW_HOME (SQLite
+metadata DB), each task running Lifeboat in the project's venv against a scratch PostgreSQL
+database and a temporary LIFEBOAT_HOME. After each run the test reads what it left: rows in
+the DB, versions in the MLflow registry, predictions and scored files, job runs, and the
+asset events Airflow recorded. Each DAG runs twice; the second run changes nothing.
+
+The stages build on one another (files land → ingested → trained → scored → drift checked),
+as module fixtures, so any one test can run alone and pulls in the stages it needs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from sqlalchemy import func, inspect, select
+
+from lifeboat.config import Settings
+from lifeboat.datasets import DatasetSpec
+from lifeboat.db import (
+    Database,
+    DriftReport,
+    IngestionRun,
+    JobRun,
+    Prediction,
+    Retrain,
+    ScoredFile,
+    dataset_table,
+    upgrade,
+)
+from lifeboat.registry import ModelRegistry
+from lifeboat.synthetic.passengers import Shift, synthetic_passengers, write_passengers
+from tests.support.homes import make_settings
+from tests.support.paths import ROOT
+from tests.support.services import scratch_postgres_database
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+DAGS = ROOT / "dags"
+AIRFLOW_VENV = ROOT / ".airflow"
+AIRFLOW = AIRFLOW_VENV / "bin" / "airflow"
+DAG_IDS = ("drift_monitor", "ingest_from_storage", "scheduled_predictions", "training_pipeline")
+DRIFT_ASSET = "lifeboat_drift_detected"
+DRIFT = Shift(age_offset=12.0, class_mix=(0.1, 0.1, 0.8))
+RUN_SECONDS = 900
+# Settings that would point the DAGs' tasks somewhere else than this test's home and database.
+FOREIGN_ENV = ("DATABASE_URL", "MLFLOW_TRACKING_URI", "REDIS_URL", "PYTHONPATH")
+
+# Run inside Airflow's venv: each DAG as Airflow's own DagBag loads it, as JSON.
+DAG_SHAPES = r"""
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+
+bag = DagBag(dag_folder=sys.argv[1])
+shapes = {}
+for dag_id, dag in bag.dags.items():
+    tasks = {}
+    for t in dag.tasks:
+        mapped = type(t).__name__.endswith("MappedOperator")
+        kwargs = t.partial_kwargs if mapped else vars(t)
+        tasks[t.task_id] = {
+            "operator": t.operator_name, "mapped": mapped,
+            "upstream": sorted(t.upstream_task_ids),
+            "python": kwargs.get("python"),
+            "retries": kwargs.get("retries", getattr(t, "retries", None)),
+            "outlets": [getattr(o, "name", str(o)) for o in (t.outlets or [])],
+        }
+    schedule = dag.schedule
+    shapes[dag_id] = {
+        "schedule": (schedule if isinstance(schedule, str) else
+                     [getattr(a, "name", str(a)) for a in schedule] if isinstance(schedule, list)
+                     else getattr(schedule, "total_seconds", lambda: repr(schedule))()),
+        "catchup": dag.catchup, "tags": sorted(dag.tags), "doc_md": dag.doc_md or "",
+        "max_active_runs": dag.max_active_runs, "tasks": tasks,
+    }
+print("DAG_SHAPES" + json.dumps({"import_errors": {k: str(v) for k, v in bag.import_errors.items()},
+                                 "dags": shapes}))
+"""
+
+
+def _json_lines(stdout: str) -> Any:
+    """The JSON an `airflow … --output json` printed, after any warnings on stdout."""
+    return json.loads(next(line for line in reversed(stdout.splitlines())
+                           if line.startswith(("[", "{"))))
+
+
+def _output_tail(result: subprocess.CompletedProcess[str], lines: int = 60) -> str:
+    return "\n".join((result.stdout + result.stderr).splitlines()[-lines:])
+
+
+@dataclass
+class DagRun:
+    dag_id: str
+    run_id: str
+    state: str
+    tasks: dict[tuple[str, int], str]
+    results: dict[tuple[str, int], Any]
+    seconds: float
+
+    def result(self, task_id: str, map_index: int = -1) -> Any:
+        return self.results[(task_id, map_index)]
+
+
+@dataclass
+class Airflow:
+    """Airflow 3 from `.airflow/`, with its own AIRFLOW_HOME and SQLite metadata DB."""
+
+    home: Path
+    env: dict[str, str]
+    workdir: Path
+    runs: list[DagRun] = field(default_factory=list)
+
+    def cli(self, *args: str, timeout: float = 300,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([str(AIRFLOW), *args], env=env or self.env, cwd=self.workdir,
+                                capture_output=True, text=True, timeout=timeout)
+        assert result.returncode == 0, (
+            f"`airflow {' '.join(args)}` exited {result.returncode}:\n{_output_tail(result)}")
+        return result
+
+    def metadata(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.home / "airflow.db")
+
+    def test_dag(self, dag_id: str) -> DagRun:
+        """`airflow dags test <dag_id>`, then the run's outcome as Airflow recorded it."""
+        started = time.monotonic()
+        result = subprocess.run([str(AIRFLOW), "dags", "test", dag_id], env=self.env,
+                                cwd=self.workdir, capture_output=True, text=True,
+                                timeout=RUN_SECONDS)
+        seconds = time.monotonic() - started
+        log = self.home / f"{dag_id}-{len(self.runs)}.log"
+        log.write_text(result.stdout + result.stderr)
+        with self.metadata() as db:
+            row = db.execute("SELECT run_id, state FROM dag_run WHERE dag_id = ? "
+                             "ORDER BY id DESC LIMIT 1", (dag_id,)).fetchone()
+            assert row is not None, f"no run of {dag_id} recorded:\n{_output_tail(result)}"
+            run_id, state = row
+            tasks = {(task, index): task_state for task, index, task_state in db.execute(
+                "SELECT task_id, map_index, state FROM task_instance "
+                "WHERE dag_id = ? AND run_id = ?", (dag_id, run_id))}
+            results = {(task, index): json.loads(value) for task, index, value in db.execute(
+                "SELECT task_id, map_index, value FROM xcom WHERE dag_id = ? AND run_id = ? "
+                "AND key = 'return_value'", (dag_id, run_id))}
+        assert result.returncode == 0 and state == "success", (
+            f"`airflow dags test {dag_id}` exited {result.returncode}, run {state}, tasks "
+            f"{tasks} (log: {log}):\n{_output_tail(result)}")
+        run = DagRun(dag_id, run_id, state, tasks, results, seconds)
+        self.runs.append(run)
+        print(f"airflow dags test {dag_id}: {state} in {seconds:.0f} s")
+        return run
+
+    def asset_events(self) -> list[dict[str, Any]]:
+        with self.metadata() as db:
+            return [{"extra": json.loads(extra or "{}"), "dag_id": dag_id, "run_id": run_id}
+                    for extra, dag_id, run_id in db.execute(
+                        "SELECT e.extra, e.source_dag_id, e.source_run_id FROM asset_event e "
+                        "JOIN asset a ON a.id = e.asset_id WHERE a.name = ? ORDER BY e.id",
+                        (DRIFT_ASSET,))]
+
+    def queued_runs(self) -> list[str]:
+        """DAGs the scheduler will start because of asset events (asset_dag_run_queue)."""
+        with self.metadata() as db:
+            return [dag_id for (dag_id,) in db.execute(
+                "SELECT target_dag_id FROM asset_dag_run_queue")]
+
+
+def _clean_env() -> dict[str, str]:
+    """This process's environment without Airflow's, Lifeboat's or the database's settings."""
+    return {name: value for name, value in os.environ.items()
+            if not name.startswith(("AIRFLOW", "LIFEBOAT_")) and name not in FOREIGN_ENV}
+
+
+@pytest.fixture(scope="module")
+def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str], Path]:
+    """A migrated Airflow metadata DB with the DAGs serialized into it (once per module)."""
+    if not AIRFLOW.exists():
+        pytest.fail(f"Airflow is not installed: {AIRFLOW} is missing. Run `make airflow` "
+                    "(`make test` does it) to build Airflow's own venv in .airflow/.",
+                    pytrace=False)
+    home = tmp_path_factory.mktemp("airflow_home")
+    workdir = tmp_path_factory.mktemp("airflow_cwd")  # no .env of the checkout is read
+    env = {**_clean_env(),
+           "AIRFLOW_HOME": str(home),
+           "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+           "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+           # Unpaused, as in a deployment: an asset event queues a run of training_pipeline.
+           "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+           "AIRFLOW__CORE__UNIT_TEST_MODE": "False"}
+    airflow = Airflow(home, env, workdir)
+    airflow.cli("db", "migrate")
+    airflow.cli("dags", "reserialize")
+    return home, env, workdir
+
+
+@pytest.fixture(scope="module")
+def scratch_database_url() -> Iterator[str]:
+    """This module's own database: its stages build on one another's rows."""
+    with scratch_postgres_database("lifeboat_airflow") as url:
+        yield url
+
+
+@dataclass
+class Lifeboat:
+    """What the DAGs' tasks run against, and how this test reads it back."""
+
+    settings: Settings
+    spec: DatasetSpec
+    airflow: Airflow
+
+    @property
+    def landing(self) -> Path:
+        return Path(self.settings.landing_url)
+
+    def drop(self, name: str, frame: pd.DataFrame | None = None, copy: Path | None = None) -> Path:
+        """Lands a file in raw/ the way an uploader should: written aside, then renamed."""
+        raw = self.landing / "raw"
+        raw.mkdir(parents=True, exist_ok=True)
+        hidden = raw / f".{name}"
+        if copy is not None:
+            shutil.copyfile(copy, hidden)
+        else:
+            write_passengers(frame, hidden)
+        return hidden.rename(raw / name)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything a DAG run may change, in comparable form."""
+        database = Database(self.settings.db_url)
+        table = dataset_table(self.spec)
+        try:
+            with database.session() as session:
+                predictions = session.execute(
+                    select(func.count(), func.count(Prediction.id.distinct()))
+                    .where(Prediction.source == "scheduled")).one()
+                rows = (session.scalar(select(func.count()).select_from(table))
+                        if inspect(session.connection()).has_table(table.name) else 0)
+                state = {
+                    "rows": rows,
+                    "ingestion_runs": session.scalar(select(func.count(IngestionRun.id))),
+                    "predictions": predictions[0],
+                    "distinct_prediction_ids": predictions[1],
+                    "scored_files": sorted(
+                        (row.file, row.status, row.predictions, row.attempts)
+                        for row in session.scalars(select(ScoredFile))),
+                    "drift_reports": session.scalar(select(func.count(DriftReport.id))),
+                    "retrains": session.scalar(select(func.count(Retrain.id))),
+                    "job_runs": [(run.job, run.trigger, run.status) for run in session.scalars(
+                        select(JobRun).order_by(JobRun.id))],
+                }
+        finally:
+            database.dispose()
+        registry = ModelRegistry(self.settings, self.spec.model_name)
+        champion = registry.champion()
+        state["versions"] = sorted(int(version.version) for version in registry.versions())
+        state["champion"] = champion.version if champion else None
+        state["raw"] = sorted(p.name for p in (self.landing / "raw").glob("*"))
+        state["good"] = sorted(p.name for p in (self.landing / "good").glob("*.parquet"))
+        state["good_rows"] = sum(len(pd.read_parquet(p))
+                                 for p in (self.landing / "good").glob("*.parquet"))
+        return state
+
+
+@pytest.fixture(scope="module")
+def lifeboat(airflow_home: tuple[Path, dict[str, str], Path], scratch_database_url: str,
+             tmp_path_factory: pytest.TempPathFactory, titanic: DatasetSpec) -> Lifeboat:
+    home, airflow_env, workdir = airflow_home
+    lifeboat_home = tmp_path_factory.mktemp("lifeboat_home")
+    database = Database(scratch_database_url)
+    upgrade(database)  # what any first job does; the snapshots read the empty tables
+    database.dispose()
+    env = {**airflow_env,
+           "LIFEBOAT_HOME": str(lifeboat_home),
+           "DATABASE_URL": scratch_database_url,
+           "LIFEBOAT_PYTHON": sys.executable,  # this test's venv: the project's
+           "LIFEBOAT_SEARCH_ITERATIONS": "2",
+           "LIFEBOAT_AIRFLOW_RETRIES": "0"}  # a failing task fails the run at once
+    return Lifeboat(make_settings(lifeboat_home, scratch_database_url), titanic,
+                    Airflow(home, env, workdir))
+
+
+# --- the stages, each run twice -------------------------------------------------------------
+
+
+@dataclass
+class Stage:
+    first: DagRun
+    second: DagRun
+    before: dict[str, Any]
+    after_first: dict[str, Any]
+    after_second: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def ingested(lifeboat: Lifeboat, titanic: DatasetSpec) -> Stage:
+    """Two files land; ingest_from_storage runs; the first lands again unchanged; it runs again."""
+    first_file = lifeboat.drop("passengers-1.csv", copy=titanic.bundled_path())
+    lifeboat.drop("passengers-2.csv", synthetic_passengers(300, seed=11))
+    before = lifeboat.snapshot()
+    first = lifeboat.airflow.test_dag("ingest_from_storage")
+    after_first = lifeboat.snapshot()
+    lifeboat.drop("passengers-1.csv", copy=titanic.bundled_path())  # the same bytes again
+    assert first_file.exists()
+    second = lifeboat.airflow.test_dag("ingest_from_storage")
+    return Stage(first, second, before, after_first, lifeboat.snapshot())
+
+
+@pytest.fixture(scope="module")
+def trained(lifeboat: Lifeboat, ingested: Stage) -> Stage:
+    return _twice(lifeboat, "training_pipeline")
+
+
+@pytest.fixture(scope="module")
+def scored(lifeboat: Lifeboat, trained: Stage) -> Stage:
+    return _twice(lifeboat, "scheduled_predictions")
+
+
+def _twice(lifeboat: Lifeboat, dag_id: str) -> Stage:
+    """The DAG run twice in a row, with what the database held before, between and after."""
+    before = lifeboat.snapshot()
+    first = lifeboat.airflow.test_dag(dag_id)
+    after_first = lifeboat.snapshot()
+    second = lifeboat.airflow.test_dag(dag_id)
+    return Stage(first, second, before, after_first, lifeboat.snapshot())
+
+
+@dataclass
+class DriftStage:
+    steady: DagRun
+    after_steady: dict[str, Any]
+    events_after_steady: list[dict[str, Any]]
+    queued_after_steady: list[str]
+    drifted: DagRun
+    before_drifted: dict[str, Any]
+    after_drifted: dict[str, Any]
+    events_after_drifted: list[dict[str, Any]]
+    queued_after_drifted: list[str]
+    drifted_file_ingest: DagRun
+    drifted_file_score: DagRun
+
+
+@pytest.fixture(scope="module")
+def drift_checked(lifeboat: Lifeboat, scored: Stage) -> DriftStage:
+    """drift_monitor over the steady window the scoring left, then over a drifted one: a file
+    of passengers unlike the training ones lands, is ingested and scored through the DAGs."""
+    airflow = lifeboat.airflow
+    steady = airflow.test_dag("drift_monitor")
+    after_steady = lifeboat.snapshot()
+    events_after_steady, queued_after_steady = airflow.asset_events(), airflow.queued_runs()
+    lifeboat.drop("passengers-3.csv", synthetic_passengers(300, seed=12, shift=DRIFT))
+    drifted_file_ingest = airflow.test_dag("ingest_from_storage")
+    drifted_file_score = airflow.test_dag("scheduled_predictions")
+    before_drifted = lifeboat.snapshot()
+    drifted = airflow.test_dag("drift_monitor")
+    return DriftStage(steady, after_steady, events_after_steady, queued_after_steady,
+                      drifted, before_drifted, lifeboat.snapshot(), airflow.asset_events(),
+                      airflow.queued_runs(), drifted_file_ingest, drifted_file_score)
+
+
+# --- the tests ------------------------------------------------------------------------------
+
+
+def test_every_dag_imports_and_has_the_described_tasks(
+        airflow_home: tuple[Path, dict[str, str], Path]) -> None:
+    home, env, workdir = airflow_home
+    airflow = Airflow(home, env, workdir)
+    errors = _json_lines(airflow.cli("dags", "list-import-errors", "--output", "json").stdout)
+    assert errors == [], errors
+    listed = _json_lines(airflow.cli("dags", "list", "--output", "json").stdout)
+    assert sorted(dag["dag_id"] for dag in listed) == list(DAG_IDS)
+
+    # Parsed by Airflow's own DagBag, without LIFEBOAT_PYTHON: the default interpreter is the
+    # checkout's .venv, found from the dags folder.
+    shapes = subprocess.run([str(AIRFLOW_VENV / "bin" / "python"), "-c", DAG_SHAPES, str(DAGS)],
+                            env=env, cwd=workdir, capture_output=True, text=True, timeout=300)
+    assert shapes.returncode == 0, _output_tail(shapes)
+    line = next(line for line in shapes.stdout.splitlines() if line.startswith("DAG_SHAPES"))
+    parsed = json.loads(line.removeprefix("DAG_SHAPES"))
+    assert parsed["import_errors"] == {}
+    dags = parsed["dags"]
+    assert sorted(dags) == list(DAG_IDS)
+    lifeboat_python = str(ROOT / ".venv" / "bin" / "python")
+
+    def tasks(dag_id: str) -> dict[str, tuple[str, bool, list[str]]]:
+        return {task_id: (task["operator"], task["mapped"], task["upstream"])
+                for task_id, task in dags[dag_id]["tasks"].items()}
+
+    assert tasks("ingest_from_storage") == {
+        "waiting_files": ("@task.external_python", False, []),
+        "ingest_file": ("@task.external_python", True, ["waiting_files"]),
+    }
+    assert tasks("training_pipeline") == {"pipeline": ("@task.external_python", False, [])}
+    assert tasks("scheduled_predictions") == {"score": ("@task.external_python", False, [])}
+    assert tasks("drift_monitor") == {
+        "check_drift": ("@task.external_python", False, []),
+        "drift_found": ("@task.short_circuit", False, ["check_drift"]),
+        "signal_drift": ("@task", False, ["check_drift", "drift_found"]),
+    }
+    # Only the drift signal emits the asset, and training is scheduled on exactly that asset.
+    outlets = {(dag_id, task_id): task["outlets"] for dag_id, dag in dags.items()
+               for task_id, task in dag["tasks"].items() if task["outlets"]}
+    assert outlets == {("drift_monitor", "signal_drift"): [DRIFT_ASSET]}
+    assert dags["training_pipeline"]["schedule"] == [DRIFT_ASSET]
+    assert dags["scheduled_predictions"]["schedule"] == 120
+    assert dags["drift_monitor"]["schedule"] == 3600
+    for dag_id, dag in dags.items():
+        assert dag["catchup"] is False, dag_id
+        assert dag["max_active_runs"] == 1, dag_id
+        assert "lifeboat" in dag["tags"], dag_id
+        assert "lifeboat " in dag["doc_md"], f"{dag_id}'s doc_md names no CLI equivalent"
+        for task_id, task in dag["tasks"].items():
+            assert task["retries"] and task["retries"] >= 1, (dag_id, task_id)
+            if task["operator"] == "@task.external_python":
+                assert task["python"] == lifeboat_python, (dag_id, task_id)
+
+
+def test_ingest_from_storage_loads_each_waiting_file_once(ingested: Stage,
+                                                          titanic: DatasetSpec) -> None:
+    first, second = ingested.first, ingested.second
+    assert ingested.before["raw"] == ["passengers-1.csv", "passengers-2.csv"]
+    assert ingested.before["rows"] == 0
+    # One mapped task per waiting file, each an `ingest_file` job run recorded as Airflow's.
+    assert [Path(url).name for url in first.result("waiting_files")] == [
+        "passengers-1.csv", "passengers-2.csv"]
+    mapped = {key: value for key, value in first.results.items() if key[0] == "ingest_file"}
+    assert sorted(index for _, index in mapped) == [0, 1]
+    loaded = sum(report["counts"]["rows_loaded"] for report in mapped.values())
+    assert all(report["status"] == "succeeded" and report["trigger"] == "airflow"
+               for report in mapped.values())
+    after = ingested.after_first
+    assert loaded == 1309 + 300
+    assert after["rows"] == loaded
+    assert after["raw"] == []
+    assert len(after["good"]) == 2 and after["good_rows"] == loaded
+    assert [run for run in after["job_runs"] if run[0] == "ingest_file"] == [
+        ("ingest_file", "airflow", "succeeded")] * 2
+
+    # The second run finds the same bytes again: it ingests them, loads nothing, adds no file.
+    assert [Path(url).name for url in second.result("waiting_files")] == ["passengers-1.csv"]
+    assert second.result("ingest_file", 0)["counts"]["rows_loaded"] == 0
+    again = ingested.after_second
+    for unchanged in ("rows", "good", "good_rows", "raw", "predictions", "versions"):
+        assert again[unchanged] == after[unchanged], unchanged
+
+
+def test_training_pipeline_registers_and_promotes_a_model(trained: Stage) -> None:
+    before, after, again = trained.before, trained.after_first, trained.after_second
+    assert before["versions"] == [] and before["champion"] is None
+    report = trained.first.result("pipeline")
+    assert (report["job"], report["trigger"], report["status"]) == (
+        "pipeline", "airflow", "succeeded")
+    assert report["counts"]["promoted"] == 1
+    # Registered in the MLflow registry under LIFEBOAT_HOME, and champion.
+    assert after["versions"] == [report["counts"]["version"]] == [1]
+    assert after["champion"] == "1"
+    assert after["rows"] == before["rows"]  # nothing was waiting in raw/
+
+    # Again, with no row loaded since the champion was trained: nothing to learn from, so
+    # nothing is trained, registered or changed.
+    second = trained.second.result("pipeline")
+    assert second["status"] == "succeeded"
+    assert (second["counts"]["trained"], second["counts"]["promoted"]) == (0, 0)
+    for unchanged in ("versions", "champion", "rows", "good", "predictions", "scored_files",
+                      "ingestion_runs"):
+        assert again[unchanged] == after[unchanged], unchanged
+    assert [run for run in again["job_runs"] if run[0] == "pipeline"] == [
+        ("pipeline", "airflow", "succeeded")] * 2
+
+
+def test_scheduled_predictions_scores_each_file_exactly_once(scored: Stage) -> None:
+    before, after, again = scored.before, scored.after_first, scored.after_second
+    assert before["predictions"] == 0
+    report = scored.first.result("score")
+    assert report["status"] == "succeeded" and report["trigger"] == "airflow"
+    assert report["counts"]["files"] == len(after["good"]) == 2
+    # Every good row scored once, each file claimed and finished once.
+    assert after["predictions"] == after["distinct_prediction_ids"] == after["good_rows"]
+    assert report["counts"]["predictions"] == after["predictions"]
+    assert [(status, attempts) for _, status, _, attempts in after["scored_files"]] == [
+        ("succeeded", 1)] * 2
+    assert sum(predictions for *_, predictions, _ in after["scored_files"]) == after["good_rows"]
+
+    second = scored.second.result("score")
+    assert second["counts"]["files"] == 0 and second["counts"]["predictions"] == 0
+    for unchanged in ("predictions", "scored_files", "rows", "versions", "champion"):
+        assert again[unchanged] == after[unchanged], unchanged
+
+
+def test_drift_monitor_triggers_training_only_on_drift(drift_checked: DriftStage) -> None:
+    stage = drift_checked
+    # A steady window: checked, no drift, the signal short-circuited, no asset event.
+    steady = stage.steady.result("check_drift")
+    assert steady["counts"]["checked"] == 1 and steady["counts"]["drifted"] == 0, steady
+    assert stage.steady.tasks[("drift_found", -1)] == "success"
+    assert stage.steady.tasks[("signal_drift", -1)] == "skipped"
+    assert stage.events_after_steady == [] and stage.queued_after_steady == []
+
+    # The drifted file went through the DAGs: ingested, then scored exactly once.
+    assert stage.drifted_file_ingest.result("ingest_file", 0)["counts"]["rows_loaded"] > 0
+    scored = stage.before_drifted
+    assert scored["predictions"] == scored["distinct_prediction_ids"] == scored["good_rows"]
+    assert len(scored["scored_files"]) == 3
+
+    # A drifted window: one asset event, naming the check's job run, queues training_pipeline.
+    drifted = stage.drifted.result("check_drift")
+    assert drifted["counts"]["checked"] == 1 and drifted["counts"]["drifted"] == 1, drifted
+    assert stage.drifted.tasks[("signal_drift", -1)] == "success"
+    assert stage.events_after_drifted == [{
+        "extra": {"drift_job_run_id": drifted["run_id"]}, "dag_id": "drift_monitor",
+        "run_id": stage.drifted.run_id}]
+    assert stage.queued_after_drifted == ["training_pipeline"]
+
+    # Checking does not heal: no retrain, no new version, nothing scored or loaded.
+    after = stage.after_drifted
+    assert after["retrains"] == 0
+    assert after["drift_reports"] == stage.after_steady["drift_reports"] + 1
+    for unchanged in ("versions", "champion", "predictions", "rows", "scored_files"):
+        assert after[unchanged] == stage.before_drifted[unchanged], unchanged
+    assert [run for run in after["job_runs"] if run[0] == "drift"] == [
+        ("drift", "airflow", "succeeded")] * 2
