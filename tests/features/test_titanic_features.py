@@ -9,9 +9,10 @@ from sklearn.linear_model import LogisticRegression
 
 from lifeboat.datasets import DatasetSpec
 from lifeboat.errors import DatasetSpecError
-from lifeboat.features import build_feature_pipeline, feature_view, titanic_view
-from lifeboat.features.titanic import TitanicFeatures
-from lifeboat.features.titanic_view import deck_of, title_of
+from lifeboat.features import build_feature_pipeline, feature_view
+from lifeboat.features.builders.titanic import view as titanic_view
+from lifeboat.features.builders.titanic.layer import TitanicFeatures
+from lifeboat.features.builders.titanic.view import deck_of, title_of
 from lifeboat.features.views import view_version
 from lifeboat.training import model_pipeline
 

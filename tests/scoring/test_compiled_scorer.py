@@ -22,6 +22,7 @@ from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database
 from lifeboat.features import FeatureView, feature_view, open_online_store
+from lifeboat.features.builders.titanic import replay as titanic_replay
 from lifeboat.registry import ModelRegistry, ModelVersion
 from lifeboat.scoring import compiled as fast_path
 from lifeboat.scoring.compiled import (
@@ -286,7 +287,7 @@ def test_fares_format_to_cents_as_python_does() -> None:
         rng.random(50000) * 600, np.round(rng.random(50000) * 600, 3), np.arange(4000) / 8,
         -rng.random(1000), rng.standard_normal(1000) * 1e13,
         [0.0, -0.0, 0.005, 0.125, 0.375, 2.675, -0.004, 999.995, 1e15, 1e300, math.inf, math.nan]])
-    assert fast_path._money(amounts).to_pylist() == [
+    assert titanic_replay._money(amounts).to_pylist() == [
         None if math.isnan(a) else f"{a:.2f}" for a in amounts.tolist()]
 
 

@@ -1,6 +1,15 @@
-"""Features: the feature view (offline table, online store) and the pipeline shared by
-training and serving."""
+"""Features: the feature builders (a view, its learned layer and their replays, one object
+each), the feature view (offline table, online store) and the pipeline shared by training
+and serving."""
 
+from lifeboat.features.builder import (
+    FeatureBuilder,
+    LayerReplay,
+    LearnedLayer,
+    UnsupportedModel,
+    ViewReplay,
+    feature_builder,
+)
 from lifeboat.features.frames import raw_frame
 from lifeboat.features.offline import (
     ENTITY_ID,
@@ -24,13 +33,19 @@ from lifeboat.features.views import FeatureView
 __all__ = [
     "ENTITY_ID",
     "VIEW_VERSION",
+    "FeatureBuilder",
     "FeatureView",
+    "LayerReplay",
+    "LearnedLayer",
     "MaterializeReport",
     "OnlineStore",
     "OnlineStoreUnavailable",
+    "UnsupportedModel",
     "ViewKey",
+    "ViewReplay",
     "build_feature_pipeline",
     "ensure_feature_table",
+    "feature_builder",
     "feature_engineer",
     "feature_table",
     "feature_view",
