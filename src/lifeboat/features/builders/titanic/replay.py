@@ -6,8 +6,7 @@ column-wise for large batches, where a helper is applied once per distinct value
 replaced by Arrow string kernels where they provably agree with it (ASCII text), with the
 helper itself for any other row. The learned layer, `TitanicFeatures`, is replayed from
 its fitted state: imputed ages and fares, and travel-group figures.
-tests/scoring/test_compiled_scorer.py
-holds every path to the pandas pipeline.
+tests/scoring/test_compiled_scorer.py holds every path to the pandas pipeline.
 """
 
 from __future__ import annotations
