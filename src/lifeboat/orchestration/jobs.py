@@ -107,7 +107,7 @@ def _drift(context: JobContext, heal: bool = True,
     if unless_checked_within and checked_recently(database, spec.name, unless_checked_within):
         log.info("%s: a drift check ran within the last %.0f s: this turn is skipped",
                  spec.name, unless_checked_within)
-        return {"derived": 0, "checked": 0, "drifted": 0, "retrained": 0}
+        return {"derived": 0, "checked": 0, "drifted": 0, "retrained": 0, "skipped": 1}
     derived = _outcomes(context)
     try:
         report = check_drift(settings, database, spec)
