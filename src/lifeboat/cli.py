@@ -84,7 +84,7 @@ def up() -> None:
     Ctrl-C, SIGTERM and SIGHUP stop it and every process it started."""
     from lifeboat.lifecycle import stop_child, stop_on_hangup_and_terminate
     from lifeboat.orchestration import bootstrap
-    from lifeboat.serving.app import served_specs
+    from lifeboat.serving import served_specs
 
     stop_on_hangup_and_terminate()
     context = Context()
@@ -96,8 +96,8 @@ def up() -> None:
     if not context.settings.embedded_jobs:
         _serve(context.settings)
         return
-    from lifeboat.orchestration.scheduler import describe, start_embedded_jobs
-    from lifeboat.orchestration.scheduler import schedule as periodic_jobs
+    from lifeboat.orchestration import describe, start_embedded_jobs
+    from lifeboat.orchestration import schedule as periodic_jobs
 
     periodic = periodic_jobs(context.settings, specs)
     jobs = start_embedded_jobs(context.settings, periodic)
@@ -477,9 +477,9 @@ def pipeline() -> None:
 def schedule() -> None:
     """Run the periodic jobs until stopped: ingest raw/, score new good/ files, and the
     monitoring loop (outcomes, drift check, retrain policy) of every served dataset."""
-    from lifeboat.orchestration.scheduler import describe, run_schedule
-    from lifeboat.orchestration.scheduler import schedule as periodic_jobs
-    from lifeboat.serving.app import served_specs
+    from lifeboat.orchestration import describe, run_schedule
+    from lifeboat.orchestration import schedule as periodic_jobs
+    from lifeboat.serving import served_specs
 
     context = Context()
     jobs = periodic_jobs(context.settings, served_specs(context.settings))
