@@ -7,8 +7,10 @@ the predictions and outcomes it needs are logged."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -330,7 +332,8 @@ def _served(base_url: str, passengers: Passengers, feedback: bool) -> tuple[str,
 
 
 def test_outcomes_that_come_back_teach_the_next_model_a_changed_segment(
-        tmp_path: Path, titanic: DatasetSpec, postgres_server_url: str, redis_url: str) -> None:
+        tmp_path: Path, titanic: DatasetSpec, postgres_server_url: str, redis_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """Concept drift on PostgreSQL and Redis: third-class men now survive. Of 600
     predictions, 400 for them come back through /feedback with the opposite outcome; once
     every outcome is in, a turn of the monitoring loop finds the live accuracy drop and
@@ -343,6 +346,7 @@ def test_outcomes_that_come_back_teach_the_next_model_a_changed_segment(
     settings = trained_home(tmp_path / "home", titanic, postgres_server_url, redis_url=redis_url,
                             **MONITORING, drift_p_value=1e-12, live_accuracy_window=200,
                             min_feedback_samples=50, search_iterations=10)
+    _numbered_prediction_ids(monkeypatch)
     database = Database(settings.db_url)
     with live_server(create_app(settings)) as base_url:
         changed = Passengers.drawn(titanic, segment=400, others=200, seed=21)
@@ -362,6 +366,18 @@ def test_outcomes_that_come_back_teach_the_next_model_a_changed_segment(
     assert evidence["recent_rows"] > 0 and evidence["interval"][0] > 0
     assert unseen.accuracy(now, segment=True) - unseen.accuracy(before, segment=True) >= 0.3
     assert unseen.accuracy(before, segment=False) - unseen.accuracy(now, segment=False) <= 0.02
+
+
+def _numbered_prediction_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Prediction ids numbered in the order served (still version-7 UUIDs) instead of
+    partly random. Which labelled predictions fall in the frozen evaluation set (a hash of
+    the id) and their order in training then stay the same from run to run, and so does
+    the model the retrain trains: with random ids, the challenger's accuracy on everyone
+    else ranged from 0.732 to 0.788 over three runs (the champion's: 0.742). The live
+    server runs in this process, so it draws the patched ids."""
+    numbers = itertools.count(1)
+    monkeypatch.setattr("lifeboat.scoring.predictor.prediction_id",
+                        lambda: str(uuid.UUID(int=next(numbers) | 0x7 << 76 | 0b10 << 62)))
 
 
 def _decided(settings: Settings, spec: DatasetSpec, version: ModelVersion,
