@@ -309,7 +309,7 @@ def test_a_scheduled_turn_is_skipped_when_another_process_checked_within_the_int
         context: JobContext) -> None:
     """Replicas of `lifeboat up` each run a scheduler on one database: the first to turn
     in an interval checks, the others skip, so an interval brings one check, not one per
-    replica. Asked for without the interval (the CLI, Airflow), a turn always runs."""
+    replica. Run without the interval (as Airflow runs it), a turn always runs."""
     now = pd.Timestamp.now(tz="UTC").to_pydatetime()
     with context.database.session() as session:
         session.add(DriftReport(
@@ -319,7 +319,7 @@ def test_a_scheduled_turn_is_skipped_when_another_process_checked_within_the_int
     skipped = run(context, "drift", "schedule", unless_checked_within=60.0)
     assert skipped.counts == {"derived": 0, "checked": 0, "drifted": 0, "retrained": 0,
                               "skipped": 1}
-    assert "skipped" not in run(context, "drift", "cli").counts
+    assert "skipped" not in run(context, "drift", "airflow").counts
 
 
 def _put(storage: StorageLocation, name: str, frame: pd.DataFrame) -> None:

@@ -96,8 +96,8 @@ def _outcomes(context: JobContext) -> Counts:
 
 def _drift(context: JobContext, heal: bool = True,
            unless_checked_within: float | None = None) -> Counts:
-    """One turn of the monitoring loop, wherever it is triggered (the scheduler of `lifeboat
-    up` or `lifeboat schedule`, Airflow, the CLI): outcomes derived first, so that live
+    """One turn of the monitoring loop, whoever triggers it (the scheduler of `lifeboat up`
+    or `lifeboat schedule`, Airflow's drift DAG): outcomes derived first, so that live
     accuracy counts them; a drift check over the latest window; with `heal`, the retrain
     policy on the check and the champion's live accuracy (which may call for a retrain
     even when too few predictions were served for a check). `unless_checked_within`
