@@ -84,22 +84,26 @@ def up() -> None:
     Ctrl-C, SIGTERM and SIGHUP stop it and every process it started."""
     from lifeboat.lifecycle import stop_child, stop_on_hangup_and_terminate
     from lifeboat.orchestration import bootstrap
-    from lifeboat.serving.app import served_specs
+    from lifeboat.serving import served_specs
 
     stop_on_hangup_and_terminate()
     context = Context()
-    for spec in served_specs(context.settings):
+    specs = served_specs(context.settings)
+    for spec in specs:
         with _steps(f"starting Lifeboat ({spec.name})") as progress:
             report = bootstrap(context.settings, context.database, spec, progress)
         _print_bootstrap(spec, report)
     if not context.settings.embedded_jobs:
         _serve(context.settings)
         return
-    from lifeboat.orchestration.scheduler import start_embedded_jobs
+    from lifeboat.orchestration import describe, start_embedded_jobs
+    from lifeboat.orchestration import schedule as periodic_jobs
 
-    jobs = start_embedded_jobs(context.settings)
+    periodic = periodic_jobs(context.settings, specs)
+    jobs = start_embedded_jobs(context.settings, periodic)
     console.print(f"jobs: drop {context.spec.name} files into {context.settings.landing_url}"
-                  "/raw to ingest and score them (`lifeboat jobs` lists the runs)")
+                  "/raw to ingest and score them (`lifeboat jobs` lists the runs); "
+                  f"{describe(periodic)}")
     try:
         _serve(context.settings)
     finally:
@@ -471,12 +475,14 @@ def pipeline() -> None:
 
 @app.command()
 def schedule() -> None:
-    """Run the periodic jobs until stopped: ingest raw/, score new good/ files, check drift."""
-    from lifeboat.orchestration.scheduler import describe, run_schedule
-    from lifeboat.orchestration.scheduler import schedule as periodic_jobs
+    """Run the periodic jobs until stopped: ingest raw/, score new good/ files, and the
+    monitoring loop (outcomes, drift check, retrain policy) of every served dataset."""
+    from lifeboat.orchestration import describe, run_schedule
+    from lifeboat.orchestration import schedule as periodic_jobs
+    from lifeboat.serving import served_specs
 
     context = Context()
-    jobs = periodic_jobs(context.settings)
+    jobs = periodic_jobs(context.settings, served_specs(context.settings))
     console.print(f"scheduler: {describe(jobs)} (Ctrl-C stops)")
     _until_interrupted(lambda stop: run_schedule(context.jobs(), jobs, stop))
 

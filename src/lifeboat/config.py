@@ -113,7 +113,9 @@ class Settings(BaseSettings):
     )
     drift_check_seconds: float = Field(
         default=300.0, gt=0,
-        description="How often the service runs a drift check over the latest window.",
+        description="How often the scheduler (`lifeboat up`'s jobs process, `lifeboat "
+                    "schedule`) runs a turn of the monitoring loop: outcomes derived, a drift "
+                    "check over the latest window, the retrain policy.",
     )
     drift_p_value: float = Field(
         default=0.05, gt=0, lt=1,

@@ -1,8 +1,9 @@
 """Outcomes that come by themselves, end to end on PostgreSQL and Redis: a service serving the
 customers model scores customers by id; a transactions file covering the 30 days after those
-predictions is ingested; one monitoring turn labels every prediction by the spec's rule, and
-live accuracy, live ROC AUC and the window's estimated accuracy show in /metrics and
-/monitoring/summary, with no /feedback call."""
+predictions is ingested; one monitoring turn (the `drift` job, as the jobs process runs it)
+labels every prediction by the spec's rule, and live accuracy, live ROC AUC and the
+window's estimated accuracy show in /metrics and /monitoring/summary, with no /feedback
+call."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from lifeboat.db import Database, Feedback, upgrade
 from lifeboat.features import materialize, open_online_store
 from lifeboat.features.snapshots import current_snapshot
 from lifeboat.ingest import LandingZone, ingest_file
+from lifeboat.orchestration import JobContext, run
 from lifeboat.registry import ModelRegistry
 from lifeboat.serving import create_app
 from lifeboat.synthetic.customers import write_customers
@@ -55,7 +57,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator
     with scratch_postgres_database("lifeboat_outcomes") as url:
         settings = make_settings(
             home, url, dataset="customers", redis_url=store_url, drift_window_size=SCORED,
-            live_accuracy_window=1000, drift_check_seconds=86_400, auto_retrain=False)
+            live_accuracy_window=1000, auto_retrain=False)
         settings.ensure_home()
         database = Database(settings.db_url)
         upgrade(database)
@@ -85,8 +87,8 @@ def test_one_monitoring_turn_labels_every_prediction_and_measures_the_model(
         assert client.get("/past-predictions", params={"limit": 1}).json()["total"] == SCORED
 
         buyers = _later_transactions(spec, database, predictions, tmp_path)
-        service = client.app.state.services["customers"]
-        assert service.monitor() is None  # no retrain: the policy is off here
+        turn = run(JobContext(settings, database, spec), "drift", "schedule")
+        assert turn.counts["retrained"] == 0  # no retrain: the policy is off here
         metrics = client.get("/metrics").text
         summary = client.get("/monitoring/summary").json()
 

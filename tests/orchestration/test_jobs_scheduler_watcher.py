@@ -1,5 +1,7 @@
 """Jobs, the embedded scheduler and the watcher, in real processes: a file dropped into raw/
-is ingested and scored exactly once, however many schedulers run and whatever kills them."""
+is ingested and scored exactly once, however many schedulers run and whatever kills them;
+the scheduler runs the monitoring loop of every served dataset, once an interval between
+schedulers."""
 
 from __future__ import annotations
 
@@ -19,15 +21,23 @@ import pytest
 from sqlalchemy import func, select
 
 from lifeboat.config import Settings
-from lifeboat.datasets import DatasetSpec
-from lifeboat.db import Database, JobRun, Prediction, ScoredFile, dataset_table, upgrade
+from lifeboat.datasets import DatasetSpec, load_spec
+from lifeboat.db import (
+    Database,
+    DriftReport,
+    JobRun,
+    Prediction,
+    ScoredFile,
+    dataset_table,
+    upgrade,
+)
 from lifeboat.errors import JobFailed
 from lifeboat.features import feature_view
 from lifeboat.metrics import exposition
 from lifeboat.monitoring.collector import MonitoringCollector
 from lifeboat.orchestration import JobContext, recent_runs, run, run_job
 from lifeboat.orchestration.file_scoring import MARKER, ready_files
-from lifeboat.orchestration.scheduler import watch_landing_zone
+from lifeboat.orchestration.scheduler import run_schedule, schedule, watch_landing_zone
 from lifeboat.synthetic.passengers import synthetic_passengers, write_passengers
 from tests.support.homes import make_settings
 from tests.support.object_storage import StorageLocation
@@ -267,6 +277,49 @@ def test_the_watcher_polls_object_storage_and_scores_what_lands(
     assert sum(name.startswith("scored/") and name.endswith(MARKER)
                for name in storage.landed()) == 2
     context.database.dispose()
+
+
+def test_the_scheduler_runs_the_monitoring_loop_of_every_served_dataset(
+        context: JobContext, titanic: DatasetSpec) -> None:
+    """The loop's one home: the scheduler (`lifeboat up`'s jobs process, `lifeboat
+    schedule`) runs the `drift` job of each dataset served; the landing zone's jobs are the
+    default dataset's."""
+    customers = load_spec("customers")
+    jobs = schedule(context.settings, [titanic, customers])
+    assert [(every.job, every.spec.name) for every in jobs] == [
+        ("ingest", "titanic"), ("score", "titanic"), ("drift", "titanic"), ("drift", "customers")]
+    stop = threading.Event()
+    scheduler = threading.Thread(target=run_schedule, args=(context, jobs, stop), daemon=True)
+    scheduler.start()
+
+    def turns() -> dict[str, list[tuple[str, str]]]:
+        return {name: [(r.trigger, r.status) for r in recent_runs(context.database, name)
+                       if r.job == "drift"] for name in ("titanic", "customers")}
+
+    try:
+        _wait_until(lambda: all(turns().values()), [], "a monitoring turn of each dataset")
+    finally:
+        stop.set()
+        scheduler.join(timeout=SECONDS)
+    assert turns() == {"titanic": [("schedule", "succeeded")],
+                       "customers": [("schedule", "succeeded")]}
+
+
+def test_a_scheduled_turn_is_skipped_when_another_process_checked_within_the_interval(
+        context: JobContext) -> None:
+    """Replicas of `lifeboat up` each run a scheduler on one database: the first to turn
+    in an interval checks, the others skip, so an interval brings one check, not one per
+    replica. Run without the interval (as Airflow runs it), a turn always runs."""
+    now = pd.Timestamp.now(tz="UTC").to_pydatetime()
+    with context.database.session() as session:
+        session.add(DriftReport(
+            dataset="titanic", model_name="m", model_version="1", window_start=now,
+            window_end=now, window_size=200, drifted=False, drift_share=0.0, p_value=0.05,
+            correction="bonferroni", features=[], prediction_drift={}, html="<html></html>"))
+    skipped = run(context, "drift", "schedule", unless_checked_within=60.0)
+    assert skipped.counts == {"derived": 0, "checked": 0, "drifted": 0, "retrained": 0,
+                              "skipped": 1}
+    assert "skipped" not in run(context, "drift", "airflow").counts
 
 
 def _put(storage: StorageLocation, name: str, frame: pd.DataFrame) -> None:

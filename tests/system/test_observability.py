@@ -623,7 +623,7 @@ def _ingest(database: Database, spec: DatasetSpec, folder: Path, name: str,
 
 def _drift_check(http: httpx.Client, settings: Settings, database: Database,
                  spec: DatasetSpec) -> None:
-    """A real drift check over the latest window, as the service's loop or `lifeboat drift`
+    """A real drift check over the latest window, as the monitoring loop or `lifeboat drift`
     runs it: the traffic (third-class men only) is far from the training passengers."""
     deadline = time.monotonic() + 30
     while True:
@@ -691,9 +691,9 @@ def stack(titanic: DatasetSpec, postgres_server_url: str,
         database = Database(database_url)
         upgrade(database)
         settings = trained.model_copy(update={
-            "database_url": database_url, "drift_window_size": DRIFT_WINDOW,
-            # The test runs the checks itself and writes the retrains it needs.
-            "drift_check_seconds": 86400, "auto_retrain": False})
+            # The service runs no monitoring loop (the jobs process does): the test runs
+            # the checks itself and writes the retrains it needs.
+            "database_url": database_url, "drift_window_size": DRIFT_WINDOW})
         with live_server(create_app(settings)) as base_url, \
                 running_prometheus(folder, base_url.removeprefix("http://")) as prometheus, \
                 httpx.Client(base_url=base_url, timeout=60) as http:

@@ -1,4 +1,5 @@
-"""`lifeboat up` end to end: an empty home to a served, logged prediction, then a fast restart."""
+"""`lifeboat up` end to end: an empty home to a served, logged prediction, the landing zone's
+files scored and the monitoring loop turning in its jobs process, then a fast restart."""
 
 import os
 import signal
@@ -45,6 +46,16 @@ def _wait_for_scheduled(base: str, rows: int, timeout: float) -> int:
     return total
 
 
+def _monitoring_turns(base: str, timeout: float) -> list[tuple[str, str]]:
+    """The `drift` job's runs (trigger, status), once there is one or at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = httpx.get(f"{base}/jobs", params={"job": "drift"}).json()["items"]
+        if runs or time.monotonic() > deadline:
+            return [(run["trigger"], run["status"]) for run in runs]
+        time.sleep(1)
+
+
 def test_up_from_nothing_serves_and_logs_then_restarts_without_retraining(tmp_path: Path) -> None:
     home, port = tmp_path / "home", free_port()
     base = f"http://127.0.0.1:{port}"
@@ -58,6 +69,8 @@ def test_up_from_nothing_serves_and_logs_then_restarts_without_retraining(tmp_pa
         _drop_into_raw(home, synthetic_passengers(40, seed=21))
         scheduled = _wait_for_scheduled(base, rows=40, timeout=120)
         assert scheduled == 40, "a file dropped into raw/ is ingested and scored by `up`'s jobs"
+        assert ("schedule", "succeeded") in _monitoring_turns(base, timeout=60), (
+            "`up`'s jobs process runs the monitoring loop")
     finally:
         output = stop(first)
     assert "loaded 1309 titanic rows" in output and "trained lifeboat-titanic v1" in output

@@ -1,5 +1,6 @@
 """Running the stages together: the first-start bootstrap behind `lifeboat up`, the jobs every
-trigger runs (CLI, embedded scheduler and watcher, Airflow), and self-healing retrains."""
+trigger runs (CLI, embedded scheduler and watcher, Airflow), the monitoring loop (the `drift`
+job, run on schedule here and nowhere in the service), and self-healing retrains."""
 
 from lifeboat.orchestration.bootstrap import BootstrapReport, bootstrap
 from lifeboat.orchestration.healing import (
@@ -12,7 +13,15 @@ from lifeboat.orchestration.healing import (
 )
 from lifeboat.orchestration.jobs import JOBS, JobContext, run, run_job, waiting_files
 from lifeboat.orchestration.runs import JobReport, recent_runs
+from lifeboat.orchestration.scheduler import (
+    Every,
+    describe,
+    run_schedule,
+    schedule,
+    start_embedded_jobs,
+)
 
-__all__ = ["JOBS", "BootstrapReport", "JobContext", "JobReport", "RetrainRunning", "bootstrap",
-           "heal", "recent_runs", "recorded_retrain", "retrain", "retrain_apart",
-           "retrain_reason", "run", "run_job", "waiting_files"]
+__all__ = ["JOBS", "BootstrapReport", "Every", "JobContext", "JobReport", "RetrainRunning",
+           "bootstrap", "describe", "heal", "recent_runs", "recorded_retrain", "retrain",
+           "retrain_apart", "retrain_reason", "run", "run_job", "run_schedule", "schedule",
+           "start_embedded_jobs", "waiting_files"]

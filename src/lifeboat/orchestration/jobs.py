@@ -14,7 +14,7 @@ from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.db import Database, upgrade
 from lifeboat.ingest import GOOD, IngestReport, LandingZone, ingest_file
-from lifeboat.monitoring.drift_check import DriftCheckUnavailable, check_drift
+from lifeboat.monitoring.drift_check import DriftCheckUnavailable, check_drift, checked_recently
 from lifeboat.monitoring.live_accuracy import version_live_accuracy
 from lifeboat.monitoring.outcomes import derive_outcomes
 from lifeboat.orchestration import healing
@@ -94,23 +94,34 @@ def _outcomes(context: JobContext) -> Counts:
     return {"derived": derive_outcomes(context.database, context.spec)}
 
 
-def _drift(context: JobContext, heal: bool = True) -> Counts:
-    """Outcomes derived first, so that live accuracy counts them; then a drift check over the
-    latest window; with `heal`, the retrain policy after it."""
+def _drift(context: JobContext, heal: bool = True,
+           unless_checked_within: float | None = None) -> Counts:
+    """One turn of the monitoring loop, whoever triggers it (the scheduler of `lifeboat up`
+    or `lifeboat schedule`, Airflow's drift DAG): outcomes derived first, so that live
+    accuracy counts them; a drift check over the latest window; with `heal`, the retrain
+    policy on the check and the champion's live accuracy (which may call for a retrain
+    even when too few predictions were served for a check). `unless_checked_within`
+    (seconds) skips the turn when any process stored a check that recently: schedulers
+    of several replicas on one database then share one cadence instead of each checking."""
     settings, database, spec = context.settings, context.database, context.spec
+    if unless_checked_within and checked_recently(database, spec.name, unless_checked_within):
+        log.info("%s: a drift check ran within the last %.0f s: this turn is skipped",
+                 spec.name, unless_checked_within)
+        return {"derived": 0, "checked": 0, "drifted": 0, "retrained": 0, "skipped": 1}
     derived = _outcomes(context)
     try:
         report = check_drift(settings, database, spec)
     except DriftCheckUnavailable as exc:
         log.info("no drift check: %s", exc)
-        return {**derived, "checked": 0, "drifted": 0, "retrained": 0}
+        report = None
     retrained = None
-    champion = ModelRegistry(settings, spec.model_name).champion()
-    if heal and champion is not None:
-        accuracy = version_live_accuracy(database, spec.name, champion,
-                                         settings.live_accuracy_window)
+    if heal:
+        champion = ModelRegistry(settings, spec.model_name).champion()
+        accuracy = None if champion is None else version_live_accuracy(
+            database, spec.name, champion, settings.live_accuracy_window)
         retrained = healing.heal(settings, database, spec, report, accuracy)
-    return {**derived, "checked": 1, "drifted": int(report.drifted),
+    return {**derived, "checked": int(report is not None),
+            "drifted": int(report is not None and report.drifted),
             "retrained": int(retrained is not None)}
 
 

@@ -1,10 +1,12 @@
 """The embedded scheduler and watcher: Lifeboat's jobs without Airflow.
 
-The scheduler runs each job at its interval; the watcher reacts to files as they land (a new
-file in raw/ is ingested; the `._SUCCESS` marker ingestion leaves beside its good/ file has it
-scored). Both run the same recorded jobs as the CLI and Airflow, one at a time, so a run
-never overlaps itself; exactly-once comes from the jobs (checksums, claims), not from here,
-so several schedulers and watchers may run at once.
+The scheduler runs each job at its interval, the monitoring loop (the `drift` job) among
+them: this is where the loop runs, in `lifeboat up`'s jobs process or `lifeboat schedule`,
+never in a serving process. The watcher reacts to files as they land (a new file in raw/ is
+ingested; the `._SUCCESS` marker ingestion leaves beside its good/ file has it scored).
+Both run the same recorded jobs as the CLI and Airflow, and never two runs of one job at
+once; exactly-once comes from the jobs (checksums, claims), not from here, so several
+schedulers and watchers may run at once.
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ import multiprocessing
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from fsspec.implementations.local import LocalFileSystem
 from watchfiles import Change, watch
 
 from lifeboat.config import Settings
+from lifeboat.datasets import DatasetSpec
 from lifeboat.errors import JobFailed
 from lifeboat.ingest import GOOD, RAW
 from lifeboat.lifecycle import exit_with_parent
@@ -29,33 +34,50 @@ from lifeboat.orchestration.file_scoring import MARKER
 from lifeboat.orchestration.jobs import JobContext, run
 
 log = logging.getLogger(__name__)
-# The scheduler and the watcher share a process in `lifeboat up`: one job at a time there,
-# so the two never ingest the same file at once.
-_one_job_at_a_time = threading.Lock()
+# The scheduler and the watcher share a process in `lifeboat up`: the jobs that take files
+# from the landing zone run one at a time there, so the two never ingest the same file at
+# once. A monitoring turn takes none: files that land during its retrain (minutes) are
+# still taken as they land.
+_LANDING_JOBS = frozenset({"ingest", "score"})
+_one_landing_job_at_a_time = threading.Lock()
 
 
 @dataclass(frozen=True)
 class Every:
+    """A job run on one dataset at an interval, with the arguments it is run with."""
+
     job: str
     seconds: float
+    spec: DatasetSpec
+    arguments: dict[str, Any] = field(default_factory=dict)
 
 
-def schedule(settings: Settings, with_drift: bool = True) -> list[Every]:
-    """The periodic jobs. Drift is left out inside `lifeboat up`: the service checks it."""
-    jobs = [Every("ingest", settings.ingest_every_seconds),
-            Every("score", settings.score_every_seconds)]
-    return jobs + [Every("drift", settings.drift_check_seconds)] if with_drift else jobs
+def schedule(settings: Settings, specs: list[DatasetSpec]) -> list[Every]:
+    """The periodic jobs of the datasets served, the default first: ingesting and scoring
+    the landing zone's files, which are the default dataset's, and a turn of the
+    monitoring loop for every dataset. A turn is skipped when another process checked
+    that dataset within most of the interval: several schedulers on one database (the
+    replicas of `lifeboat up`) check once an interval between them."""
+    default = specs[0]
+    landing = [Every("ingest", settings.ingest_every_seconds, default),
+               Every("score", settings.score_every_seconds, default)]
+    cadence = settings.drift_check_seconds
+    return landing + [Every("drift", cadence, spec, {"unless_checked_within": 0.9 * cadence})
+                      for spec in specs]
 
 
 def run_schedule(context: JobContext, jobs: list[Every], stop: threading.Event) -> None:
-    """Each job now, then at its interval, until `stop` is set. A failed run is recorded and
-    logged; the schedule goes on."""
-    due = {every.job: time.monotonic() for every in jobs}
+    """Each job now, then at its interval, until `stop` is set. `context` gives the
+    settings and the database; each job runs on its own dataset. A failed run is recorded
+    and logged; the schedule goes on."""
+    due = {(every.job, every.spec.name): time.monotonic() for every in jobs}
     while not stop.is_set():
         for every in jobs:
-            if time.monotonic() >= due[every.job] and not stop.is_set():
-                _run_logged(context, every.job, "schedule")
-                due[every.job] = time.monotonic() + every.seconds
+            key = (every.job, every.spec.name)
+            if time.monotonic() >= due[key] and not stop.is_set():
+                _run_logged(replace(context, spec=every.spec), every.job, "schedule",
+                            **every.arguments)
+                due[key] = time.monotonic() + every.seconds
         stop.wait(max(0.0, min(due.values()) - time.monotonic()))
 
 
@@ -97,27 +119,27 @@ def _poll(context: JobContext, stop: threading.Event) -> None:
             _run_logged(context, "score", "watch")
 
 
-def _run_logged(context: JobContext, job: str, trigger: str) -> None:
-    with _one_job_at_a_time:
+def _run_logged(context: JobContext, job: str, trigger: str, **arguments: Any) -> None:
+    with _one_landing_job_at_a_time if job in _LANDING_JOBS else nullcontext():
         try:
-            run(context, job, trigger)
+            run(context, job, trigger, **arguments)
         except JobFailed as exc:
             log.error("%s", exc)
 
 
-def start_embedded_jobs(settings: Settings) -> multiprocessing.Process:
-    """The scheduler and the watcher beside `lifeboat up`'s service, in a process of their
-    own: ingesting or scoring a big file must not hold the service's GIL. `up` stops it
-    (`lifecycle.stop_child`) however it is stopped, and it exits by itself if `up` dies
-    without a chance to (kill -9): its jobs are exactly-once, so stopping one midway
-    loses nothing."""
+def start_embedded_jobs(settings: Settings, jobs: list[Every]) -> multiprocessing.Process:
+    """The scheduler (running `jobs`) and the watcher beside `lifeboat up`'s service, in a
+    process of their own: ingesting or scoring a big file, or a turn of the monitoring
+    loop, must not hold the service's GIL. `up` stops it (`lifecycle.stop_child`) however
+    it is stopped, and it exits by itself if `up` dies without a chance to (kill -9): its
+    jobs are exactly-once, so stopping one midway loses nothing."""
     process = multiprocessing.get_context("spawn").Process(
-        target=_embedded_jobs, args=(settings,), name="lifeboat-jobs", daemon=True)
+        target=_embedded_jobs, args=(settings, jobs), name="lifeboat-jobs", daemon=True)
     process.start()
     return process
 
 
-def _embedded_jobs(settings: Settings) -> None:
+def _embedded_jobs(settings: Settings, jobs: list[Every]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for `up`, which stops this process
     exit_with_parent()
     configure_logging(settings.log_level)
@@ -126,9 +148,13 @@ def _embedded_jobs(settings: Settings) -> None:
     watcher = threading.Thread(target=watch_landing_zone, args=(context, stop),
                                name="lifeboat-watch", daemon=True)
     watcher.start()
-    run_schedule(context, schedule(settings, with_drift=False), stop)
+    run_schedule(context, jobs, stop)
 
 
 def describe(jobs: list[Every]) -> str:
-    return ", ".join(f"{every.job} every {every.seconds:g} s" for every in jobs)
+    """The schedule by dataset: "titanic: ingest every 60 s, …; customers: drift every 300 s"."""
+    datasets: dict[str, list[str]] = {}
+    for every in jobs:
+        datasets.setdefault(every.spec.name, []).append(f"{every.job} every {every.seconds:g} s")
+    return "; ".join(f"{name}: {', '.join(runs)}" for name, runs in datasets.items())
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
-from lifeboat.db import Database, Retrain
+from lifeboat.db import Database
 from lifeboat.errors import NoChampionError
 from lifeboat.features import (
     FeatureView,
@@ -30,10 +30,8 @@ from lifeboat.metrics import (
     PREDICTIONS,
 )
 from lifeboat.monitoring.collector import MonitoringCollector
-from lifeboat.monitoring.drift_check import DriftCheckUnavailable, check_drift, checked_recently
 from lifeboat.monitoring.live_accuracy import LiveAccuracy, version_live_accuracy
-from lifeboat.monitoring.outcomes import derive_outcomes
-from lifeboat.orchestration import heal, retrain_apart
+from lifeboat.orchestration import retrain_apart
 from lifeboat.registry import DriftReference, ModelRegistry, view_mismatch
 from lifeboat.scoring import (
     PredictionLog,
@@ -156,12 +154,13 @@ class ServiceState:
 
     def start_watchers(self) -> None:
         """The background turns: the registry every `model_poll_seconds` (a promotion made
-        anywhere reaches this process), the self-healing loop every `drift_check_seconds`,
-        and the online store every `online_check_seconds` (refilled if it lost the view)."""
+        anywhere, the monitoring loop's among them, reaches this process) and the online
+        store every `online_check_seconds` (refilled if it lost the view). The monitoring
+        loop itself is no turn of the service: it runs in the jobs process (the `drift`
+        job), so serving processes hold request state only and more workers mean no more
+        drift checks."""
         self._every("champion-watch", self.settings.model_poll_seconds, self.refresh_models,
                     "checking the registry for a new champion failed")
-        self._every("monitor", self.settings.drift_check_seconds, self.monitor,
-                    "the monitoring check failed")
         self._every("online-refill", self.settings.online_check_seconds,
                     self.refill_online_store, "refilling the online store failed")
 
@@ -174,24 +173,6 @@ class ServiceState:
                     log.exception("%s", failed)
 
         threading.Thread(target=loop, name=f"lifeboat-{name}", daemon=True).start()
-
-    def monitor(self) -> Retrain | None:
-        """One turn of the self-healing loop: outcomes derived from the events loaded since,
-        a drift check over the latest window, then a retrain if drift or the live accuracy
-        calls for one, then the new champion served. Skipped when another worker of the
-        service checked within this cadence."""
-        if checked_recently(self.database, self.spec.name, 0.9 * self.settings.drift_check_seconds):
-            return None
-        derive_outcomes(self.database, self.spec)
-        try:
-            report = check_drift(self.settings, self.database, self.spec)
-        except DriftCheckUnavailable as exc:
-            log.info("no drift check: %s", exc)
-            report = None
-        retrained = heal(self.settings, self.database, self.spec, report, self.live_accuracy())
-        if retrained is not None:
-            self.refresh_models()
-        return retrained
 
     def refill_online_store(self) -> bool:
         """Materializes the served view into the online store when the store lacks it: a

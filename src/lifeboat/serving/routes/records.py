@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
+from lifeboat.scoring import past_predictions as logged_predictions
 from lifeboat.scoring import save_feedback
 from lifeboat.serving.admin import Feedback, Read
 from lifeboat.serving.deps import DatasetService
@@ -59,7 +60,7 @@ def records_router(dataset: DatasetService) -> APIRouter:
         offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     ) -> PastPredictionsPage:
         service.prediction_log.flush(timeout=1.0)  # a request sees the predictions it just made
-        total, rows = past_predictions(
+        total, rows = logged_predictions(
             service.database, dataset=service.spec.name, source=source, since=since,
             until=until, limit=limit, offset=offset,
         )
