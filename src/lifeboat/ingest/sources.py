@@ -24,4 +24,3 @@ def expand_source(source: str) -> list[str]:
     if isinstance(fs, LocalFileSystem):
         return found
     return [fs.unstrip_protocol(p) for p in found]
-
