@@ -11,7 +11,7 @@ from pathlib import Path
 from airflow.sdk import dag, task
 
 sys.path.append(str(Path(__file__).parent))  # for lifeboat_dags: a plain DagBag adds no folder
-from lifeboat_dags import DRIFT_DETECTED, dag_settings, job_task
+from lifeboat_dags import DRIFT_DETECTED, IN_LIFEBOAT, dag_settings
 
 
 @dag(**dag_settings(
@@ -30,6 +30,11 @@ short-circuits and no event is emitted. CLI equivalent: `lifeboat drift`.
 """,
 ))
 def drift_monitor():
+    @task.external_python(**IN_LIFEBOAT)
+    def check_drift() -> dict:
+        from lifeboat.orchestration import run_job
+        return run_job("drift", trigger="airflow", heal=False)
+
     @task.short_circuit
     def drift_found(report: dict) -> bool:
         return bool(report["counts"].get("drifted"))
@@ -38,7 +43,7 @@ def drift_monitor():
     def signal_drift(report: dict, *, outlet_events=None) -> None:
         outlet_events[DRIFT_DETECTED].extra = {"drift_job_run_id": report["run_id"]}
 
-    report = job_task("check_drift")(job="drift", heal=False)
+    report = check_drift()
     drift_found(report) >> signal_drift(report)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from airflow.sdk import dag, task
 
 sys.path.append(str(Path(__file__).parent))  # for lifeboat_dags: a plain DagBag adds no folder
-from lifeboat_dags import LIFEBOAT_PYTHON, dag_settings, job_task
+from lifeboat_dags import IN_LIFEBOAT, dag_settings
 
 
 @dag(**dag_settings(
@@ -27,13 +27,17 @@ repeated run is harmless. CLI equivalent: `lifeboat ingest` (one file: `lifeboat
 """,
 ))
 def ingest_from_storage():
-    @task.external_python(python=LIFEBOAT_PYTHON, expect_airflow=False)
+    @task.external_python(**IN_LIFEBOAT)
     def waiting_files() -> list[str]:
         from lifeboat.orchestration import waiting_files
         return waiting_files()
 
-    ingest_file = job_task("ingest_file", map_index_template="{{ task.op_kwargs['source'] }}")
-    ingest_file.partial(job="ingest_file").expand(source=waiting_files())
+    @task.external_python(**IN_LIFEBOAT, map_index_template="{{ task.op_kwargs['source'] }}")
+    def ingest_file(source: str) -> dict:
+        from lifeboat.orchestration import run_job
+        return run_job("ingest_file", trigger="airflow", source=source)
+
+    ingest_file.expand(source=waiting_files())
 
 
 ingest_from_storage()

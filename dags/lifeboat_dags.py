@@ -1,6 +1,6 @@
-"""What every Lifeboat DAG shares: the settings it is declared with, the interpreter its
-tasks run Lifeboat in, the task that runs one Lifeboat job there, and the drift asset that
-links drift_monitor to training_pipeline.
+"""What every Lifeboat DAG shares: the settings it is declared with, how its tasks run
+Lifeboat (in Lifeboat's own interpreter), and the drift asset that links drift_monitor to
+training_pipeline.
 
 It defines no DAG itself (.airflowignore keeps Airflow from parsing it as one). A bundle's
 DagBag puts this folder on sys.path, a plain `DagBag(dag_folder=...)` does not, so each DAG
@@ -14,12 +14,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import Asset, task
+from airflow.sdk import Asset
 
 # Lifeboat is not installed in Airflow's venv (Airflow caps FastAPI below the app's version):
 # each task runs in Lifeboat's interpreter, $LIFEBOAT_PYTHON, else the checkout's .venv.
 LIFEBOAT_PYTHON = os.path.abspath(os.environ.get("LIFEBOAT_PYTHON") or
                                   Path(__file__).resolve().parents[1] / ".venv" / "bin" / "python")
+# What `@task.external_python(**IN_LIFEBOAT)` runs a task's body with: Lifeboat's
+# interpreter, no Airflow expected there (the body imports Lifeboat inside), and a returned
+# report kept as one XCom rather than one per key. The decorator itself is spelled out in
+# each DAG: Airflow strips it, by that name, from the source it sends to the interpreter.
+IN_LIFEBOAT = {"python": LIFEBOAT_PYTHON, "expect_airflow": False, "multiple_outputs": False}
 
 # Emitted by drift_monitor when a check finds drift; training_pipeline is scheduled on it.
 DRIFT_DETECTED = Asset(name="lifeboat_drift_detected", uri="lifeboat://monitoring/drift")
@@ -44,18 +49,3 @@ def dag_settings(dag_id: str, schedule: Any, tag: str, doc_md: str, *, retries: 
         "tags": ["lifeboat", tag],
         "doc_md": doc_md,
     }
-
-
-def job_task(task_id: str, **options: Any) -> Any:
-    """A task running one Lifeboat job in Lifeboat's interpreter, recorded as Airflow's run of
-    it; called with the job's name and arguments (`job="drift", heal=False`), it returns the
-    job's report. `options` are the operator's (a mapped task's `map_index_template`)."""
-    return task.external_python(task_id=task_id, python=LIFEBOAT_PYTHON, expect_airflow=False,
-                                multiple_outputs=False, **options)(run_lifeboat_job)
-
-
-def run_lifeboat_job(job: str, **arguments: Any) -> dict:
-    """The body of every `job_task`. Airflow sends this function's source to Lifeboat's
-    interpreter and runs it there, so it imports Lifeboat inside."""
-    from lifeboat.orchestration import run_job
-    return run_job(job, trigger="airflow", **arguments)

@@ -8,10 +8,10 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from airflow.sdk import dag
+from airflow.sdk import dag, task
 
 sys.path.append(str(Path(__file__).parent))  # for lifeboat_dags: a plain DagBag adds no folder
-from lifeboat_dags import dag_settings, job_task
+from lifeboat_dags import IN_LIFEBOAT, dag_settings
 
 
 @dag(**dag_settings(
@@ -29,7 +29,12 @@ of `lifeboat schedule`.
 """,
 ))
 def scheduled_predictions():
-    job_task("score")(job="score")
+    @task.external_python(**IN_LIFEBOAT)
+    def score() -> dict:
+        from lifeboat.orchestration import run_job
+        return run_job("score", trigger="airflow")
+
+    score()
 
 
 scheduled_predictions()

@@ -8,10 +8,10 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from airflow.sdk import dag
+from airflow.sdk import dag, task
 
 sys.path.append(str(Path(__file__).parent))  # for lifeboat_dags: a plain DagBag adds no folder
-from lifeboat_dags import DRIFT_DETECTED, dag_settings, job_task
+from lifeboat_dags import DRIFT_DETECTED, IN_LIFEBOAT, dag_settings
 
 
 @dag(**dag_settings(
@@ -34,7 +34,12 @@ hand. CLI equivalent: `lifeboat pipeline`.
 """,
 ))
 def training_pipeline():
-    job_task("pipeline")(job="pipeline")
+    @task.external_python(**IN_LIFEBOAT)
+    def pipeline() -> dict:
+        from lifeboat.orchestration import run_job
+        return run_job("pipeline", trigger="airflow")
+
+    pipeline()
 
 
 training_pipeline()
