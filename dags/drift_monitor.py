@@ -4,32 +4,20 @@ check as `lifeboat drift`."""
 
 from __future__ import annotations
 
-import os
-from datetime import UTC, datetime, timedelta
+import sys
+from datetime import timedelta
 from pathlib import Path
 
-from airflow.sdk import Asset, dag, task
+from airflow.sdk import dag, task
 
-# Lifeboat is not installed in Airflow's venv (Airflow caps FastAPI below the app's version):
-# each task runs in Lifeboat's interpreter, $LIFEBOAT_PYTHON, else the checkout's .venv.
-LIFEBOAT_PYTHON = os.path.abspath(os.environ.get("LIFEBOAT_PYTHON") or
-                                  Path(__file__).resolve().parents[1] / ".venv" / "bin" / "python")
-# LIFEBOAT_AIRFLOW_RETRIES: how often a failed task is retried (the tests set 0).
-RETRIES = int(os.environ.get("LIFEBOAT_AIRFLOW_RETRIES", "2"))
-
-# Emitted by drift_monitor when a check finds drift; training_pipeline is scheduled on it.
-DRIFT_DETECTED = Asset(name="lifeboat_drift_detected", uri="lifeboat://monitoring/drift")
+sys.path.append(str(Path(__file__).parent))  # for lifeboat_dags: a plain DagBag adds no folder
+from lifeboat_dags import DRIFT_DETECTED, IN_LIFEBOAT, dag_settings
 
 
-@dag(
-    dag_id="drift_monitor",
+@dag(**dag_settings(
+    "drift_monitor",
     schedule=timedelta(hours=1),
-    start_date=datetime(2025, 1, 1, tzinfo=UTC),
-    catchup=False,
-    max_active_runs=1,
-    default_args={"owner": "lifeboat", "retries": RETRIES, "retry_delay": timedelta(minutes=1),
-                  "retry_exponential_backoff": True, "execution_timeout": timedelta(minutes=30)},
-    tags=["lifeboat", "monitoring"],
+    tag="monitoring",
     doc_md="""
 ### Drift monitor
 Every hour, derives the outcomes the events loaded since allow (datasets whose target is a
@@ -40,9 +28,9 @@ found, `signal_drift` emits the `lifeboat_drift_detected` asset and Airflow runs
 `training_pipeline`; without drift (or with too few predictions to test) `drift_found`
 short-circuits and no event is emitted. CLI equivalent: `lifeboat drift`.
 """,
-)
+))
 def drift_monitor():
-    @task.external_python(python=LIFEBOAT_PYTHON, expect_airflow=False, multiple_outputs=False)
+    @task.external_python(**IN_LIFEBOAT)
     def check_drift() -> dict:
         from lifeboat.orchestration import run_job
         return run_job("drift", trigger="airflow", heal=False)

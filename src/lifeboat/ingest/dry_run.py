@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from lifeboat.datasets import DatasetSpec
+from lifeboat.files import open_source
 from lifeboat.ingest.reader import read_chunks
-from lifeboat.ingest.sources import open_source
 from lifeboat.validation import FileRejected, malformed_issues, validate_chunk
 
 EXAMPLES_PER_ISSUE = 3

@@ -1,8 +1,9 @@
 """The landing zone: raw/ holds files waiting, good/ the rows loaded, bad/ what was rejected.
 
 It is an fsspec URL (a local folder by default, or s3://, gs://), so the same code runs on a
-laptop and against a bucket. A reader never sees half a file: a local file is written under a
-temporary name and renamed; an object store publishes an object only once its upload completes.
+laptop and against a bucket. A reader never sees half a file (`lifeboat.files.write_whole`): a
+local file is written under a temporary name and renamed; an object store publishes an object
+only once its upload completes.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pyarrow.parquet as pq
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
+from lifeboat.files import write_whole
 from lifeboat.ingest.sources import expand_source
 
 RAW, GOOD, BAD = "raw", "good", "bad"
@@ -57,20 +59,10 @@ class LandingZone:
         self.fs.rm(url_to_fs(url)[1])
 
     def write_bytes(self, folder: str, name: str, content: bytes) -> str:
-        """A bucket publishes an upload whole, so objects skip the temporary name: there a move
-        is a copy plus a delete (gcsfs first retries its moveTo API for half a minute where it is
-        missing), and makedirs creates the bucket if it cannot see it, which fails with
-        credentials scoped to a prefix and makes a mistyped bucket instead of an error."""
+        """Published whole (`write_whole`): no reader of the zone sees half a file."""
         target = self.path(folder, name)
-        fs = self.fs
-        if not isinstance(fs, LocalFileSystem):
-            fs.pipe_file(target, content)
-            return target
-        partial = self.path(folder, f".{name}.partial")
-        fs.makedirs(self.path(folder), exist_ok=True)
-        with fs.open(partial, "wb") as stream:
+        with write_whole(self.url_of(target)) as stream:
             stream.write(content)
-        fs.mv(partial, target)
         return target
 
     def write_rows(self, folder: str, name: str, frame: pd.DataFrame) -> str:

@@ -30,9 +30,9 @@ from lifeboat.db.claims import holder_is_gone, this_process
 from lifeboat.db.models import DUPLICATE_RUN, as_utc, utcnow
 from lifeboat.db.tables import INGESTION_RUN_COLUMN, LOADED_AT_COLUMN
 from lifeboat.errors import IngestError
+from lifeboat.files import content_checksum, open_source
 from lifeboat.ingest.landing import BAD, GOOD, LandingZone, SpooledRows
 from lifeboat.ingest.reader import FileChunks, read_ahead, read_chunks
-from lifeboat.ingest.sources import open_source
 from lifeboat.metrics import INGESTED_ROWS, VALIDATION_ISSUES
 from lifeboat.validation import (
     FileRejected,
@@ -75,7 +75,7 @@ def ingest_file(database: Database, spec: DatasetSpec, source: str, zone: Landin
         return _quarantine(database, zone, source, checksum,
                            _start_run(database, spec, source, checksum),
                            f"{_stem(name)}.{checksum[:12]}", name, irregular, copy=False)
-    checksum = _checksum(source)
+    checksum = content_checksum(source)
     if (earlier := _earlier_load(database, spec, checksum)) is not None:
         return _duplicate(database, spec, source, checksum, earlier)
     run_id = _start_run(database, spec, source, checksum)
@@ -211,14 +211,6 @@ def _irregular(source: str) -> str | None:
     if info.get("type") != "file":
         return f"not a regular file ({info.get('type')}): only regular files are ingested"
     return None
-
-
-def _checksum(source: str) -> str:
-    digest = hashlib.sha256()
-    with open_source(source) as stream:
-        while block := stream.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _earlier_load(database: Database, spec: DatasetSpec, checksum: str) -> IngestionRun | None:

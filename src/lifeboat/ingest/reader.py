@@ -34,6 +34,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from lifeboat.datasets.spec import ColumnSpec, TableSpec
+from lifeboat.files import is_gzip, is_parquet
 from lifeboat.ingest.json_records import (
     RecordReader,
     TextRecords,
@@ -48,8 +49,6 @@ T = TypeVar("T")
 Numbering = Callable[[pa.Table, int], np.ndarray]
 CHUNK_ROWS = 100_000
 _SNIFF_BYTES = 64 * 1024
-_GZIP_MAGIC = b"\x1f\x8b"
-_PARQUET_MAGIC = b"PAR1"
 _JSON_ROW = "__row__"  # JSON records carry their row numbers through chunking in this column
 
 
@@ -77,9 +76,9 @@ class FileChunks:
 def read_chunks(open_file: Opener, spec: TableSpec, chunk_rows: int = CHUNK_ROWS) -> FileChunks:
     head = _head(open_file)
     given: set[str] = set()
-    if head.startswith(_PARQUET_MAGIC):
+    if is_parquet(head):
         return FileChunks(_parquet_chunks(open_file, spec, chunk_rows, given), given=given)
-    compressed = head.startswith(_GZIP_MAGIC)
+    compressed = is_gzip(head)
     text_head = _decompressed_head(open_file) if compressed else head
     _reject_non_text(text_head)
     malformed: list[MalformedLine] = []

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import posixpath
-from typing import BinaryIO
 
-import fsspec
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
@@ -26,11 +24,3 @@ def expand_source(source: str) -> list[str]:
     if isinstance(fs, LocalFileSystem):
         return found
     return [fs.unstrip_protocol(p) for p in found]
-
-
-def open_source(source: str) -> BinaryIO:
-    """A binary stream of one file; a missing or unreachable one is a clear IngestError."""
-    try:
-        return fsspec.open(source, "rb").open()
-    except (OSError, ValueError) as exc:
-        raise IngestError(f"cannot read {source}: {getattr(exc, 'strerror', None) or exc}") from exc

@@ -39,17 +39,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, BinaryIO
+from typing import Any
 
-import fsspec
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
-from fsspec.core import url_to_fs
-from fsspec.implementations.local import LocalFileSystem
 from fsspec.utils import infer_compression
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -61,13 +58,19 @@ from lifeboat.db.bulk import insert_table
 from lifeboat.db.models import utcnow
 from lifeboat.errors import IngestError, NoChampionError
 from lifeboat.features import OnlineStore, feature_view, open_online_store
+from lifeboat.files import (
+    SIGNATURE_BYTES,
+    content_checksum,
+    is_gzip,
+    is_parquet,
+    open_source,
+    write_whole,
+)
 from lifeboat.ingest import defuse_formulas, read_ahead, read_chunks
-from lifeboat.ingest.sources import open_source
 from lifeboat.registry import ModelRegistry, view_mismatch
 from lifeboat.scoring.predictor import MAX_ENTITY_ID, Predictor, load_predictor
 from lifeboat.validation import FileRejected, RowIssue
 
-_GZIP_MAGIC = b"\x1f\x8b"
 _GZIP_WINDOW = zlib.MAX_WBITS | 16  # zlib reads gzip's header and trailer
 # Rows a chunk has at least: Arrow parses 4 MB blocks, ~50,000 such rows, so about one block.
 # Logging is the slowest stage; with small chunks it starts sooner and has less left at the end.
@@ -642,7 +645,11 @@ def _writer(output: str, spec: DatasetSpec) -> Iterator[Callable[[pa.Table], Non
     defused. The file is written under a temporary name and renamed once complete."""
     target = output[:-3] if output.lower().endswith(".gz") else output
     parquet = target.lower().endswith(_PARQUET_SUFFIXES)
-    with _partial(output) as stream:
+    try:
+        whole = write_whole(output, infer_compression(output))
+    except OSError as exc:
+        raise IngestError(f"cannot write {output}: {exc}") from exc
+    with whole as stream:
         schema = _output_schema(spec)
         sink = pq.ParquetWriter(stream, schema) if parquet else pa_csv.CSVWriter(stream, schema)
         try:
@@ -656,32 +663,6 @@ def _output_schema(spec: DatasetSpec) -> pa.Schema:
     return pa.schema([("row", pa.int64()), *texts, ("issues", pa.string()),
                       ("prediction_id", pa.string()), ("prediction", pa.int64()),
                       ("label", pa.string()), ("probability", pa.float64())])
-
-
-@contextmanager
-def _partial(output: str) -> Iterator[BinaryIO]:
-    """A local output is written beside its target and renamed over it at the end, or
-    removed on failure; an object store only shows an upload once it is complete."""
-    fs, path = url_to_fs(output)
-    local = isinstance(fs, LocalFileSystem)
-    folder, name = posixpath.split(path)
-    writing = posixpath.join(folder, f".{name}.partial") if local else path
-    try:
-        if local:
-            fs.makedirs(folder, exist_ok=True)
-        stream = fsspec.open(fs.unstrip_protocol(writing), "wb",
-                             compression=infer_compression(name)).open()
-    except OSError as exc:
-        raise IngestError(f"cannot write {output}: {exc}") from exc
-    try:
-        with stream:
-            yield stream
-    except BaseException:
-        if local:
-            fs.rm(writing)
-        raise
-    if local:
-        fs.mv(writing, path)
 
 
 def _defused(table: pa.Table) -> pa.Table:
@@ -717,12 +698,8 @@ def _odd_start(text: pa.Array) -> np.ndarray:
 def _fingerprint(source: str) -> tuple[str, int | None]:
     """The file's SHA-256, which prediction ids derive from, and its data lines (of the text
     inside a gzip file), counted in the same pass: a CSV file's rows, the progress total."""
-    digest, lines = hashlib.sha256(), _Lines()
-    with open_source(source) as stream:
-        while block := stream.read(1 << 20):
-            digest.update(block)
-            lines.add(block)
-    return digest.hexdigest(), lines.data_lines()
+    lines = _Lines()
+    return content_checksum(source, lines.add), lines.data_lines()
 
 
 class _Lines:
@@ -734,7 +711,7 @@ class _Lines:
         self._known, self._first = True, True
 
     def add(self, block: bytes) -> None:
-        if self._first and block.startswith(_GZIP_MAGIC):
+        if self._first and is_gzip(block):
             self._inflate = zlib.decompressobj(_GZIP_WINDOW)
         self._first = False
         try:
@@ -763,7 +740,7 @@ class _Lines:
 
 def _is_parquet(source: str) -> bool:
     with open_source(source) as stream:
-        return stream.read(4) == b"PAR1"
+        return is_parquet(stream.read(SIGNATURE_BYTES))
 
 
 def _parquet_rows(source: str) -> int | None:
