@@ -1,6 +1,7 @@
-"""Hourly drift check over the champion's recent predictions, without healing: when drift is
-found it emits the `lifeboat_drift_detected` asset, which schedules training_pipeline. Same
-check as `lifeboat drift`."""
+"""Hourly turn of the monitoring loop over the champion's recent predictions, without
+healing: when drift is found, or the champion's live accuracy has fallen, it emits the
+`lifeboat_drift_detected` asset, which schedules training_pipeline. Same turn as
+`lifeboat drift`."""
 
 from __future__ import annotations
 
@@ -23,10 +24,12 @@ from lifeboat_dags import DRIFT_DETECTED, IN_LIFEBOAT, dag_settings
 Every hour, derives the outcomes the events loaded since allow (datasets whose target is a
 future event), then tests the champion's latest `LIFEBOAT_DRIFT_WINDOW_SIZE` predictions
 against the training reference (KS / chi-squared per feature with multiple-testing
-correction, PSI beside), storing the report (served at `/drift`). It does not retrain itself: when drift is
-found, `signal_drift` emits the `lifeboat_drift_detected` asset and Airflow runs
-`training_pipeline`; without drift (or with too few predictions to test) `drift_found`
-short-circuits and no event is emitted. CLI equivalent: `lifeboat drift`.
+correction, PSI beside), storing the report (served at `/drift`). It does not retrain
+itself: when the check found drift, or the champion's live accuracy on its labelled
+predictions fell beyond `LIFEBOAT_ACCURACY_DROP_THRESHOLD` (the job's `retrain_due`),
+`signal_drift` emits the `lifeboat_drift_detected` asset, its reason in the event, and
+Airflow runs `training_pipeline`; otherwise `retrain_due` short-circuits and no event is
+emitted. CLI equivalent: `lifeboat drift`.
 """,
 ))
 def drift_monitor():
@@ -36,15 +39,17 @@ def drift_monitor():
         return run_job("drift", trigger="airflow", heal=False)
 
     @task.short_circuit
-    def drift_found(report: dict) -> bool:
-        return bool(report["counts"].get("drifted"))
+    def retrain_due(report: dict) -> bool:
+        return bool(report["counts"].get("retrain_due"))
 
     @task(outlets=[DRIFT_DETECTED])
     def signal_drift(report: dict, *, outlet_events=None) -> None:
-        outlet_events[DRIFT_DETECTED].extra = {"drift_job_run_id": report["run_id"]}
+        reason = "drift" if report["counts"].get("drifted") else "accuracy"
+        outlet_events[DRIFT_DETECTED].extra = {"drift_job_run_id": report["run_id"],
+                                               "reason": reason}
 
     report = check_drift()
-    drift_found(report) >> signal_drift(report)
+    retrain_due(report) >> signal_drift(report)
 
 
 drift_monitor()

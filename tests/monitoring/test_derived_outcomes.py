@@ -180,4 +180,4 @@ def test_the_outcomes_job_derives_them_and_so_does_the_drift_job_first(
     _predictions(database, ["c2"], made=MADE + 20 * DAY)
     _events(database, customers, [("c1", MADE + 55 * DAY, "completed", 400.0)])
     assert run(context, "drift", "schedule").counts == {
-        "derived": 1, "checked": 0, "drifted": 0, "retrained": 0}
+        "derived": 1, "checked": 0, "drifted": 0, "retrain_due": 0, "retrained": 0}

@@ -404,8 +404,8 @@ def test_every_dag_imports_and_has_the_described_tasks(
     assert tasks("scheduled_predictions") == {"score": ("@task.external_python", False, [])}
     assert tasks("drift_monitor") == {
         "check_drift": ("@task.external_python", False, []),
-        "drift_found": ("@task.short_circuit", False, ["check_drift"]),
-        "signal_drift": ("@task", False, ["check_drift", "drift_found"]),
+        "retrain_due": ("@task.short_circuit", False, ["check_drift"]),
+        "signal_drift": ("@task", False, ["check_drift", "retrain_due"]),
     }
     # Only the drift signal emits the asset, and training is scheduled on exactly that asset.
     outlets = {(dag_id, task_id): task["outlets"] for dag_id, dag in dags.items()
@@ -502,7 +502,8 @@ def test_drift_monitor_triggers_training_only_on_drift(drift_checked: DriftStage
     # A steady window: checked, no drift, the signal short-circuited, no asset event.
     steady = stage.steady.result("check_drift")
     assert steady["counts"]["checked"] == 1 and steady["counts"]["drifted"] == 0, steady
-    assert stage.steady.tasks[("drift_found", -1)] == "success"
+    assert steady["counts"]["retrain_due"] == 0, steady
+    assert stage.steady.tasks[("retrain_due", -1)] == "success"
     assert stage.steady.tasks[("signal_drift", -1)] == "skipped"
     assert stage.events_after_steady == [] and stage.queued_after_steady == []
 
@@ -517,7 +518,8 @@ def test_drift_monitor_triggers_training_only_on_drift(drift_checked: DriftStage
     assert drifted["counts"]["checked"] == 1 and drifted["counts"]["drifted"] == 1, drifted
     assert stage.drifted.tasks[("signal_drift", -1)] == "success"
     assert stage.events_after_drifted == [{
-        "extra": {"drift_job_run_id": drifted["run_id"]}, "dag_id": "drift_monitor",
+        "extra": {"drift_job_run_id": drifted["run_id"], "reason": "drift"},
+        "dag_id": "drift_monitor",
         "run_id": stage.drifted.run_id}]
     assert stage.queued_after_drifted == ["training_pipeline"]
 

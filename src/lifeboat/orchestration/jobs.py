@@ -98,30 +98,32 @@ def _drift(context: JobContext, heal: bool = True,
            unless_checked_within: float | None = None) -> Counts:
     """One turn of the monitoring loop, whoever triggers it (the scheduler of `lifeboat up`
     or `lifeboat schedule`, Airflow's drift DAG): outcomes derived first, so that live
-    accuracy counts them; a drift check over the latest window; with `heal`, the retrain
-    policy on the check and the champion's live accuracy (which may call for a retrain
-    even when too few predictions were served for a check). `unless_checked_within`
+    accuracy counts them; a drift check over the latest window; then whether the check or
+    the champion's live accuracy calls for a retrain (`retrain_due`: accuracy may call for
+    one even when too few predictions were served for a check), and with `heal` the retrain
+    policy acts on it. Airflow's drift DAG runs it without `heal` and hands a due retrain to
+    its training DAG instead. `unless_checked_within`
     (seconds) skips the turn when any process stored a check that recently: schedulers
     of several replicas on one database then share one cadence instead of each checking."""
     settings, database, spec = context.settings, context.database, context.spec
     if unless_checked_within and checked_recently(database, spec.name, unless_checked_within):
         log.info("%s: a drift check ran within the last %.0f s: this turn is skipped",
                  spec.name, unless_checked_within)
-        return {"derived": 0, "checked": 0, "drifted": 0, "retrained": 0, "skipped": 1}
+        return {"derived": 0, "checked": 0, "drifted": 0, "retrain_due": 0, "retrained": 0,
+                "skipped": 1}
     derived = _outcomes(context)
     try:
         report = check_drift(settings, database, spec)
     except DriftCheckUnavailable as exc:
         log.info("no drift check: %s", exc)
         report = None
-    retrained = None
-    if heal:
-        champion = ModelRegistry(settings, spec.model_name).champion()
-        accuracy = None if champion is None else version_live_accuracy(
-            database, spec.name, champion, settings.live_accuracy_window)
-        retrained = healing.heal(settings, database, spec, report, accuracy)
+    champion = ModelRegistry(settings, spec.model_name).champion()
+    accuracy = None if champion is None else version_live_accuracy(
+        database, spec.name, champion, settings.live_accuracy_window)
+    due = healing.retrain_reason(settings, report, accuracy) is not None
+    retrained = healing.heal(settings, database, spec, report, accuracy) if heal else None
     return {**derived, "checked": int(report is not None),
-            "drifted": int(report is not None and report.drifted),
+            "drifted": int(report is not None and report.drifted), "retrain_due": int(due),
             "retrained": int(retrained is not None)}
 
 
