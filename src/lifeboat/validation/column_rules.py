@@ -126,5 +126,5 @@ def _canonical(spec: TableSpec, name: str,
     try:
         return tuple(number(value) for value in values)
     except ValueError:
-        raise DatasetSpecError(f"dataset {spec.name!r}: column {name!r} allows values that "
-                               f"are not {_NUMBER_NAME[column.type]}s: {values}") from None
+        raise DatasetSpecError(f"dataset {spec.name!r}: column {name!r} allows {values}, "
+                               f"but each must be {_NUMBER_NAME[column.type]}") from None
