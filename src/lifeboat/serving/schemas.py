@@ -29,9 +29,11 @@ JobName = Literal[tuple(JOBS)]  # type: ignore[valid-type]
 RunStatus = Literal["running", "succeeded", "failed"]
 
 
-def _field_type(rule: ColumnRule) -> Any:
+def _field_type(name: str, rule: ColumnRule) -> Any:
     if rule.kind == "string":
         return _text_type(rule)
+    if not rule.is_number:
+        raise DatasetSpecError(f"input {name!r}: a request cannot carry a {rule.kind}")
     return _number_type(rule)
 
 
@@ -159,7 +161,7 @@ def record_model(spec: DatasetSpec) -> type[BaseModel]:
 
     fields: dict[str, Any] = {}
     for name, rule in rules.items():
-        annotation = _field_type(rule)
+        annotation = _field_type(name, rule)
         fields[name] = (annotation, ...) if rule.required else (annotation | None, None)
     return create_model(
         f"{schema_prefix(spec)}Record",

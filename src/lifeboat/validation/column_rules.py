@@ -24,8 +24,7 @@ from lifeboat.validation.issues import RowIssue
 # re.ASCII) read it alike. An integer column accepts it when its value is whole (`3.0`).
 FILE_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 # A number sent as a JSON string ("3", " 22.5 "): ASCII digits and blanks only, as JSON
-# Schema has them, since the OpenAPI document states the same patterns; an integer is
-# digits only.
+# Schema's patterns have them; an integer's text is digits only.
 _BLANK = "[ \\t]*"
 _REQUEST_NUMBER = {"integer": f"^{_BLANK}[+-]?[0-9]+{_BLANK}$",
                    "float": f"^{_BLANK}[+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][+-]?[0-9]+)?{_BLANK}$"}
