@@ -15,6 +15,7 @@ import io
 import json
 import re
 
+import pandas as pd
 import pytest
 from pydantic import ValidationError
 
@@ -94,7 +95,7 @@ def _rows() -> list[dict[str, str | None]]:
             for number, (column, text, _) in enumerate(CASES)]
 
 
-def _file_chunk() -> object:
+def _file_chunk() -> pd.DataFrame:
     """The cases as one CSV file's rows, as the reader hands them to both file checkers."""
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=list(SPEC.columns))
