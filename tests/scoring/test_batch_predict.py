@@ -33,6 +33,7 @@ from lifeboat.scoring import predictor as predictor_module
 from lifeboat.scoring.batch import BatchProgress, champion_predictor, score_file
 from lifeboat.scoring.compiled import UnsupportedModel
 from lifeboat.scoring.predictor import Predictor
+from lifeboat.validation import FILE_NUMBER
 
 ROWS = 300
 
@@ -304,7 +305,7 @@ def test_numbers_are_typed_as_the_pattern_says_whichever_way_they_are_read() -> 
     strings = ["".join(chars) for size in range(1, 6) for chars in itertools.product("07+-.eE",
                                                                                      repeat=size)]
     strings += ["inf", "-Infinity", "nan", "1e999", "١", "0x10", " 1"]
-    numbers = {s for s in strings if re.fullmatch(batch._NUMBER, s, re.ASCII)}  # RE2's \d
+    numbers = {s for s in strings if re.fullmatch(FILE_NUMBER, s, re.ASCII)}  # RE2's \d
     finite = {s for s in numbers if math.isfinite(float(s))}
     value, wrong = batch._numbers(pa.array(sorted(finite)), pa.array([True] * len(finite)))
     assert wrong is None  # all number characters: read by the cast

@@ -52,7 +52,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lifeboat.config import Settings
-from lifeboat.datasets import ColumnSpec, DatasetSpec
+from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, Prediction
 from lifeboat.db.bulk import insert_table
 from lifeboat.db.models import utcnow
@@ -69,7 +69,7 @@ from lifeboat.files import (
 from lifeboat.ingest import defuse_formulas, read_ahead, read_chunks
 from lifeboat.registry import ModelRegistry, view_mismatch
 from lifeboat.scoring.predictor import MAX_ENTITY_ID, Predictor, load_predictor
-from lifeboat.validation import FileRejected, RowIssue
+from lifeboat.validation import FILE_NUMBER, ColumnRule, FileRejected, RowIssue, table_rules
 
 _GZIP_WINDOW = zlib.MAX_WBITS | 16  # zlib reads gzip's header and trailer
 # Rows a chunk has at least: Arrow parses 4 MB blocks, ~50,000 such rows, so about one block.
@@ -78,7 +78,6 @@ _CHUNK_ROWS = 40_000
 # Chunks logged at once, each over a connection of its own: PostgreSQL takes a COPY on one
 # core, and the log's server work was the pipeline's slowest stage. SQLite has one writer.
 _LOG_CONNECTIONS = {"postgresql": 2}
-_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 UNKNOWN_ENTITY = "unknown_entity"  # an `issues` kind: the online store holds no such key
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 _INPUT_SUFFIXES = (".gz", ".csv", ".tsv", ".txt", *_PARQUET_SUFFIXES)
@@ -340,28 +339,28 @@ class _Field:
 
 
 def _typed_inputs(chunk: pd.DataFrame, spec: DatasetSpec) -> dict[str, _Field]:
-    return {name: _typed(chunk[name], spec.input_fields[name]) for name in spec.input_columns}
+    return {name: _typed(chunk[name], rule) for name, rule in table_rules(spec).inputs.items()}
 
 
-def _typed(column: pd.Series, rules: ColumnSpec) -> _Field:
+def _typed(column: pd.Series, rule: ColumnRule) -> _Field:
     """Types one column in Arrow as the API's record model does (numbers, bounds, allowed
     values, length); an unusable value becomes missing, with its issue. The reader has
     trimmed the text, dropped missing tokens and spelled categories as the spec does."""
     text = _text(column)
     given = pc.is_valid(text)
     value, wrong = text, None
-    if rules.type != "string":
+    if rule.is_number:
         value, wrong = _numbers(text, given)
-        if rules.type == "integer":
+        if rule.whole:
             wrong = _or(wrong, pc.fill_null(pc.not_equal(pc.floor(value), value), False))
-    elif rules.max_length is not None:
-        long = pc.fill_null(pc.greater(pc.utf8_length(text), rules.max_length), False)
+    elif rule.max_length is not None:
+        long = pc.fill_null(pc.greater(pc.utf8_length(text), rule.max_length), False)
         wrong = long if pc.any(long).as_py() else None
-    outside = _outside(value, rules)
+    outside = _outside(value, rule)
     issue = _first_issue([
-        (wrong, RowIssue.WRONG_TYPE if rules.type != "string" else RowIssue.TOO_LONG),
-        (outside, RowIssue.OUT_OF_RANGE if rules.allowed is None else RowIssue.NOT_ALLOWED),
-        (pc.invert(given) if rules.required else None, RowIssue.MISSING_REQUIRED)])
+        (wrong, rule.bad_value),
+        (outside, rule.outside),
+        (pc.invert(given) if rule.required else None, RowIssue.MISSING_REQUIRED)])
     dropped = _or(wrong, outside)
     if dropped is not None:
         value = pc.if_else(dropped, pa.scalar(None, value.type), value)
@@ -378,14 +377,14 @@ def _numbers(text: pa.Array, given: pa.Array) -> tuple[pa.Array, pa.Array | None
     """Number-shaped, finite text as float64, and which given values are not (None: none).
 
     When every byte is a digit, sign, point or exponent letter, Arrow's cast accepts exactly
-    the text `_NUMBER` does (the tests try every such string of up to five characters), at
+    the text `FILE_NUMBER` does (the tests try every such string of up to five characters), at
     a fraction of the pattern's cost; other text is matched by the pattern."""
     if _NUMBER_BYTES[_data_bytes(text)].all():
         try:
             return _finite(pc.cast(text, pa.float64()), None)
         except pa.ArrowInvalid:
             pass
-    numeric = pc.fill_null(pc.match_substring_regex(text, _NUMBER), False)
+    numeric = pc.fill_null(pc.match_substring_regex(text, FILE_NUMBER), False)
     return _finite(pc.cast(pc.if_else(numeric, text, None), pa.float64()),
                    pc.and_(given, pc.invert(numeric)))
 
@@ -420,15 +419,14 @@ def _or(left: pa.Array | None, right: pa.Array | None) -> pa.Array | None:
     return pc.or_(left, right)
 
 
-def _outside(value: pa.Array, rules: ColumnSpec) -> pa.Array | None:
+def _outside(value: pa.Array, rule: ColumnRule) -> pa.Array | None:
     outside = None
-    if rules.min is not None:
-        outside = _or(outside, pc.fill_null(pc.less(value, rules.min), False))
-    if rules.max is not None:
-        outside = _or(outside, pc.fill_null(pc.greater(value, rules.max), False))
-    if rules.allowed is not None:
-        allowed = pa.array([str(v) if rules.type == "string" else float(v) for v in rules.allowed],
-                           type=value.type)
+    if rule.low is not None:
+        outside = _or(outside, pc.fill_null(pc.less(value, rule.low), False))
+    if rule.high is not None:
+        outside = _or(outside, pc.fill_null(pc.greater(value, rule.high), False))
+    if rule.allowed is not None:
+        allowed = pa.array(rule.allowed, type=value.type)
         known = pc.is_in(value, value_set=allowed)
         outside = _or(outside, pc.and_(pc.is_valid(value), pc.invert(known)))
     return outside

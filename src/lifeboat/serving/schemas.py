@@ -17,35 +17,32 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from lifeboat.datasets import ColumnSpec, DatasetSpec
+from lifeboat.datasets import DatasetSpec
 from lifeboat.db.models import UtcDatetime
 from lifeboat.errors import DatasetSpecError
 from lifeboat.orchestration.jobs import JOBS
 from lifeboat.scoring import MAX_ENTITY_ID
+from lifeboat.validation import ColumnRule, table_rules
 
 Source = Literal["api", "webapp", "scheduled", "batch"]
 JobName = Literal[tuple(JOBS)]  # type: ignore[valid-type]
 RunStatus = Literal["running", "succeeded", "failed"]
-# Numbers may come as JSON strings ("3", " 22.5 "): these patterns are what is read as one,
-# in the OpenAPI schema and here alike (ASCII digits and blanks only, as JSON Schema has them).
-_BLANK = "[ \\t]*"
-_NUMBER_TEXT = {"integer": f"^{_BLANK}[+-]?[0-9]+{_BLANK}$",
-                "float": f"^{_BLANK}[+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][+-]?[0-9]+)?{_BLANK}$"}
-_WHAT = {"integer": "a whole number", "float": "a number"}
 
 
-def _field_type(column: ColumnSpec) -> Any:
-    if column.type == "string":
-        return _text_type(column)
-    return _number_type(column)
+def _field_type(name: str, rule: ColumnRule) -> Any:
+    if rule.kind == "string":
+        return _text_type(rule)
+    if not rule.is_number:
+        raise DatasetSpecError(f"input {name!r}: a request cannot carry a {rule.kind}")
+    return _number_type(rule)
 
 
-def _text_type(column: ColumnSpec) -> Any:
+def _text_type(rule: ColumnRule) -> Any:
     """Free text up to `max_length`; or one of `allowed`, in any case and with blanks
     around it, given back in the spec's spelling (what the model was trained on)."""
-    if column.allowed is None:
-        return Annotated[str, Field(max_length=column.max_length)]
-    spellings = {str(value).lower(): str(value) for value in column.allowed}
+    if rule.allowed is None:
+        return Annotated[str, Field(max_length=rule.max_length)]
+    spellings = rule.spellings
     expected = ", ".join(repr(value) for value in spellings.values())
 
     def spelled(value: Any) -> Any:
@@ -62,11 +59,10 @@ def _text_type(column: ColumnSpec) -> Any:
         "description": "Matched case-insensitively, blanks around it ignored."})]
 
 
-def _number_type(column: ColumnSpec) -> Any:
+def _number_type(rule: ColumnRule) -> Any:
     """A JSON number, or a string holding one; never a boolean, which JSON keeps apart
     from numbers (Python's `True == 1` would let it through)."""
-    kind = column.type
-    pattern = re.compile(_NUMBER_TEXT[kind])
+    kind, pattern = rule.kind, rule.request_number
 
     def number(value: Any) -> Any:
         if isinstance(value, bool):
@@ -75,31 +71,31 @@ def _number_type(column: ColumnSpec) -> Any:
             return value
         if not pattern.match(value):
             raise PydanticCustomError(f"{kind}_parsing", "Input should be {what} or a string "
-                                      "holding one", {"what": _WHAT[kind]})
-        return int(value) if kind == "integer" else float(value)
+                                      "holding one", {"what": rule.number_name})
+        return int(value) if rule.whole else float(value)
 
-    json_type = "integer" if kind == "integer" else "number"
-    if column.allowed is not None:
-        allowed = [int(v) if kind == "integer" else float(v) for v in column.allowed]
+    json_type = "integer" if rule.whole else "number"
+    if rule.allowed is not None:
+        allowed = list(rule.allowed)
         return Annotated[Literal[tuple(allowed)], BeforeValidator(number), WithJsonSchema(
             {"anyOf": [{"type": json_type, "enum": allowed},
                        {"type": "string", "enum": [str(v) for v in allowed]}]})]
-    bounds = {key: value for key, value in (("minimum", column.min), ("maximum", column.max))
+    bounds = {key: value for key, value in (("minimum", rule.low), ("maximum", rule.high))
               if value is not None}
-    base = int if kind == "integer" else float
+    base = int if rule.whole else float
     return Annotated[base, BeforeValidator(number),
-                     Field(ge=column.min, le=column.max,
+                     Field(ge=rule.low, le=rule.high,
                            allow_inf_nan=False if kind == "float" else None),
-                     WithJsonSchema(_number_schema(column, {"type": json_type, **bounds}))]
+                     WithJsonSchema(_number_schema(rule, {"type": json_type, **bounds}))]
 
 
-def _number_schema(column: ColumnSpec, number: dict[str, Any]) -> dict[str, Any]:
+def _number_schema(rule: ColumnRule, number: dict[str, Any]) -> dict[str, Any]:
     """The number, or its text as far as JSON Schema can keep text within the bounds: an
     integer's few values listed, else a pattern every match of which is in bounds (so that
     a request valid by the document is valid). The service reads any number as text within
     the bounds; the document names the part of that it can state exactly."""
-    low, high = column.min, column.max
-    if column.type == "integer" and low is not None and high is not None and high - low <= 200:
+    low, high = rule.low, rule.high
+    if rule.whole and low is not None and high is not None and high - low <= 200:
         text = {"enum": [str(value) for value in range(int(low), int(high) + 1)]}
     elif low is not None and low > 0 or high is not None and high < 1:
         return number
@@ -110,8 +106,8 @@ def _number_schema(column: ColumnSpec, number: dict[str, Any]) -> dict[str, Any]
         elif high >= 10:  # one digit fewer than the bound: always below it
             digits = f"[0-9]{{1,{len(str(int(high))) - 1}}}"
         else:
-            digits = f"[0-{int(high) - (column.type == 'float')}]"
-        fraction = r"(\.[0-9]{1,6})?" if column.type == "float" else ""
+            digits = f"[0-{int(high) - (not rule.whole)}]"
+        fraction = "" if rule.whole else r"(\.[0-9]{1,6})?"
         text = {"pattern": f"^{sign}{digits}{fraction}$"}
     return {"anyOf": [number, {"type": "string", **text,
                                "description": "A number as text, within the same bounds."}]}
@@ -151,8 +147,9 @@ def record_model(spec: DatasetSpec) -> type[BaseModel]:
 
     # An optional text field holding one of the spec's missing tokens (" ?") has no value,
     # as in the dataset's files; a required one keeps it, and numbers are never tokens.
-    optional_texts = {name for name, column in spec.input_fields.items()
-                      if column.type == "string" and not column.required}
+    rules = table_rules(spec).inputs
+    optional_texts = {name for name, rule in rules.items()
+                      if rule.kind == "string" and not rule.required}
     missing = spec.missing_tokens
 
     def canonical_keys(cls: type[BaseModel], data: Any) -> Any:
@@ -163,10 +160,9 @@ def record_model(spec: DatasetSpec) -> type[BaseModel]:
                 and value.strip() in missing else value for name, value in record.items()}
 
     fields: dict[str, Any] = {}
-    for name in spec.input_columns:
-        column = spec.input_fields[name]
-        annotation = _field_type(column)
-        fields[name] = (annotation, ...) if column.required else (annotation | None, None)
+    for name, rule in rules.items():
+        annotation = _field_type(name, rule)
+        fields[name] = (annotation, ...) if rule.required else (annotation | None, None)
     return create_model(
         f"{schema_prefix(spec)}Record",
         __config__=ConfigDict(extra="ignore", str_strip_whitespace=True),

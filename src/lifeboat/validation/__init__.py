@@ -1,5 +1,6 @@
 """Row-level data validation: good rows, bad rows, and the reason for each rejection."""
 
+from lifeboat.validation.column_rules import FILE_NUMBER, ColumnRule, TableRules, table_rules
 from lifeboat.validation.issues import FileRejected, RowIssue
 from lifeboat.validation.rules import (
     ISSUE_COLUMNS,
@@ -9,5 +10,6 @@ from lifeboat.validation.rules import (
     validate_chunk,
 )
 
-__all__ = ["ISSUE_COLUMNS", "FileRejected", "RowIssue", "ValidatedChunk",
-           "malformed_issues", "reject_loaded_keys", "validate_chunk"]
+__all__ = ["FILE_NUMBER", "ISSUE_COLUMNS", "ColumnRule", "FileRejected", "RowIssue",
+           "TableRules", "ValidatedChunk", "malformed_issues", "reject_loaded_keys",
+           "table_rules", "validate_chunk"]

@@ -17,7 +17,8 @@ import pyarrow as pa_arrow
 import pyarrow.compute as pc
 from pandera.errors import SchemaErrors
 
-from lifeboat.datasets.spec import ColumnSpec, TableSpec
+from lifeboat.datasets.spec import TableSpec
+from lifeboat.validation.column_rules import FILE_NUMBER, ColumnRule, table_rules
 from lifeboat.validation.issues import RowIssue
 
 ISSUE_COLUMNS = ["row", "column", "issue", "value"]
@@ -97,26 +98,26 @@ def _coerce(raw: pd.DataFrame, spec: TableSpec) -> tuple[pd.DataFrame, pd.DataFr
     are several times slower on a million rows. The reader has trimmed the text already."""
     typed = {"row": pd.Series(raw["row"].to_numpy())}
     found = []
-    for name, column in spec.columns.items():
+    for name, rule in table_rules(spec).columns.items():
         text = pa_arrow.array(raw[name], type=pa_arrow.string(), from_pandas=True)
-        if column.type == "string":
-            typed[name], too_long = _limited(text, column.max_length)
-            found.append(_issue_rows(raw["row"][too_long], name, RowIssue.TOO_LONG,
+        if rule.kind == "string":
+            typed[name], too_long = _limited(text, rule.max_length)
+            found.append(_issue_rows(raw["row"][too_long], name, rule.bad_value,
                                      raw[name][too_long].str.slice(0, 40) + "..."))
             continue
-        typed[name], wrong = _parsed(text, column.type)
-        found.append(_issue_rows(raw["row"][wrong], name, RowIssue.WRONG_TYPE,
+        typed[name], wrong = _parsed(text, rule)
+        found.append(_issue_rows(raw["row"][wrong], name, rule.bad_value,
                                  pd.Series(text.filter(wrong).to_numpy(zero_copy_only=False))))
     frame = pd.DataFrame(typed, index=raw.index)
     return frame, pd.concat(found, ignore_index=True) if found else _no_issues()
 
 
-def _parsed(text: pa_arrow.Array, kind: str) -> tuple[pd.Series | np.ndarray, np.ndarray]:
+def _parsed(text: pa_arrow.Array, rule: ColumnRule) -> tuple[pd.Series | np.ndarray, np.ndarray]:
     """Typed values of a non-text column, and which values could not be typed."""
-    if kind == "datetime":
+    if not rule.is_number:
         return _parse_times(text)
-    number, wrong = _parse_numbers(text, whole=kind == "integer")
-    return (pd.Series(number).astype("Int64") if kind == "integer" else number), wrong
+    number, wrong = _parse_numbers(text, rule.whole)
+    return (pd.Series(number).astype("Int64") if rule.whole else number), wrong
 
 
 def _parse_times(text: pa_arrow.Array) -> tuple[pd.Series, np.ndarray]:
@@ -143,8 +144,7 @@ def _limited(text: pa_arrow.Array, limit: int | None) -> tuple[pd.Series, np.nda
 
 
 def _parse_numbers(text: pa_arrow.Array, whole: bool) -> tuple[np.ndarray, np.ndarray]:
-    pattern = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
-    looks_numeric = pc.fill_null(pc.match_substring_regex(text, pattern), True)
+    looks_numeric = pc.fill_null(pc.match_substring_regex(text, FILE_NUMBER), True)
     number = pc.cast(pc.if_else(looks_numeric, text, None), pa_arrow.float64())
     number = number.to_numpy(zero_copy_only=False)
     wrong = ~looks_numeric.to_numpy(zero_copy_only=False)
@@ -178,20 +178,20 @@ def _rule_issues(typed: pd.DataFrame, spec: TableSpec, exclude: pd.DataFrame) ->
 def _schema(spec: TableSpec) -> pa.DataFrameSchema:
     """Only the columns with a rule: pandera's per-column cost is paid for nothing otherwise."""
     return pa.DataFrameSchema(
-        {name: pa.Column(checks=_checks(column), nullable=not column.required, coerce=False)
-         for name, column in spec.columns.items() if column.required or _checks(column)},
+        {name: pa.Column(checks=_checks(rule), nullable=not rule.required, coerce=False)
+         for name, rule in table_rules(spec).columns.items() if rule.required or _checks(rule)},
         strict=False,
     )
 
 
-def _checks(column: ColumnSpec) -> list[pa.Check]:
+def _checks(rule: ColumnRule) -> list[pa.Check]:
     checks = []
-    if column.min is not None:
-        checks.append(pa.Check.ge(column.min))
-    if column.max is not None:
-        checks.append(pa.Check.le(column.max))
-    if column.allowed is not None:
-        checks.append(pa.Check.isin(column.allowed))
+    if rule.low is not None:
+        checks.append(pa.Check.ge(rule.low))
+    if rule.high is not None:
+        checks.append(pa.Check.le(rule.high))
+    if rule.allowed is not None:
+        checks.append(pa.Check.isin(list(rule.allowed)))
     return checks
 
 
