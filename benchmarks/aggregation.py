@@ -36,8 +36,8 @@ import pyarrow.parquet as pq
 
 from benchmarks import _smoke
 from lifeboat.datasets import DatasetSpec, load_spec
-from lifeboat.synthetic import customers as customers_module
 from lifeboat.features.aggregates import CUTOFF, cutoff_times, future_labels, point_in_time
+from lifeboat.synthetic import customers as customers_module
 from lifeboat.synthetic.customers import generate_customers
 
 TARGET_SECONDS = 20.0  # training cut-offs and labels, shipped engine, 10M transactions

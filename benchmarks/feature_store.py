@@ -35,6 +35,7 @@ from lifeboat.features import feature_view, materialize
 from lifeboat.features.online import OnlineStore, ViewKey, open_online_store
 from lifeboat.ingest import LandingZone, ingest_file
 from lifeboat.synthetic.passengers import synthetic_passengers, write_passengers
+from lifeboat.validation import derived_entity_ids
 
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 TARGET_P99_US = {1: 1_000, 100: 2_000}  # the Redis store's lookups (the targets)
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     lookup_count = SMOKE_LOOKUPS if args.smoke else args.lookups
     started = time.perf_counter()
     people = synthetic_passengers(rows, seed=7)
-    ids = load_spec("titanic").derive_entity_ids(people).tolist()
+    ids = derived_entity_ids(load_spec("titanic"), people).tolist()
     frame = feature_frame(people)
     del people
     print(f"generated {rows:,} vectors of {frame.shape[1]} values "

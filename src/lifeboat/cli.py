@@ -138,9 +138,8 @@ def ingest(
              "whose files are removed once processed.")] = None,
 ) -> None:
     """Load files: good rows into the DB, bad rows to bad/ with reasons. Same content twice: no-op."""
-    from lifeboat.ingest.sources import expand_source
-    from lifeboat.orchestration.jobs import ingest_counts, ingest_files
-    from lifeboat.orchestration.runs import recorded_run
+    from lifeboat.ingest import expand_source
+    from lifeboat.orchestration import ingest_counts, ingest_files, recorded_run
 
     context = Context()
     jobs = context.jobs()
@@ -167,7 +166,7 @@ def validate(
     source: Annotated[str, typer.Argument(help="File or URL to check.")],
 ) -> None:
     """Dry run: what ingest would accept and reject, per issue type, with first examples."""
-    from lifeboat.ingest.dry_run import check_file
+    from lifeboat.ingest import check_file
 
     context = Context()
     result = check_file(context.spec, source)
@@ -427,7 +426,7 @@ def drift(
         help="Where to write the report page; default: drift-report-ID.html in LIFEBOAT_HOME.")] = None,
 ) -> None:
     """Test the champion's latest predictions against its training data now; exit 1 on drift."""
-    from lifeboat.monitoring.drift_check import check_drift
+    from lifeboat.monitoring import check_drift
 
     context = Context()
     with _steps("drift check") as progress:
@@ -490,7 +489,7 @@ def schedule() -> None:
 @app.command()
 def watch() -> None:
     """Ingest and score files as they land in the landing zone, until stopped."""
-    from lifeboat.orchestration.scheduler import watch_landing_zone
+    from lifeboat.orchestration import watch_landing_zone
 
     context = Context()
     console.print(f"watching {context.settings.landing_url} (Ctrl-C stops)")

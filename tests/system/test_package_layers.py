@@ -116,11 +116,15 @@ def test_no_dataset_is_imported_by_name_outside_its_homes() -> None:
     assert named == []
 
 
-def test_the_scoring_engine_imports_no_web_framework() -> None:
-    """Scoring runs in the CLI, in jobs and (next) on distributed workers: none of them
-    should load FastAPI, Starlette or uvicorn to score a row."""
+@pytest.mark.parametrize(("package", "unwanted"), [
+    # Scoring runs in the CLI, in jobs and (next) on distributed workers: none of them
+    # should load a web framework to score a row.
+    ("lifeboat.scoring", {"fastapi", "starlette", "uvicorn"}),
+    # A spec is read in 50 places, the CLI's help among them: it is YAML and pydantic.
+    ("lifeboat.datasets", {"pandas", "numpy", "pyarrow", "lifeboat.synthetic"}),
+])
+def test_importing_a_package_loads_only_what_it_needs(package: str, unwanted: set[str]) -> None:
     loaded = subprocess.run(
-        [sys.executable, "-c", "import sys, lifeboat.scoring; print(' '.join(sys.modules))"],
+        [sys.executable, "-c", f"import sys, {package}; print(' '.join(sys.modules))"],
         capture_output=True, text=True, check=True).stdout.split()
-    web = sorted({name.split(".")[0] for name in loaded} & {"fastapi", "starlette", "uvicorn"})
-    assert web == [], f"importing lifeboat.scoring loads {web}"
+    assert sorted(unwanted & {*loaded, *(name.split(".")[0] for name in loaded)}) == []

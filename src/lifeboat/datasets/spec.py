@@ -15,8 +15,6 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-import pandas as pd
 import yaml
 from pydantic import (
     BaseModel,
@@ -212,18 +210,6 @@ class TableSpec(_Strict):
 
     def canonical(self, raw_name: str) -> str | None:
         return self.column_lookup.get(raw_name.strip().lower())
-
-    def derive_entity_ids(self, frame: pd.DataFrame) -> pd.Series:
-        """Stable ids from identifying columns: the same entity always gets the same key.
-
-        pandas' row hash is fixed-keyed SipHash, so ids match across processes and runs.
-        """
-        parts = frame[self.entity.derive_from].astype(str)  # Arrow-backed text; missing stays NaN
-        hashes = pd.util.hash_pandas_object(parts, index=False).to_numpy()
-        # 16 hex digits per hash, formatted in one pass rather than a million f-strings.
-        hexed = np.frombuffer(hashes.astype(">u8").tobytes().hex().encode(), dtype="S16")
-        return pd.Series(hexed.astype(str), index=frame.index, dtype=object)
-
 
 class EventsSpec(TableSpec):
     """An event log joined to the entities by `join_key`, each event at its `time`."""

@@ -1,7 +1,10 @@
 """Relational storage: one Database handle, Alembic-migrated system tables, spec-derived data tables."""
 
+from lifeboat.db.bulk import deferred_primary_key, insert_rows, insert_table, loaded_keys
+from lifeboat.db.claims import holder_is_gone, this_process
 from lifeboat.db.migrate import upgrade
 from lifeboat.db.models import (
+    DUPLICATE_RUN,
     Base,
     ChampionChange,
     DriftReport,
@@ -13,11 +16,22 @@ from lifeboat.db.models import (
     Prediction,
     Retrain,
     ScoredFile,
+    UtcDatetime,
+    as_utc,
+    utcnow,
 )
 from lifeboat.db.session import Database
-from lifeboat.db.tables import dataset_table, ensure_dataset_table
+from lifeboat.db.tables import (
+    INGESTION_RUN_COLUMN,
+    LOADED_AT_COLUMN,
+    dataset_table,
+    ensure_dataset_table,
+)
 
 __all__ = [
+    "DUPLICATE_RUN",
+    "INGESTION_RUN_COLUMN",
+    "LOADED_AT_COLUMN",
     "Base",
     "ChampionChange",
     "Database",
@@ -30,7 +44,16 @@ __all__ = [
     "Prediction",
     "Retrain",
     "ScoredFile",
+    "UtcDatetime",
+    "as_utc",
     "dataset_table",
+    "deferred_primary_key",
     "ensure_dataset_table",
+    "holder_is_gone",
+    "insert_rows",
+    "insert_table",
+    "loaded_keys",
+    "this_process",
     "upgrade",
+    "utcnow",
 ]

@@ -20,7 +20,7 @@ from sqlalchemy import (
     Text,
 )
 
-from lifeboat.datasets.spec import EventsSpec, TableSpec
+from lifeboat.datasets import EventsSpec, TableSpec
 
 DATASET_METADATA = MetaData()
 INGESTION_RUN_COLUMN = "ingestion_run_id"

@@ -27,12 +27,24 @@ from lifeboat.features.pipeline import (
     feature_view,
     preprocessor,
 )
-from lifeboat.features.snapshots import labels_after, newest_event_loaded
+from lifeboat.features.replay import (
+    Columns,
+    Record,
+    Row,
+    as_number,
+    as_text,
+    distinct,
+    is_missing,
+    plain,
+    unplain,
+)
+from lifeboat.features.snapshots import labelled_snapshots, labels_after, newest_event_loaded
 from lifeboat.features.views import FeatureView
 
 __all__ = [
     "ENTITY_ID",
     "VIEW_VERSION",
+    "Columns",
     "FeatureBuilder",
     "FeatureView",
     "LayerReplay",
@@ -40,20 +52,29 @@ __all__ = [
     "MaterializeReport",
     "OnlineStore",
     "OnlineStoreUnavailable",
+    "Record",
+    "Row",
     "UnsupportedModel",
     "ViewKey",
     "ViewReplay",
+    "as_number",
+    "as_text",
     "build_feature_pipeline",
+    "distinct",
     "ensure_feature_table",
     "feature_builder",
     "feature_engineer",
     "feature_table",
     "feature_view",
+    "is_missing",
+    "labelled_snapshots",
     "labels_after",
     "materialize",
     "newest_event_loaded",
     "offline_chunks",
     "open_online_store",
+    "plain",
     "preprocessor",
     "raw_frame",
+    "unplain",
 ]

@@ -27,8 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lifeboat.datasets import DatasetSpec
-from lifeboat.datasets.spec import AggregateSpec, EventsSpec, LabelSpec
+from lifeboat.datasets import AggregateSpec, DatasetSpec, EventsSpec, LabelSpec
 
 CUTOFF = "cutoff"
 _DAY_NS = 86_400 * 10**9

@@ -32,10 +32,14 @@ from sqlalchemy import (
 )
 
 from lifeboat.datasets import DatasetSpec
-from lifeboat.db import Database, dataset_table, ensure_dataset_table
-from lifeboat.db.bulk import insert_rows
-from lifeboat.db.models import utcnow
-from lifeboat.db.tables import LOADED_AT_COLUMN
+from lifeboat.db import (
+    LOADED_AT_COLUMN,
+    Database,
+    dataset_table,
+    ensure_dataset_table,
+    insert_rows,
+    utcnow,
+)
 from lifeboat.features.online import OnlineStore
 from lifeboat.features.pipeline import feature_view
 from lifeboat.features.snapshots import CUTOFF, current_snapshot

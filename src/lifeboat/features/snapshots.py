@@ -18,9 +18,7 @@ import pandas as pd
 from sqlalchemy import func, select
 
 from lifeboat.datasets import DatasetSpec, TableSpec
-from lifeboat.db import Database, ensure_dataset_table
-from lifeboat.db.models import as_utc
-from lifeboat.db.tables import LOADED_AT_COLUMN
+from lifeboat.db import LOADED_AT_COLUMN, Database, as_utc, ensure_dataset_table
 from lifeboat.errors import LifeboatError
 from lifeboat.features.aggregates import CUTOFF, cutoff_times, future_labels, point_in_time
 

@@ -4,9 +4,24 @@ The file reader and the CSV export guard are public too: batch scoring and CSV u
 read and write files the same way ingestion does.
 """
 
+from lifeboat.ingest.dry_run import check_file
 from lifeboat.ingest.landing import GOOD, RAW, LandingZone, csv_bytes, defuse_formulas
 from lifeboat.ingest.loader import IngestReport, ingest_file, row_count
 from lifeboat.ingest.reader import FileChunks, read_ahead, read_chunks
+from lifeboat.ingest.sources import expand_source
 
-__all__ = ["GOOD", "RAW", "FileChunks", "IngestReport", "LandingZone", "csv_bytes",
-           "defuse_formulas", "ingest_file", "read_ahead", "read_chunks", "row_count"]
+__all__ = [
+    "GOOD",
+    "RAW",
+    "FileChunks",
+    "IngestReport",
+    "LandingZone",
+    "check_file",
+    "csv_bytes",
+    "defuse_formulas",
+    "expand_source",
+    "ingest_file",
+    "read_ahead",
+    "read_chunks",
+    "row_count",
+]

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
-from lifeboat.datasets.spec import ColumnSpec, TableSpec
+from lifeboat.datasets import ColumnSpec, TableSpec
 from lifeboat.validation import FileRejected
 
 Unreadable = Callable[[int, str], None]  # a row that is not a JSON object: its number, its text

@@ -22,13 +22,23 @@ from fsspec.core import url_to_fs
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from lifeboat.datasets import DatasetSpec
-from lifeboat.datasets.spec import TableSpec
-from lifeboat.db import Database, IngestionIssue, IngestionRun, ensure_dataset_table
-from lifeboat.db.bulk import deferred_primary_key, insert_rows, loaded_keys
-from lifeboat.db.claims import holder_is_gone, this_process
-from lifeboat.db.models import DUPLICATE_RUN, as_utc, utcnow
-from lifeboat.db.tables import INGESTION_RUN_COLUMN, LOADED_AT_COLUMN
+from lifeboat.datasets import DatasetSpec, TableSpec
+from lifeboat.db import (
+    DUPLICATE_RUN,
+    INGESTION_RUN_COLUMN,
+    LOADED_AT_COLUMN,
+    Database,
+    IngestionIssue,
+    IngestionRun,
+    as_utc,
+    deferred_primary_key,
+    ensure_dataset_table,
+    holder_is_gone,
+    insert_rows,
+    loaded_keys,
+    this_process,
+    utcnow,
+)
 from lifeboat.errors import IngestError
 from lifeboat.files import content_checksum, open_source
 from lifeboat.ingest.landing import BAD, GOOD, LandingZone, SpooledRows

@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from lifeboat.datasets.spec import ColumnSpec, TableSpec
+from lifeboat.datasets import ColumnSpec, TableSpec
 from lifeboat.files import is_gzip, is_parquet
 from lifeboat.ingest.json_records import (
     RecordReader,

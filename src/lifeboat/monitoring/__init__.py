@@ -2,6 +2,26 @@
 summaries the UI charts. (The Prometheus instruments every stage counts into are
 `lifeboat.metrics`, below every stage.)"""
 
+from lifeboat.monitoring.collector import MonitoringCollector
+from lifeboat.monitoring.drift_check import (
+    DriftCheckUnavailable,
+    check_drift,
+    checked_recently,
+    latest_report,
+)
+from lifeboat.monitoring.live_accuracy import LiveAccuracy, version_live_accuracy
+from lifeboat.monitoring.outcomes import derive_outcomes
 from lifeboat.monitoring.summary import MonitoringSummary, monitoring_summary
 
-__all__ = ["MonitoringSummary", "monitoring_summary"]
+__all__ = [
+    "DriftCheckUnavailable",
+    "LiveAccuracy",
+    "MonitoringCollector",
+    "MonitoringSummary",
+    "check_drift",
+    "checked_recently",
+    "derive_outcomes",
+    "latest_report",
+    "monitoring_summary",
+    "version_live_accuracy",
+]

@@ -18,8 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from sqlalchemy import Row, func, select
 
-from lifeboat.db import Database, DriftReport, IngestionRun, JobRun, Retrain
-from lifeboat.db.models import DUPLICATE_RUN, as_utc
+from lifeboat.db import DUPLICATE_RUN, Database, DriftReport, IngestionRun, JobRun, Retrain, as_utc
 from lifeboat.monitoring.live_accuracy import LiveAccuracy
 
 Family = TypeVar("Family", CounterMetricFamily, GaugeMetricFamily)

@@ -12,8 +12,7 @@ from sqlalchemy import func, select
 
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
-from lifeboat.db import Database, DriftReport, Prediction
-from lifeboat.db.models import as_utc, utcnow
+from lifeboat.db import Database, DriftReport, Prediction, as_utc, utcnow
 from lifeboat.errors import LifeboatError
 from lifeboat.features import feature_view
 from lifeboat.monitoring.drift import detect_drift, render_report

@@ -18,8 +18,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from lifeboat.datasets import DatasetSpec
-from lifeboat.db import Database, Feedback, OutcomeProgress, Prediction
-from lifeboat.db.models import as_utc, utcnow
+from lifeboat.db import Database, Feedback, OutcomeProgress, Prediction, as_utc, utcnow
 from lifeboat.features import labels_after, newest_event_loaded
 
 log = logging.getLogger(__name__)

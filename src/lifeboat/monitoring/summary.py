@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 
 from lifeboat.db import (
+    DUPLICATE_RUN,
     Database,
     DriftReport,
     Feedback,
@@ -17,8 +18,9 @@ from lifeboat.db import (
     IngestionRun,
     Prediction,
     Retrain,
+    UtcDatetime,
+    as_utc,
 )
-from lifeboat.db.models import DUPLICATE_RUN, UtcDatetime, as_utc
 from lifeboat.monitoring.live_accuracy import LiveAccuracy
 
 RECENT_PREDICTIONS = 5000

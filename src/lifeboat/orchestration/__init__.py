@@ -11,17 +11,48 @@ from lifeboat.orchestration.healing import (
     retrain_apart,
     retrain_reason,
 )
-from lifeboat.orchestration.jobs import JOBS, JobContext, run, run_job, waiting_files
-from lifeboat.orchestration.runs import JobReport, recent_runs
+from lifeboat.orchestration.jobs import (
+    JOBS,
+    JobContext,
+    ingest_counts,
+    ingest_files,
+    run,
+    run_job,
+    waiting_files,
+)
+from lifeboat.orchestration.runs import JobReport, recent_runs, recorded_run
 from lifeboat.orchestration.scheduler import (
     Every,
     describe,
     run_schedule,
     schedule,
     start_embedded_jobs,
+    watch_landing_zone,
 )
 
-__all__ = ["JOBS", "BootstrapReport", "Every", "JobContext", "JobReport", "RetrainRunning",
-           "bootstrap", "describe", "heal", "recent_runs", "recorded_retrain", "retrain",
-           "retrain_apart", "retrain_reason", "run", "run_job", "run_schedule", "schedule",
-           "start_embedded_jobs", "waiting_files"]
+__all__ = [
+    "JOBS",
+    "BootstrapReport",
+    "Every",
+    "JobContext",
+    "JobReport",
+    "RetrainRunning",
+    "bootstrap",
+    "describe",
+    "heal",
+    "ingest_counts",
+    "ingest_files",
+    "recent_runs",
+    "recorded_retrain",
+    "recorded_run",
+    "retrain",
+    "retrain_apart",
+    "retrain_reason",
+    "run",
+    "run_job",
+    "run_schedule",
+    "schedule",
+    "start_embedded_jobs",
+    "waiting_files",
+    "watch_landing_zone",
+]

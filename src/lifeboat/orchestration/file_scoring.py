@@ -20,9 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
-from lifeboat.db import Database, ScoredFile
-from lifeboat.db.claims import holder_is_gone, this_process
-from lifeboat.db.models import utcnow
+from lifeboat.db import Database, ScoredFile, holder_is_gone, this_process, utcnow
 from lifeboat.ingest import GOOD, LandingZone
 from lifeboat.registry import ModelRegistry
 from lifeboat.scoring import score_file

@@ -17,15 +17,13 @@ from sqlalchemy.exc import IntegrityError
 
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
-from lifeboat.db import Database, DriftReport, Retrain
-from lifeboat.db.models import as_utc, utcnow
+from lifeboat.db import Database, DriftReport, Retrain, as_utc, utcnow
 from lifeboat.errors import LifeboatError
 from lifeboat.features import materialize, open_online_store
 from lifeboat.logs import configure_logging
-from lifeboat.monitoring.live_accuracy import LiveAccuracy
+from lifeboat.monitoring import LiveAccuracy
 from lifeboat.registry import ModelRegistry, ModelVersion
-from lifeboat.training import TrainingResult, train
-from lifeboat.training.data import DataSeen, new_labels_since
+from lifeboat.training import DataSeen, TrainingResult, new_labels_since, train
 
 log = logging.getLogger(__name__)
 

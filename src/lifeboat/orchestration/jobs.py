@@ -14,9 +14,13 @@ from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.db import Database, upgrade
 from lifeboat.ingest import GOOD, IngestReport, LandingZone, ingest_file
-from lifeboat.monitoring.drift_check import DriftCheckUnavailable, check_drift, checked_recently
-from lifeboat.monitoring.live_accuracy import version_live_accuracy
-from lifeboat.monitoring.outcomes import derive_outcomes
+from lifeboat.monitoring import (
+    DriftCheckUnavailable,
+    check_drift,
+    checked_recently,
+    derive_outcomes,
+    version_live_accuracy,
+)
 from lifeboat.orchestration import healing
 from lifeboat.orchestration.file_scoring import mark_done, score_ready_files
 from lifeboat.orchestration.healing import nothing_new, retrain

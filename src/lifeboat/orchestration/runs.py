@@ -10,9 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from lifeboat.db import Database, JobRun
-from lifeboat.db.claims import holder_is_gone, this_process
-from lifeboat.db.models import utcnow
+from lifeboat.db import Database, JobRun, holder_is_gone, this_process, utcnow
 from lifeboat.errors import JobFailed
 
 log = logging.getLogger(__name__)

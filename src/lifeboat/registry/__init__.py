@@ -2,7 +2,18 @@
 the history of every change of champion, and the training reference saved with each version."""
 
 from lifeboat.registry.champion_history import ChampionHistory
-from lifeboat.registry.evaluation import score
+from lifeboat.registry.evaluation import (
+    CURVES_ARTIFACT,
+    DRIFT_REFERENCE_ARTIFACT,
+    SCORER_ARTIFACT,
+    TRAINING_ROWS_ARTIFACT,
+    baseline_roc_auc,
+    classification_metrics,
+    confusion,
+    curves,
+    score,
+)
+from lifeboat.registry.gate import EvaluationRows, Gate
 from lifeboat.registry.model_registry import (
     CHALLENGER,
     CHAMPION,
@@ -28,19 +39,29 @@ from lifeboat.registry.tracking import configure_tracking, experiment_id
 __all__ = [
     "CHALLENGER",
     "CHAMPION",
+    "CURVES_ARTIFACT",
+    "DRIFT_REFERENCE_ARTIFACT",
+    "SCORER_ARTIFACT",
+    "TRAINING_ROWS_ARTIFACT",
     "CategoricalReference",
-    "DriftReference",
     "ChampionHistory",
+    "DriftReference",
+    "EvaluationRows",
+    "Gate",
     "ModelRegistry",
     "ModelVersion",
     "NoEarlierChampion",
     "NumericReference",
     "PromotionDecision",
+    "baseline_roc_auc",
     "bin_shares",
     "category_counts",
     "checked_probabilities",
     "class_counts",
+    "classification_metrics",
     "configure_tracking",
+    "confusion",
+    "curves",
     "drift_columns",
     "experiment_id",
     "numbers_in",

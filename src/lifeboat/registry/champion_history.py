@@ -7,8 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from lifeboat.db import ChampionChange, Database
-from lifeboat.db.models import as_utc
+from lifeboat.db import ChampionChange, Database, as_utc
 
 CHANGED_BY = ("training", "retrain", "pipeline", "cli", "api")
 

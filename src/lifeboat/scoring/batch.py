@@ -53,9 +53,7 @@ from sqlalchemy.orm import Session
 
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
-from lifeboat.db import Database, Prediction
-from lifeboat.db.bulk import insert_table
-from lifeboat.db.models import utcnow
+from lifeboat.db import Database, Prediction, insert_table, utcnow
 from lifeboat.errors import IngestError, NoChampionError
 from lifeboat.features import OnlineStore, feature_view, open_online_store
 from lifeboat.files import (

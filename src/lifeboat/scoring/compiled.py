@@ -46,22 +46,20 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from lifeboat.datasets import DatasetSpec
 from lifeboat.features import (
+    Columns,
     FeatureView,
     LayerReplay,
-    UnsupportedModel,
-    ViewReplay,
-    feature_builder,
-    raw_frame,
-)
-from lifeboat.features.replay import (
-    Columns,
     Record,
     Row,
+    UnsupportedModel,
+    ViewReplay,
     as_number,
     as_text,
     distinct,
+    feature_builder,
     is_missing,
     plain,
+    raw_frame,
     unplain,
 )
 

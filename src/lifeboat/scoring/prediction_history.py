@@ -6,8 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import Select, func, select
 
-from lifeboat.db import Database, Feedback, Prediction
-from lifeboat.db.models import as_utc, utcnow
+from lifeboat.db import Database, Feedback, Prediction, as_utc, utcnow
 
 
 def save_feedback(database: Database, dataset: str, prediction_id: str,

@@ -17,11 +17,9 @@ import numpy as np
 import pandas as pd
 
 from lifeboat.datasets import DatasetSpec
-from lifeboat.db import Prediction
-from lifeboat.db.models import utcnow
+from lifeboat.db import Prediction, utcnow
 from lifeboat.features import FeatureView, OnlineStore
-from lifeboat.registry import DriftReference, ModelRegistry, ModelVersion
-from lifeboat.registry.evaluation import SCORER_ARTIFACT
+from lifeboat.registry import SCORER_ARTIFACT, DriftReference, ModelRegistry, ModelVersion
 from lifeboat.scoring.compiled import CompiledScorer, UnsupportedModel, compile_model, load_scorer
 
 log = logging.getLogger(__name__)

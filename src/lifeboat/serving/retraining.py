@@ -12,8 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from lifeboat.db import Retrain
-from lifeboat.db.models import UtcDatetime, utcnow
+from lifeboat.db import Retrain, UtcDatetime, utcnow
 
 log = logging.getLogger(__name__)
 

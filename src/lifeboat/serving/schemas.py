@@ -18,9 +18,9 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from lifeboat.datasets import DatasetSpec
-from lifeboat.db.models import UtcDatetime
+from lifeboat.db import UtcDatetime
 from lifeboat.errors import DatasetSpecError
-from lifeboat.orchestration.jobs import JOBS
+from lifeboat.orchestration import JOBS
 from lifeboat.scoring import MAX_ENTITY_ID
 from lifeboat.validation import ColumnRule, table_rules
 

@@ -29,8 +29,7 @@ from lifeboat.metrics import (
     PREDICTION_PROBABILITY,
     PREDICTIONS,
 )
-from lifeboat.monitoring.collector import MonitoringCollector
-from lifeboat.monitoring.live_accuracy import LiveAccuracy, version_live_accuracy
+from lifeboat.monitoring import LiveAccuracy, MonitoringCollector, version_live_accuracy
 from lifeboat.orchestration import retrain_apart
 from lifeboat.registry import DriftReference, ModelRegistry, view_mismatch
 from lifeboat.scoring import (

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lifeboat.datasets.spec import DatasetSpec, load_spec
+from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.errors import DatasetSpecError
 from lifeboat.validation import RowIssue
 

@@ -3,7 +3,7 @@ out of fold, tracked in MLflow."""
 
 from lifeboat.training.calibration import CalibratedModel
 from lifeboat.training.candidates import CANDIDATES, candidates, model_pipeline
-from lifeboat.training.data import DataSeen, labelled_features
+from lifeboat.training.data import DataSeen, labelled_features, new_labels_since
 from lifeboat.training.train import (
     Selection,
     TrainingResult,
@@ -24,6 +24,7 @@ __all__ = [
     "labelled_features",
     "log_and_register",
     "model_pipeline",
+    "new_labels_since",
     "search_and_select",
     "train",
 ]

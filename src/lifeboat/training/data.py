@@ -32,12 +32,23 @@ import pandas as pd
 from sqlalchemy import func, select
 
 from lifeboat.datasets import DatasetSpec
-from lifeboat.db import Database, Feedback, Prediction, dataset_table, ensure_dataset_table
-from lifeboat.db.models import as_utc
-from lifeboat.db.tables import LOADED_AT_COLUMN
+from lifeboat.db import (
+    LOADED_AT_COLUMN,
+    Database,
+    Feedback,
+    Prediction,
+    as_utc,
+    dataset_table,
+    ensure_dataset_table,
+)
 from lifeboat.errors import LifeboatError
-from lifeboat.features import ENTITY_ID, VIEW_VERSION, FeatureView, ensure_feature_table
-from lifeboat.features.snapshots import labelled_snapshots
+from lifeboat.features import (
+    ENTITY_ID,
+    VIEW_VERSION,
+    FeatureView,
+    ensure_feature_table,
+    labelled_snapshots,
+)
 
 log = logging.getLogger(__name__)
 _TAG = "data."  # the MLflow run tags that say what a model saw

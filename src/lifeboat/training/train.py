@@ -33,23 +33,22 @@ from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database
 from lifeboat.features import FeatureView, feature_view
 from lifeboat.registry import (
-    ChampionHistory,
-    DriftReference,
-    ModelRegistry,
-    PromotionDecision,
-    experiment_id,
-)
-from lifeboat.registry.evaluation import (
     CURVES_ARTIFACT,
     DRIFT_REFERENCE_ARTIFACT,
     SCORER_ARTIFACT,
     TRAINING_ROWS_ARTIFACT,
+    ChampionHistory,
+    DriftReference,
+    EvaluationRows,
+    Gate,
+    ModelRegistry,
+    PromotionDecision,
     baseline_roc_auc,
     classification_metrics,
     confusion,
     curves,
+    experiment_id,
 )
-from lifeboat.registry.gate import EvaluationRows, Gate
 from lifeboat.scoring import UnsupportedModel, compile_model, save_scorer
 from lifeboat.training.calibration import CalibratedModel
 from lifeboat.training.candidates import Candidate, candidates, many_rows

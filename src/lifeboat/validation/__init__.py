@@ -5,11 +5,12 @@ from lifeboat.validation.issues import FileRejected, RowIssue
 from lifeboat.validation.rules import (
     ISSUE_COLUMNS,
     ValidatedChunk,
+    derived_entity_ids,
     malformed_issues,
     reject_loaded_keys,
     validate_chunk,
 )
 
 __all__ = ["FILE_NUMBER", "ISSUE_COLUMNS", "ColumnRule", "FileRejected", "RowIssue",
-           "TableRules", "ValidatedChunk", "malformed_issues", "reject_loaded_keys",
+           "TableRules", "ValidatedChunk", "derived_entity_ids", "malformed_issues", "reject_loaded_keys",
            "table_rules", "validate_chunk"]

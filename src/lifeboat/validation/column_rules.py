@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from lifeboat.datasets.spec import ColumnSpec, ColumnType, DatasetSpec, TableSpec
+from lifeboat.datasets import ColumnSpec, ColumnType, DatasetSpec, TableSpec
 from lifeboat.errors import DatasetSpecError
 from lifeboat.validation.issues import RowIssue
 

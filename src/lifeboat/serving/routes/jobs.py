@@ -7,8 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from lifeboat.db import JobRun
-from lifeboat.db.models import as_utc
+from lifeboat.db import JobRun, as_utc
 from lifeboat.orchestration import recent_runs
 from lifeboat.serving.deps import DatasetService
 from lifeboat.serving.schemas import JobName, JobRunOut, JobRunsPage, RunStatus

@@ -9,9 +9,8 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
-from lifeboat.db.models import UtcDatetime
-from lifeboat.monitoring import MonitoringSummary, monitoring_summary
-from lifeboat.monitoring.drift_check import latest_report
+from lifeboat.db import UtcDatetime
+from lifeboat.monitoring import MonitoringSummary, latest_report, monitoring_summary
 from lifeboat.serving.deps import DatasetService
 from lifeboat.serving.state import ServiceState
 
