@@ -71,6 +71,10 @@ CORPUS = {
                               + '11,0,3,,,30,0,0,T11,8,,S\n'),
                        "succeeded", 3, 5,
                        {"wrong_type": 1, "out_of_range": 3, "not_allowed": 2, "missing_required": 2}),
+    # Integers no SQL INTEGER holds, one beyond even 64 bits: each costs its row, not the load.
+    "huge_integers.csv": (_bytes(GOOD + '14,0,3,"E, Mr. Big",male,30,99999999999999999999,0,T14,8,,S\n'
+                                 + '15,0,3,"F, Mr. Many",male,30,0,3000000000,T15,8,,S\n'),
+                          "succeeded", 3, 2, {"out_of_range": 2}),
     "formula_names.csv": (_bytes(GOOD + '12,0,3,"=HYPERLINK(""http://x"",""Click"")",male,30,0,0,T12,8,,S\n'
                                  + '13,0,3,"@SUM(A1:A2), Mr. X",male,30,0,0,T13,8,,S\n'),
                           "succeeded", 5, 0, {}),

@@ -24,6 +24,7 @@ from lifeboat.db.session import Database
 from lifeboat.db.tables import (
     INGESTION_RUN_COLUMN,
     LOADED_AT_COLUMN,
+    STORED_INTEGER_MAX,
     dataset_table,
     ensure_dataset_table,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "DUPLICATE_RUN",
     "INGESTION_RUN_COLUMN",
     "LOADED_AT_COLUMN",
+    "STORED_INTEGER_MAX",
     "Base",
     "ChampionChange",
     "Database",

@@ -26,6 +26,9 @@ DATASET_METADATA = MetaData()
 INGESTION_RUN_COLUMN = "ingestion_run_id"
 LOADED_AT_COLUMN = "loaded_at"
 
+# The largest magnitude an integer column holds: SQL INTEGER is 32 bits on PostgreSQL (SQLite
+# would take more; one limit for both keeps a file's outcome the same on either).
+STORED_INTEGER_MAX = 2**31 - 1
 _SQL_TYPES = {"string": Text(), "integer": Integer(), "float": Float(),
               "datetime": DateTime(timezone=True)}
 # Keys compare byte by byte on PostgreSQL: ids have no language, and a locale's collation

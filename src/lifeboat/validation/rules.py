@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 from pandera.errors import SchemaErrors
 
 from lifeboat.datasets import TableSpec
+from lifeboat.db import STORED_INTEGER_MAX
 from lifeboat.validation.column_rules import FILE_NUMBER, ColumnRule, table_rules
 from lifeboat.validation.issues import RowIssue
 
@@ -116,19 +117,26 @@ def _coerce(raw: pd.DataFrame, spec: TableSpec) -> tuple[pd.DataFrame, pd.DataFr
             found.append(_issue_rows(raw["row"][too_long], name, rule.bad_value,
                                      raw[name][too_long].str.slice(0, 40) + "..."))
             continue
-        typed[name], wrong = _parsed(text, rule)
-        found.append(_issue_rows(raw["row"][wrong], name, rule.bad_value,
-                                 pd.Series(text.filter(wrong).to_numpy(zero_copy_only=False))))
+        typed[name], wrong, unstorable = _parsed(text, rule)
+        for refused, issue in ((wrong, rule.bad_value), (unstorable, RowIssue.OUT_OF_RANGE)):
+            found.append(_issue_rows(raw["row"][refused], name, issue, pd.Series(
+                text.filter(refused).to_numpy(zero_copy_only=False))))
     frame = pd.DataFrame(typed, index=raw.index)
     return frame, pd.concat(found, ignore_index=True) if found else _no_issues()
 
 
-def _parsed(text: pa_arrow.Array, rule: ColumnRule) -> tuple[pd.Series | np.ndarray, np.ndarray]:
-    """Typed values of a non-text column, and which values could not be typed."""
+def _parsed(text: pa_arrow.Array, rule: ColumnRule,
+            ) -> tuple[pd.Series | np.ndarray, np.ndarray, np.ndarray]:
+    """Typed values of a non-text column, which values could not be typed, and which whole
+    numbers the dataset table cannot store (beyond its SQL INTEGER: one such value must
+    cost its row, not the file's load)."""
     if not rule.is_number:
-        return _parse_times(text)
+        return *_parse_times(text), np.zeros(len(text), dtype=bool)
     number, wrong = _parse_numbers(text, rule.whole)
-    return (pd.Series(number).astype("Int64") if rule.whole else number), wrong
+    if not rule.whole:
+        return number, wrong, np.zeros(len(number), dtype=bool)
+    unstorable = np.abs(np.nan_to_num(number)) > STORED_INTEGER_MAX
+    return pd.Series(np.where(unstorable, np.nan, number)).astype("Int64"), wrong, unstorable
 
 
 def _parse_times(text: pa_arrow.Array) -> tuple[pd.Series, np.ndarray]:
