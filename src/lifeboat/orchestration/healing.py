@@ -47,11 +47,11 @@ def retrain_reason(settings: Settings, report: DriftReport | None,
     return None
 
 
-def heal(settings: Settings, database: Database, spec: DatasetSpec,
-         report: DriftReport | None, accuracy: LiveAccuracy | None) -> Retrain | None:
-    """Retrains when the monitoring says so, the policy allows it and no retrain ran
-    within the cooldown; returns the finished retrain, or None when none was started."""
-    reason = retrain_reason(settings, report, accuracy)
+def heal(settings: Settings, database: Database, spec: DatasetSpec, reason: str | None,
+         report: DriftReport | None) -> Retrain | None:
+    """Retrains for `reason` (what `retrain_reason` found, None: nothing calls for one) when
+    the policy allows it and no retrain ran within the cooldown; returns the finished
+    retrain, or None when none was started."""
     if reason is None or not settings.auto_retrain:
         return None
     if _retrained_within(database, spec.name, settings.retrain_cooldown_seconds):

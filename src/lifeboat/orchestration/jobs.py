@@ -124,10 +124,11 @@ def _drift(context: JobContext, heal: bool = True,
     champion = ModelRegistry(settings, spec.model_name).champion()
     accuracy = None if champion is None else version_live_accuracy(
         database, spec.name, champion, settings.live_accuracy_window)
-    due = healing.retrain_reason(settings, report, accuracy) is not None
-    retrained = healing.heal(settings, database, spec, report, accuracy) if heal else None
+    reason = healing.retrain_reason(settings, report, accuracy)
+    retrained = healing.heal(settings, database, spec, reason, report) if heal else None
     return {**derived, "checked": int(report is not None),
-            "drifted": int(report is not None and report.drifted), "retrain_due": int(due),
+            "drifted": int(report is not None and report.drifted),
+            "retrain_due": int(reason is not None),
             "retrained": int(retrained is not None)}
 
 
