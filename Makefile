@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 CHROMIUM := /usr/bin/chromium
 PROMETHEUS := /usr/bin/prometheus
 WRK := /usr/bin/wrk
+JAVA := /usr/bin/java
 AIRFLOW_VERSION := 3.3.2
 AIRFLOW := .airflow/bin/airflow
 
@@ -13,12 +14,12 @@ AIRFLOW := .airflow/bin/airflow
 up: $(VENV)/.installed
 	$(BIN)/lifeboat up
 
-test: $(VENV)/.installed-dev $(CHROMIUM) $(PROMETHEUS) $(AIRFLOW) $(WRK)
+test: $(VENV)/.installed-dev $(CHROMIUM) $(PROMETHEUS) $(AIRFLOW) $(WRK) $(JAVA)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 install: $(VENV)/.installed
 
-bench: $(VENV)/.installed-dev $(WRK)
+bench: $(VENV)/.installed-dev $(WRK) $(JAVA)
 	$(BIN)/python -m benchmarks
 
 # The browser tests drive Debian's Chromium through Playwright, which downloads no browser;
@@ -38,6 +39,11 @@ $(AIRFLOW):
 	$(PYTHON) -m venv .airflow
 	.airflow/bin/python -m pip install --quiet --upgrade pip
 	.airflow/bin/python -m pip install --quiet 'apache-airflow==$(AIRFLOW_VERSION)'
+
+# Spark (PyPI's pyspark) runs on Java 17; the Spark tests start a standalone master and two
+# workers from pyspark's own launch scripts.
+$(JAVA):
+	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update && apt-get install -y openjdk-17-jre-headless'
 
 # The serving benchmark's load generator; tests/system/test_benchmarks.py runs that benchmark too.
 $(WRK):

@@ -26,6 +26,7 @@ from tests.support.object_storage import (  # noqa: F401 (fixtures)
     storage,
 )
 from tests.support.services import REDIS_URL, scratch_postgres_database
+from tests.support.spark_cluster import SparkCluster
 
 
 @pytest.fixture(scope="session")
@@ -86,3 +87,17 @@ def redis_url() -> str:
     finally:
         client.close()
     return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkCluster]:
+    """A standalone master and two workers for every Spark test, and the driver's session on
+    it (one per process, as PySpark has it), both stopped at the end."""
+    cluster = SparkCluster(tmp_path_factory.mktemp("spark")).start(workers=2)
+    try:
+        yield cluster
+    finally:
+        from lifeboat.spark import stop_spark
+
+        stop_spark()
+        cluster.stop()

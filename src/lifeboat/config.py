@@ -177,6 +177,16 @@ class Settings(BaseSettings):
         description="Run the scheduler and the watcher inside `lifeboat up` (turn off when "
                     "Airflow runs the jobs).",
     )
+    engine: Literal["local", "spark"] = Field(
+        default="local",
+        description="Where the heavy jobs run (batch scoring, materialization, ingestion): "
+                    "in this process, or on Spark for data that outgrows one machine.",
+    )
+    spark_master: str = Field(
+        default="local[*]",
+        description="The Spark master the spark engine connects to: local[*] (this machine), "
+                    "spark://host:7077 (a standalone cluster), yarn, or k8s://https://host.",
+    )
     workers: int = Field(
         default=1, ge=1,
         description="Serving processes; with more than one, /metrics adds up all of them.",

@@ -23,3 +23,7 @@ class ModelVersionNotFound(LifeboatError):
 
 class JobFailed(LifeboatError):
     """A job (ingest, score, drift, pipeline) failed; its run row holds the same error."""
+
+
+class EngineUnavailable(LifeboatError):
+    """The engine a job was asked to run on cannot start (PySpark or Java missing, no master)."""

@@ -1,0 +1,12 @@
+"""The spark engine: the heavy jobs (batch scoring, materialization, ingestion) on a Spark
+cluster, with the same spec, reader, compiled scorer and validator as the local engine, so
+both give the same predictions, ids, features and validation outcomes.
+
+Spark schedules the work and writes its output; each task runs Lifeboat's own code on its
+part of the data. PySpark is an optional extra (`pip install 'lifeboat[spark]'`): nothing
+here imports it until a job starts a session.
+"""
+
+from lifeboat.spark.session import spark_session, stop_spark
+
+__all__ = ["spark_session", "stop_spark"]

@@ -1,0 +1,49 @@
+"""The Spark session the spark engine's jobs run in: one per process, on the configured master.
+
+Executors run Lifeboat's own code (the reader, the compiled scorer, the validator), so their
+Python must have Lifeboat installed: on this machine the driver's own interpreter, on a
+cluster the same environment shipped to every node. Spark's own settings (executor memory,
+speculation, event logs) come from spark-defaults.conf or `PYSPARK_SUBMIT_ARGS`, as for any
+PySpark application.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING
+
+from lifeboat.config import Settings
+from lifeboat.errors import EngineUnavailable
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+APP_NAME = "lifeboat"
+_started: list[SparkSession] = []
+
+
+def spark_session(settings: Settings) -> SparkSession:
+    """The process's session on `settings.spark_master`, started on first use."""
+    try:
+        from pyspark.errors import PySparkRuntimeError
+        from pyspark.sql import SparkSession
+    except ImportError as exc:
+        raise EngineUnavailable("the spark engine needs PySpark: pip install 'lifeboat[spark]' "
+                                f"({exc})") from None
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    try:
+        session = (SparkSession.builder.master(settings.spark_master).appName(APP_NAME)
+                   .config("spark.sql.session.timeZone", "UTC")
+                   .getOrCreate())
+    except (PySparkRuntimeError, OSError) as exc:
+        raise EngineUnavailable(f"cannot start Spark on {settings.spark_master} ({exc}); it "
+                                "needs Java 17 (apt-get install openjdk-17-jre-headless)") from None
+    _started[:] = [session]
+    return session
+
+
+def stop_spark() -> None:
+    """Stops the session `spark_session` started, if any: its JVM and executors go with it."""
+    while _started:
+        _started.pop().stop()
