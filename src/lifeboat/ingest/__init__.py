@@ -7,21 +7,31 @@ read and write files the same way ingestion does.
 from lifeboat.ingest.dry_run import check_file
 from lifeboat.ingest.landing import GOOD, RAW, LandingZone, csv_bytes, defuse_formulas
 from lifeboat.ingest.loader import IngestReport, ingest_file, row_count
-from lifeboat.ingest.reader import FileChunks, read_ahead, read_chunks
+from lifeboat.ingest.reader import (
+    FileChunks,
+    FilePart,
+    file_parts,
+    read_ahead,
+    read_chunks,
+    read_part,
+)
 from lifeboat.ingest.sources import expand_source
 
 __all__ = [
     "GOOD",
     "RAW",
     "FileChunks",
+    "FilePart",
     "IngestReport",
     "LandingZone",
     "check_file",
     "csv_bytes",
     "defuse_formulas",
     "expand_source",
+    "file_parts",
     "ingest_file",
     "read_ahead",
     "read_chunks",
+    "read_part",
     "row_count",
 ]

@@ -34,7 +34,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from lifeboat.datasets import ColumnSpec, TableSpec
-from lifeboat.files import is_gzip, is_parquet
+from lifeboat.files import SIGNATURE_BYTES, is_gzip, is_parquet, open_source
 from lifeboat.ingest.json_records import (
     RecordReader,
     TextRecords,
@@ -73,11 +73,52 @@ class FileChunks:
         return [line.row for line in self.malformed], [line.text for line in self.malformed]
 
 
-def read_chunks(open_file: Opener, spec: TableSpec, chunk_rows: int = CHUNK_ROWS) -> FileChunks:
+@dataclass(frozen=True)
+class FilePart:
+    """What one task of a distributed job reads: a whole file, or a run of a Parquet file's
+    row groups. Its rows keep the numbers they have in the whole file, so a part is
+    validated and scored exactly as in a read of the file from its start."""
+
+    url: str
+    row_groups: tuple[int, ...] | None = None  # None: the whole file
+    first_row: int = 0                          # the file's rows before the part
+
+
+def file_parts(url: str, rows_per_part: int) -> list[FilePart]:
+    """A Parquet file as runs of its row groups, each of about `rows_per_part` rows; any other
+    file whole: CSV, JSON and gzip can only be parsed from their start (a value may hold a
+    line break, a gzip stream has no seek points)."""
+    with open_source(url) as stream:
+        if not is_parquet(stream.read(SIGNATURE_BYTES)):
+            return [FilePart(url)]
+        stream.seek(0)
+        try:
+            metadata = pq.ParquetFile(stream).metadata
+        except (pa.ArrowInvalid, OSError):
+            return [FilePart(url)]  # the reader rejects it, with its reason
+    parts, run, first, rows = [], [], 0, 0
+    for group in range(metadata.num_row_groups):
+        run.append(group)
+        rows += metadata.row_group(group).num_rows
+        if rows - first >= rows_per_part:
+            parts.append(FilePart(url, tuple(run), first))
+            run, first = [], rows
+    if run or not parts:
+        parts.append(FilePart(url, tuple(run), first))
+    return parts
+
+
+def read_part(part: FilePart, spec: TableSpec, chunk_rows: int = CHUNK_ROWS) -> FileChunks:
+    return read_chunks(lambda: open_source(part.url), spec, chunk_rows, part)
+
+
+def read_chunks(open_file: Opener, spec: TableSpec, chunk_rows: int = CHUNK_ROWS,
+                part: FilePart | None = None) -> FileChunks:
+    """The file's chunks; of a Parquet file, only `part`'s row groups when given."""
     head = _head(open_file)
     given: set[str] = set()
     if is_parquet(head):
-        return FileChunks(_parquet_chunks(open_file, spec, chunk_rows, given), given=given)
+        return FileChunks(_parquet_chunks(open_file, spec, chunk_rows, given, part), given=given)
     compressed = is_gzip(head)
     text_head = _decompressed_head(open_file) if compressed else head
     _reject_non_text(text_head)
@@ -216,8 +257,10 @@ def _batches(reader: pa_csv.CSVStreamingReader) -> Iterator[pa.RecordBatch]:
         raise FileRejected(f"not a readable CSV file ({exc})") from None
 
 
-def _parquet_chunks(open_file: Opener, spec: TableSpec, chunk_rows: int,
-                    given: set[str]) -> Iterator[pd.DataFrame]:
+def _parquet_chunks(open_file: Opener, spec: TableSpec, chunk_rows: int, given: set[str],
+                    part: FilePart | None) -> Iterator[pd.DataFrame]:
+    row_groups = part.row_groups if part is not None else None
+    first_row = part.first_row if part is not None else 0
     with open_file() as stream:
         try:
             parquet = pq.ParquetFile(stream)
@@ -227,9 +270,10 @@ def _parquet_chunks(open_file: Opener, spec: TableSpec, chunk_rows: int,
         columns = _column_map(header, spec)
         given.update(columns.values())
         batches = (batch.cast(pa.schema([(name, pa.string()) for name in header]))
-                   for batch in parquet.iter_batches(batch_size=chunk_rows))
+                   for batch in parquet.iter_batches(batch_size=chunk_rows, row_groups=row_groups))
         yield from _rechunk(batches, header, columns, spec, chunk_rows,
-                            lambda table, parsed: _file_rows(parsed, table.num_rows, None))
+                            lambda table, parsed: _file_rows(first_row + parsed, table.num_rows,
+                                                             None))
 
 
 def _json_chunks(open_file: Opener, compressed: bool, records: RecordReader, spec: TableSpec,
