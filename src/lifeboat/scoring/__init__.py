@@ -5,7 +5,15 @@ scoring of the challenger, and explanations. The HTTP service, the CLI, training
 saves a compiled scorer beside each model) and orchestration's scoring job all score here.
 """
 
-from lifeboat.scoring.batch import BatchReport, champion_predictor, default_output, score_file
+from lifeboat.scoring.batch import (
+    BatchReport,
+    PartScored,
+    champion_predictor,
+    default_output,
+    logged_from_file,
+    score_file,
+    score_part,
+)
 from lifeboat.scoring.compiled import (
     CompiledScorer,
     UnsupportedModel,
@@ -28,6 +36,8 @@ from lifeboat.scoring.predictor import (
     ServedPrediction,
     load_predictor,
     prediction_id,
+    saved_scorer_files,
+    scorer_predictor,
 )
 from lifeboat.scoring.shadow import ShadowScoring
 
@@ -35,6 +45,7 @@ __all__ = [
     "MAX_ENTITY_ID",
     "MAX_EXPLAINED",
     "BatchReport",
+    "PartScored",
     "CompiledScorer",
     "Contribution",
     "EntityScores",
@@ -48,11 +59,15 @@ __all__ = [
     "contributions",
     "default_output",
     "load_predictor",
+    "logged_from_file",
     "load_scorer",
     "past_predictions",
     "prediction_id",
     "save_feedback",
     "save_scorer",
+    "saved_scorer_files",
     "score_file",
+    "score_part",
+    "scorer_predictor",
     "vector_contributions",
 ]

@@ -48,7 +48,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from fsspec.utils import infer_compression
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lifeboat.config import Settings
@@ -64,7 +65,7 @@ from lifeboat.files import (
     open_source,
     write_whole,
 )
-from lifeboat.ingest import defuse_formulas, read_ahead, read_chunks
+from lifeboat.ingest import FilePart, defuse_formulas, read_ahead, read_chunks, read_part
 from lifeboat.registry import ModelRegistry, view_mismatch
 from lifeboat.scoring.predictor import MAX_ENTITY_ID, Predictor, load_predictor
 from lifeboat.validation import FILE_NUMBER, ColumnRule, FileRejected, RowIssue, table_rules
@@ -165,6 +166,48 @@ def score_file(settings: Settings, database: Database, spec: DatasetSpec, source
     return BatchReport(source, output, predictor.version.name, predictor.version.version, rows,
                        written, rows - written, sum(scored.with_issues for scored in done),
                        len(file.malformed), time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class PartScored:
+    rows: int
+    with_issues: int
+    skipped_lines: int
+
+
+def score_part(settings: Settings, database: Database, predictor: Predictor, part: FilePart,
+               checksum: str, output: str, logged_as: str = "batch") -> PartScored:
+    """One part of a file (`ingest.file_parts`) scored, logged and written whole to `output`
+    (Parquet): a task of a distributed run. `checksum` is the whole file's, so each row gets
+    the id a run over the whole file gives it, and a part run twice, or by the other engine,
+    logs nothing twice. Chunks are logged as they are scored, each in its own transaction."""
+    ids = _IdMaker(checksum, predictor, logged_as)
+    rows = with_issues = 0
+    try:
+        file = read_part(part, predictor.spec.scoring_source, _CHUNK_ROWS)
+        chunks = iter(file.chunks)
+        first = next(chunks)
+        with (_writer(output, predictor.spec) as write,
+              _stored_inputs(settings, predictor, file.given) as fill):
+            for chunk in itertools.chain([first], chunks):
+                scored, table = _score_chunk(predictor, chunk, ids, fill)
+                write(table)
+                _log(database, predictor, scored, logged_as, None)
+                rows, with_issues = rows + scored.rows, with_issues + scored.with_issues
+    except FileRejected as rejected:
+        raise IngestError(f"cannot score {part.url}: {rejected.reason}") from None
+    return PartScored(rows, with_issues, len(file.malformed))
+
+
+def logged_from_file(database: Database, predictor: Predictor, checksum: str,
+                     logged_as: str = "batch") -> int:
+    """How many predictions of the file (by its content's `checksum`) the log holds from
+    this model and source: what a distributed run, whose tasks may run twice, counts before
+    and after to know exactly how many it logged."""
+    low, high = _IdMaker(checksum, predictor, logged_as).bounds()
+    with database.session() as session:
+        return session.scalar(select(func.count()).select_from(Prediction)
+                              .where(Prediction.id.between(low, high))) or 0
 
 
 def _pipeline(predictor: Predictor, database: Database, ids: _IdMaker, logged_as: str,
@@ -589,6 +632,11 @@ class _IdMaker:
         prefix = f"{run[:8]}-{run[8:12]}-8{run[12:15]}-{'89ab'[int(run[15], 16) % 4]}{run[16:19]}-"
         self._prefix = np.frombuffer(prefix.encode(), dtype=np.uint8)
 
+    def bounds(self) -> tuple[str, str]:
+        """The lowest and the highest id the run can give."""
+        prefix = self._prefix.tobytes().decode()
+        return prefix + "0" * 12, prefix + "f" * 12
+
     def for_rows(self, rows: np.ndarray) -> pa.Array:
         digits = np.frombuffer(rows.astype(">u8").tobytes().hex().encode(), dtype=np.uint8)
         ids = np.empty((len(rows), 36), dtype=np.uint8)
@@ -600,39 +648,45 @@ class _IdMaker:
 def _log(database: Database, predictor: Predictor, scored: _Scored, logged_as: str,
          before: Future[int] | None) -> int:
     """One transaction per chunk, committed once the chunk `before` it is: a failure there
-    rolls this one back too."""
+    rolls this one back too. Another run logging the same rows at the same moment (a task
+    of a distributed run started twice) makes the insert fail on the primary key; the chunk
+    is then looked at again, and its rows are found logged."""
+    logged, scored.logged = scored.logged(), None
+    try:
+        return _log_once(database, predictor, logged, scored.latency_ms, logged_as, before)
+    except IntegrityError:
+        return _log_once(database, predictor, logged, scored.latency_ms, logged_as, before)
+
+
+def _log_once(database: Database, predictor: Predictor, logged: pa.Table, latency_ms: float,
+              logged_as: str, before: Future[int] | None) -> int:
     with database.session() as session:
-        inserted = _log_unlogged(session, predictor, scored, logged_as)
+        inserted = _log_unlogged(session, predictor, logged, latency_ms, logged_as)
         if before is not None:
             before.result()
     return inserted
 
 
-def _log_unlogged(session: Session, predictor: Predictor, scored: _Scored,
+def _log_unlogged(session: Session, predictor: Predictor, logged: pa.Table, latency_ms: float,
                   logged_as: str) -> int:
-    """The chunk's rows that an earlier run did not log.
+    """The chunk's rows not logged yet.
 
-    Chunks commit in file order, so an earlier run of this file and model logged a prefix
-    of its rows: the chunk's last id being there means all of it is, its first id missing
-    means none is, and only a chunk straddling the end of that prefix is checked row by row.
-    """
-    logged, scored.logged = scored.logged(), None
+    Ids rise with the row and a chunk's rows are consecutive in the file, so the ids of its
+    rows that are logged (by an earlier run that stopped midway, by the other engine, whose
+    chunks end elsewhere) are exactly the logged ids between its first and its last: one
+    count on the primary key's index, and their list only when some but not all are."""
     ids, version = logged["id"], predictor.version
-    first, last = ids[0].as_py(), ids[len(ids) - 1].as_py()
-    if _is_logged(session, last):
+    between = Prediction.id.between(ids[0].as_py(), ids[len(ids) - 1].as_py())
+    done = session.scalar(select(func.count()).select_from(Prediction).where(between))
+    if done == len(ids):
         return 0
-    if _is_logged(session, first):
-        done = list(session.scalars(select(Prediction.id).where(Prediction.id >= first)
-                                    .where(Prediction.id <= last)))
-        logged = logged.filter(pc.invert(pc.is_in(ids, value_set=pa.array(done, pa.string()))))
+    if done:
+        found = list(session.scalars(select(Prediction.id).where(between)))
+        logged = logged.filter(pc.invert(pc.is_in(ids, value_set=pa.array(found, pa.string()))))
     return insert_table(session, Prediction.__table__, logged, {
         "created_at": utcnow(), "dataset": predictor.spec.name, "source": logged_as,
         "model_name": version.name, "model_version": version.version,
-        "latency_ms": scored.latency_ms})
-
-
-def _is_logged(session: Session, prediction_id: str) -> bool:
-    return session.scalar(select(Prediction.id).where(Prediction.id == prediction_id)) is not None
+        "latency_ms": latency_ms})
 
 
 @contextmanager

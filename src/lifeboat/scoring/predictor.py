@@ -72,16 +72,36 @@ def load_predictor(registry: ModelRegistry, spec: DatasetSpec, version: ModelVer
     is loaded: the pipeline's skops file costs `lifeboat predict` about a second more (skops'
     import, its type audit, the unpickling, the ONNX conversion), and the service 0.2-0.5 s
     of the GIL that requests share at each reload, for a model the compiled scorer never calls."""
+    saved = saved_scorer_files(registry, version)
+    if saved is not None:
+        try:
+            return scorer_predictor(spec, version, view, saved, reference)
+        except UnsupportedModel as exc:
+            log.warning("%s v%s: its saved scorer is not used (%s); loading the pipeline",
+                        version.name, version.version, exc)
+    return Predictor(spec, registry.load(version.version), version, view, reference)
+
+
+def saved_scorer_files(registry: ModelRegistry, version: ModelVersion) -> dict[str, bytes] | None:
+    """The compiled scorer training saved for the version, file by file (None: it saved none,
+    its classifier having no ONNX form): a few hundred kilobytes that a job ships to the
+    machines that score, which then need neither MLflow nor scikit-learn's model classes."""
     with tempfile.TemporaryDirectory(prefix="lifeboat-scorer-") as scratch:
         saved = registry.download_folder(version, SCORER_ARTIFACT, Path(scratch))
-        if saved is not None:
-            try:
-                return Predictor(spec, None, version, view, reference,
-                                 fast=load_scorer(view, saved))
-            except UnsupportedModel as exc:
-                log.warning("%s v%s: its saved scorer is not used (%s); loading the pipeline",
-                            version.name, version.version, exc)
-    return Predictor(spec, registry.load(version.version), version, view, reference)
+        if saved is None:
+            return None
+        return {path.name: path.read_bytes() for path in saved.iterdir() if path.is_file()}
+
+
+def scorer_predictor(spec: DatasetSpec, version: ModelVersion, view: FeatureView,
+                     files: Mapping[str, bytes],
+                     reference: DriftReference | None = None) -> Predictor:
+    """The version from its saved scorer's files alone (`saved_scorer_files`)."""
+    with tempfile.TemporaryDirectory(prefix="lifeboat-scorer-") as scratch:
+        for name, content in files.items():
+            (Path(scratch) / name).write_bytes(content)
+        return Predictor(spec, None, version, view, reference,
+                         fast=load_scorer(view, Path(scratch)))
 
 
 @dataclass(frozen=True)
