@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import Asset
+from airflow.sdk import Asset, Param
 
 # Lifeboat is not installed in Airflow's venv (Airflow caps FastAPI below the app's version):
 # each task runs in Lifeboat's interpreter, $LIFEBOAT_PYTHON, else the checkout's .venv.
@@ -26,13 +26,23 @@ LIFEBOAT_PYTHON = os.path.abspath(os.environ.get("LIFEBOAT_PYTHON") or
 # each DAG: Airflow strips it, by that name, from the source it sends to the interpreter.
 IN_LIFEBOAT = {"python": LIFEBOAT_PYTHON, "expect_airflow": False, "multiple_outputs": False}
 
+# Where a heavy job (ingestion, materialization, batch scoring) runs, chosen per run in the
+# trigger form or `--conf '{"engine": "spark"}'`: in the task's own process, or on the Spark
+# cluster LIFEBOAT_SPARK_MASTER names. The default is LIFEBOAT_ENGINE where the DAGs load.
+ENGINE_PARAMS = {"engine": Param(os.environ.get("LIFEBOAT_ENGINE") or "local", type="string",
+                                 enum=["local", "spark"],
+                                 description="local: the task's process; spark: the cluster at "
+                                             "LIFEBOAT_SPARK_MASTER")}
+ENGINE = "{{ params.engine }}"  # a task argument, rendered when the task runs
+
 # Emitted by drift_monitor when a check finds drift; training_pipeline is scheduled on it.
 DRIFT_DETECTED = Asset(name="lifeboat_drift_detected", uri="lifeboat://monitoring/drift")
 
 
 def dag_settings(dag_id: str, schedule: Any, tag: str, doc_md: str, *, retries: int = 2,
                  retry_delay: timedelta = timedelta(minutes=1), backoff: bool = True,
-                 timeout: timedelta = timedelta(minutes=30)) -> dict[str, Any]:
+                 timeout: timedelta = timedelta(minutes=30),
+                 params: dict[str, Param] | None = None) -> dict[str, Any]:
     """`@dag`'s arguments, with what the Lifeboat DAGs have in common: no catching up on
     missed intervals, one run at a time, tagged `lifeboat` and `tag`. A failed task is retried
     `retries` times, unless LIFEBOAT_AIRFLOW_RETRIES says otherwise (the tests set 0)."""
@@ -48,4 +58,5 @@ def dag_settings(dag_id: str, schedule: Any, tag: str, doc_md: str, *, retries: 
                          "execution_timeout": timeout},
         "tags": ["lifeboat", tag],
         "doc_md": doc_md,
+        "params": params or {},
     }

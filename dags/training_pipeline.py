@@ -11,7 +11,7 @@ from pathlib import Path
 from airflow.sdk import dag, task
 
 sys.path.append(str(Path(__file__).parent))  # for lifeboat_dags: a plain DagBag adds no folder
-from lifeboat_dags import DRIFT_DETECTED, IN_LIFEBOAT, dag_settings
+from lifeboat_dags import DRIFT_DETECTED, ENGINE, ENGINE_PARAMS, IN_LIFEBOAT, dag_settings
 
 
 @dag(**dag_settings(
@@ -22,6 +22,7 @@ from lifeboat_dags import DRIFT_DETECTED, IN_LIFEBOAT, dag_settings
     retry_delay=timedelta(minutes=5),
     backoff=False,
     timeout=timedelta(hours=3),
+    params=ENGINE_PARAMS,
     doc_md="""
 ### Training pipeline
 Ingests what waits in the landing zone's `raw/`, materializes the feature view's missing
@@ -30,16 +31,17 @@ registers it, and promotes it to champion only if it beats the current champion 
 held-out rows. A running service picks a new champion up without a restart.
 
 Runs when `drift_monitor` emits the `lifeboat_drift_detected` asset, or when triggered by
-hand. CLI equivalent: `lifeboat pipeline`.
+hand. The `engine` parameter runs ingestion and materialization on Spark. CLI equivalent:
+`lifeboat pipeline`.
 """,
 ))
 def training_pipeline():
     @task.external_python(**IN_LIFEBOAT)
-    def pipeline() -> dict:
+    def pipeline(engine: str) -> dict:
         from lifeboat.orchestration import run_job
-        return run_job("pipeline", trigger="airflow")
+        return run_job("pipeline", trigger="airflow", engine=engine)
 
-    pipeline()
+    pipeline(ENGINE)
 
 
 training_pipeline()

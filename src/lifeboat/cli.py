@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -45,11 +46,22 @@ console = Console(stderr=True, soft_wrap=True, width=_WIDTH)
 out = Console(soft_wrap=True, width=_WIDTH)
 
 
-class Context:
-    """What every command needs, built once from the settings."""
+class Engine(StrEnum):
+    local = "local"
+    spark = "spark"
 
-    def __init__(self) -> None:
-        self.settings = Settings()
+
+EngineOption = Annotated[Engine | None, typer.Option(
+    help="Where the job runs: this process, or Spark (LIFEBOAT_SPARK_MASTER). Default: "
+         "LIFEBOAT_ENGINE, else local.")]
+
+
+class Context:
+    """What every command needs, built once from the settings (`engine`: the command's
+    --engine, over the setting)."""
+
+    def __init__(self, engine: Engine | None = None) -> None:
+        self.settings = Settings() if engine is None else Settings(engine=engine.value)
         configure_logging(self.settings.log_level)
         self.spec: DatasetSpec = load_spec(self.settings.dataset)
         self.settings.ensure_home()
@@ -190,28 +202,39 @@ def validate(
 @app.command()
 def predict(
     source: Annotated[str, typer.Argument(
-        help="CSV (plain or gzip) or Parquet file, or its URL (s3://, gs://, https://).")],
+        help="CSV (plain or gzip) or Parquet file, or its URL (s3://, gs://, https://); on "
+             "Spark also a folder of them.")],
     output: Annotated[str | None, typer.Option(
         "--output", "-o", help="Where to write the predictions; .parquet writes Parquet, "
                                ".gz compresses. Default: <stem>.predictions.csv (.parquet for "
-                               "a Parquet input) beside the input.")] = None,
+                               "a Parquet input) beside the input. On Spark: a folder of "
+                               "Parquet parts, default <stem>.predictions.")] = None,
+    engine: EngineOption = None,
 ) -> None:
     """Score every row with the champion, write the predictions, log them as source `batch`.
 
     A value that cannot be used (not a number, out of range, not allowed) is scored as
     missing and named in the output's `issues` column. Rerunning the same file with the same
-    champion logs nothing twice.
+    champion, on either engine, logs nothing twice.
     """
-    with _collector_paused():
+    with _collector_paused():  # scoring alone: orchestration's imports cost ~2 s more
         from lifeboat.scoring import score_file
+        from lifeboat.spark import score_on_spark, stop_spark
 
-    context = Context()
+    context = Context(engine)
     upgrade(context.database)
-    with _file_progress() as progress:
-        task = progress.add_task(f"scoring {posixpath.basename(source)}", total=None, rows=0)
-        report = score_file(context.settings, context.database, context.spec, source, output,
-                            lambda at: progress.update(task, completed=at.done, total=at.total,
-                                                       rows=at.rows))
+    settings, database, spec = context.settings, context.database, context.spec
+    if settings.engine == "spark":
+        try:
+            report = score_on_spark(settings, database, spec, source, output)
+        finally:
+            stop_spark()
+    else:
+        with _file_progress() as progress:
+            task = progress.add_task(f"scoring {posixpath.basename(source)}", total=None, rows=0)
+            report = score_file(settings, database, spec, source, output,
+                                lambda at: progress.update(task, completed=at.done,
+                                                           total=at.total, rows=at.rows))
     out.print(f"scored {report.rows:,} rows with {report.model_name} v{report.model_version} in "
               f"{report.seconds:.1f} s ({report.rows / max(report.seconds, 1e-9):,.0f} rows/s) "
               f"→ {report.output}")

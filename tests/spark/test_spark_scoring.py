@@ -19,9 +19,10 @@ from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, Prediction
 from lifeboat.errors import IngestError
 from lifeboat.scoring import score_file
-from lifeboat.spark import score_on_spark
+from lifeboat.spark import score_on_spark, stop_spark
 from lifeboat.spark import scoring as spark_scoring
 from lifeboat.synthetic.passengers import synthetic_passengers
+from tests.support.cli import lifeboat
 from tests.support.spark_cluster import SparkCluster
 
 pytestmark = pytest.mark.slow
@@ -126,7 +127,7 @@ def test_a_worker_lost_mid_job_loses_and_duplicates_nothing(
         report=score_on_spark(settings, postgres, titanic, str(source))))
     job.start()
     try:
-        _wait_for_first_logged(postgres, job)
+        assert _wait_for_first_logged(postgres, job) < 120_000  # the job is midway
         spark_cluster.kill_worker(spark_cluster.live_workers()[0])
         job.join(timeout=600)
     finally:
@@ -140,11 +141,11 @@ def test_a_worker_lost_mid_job_loses_and_duplicates_nothing(
     assert scored["prediction_id"].is_unique
 
 
-def _wait_for_first_logged(database: Database, job: threading.Thread) -> None:
+def _wait_for_first_logged(database: Database, job: threading.Thread) -> int:
     while job.is_alive():
         with database.session() as session:
-            if session.scalar(select(func.count()).select_from(Prediction)):
-                return
+            if logged := session.scalar(select(func.count()).select_from(Prediction)):
+                return logged
         time.sleep(0.05)
     pytest.fail("the job ended before anything was logged")
 
@@ -158,3 +159,20 @@ def test_a_part_that_cannot_be_read_fails_the_job_with_its_reason(
     settings = on_cluster.model_copy(update={"database_url": postgres.url})
     with pytest.raises(IngestError, match=r"cannot score .*b\.csv"):
         score_on_spark(settings, postgres, titanic, str(folder))
+
+
+def test_cli_scores_a_folder_on_spark(on_cluster: Settings, titanic: DatasetSpec,
+                                      postgres: Database, tmp_path: Path) -> None:
+    stop_spark()  # a standalone app holds every core it can: the command's app needs them
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    lines = titanic.bundled_path().read_text().splitlines(True)
+    (folder / "a.csv").write_text("".join(lines))
+    (folder / "b.csv").write_text("".join(lines[:-1]))  # other content: other ids
+    result = lifeboat(on_cluster.home, "predict", str(folder), "--engine", "spark",
+                      DATABASE_URL=postgres.url, LIFEBOAT_SPARK_MASTER=on_cluster.spark_master)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "scored 2,617 rows with lifeboat-titanic" in result.stdout
+    assert "logged 2,617 predictions (source batch)" in result.stdout
+    assert sorted(p.name for p in (tmp_path / "inputs.predictions").iterdir()) == [
+        "_SUCCESS", "part-00000.parquet", "part-00001.parquet"]

@@ -41,10 +41,12 @@ from lifeboat.db import (
     upgrade,
 )
 from lifeboat.registry import ModelRegistry
+from lifeboat.spark import stop_spark
 from lifeboat.synthetic.passengers import Shift, synthetic_passengers, write_passengers
 from tests.support.homes import make_settings
 from tests.support.paths import ROOT
 from tests.support.services import scratch_postgres_database
+from tests.support.spark_cluster import SparkCluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -78,12 +80,14 @@ for dag_id, dag in bag.dags.items():
             "outlets": [getattr(o, "name", str(o)) for o in (t.outlets or [])],
         }
     schedule = dag.schedule
+    params = {name: {"default": dag.params[name], "enum": dag.params.get_param(name).schema.get("enum")}
+              for name in dag.params}
     shapes[dag_id] = {
         "schedule": (schedule if isinstance(schedule, str) else
                      [getattr(a, "name", str(a)) for a in schedule] if isinstance(schedule, list)
                      else getattr(schedule, "total_seconds", lambda: repr(schedule))()),
         "catchup": dag.catchup, "tags": sorted(dag.tags), "doc_md": dag.doc_md or "",
-        "max_active_runs": dag.max_active_runs, "tasks": tasks,
+        "max_active_runs": dag.max_active_runs, "tasks": tasks, "params": params,
     }
 print("DAG_SHAPES" + json.dumps({"import_errors": {k: str(v) for k, v in bag.import_errors.items()},
                                  "dags": shapes}))
@@ -133,10 +137,14 @@ class Airflow:
     def metadata(self) -> sqlite3.Connection:
         return sqlite3.connect(self.home / "airflow.db")
 
-    def test_dag(self, dag_id: str) -> DagRun:
-        """`airflow dags test <dag_id>`, then the run's outcome as Airflow recorded it."""
+    def test_dag(self, dag_id: str, conf: dict[str, Any] | None = None,
+                 **env: str) -> DagRun:
+        """`airflow dags test <dag_id>` (with the run's `conf`, over the DAG's params, and
+        more environment), then the run's outcome as Airflow recorded it."""
         started = time.monotonic()
-        result = subprocess.run([str(AIRFLOW), "dags", "test", dag_id], env=self.env,
+        given = ["--conf", json.dumps(conf)] if conf else []
+        result = subprocess.run([str(AIRFLOW), "dags", "test", *given, dag_id],
+                                env={**self.env, **env},
                                 cwd=self.workdir, capture_output=True, text=True,
                                 timeout=RUN_SECONDS)
         seconds = time.monotonic() - started
@@ -414,6 +422,11 @@ def test_every_dag_imports_and_has_the_described_tasks(
     assert dags["training_pipeline"]["schedule"] == [DRIFT_ASSET]
     assert dags["scheduled_predictions"]["schedule"] == 120
     assert dags["drift_monitor"]["schedule"] == 3600
+    # The heavy jobs' DAGs take the engine as a parameter; checking drift is not heavy.
+    engine = {"engine": {"default": "local", "enum": ["local", "spark"]}}
+    assert {dag_id: dag["params"] for dag_id, dag in dags.items()} == {
+        "ingest_from_storage": engine, "scheduled_predictions": engine,
+        "training_pipeline": engine, "drift_monitor": {}}
     for dag_id, dag in dags.items():
         assert dag["catchup"] is False, dag_id
         assert dag["max_active_runs"] == 1, dag_id
@@ -531,3 +544,38 @@ def test_drift_monitor_triggers_training_only_on_drift(drift_checked: DriftStage
         assert after[unchanged] == stage.before_drifted[unchanged], unchanged
     assert [run for run in after["job_runs"] if run[0] == "drift"] == [
         ("drift", "airflow", "succeeded")] * 2
+
+
+@dataclass
+class SparkStage:
+    ingest: DagRun
+    score: DagRun
+    before: dict[str, Any]
+    after: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def scored_on_spark(lifeboat: Lifeboat, drift_checked: DriftStage,
+                    spark_cluster: SparkCluster) -> SparkStage:
+    """A new file, ingested, then scored by scheduled_predictions run with the engine `spark`
+    on the standalone cluster."""
+    stop_spark()  # a standalone app holds every core it can: the task's app needs them
+    lifeboat.drop("passengers-4.csv", synthetic_passengers(500, seed=13))
+    ingest = lifeboat.airflow.test_dag("ingest_from_storage")
+    before = lifeboat.snapshot()
+    score = lifeboat.airflow.test_dag("scheduled_predictions", conf={"engine": "spark"},
+                                      LIFEBOAT_SPARK_MASTER=spark_cluster.master_url)
+    return SparkStage(ingest, score, before, lifeboat.snapshot())
+
+
+def test_scheduled_predictions_run_on_spark_with_the_engine_parameter(
+        scored_on_spark: SparkStage, lifeboat: Lifeboat) -> None:
+    stage = scored_on_spark
+    assert stage.score.result("score") == {"files": 1, "predictions": 500, "failed": 0}
+    assert stage.after["predictions"] == stage.after["distinct_prediction_ids"] == (
+        stage.before["predictions"] + 500)
+    new = set(stage.after["scored_files"]) - set(stage.before["scored_files"])
+    assert [(status, predictions) for _, status, predictions, _ in new] == [("succeeded", 500)]
+    (output,) = (lifeboat.landing / "scored").glob("passengers-4*.predictions.parquet")
+    assert output.is_dir() and (output / "_SUCCESS").exists()
+    assert len(pd.read_parquet(output)) == 500

@@ -3,6 +3,7 @@ trigger runs (CLI, embedded scheduler and watcher, Airflow), the monitoring loop
 job, run on schedule here and nowhere in the service), and self-healing retrains."""
 
 from lifeboat.orchestration.bootstrap import BootstrapReport, bootstrap
+from lifeboat.orchestration.engines import score_source
 from lifeboat.orchestration.healing import (
     RetrainRunning,
     heal,
@@ -52,6 +53,7 @@ __all__ = [
     "run_job",
     "run_schedule",
     "schedule",
+    "score_source",
     "start_embedded_jobs",
     "waiting_files",
     "watch_landing_zone",

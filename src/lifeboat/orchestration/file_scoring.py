@@ -22,8 +22,8 @@ from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, ScoredFile, holder_is_gone, this_process, utcnow
 from lifeboat.ingest import GOOD, LandingZone
+from lifeboat.orchestration.engines import score_source
 from lifeboat.registry import ModelRegistry
-from lifeboat.scoring import score_file
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +130,8 @@ def _score(settings: Settings, database: Database, spec: DatasetSpec, zone: Land
     source = zone.path(GOOD, name)
     if not zone.fs.exists(posixpath.dirname(output)):
         zone.fs.makedirs(posixpath.dirname(output), exist_ok=True)
-    report = score_file(settings, database, spec, zone.url_of(source), zone.url_of(output),
-                        logged_as=SOURCE, version=claim.model_version)
+    report = score_source(settings, database, spec, zone.url_of(source), zone.url_of(output),
+                          logged_as=SOURCE, version=claim.model_version)
     _finish(database, claim, status="succeeded", predictions=report.logged + report.already_logged,
             output=output)
     mark_done(zone, SCORED, posixpath.basename(output))

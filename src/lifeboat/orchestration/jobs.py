@@ -165,9 +165,13 @@ def run(context: JobContext, job: str, trigger: str, **arguments: Any) -> JobRep
 
 
 def run_job(job: str, trigger: str = "cli", settings: Settings | None = None,
-            **arguments: Any) -> dict[str, Any]:
+            engine: str | None = None, **arguments: Any) -> dict[str, Any]:
     """A job with everything built from the environment, its report JSON-safe: the one
-    call an Airflow task makes."""
+    call an Airflow task makes. `engine` (local, spark) overrides the setting: a DAG's
+    parameter."""
+    settings = settings or Settings()
+    if engine:
+        settings = settings.model_copy(update={"engine": Settings(engine=engine).engine})
     context = JobContext.from_settings(settings)
     try:
         return run(context, job, trigger, **arguments).as_dict()

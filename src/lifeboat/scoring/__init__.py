@@ -6,6 +6,7 @@ saves a compiled scorer beside each model) and orchestration's scoring job all s
 """
 
 from lifeboat.scoring.batch import (
+    BatchProgress,
     BatchReport,
     PartScored,
     champion_predictor,
@@ -44,6 +45,7 @@ from lifeboat.scoring.shadow import ShadowScoring
 __all__ = [
     "MAX_ENTITY_ID",
     "MAX_EXPLAINED",
+    "BatchProgress",
     "BatchReport",
     "PartScored",
     "CompiledScorer",

@@ -13,7 +13,9 @@ speculative twin, a rerun of the job, a run on the local engine): a prediction's
 from its file's content, the model version and its row in the file, on both engines; a
 chunk's rows already in the log are found by their ids and not logged again, and a part's
 output file is replaced whole. Rows and issues are counted from each part's result, which
-Spark takes from one successful attempt only; `logged` is counted in the log itself.
+Spark takes from one successful attempt only; `logged` is counted in the log itself. A part
+that cannot be read fails the job with its reason once every part has run (not retried: it
+would only fail again); the others are scored and logged, as a rerun would do anyway.
 
 Spark's own file readers are not used: Lifeboat's reader parses each part on its executor,
 so a file reads exactly as on the local engine (missing tokens, malformed lines, spelling),
@@ -23,7 +25,6 @@ and object storage is reached through fsspec, with no Hadoop connector to instal
 from __future__ import annotations
 
 import posixpath
-import re
 import time
 from dataclasses import dataclass
 
@@ -52,7 +53,6 @@ from lifeboat.spark.session import spark_session
 # scorer loaded once per worker) is small beside its work.
 ROWS_PER_TASK = 500_000
 SUCCESS = "_SUCCESS"
-_TASK_ERROR = re.compile(r"lifeboat\.errors\.\w+: (.+)")
 
 
 @dataclass(frozen=True)
@@ -66,10 +66,15 @@ class _ScoringTask:
     logged_as: str
     output: str
 
-    def __call__(self, numbered: tuple[int, FilePart, str]) -> PartScored:
+    def __call__(self, numbered: tuple[int, FilePart, str]) -> PartScored | str:
+        """The part's counts, or why it cannot be read: a fault of the data, which Spark's
+        retries of a failed task would only meet again."""
         index, part, checksum = numbered
-        return score_part(self.settings, _database(self.settings.db_url), _predictor(self),
-                          part, checksum, part_file(self.output, index), self.logged_as)
+        try:
+            return score_part(self.settings, _database(self.settings.db_url), _predictor(self),
+                              part, checksum, part_file(self.output, index), self.logged_as)
+        except IngestError as exc:
+            return str(exc)
 
 
 # Loaded once per Python worker, which Spark keeps for the next tasks.
@@ -116,7 +121,9 @@ def score_on_spark(settings: Settings, database: Database, spec: DatasetSpec, so
     _clear(output)
     task = _ScoringTask(settings, spec, served, files, logged_as, output)
     numbered = [(index, part, checksums[part.url]) for index, part in enumerate(parts)]
-    results = _collected(context.parallelize(numbered, len(numbered)).map(task))
+    results = context.parallelize(numbered, len(numbered)).map(task).collect()
+    if unreadable := [result for result in results if isinstance(result, str)]:
+        raise IngestError("; ".join(unreadable))
     with write_whole(posixpath.join(output, SUCCESS), None):
         pass
     logged = sum(logged_from_file(database, predictor, checksums[url], logged_as)
@@ -150,15 +157,3 @@ def _clear(output: str) -> None:
              if posixpath.basename(name).startswith("part-") or name.endswith(SUCCESS)]
     if stale:
         fs.rm(stale)
-
-
-def _collected(tasks) -> list[PartScored]:  # noqa: ANN001 (a PySpark RDD)
-    """The tasks' results; a task's Lifeboat error (a part it cannot read) as that error,
-    with its message, rather than Spark's trace of the Python worker."""
-    try:
-        return tasks.collect()
-    except Exception as exc:
-        found = _TASK_ERROR.findall(str(exc))
-        if not found:
-            raise
-        raise IngestError(found[-1]) from None

@@ -1,0 +1,25 @@
+"""The heavy jobs on the engine the settings name (`LIFEBOAT_ENGINE`): in this process, or
+on Spark for data that outgrows one machine. Both give the same results, so every trigger
+(the CLI, the scheduler, Airflow's DAGs) calls these and the engine is a setting, not a
+second code path for the caller."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from lifeboat.config import Settings
+from lifeboat.datasets import DatasetSpec
+from lifeboat.db import Database
+from lifeboat.scoring import BatchProgress, BatchReport, score_file
+from lifeboat.spark import score_on_spark
+
+
+def score_source(settings: Settings, database: Database, spec: DatasetSpec, source: str,
+                 output: str | None = None,
+                 progress: Callable[[BatchProgress], None] = lambda _: None,
+                 logged_as: str = "batch", version: str | None = None) -> BatchReport:
+    """`source` scored, written out and logged; on Spark the output is a folder of Parquet
+    parts and progress shows in Spark's own console bar."""
+    if settings.engine == "spark":
+        return score_on_spark(settings, database, spec, source, output, logged_as, version)
+    return score_file(settings, database, spec, source, output, progress, logged_as, version)
