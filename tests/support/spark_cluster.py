@@ -30,6 +30,7 @@ class SparkCluster:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
         self.port = _free_port()
         self.master_url = f"spark://127.0.0.1:{self.port}"
         self._master: subprocess.Popen | None = None
