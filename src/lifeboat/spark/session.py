@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from lifeboat.config import Settings
 from lifeboat.errors import EngineUnavailable
@@ -25,6 +26,11 @@ _started: list[SparkSession] = []
 
 def spark_session(settings: Settings) -> SparkSession:
     """The process's session on `settings.spark_master`, started on first use."""
+    if not _on_this_machine(settings.spark_master) and settings.db_url.startswith("sqlite"):
+        raise EngineUnavailable(
+            f"the spark engine's executors on {settings.spark_master} write to the database, "
+            "and a SQLite file is on this machine only: set DATABASE_URL to a database server "
+            "they reach (PostgreSQL)")
     try:
         from pyspark.errors import PySparkRuntimeError
         from pyspark.sql import SparkSession
@@ -41,6 +47,11 @@ def spark_session(settings: Settings) -> SparkSession:
                                 "needs Java 17 (apt-get install openjdk-17-jre-headless)") from None
     _started[:] = [session]
     return session
+
+
+def _on_this_machine(master: str) -> bool:
+    """local[*], or a standalone master on loopback: executors that share this disk."""
+    return master.startswith("local") or urlsplit(master).hostname in ("127.0.0.1", "localhost")
 
 
 def stop_spark() -> None:
