@@ -103,7 +103,9 @@ def file_parts(url: str, rows_per_part: int) -> list[FilePart]:
         if rows - first >= rows_per_part:
             parts.append(FilePart(url, tuple(run), first))
             run, first = [], rows
-    if run or not parts:
+    if parts and rows == first:  # only empty row groups left: the last part reads them
+        parts[-1] = FilePart(url, (*parts[-1].row_groups, *run), parts[-1].first_row)
+    elif run or not parts:
         parts.append(FilePart(url, tuple(run), first))
     return parts
 
