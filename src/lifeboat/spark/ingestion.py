@@ -91,19 +91,28 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 ROWS_PER_PART = 500_000
+Progress = Callable[[int], None]
 STAGING_PREFIX = "lifeboat_stage_"
 _PART, _SEQ, _ISSUE = "stage_part", "stage_seq", "stage_issue"
 
 
 def ingest_on_spark(settings: Settings, database: Database, spec: DatasetSpec, source: str,
-                    zone: LandingZone, rows_per_part: int = ROWS_PER_PART,
-                    chunk_rows: int = CHUNK_ROWS,
-                    progress: Callable[[int], None] = lambda _rows: None) -> list[IngestReport]:
-    """Ingests each file `source` names (a file, a folder or a URL), one after the other,
-    each file's parts in parallel on the cluster of `settings.spark_master`."""
+                    zone: LandingZone, progress: Progress = lambda _rows: None,
+                    rows_per_part: int = ROWS_PER_PART,
+                    chunk_rows: int = CHUNK_ROWS) -> list[IngestReport]:
+    """Ingests each file `source` names (a file, a folder or a URL), one after the other."""
+    return [ingest_file_on_spark(settings, database, spec, file, zone, progress, rows_per_part,
+                                 chunk_rows) for file in expand_source(source)]
+
+
+def ingest_file_on_spark(settings: Settings, database: Database, spec: DatasetSpec, source: str,
+                         zone: LandingZone, progress: Progress = lambda _rows: None,
+                         rows_per_part: int = ROWS_PER_PART,
+                         chunk_rows: int = CHUNK_ROWS) -> IngestReport:
+    """`ingest_file` with the file's parts validated in parallel on the cluster of
+    `settings.spark_master`."""
     load = partial(_load_on_spark, spark_session(settings), rows_per_part, chunk_rows)
-    return [ingest_file(database, spec, file, zone, progress, load=load)
-            for file in expand_source(source)]
+    return ingest_file(database, spec, source, zone, progress, load=load)
 
 
 @dataclass(frozen=True)
@@ -160,7 +169,7 @@ def _as_raw(spec: TableSpec) -> dict[str, str]:
 
 def _load_on_spark(spark: SparkSession, rows_per_part: int, chunk_rows: int, database: Database,
                    spec: TableSpec, source: str, checksum: str, run_id: int,
-                   good_rows: SpooledRows, progress: Callable[[int], None],
+                   good_rows: SpooledRows, progress: Progress,
                    ) -> tuple[IngestReport, pd.DataFrame]:
     table = ensure_dataset_table(database.engine, spec)
     staging = _staging(spec, run_id)
