@@ -141,7 +141,8 @@ def _assert_same(local: Engine, spark: Engine, spec: DatasetSpec) -> dict[str, o
     assert _untimed_runs(found["runs"]) == _untimed_runs(expected["runs"])
     assert found["files"].keys() == expected["files"].keys()
     for name, content in expected["files"].items():
-        assert found["files"][name].equals(content) if name.endswith(".parquet") else (
+        assert found["files"][name].equals(content, check_metadata=True) if name.endswith(
+            ".parquet") else (
             found["files"][name] == content), name
     return found
 

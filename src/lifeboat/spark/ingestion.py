@@ -15,7 +15,8 @@ run row, the duplicate-content check, the quarantine, the good/ and bad/ files. 
 1. The driver creates staging tables named after the run and splits the file into parts
    (`file_parts`: a Parquet file as runs of its row groups, any other file whole).
 2. One task per part reads and validates it, then stages its typed good rows (with their
-   text as read), its issues and its bad rows in one transaction of its own. The part's
+   text as read, and as Parquet for good/), its issues and its bad rows in one transaction
+   of its own. The part's
    claim row comes first: an earlier attempt's committed rows are deleted with it, so a
    retried task leaves no duplicate, and an attempt running at the same time waits on the
    claim, then fails on it, instead of doubling the part.
@@ -36,12 +37,15 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
     Insert,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -124,6 +128,7 @@ class _Staging:
     rows: Table    # good rows as validated: typed, their text as read, what the driver finds
     issues: Table  # the validator's issues and the parser's, as the issues table takes them
     bad: Table     # bad rows as bad/ shows them
+    good: Table    # good rows as Parquet, chunk by chunk: good/ in the validator's own types
 
 
 @dataclass(frozen=True)
@@ -131,7 +136,6 @@ class _Staged:
     part: int
     rows: int                # data rows read, skipped lines included
     rejected: str | None     # why the file is unusable, found in this part
-    good_types: pd.Series    # the validator's types of good rows, for good/
 
 
 def _staging(spec: TableSpec, run_id: int) -> _Staging:
@@ -151,6 +155,8 @@ def _staging(spec: TableSpec, run_id: int) -> _Staging:
         Table(f"{name}_bad", metadata, Column(_PART, Integer), Column(_SEQ, Integer),
               Column("row", BigInteger), Column("issues", Text), Column("line", Text),
               *_raw_columns(spec)),
+        Table(f"{name}_good", metadata, Column(_PART, Integer), Column(_SEQ, Integer),
+              Column("rows", LargeBinary)),
     )
 
 
@@ -180,9 +186,8 @@ def _load_on_spark(spark: SparkSession, rows_per_part: int, chunk_rows: int, dat
         rejected = next((part.rejected for part in staged if part.rejected), None)
         if rejected is not None:
             raise FileRejected(rejected)
-        report, bad = _commit(database, staging, table, spec, IngestReport(source, checksum,
-                              "succeeded", sum(part.rows for part in staged)), run_id, staged,
-                              good_rows, chunk_rows)
+        read = IngestReport(source, checksum, "succeeded", sum(part.rows for part in staged))
+        report, bad = _commit(database, staging, table, spec, read, run_id, good_rows)
     finally:
         staging.metadata.drop_all(database.engine)
     progress(report.rows_total)
@@ -212,9 +217,10 @@ def _stage_parts(url: str, spec: TableSpec, run_id: int, chunk_rows: int,
 
 def _stage_part(database: Database, staging: _Staging, spec: TableSpec, index: int,
                 part: FilePart, chunk_rows: int) -> _Staged:
+    """All of the part staged in one transaction, or none of it: a task killed half way
+    leaves nothing for its retry to trip over."""
     seen_keys: set[str] = set()
     bad_parts, rows = [], 0
-    good_types = pd.Series(dtype=object)
     try:
         with database.session() as session:
             _claim(session, staging, index)
@@ -225,28 +231,33 @@ def _stage_part(database: Database, staging: _Staging, spec: TableSpec, index: i
                 good = validated.good.assign(**{_raw(position): raw[name].to_numpy()
                                                 for position, name in enumerate(spec.columns)})
                 insert_rows(session, staging.rows, good, {_PART: index})
+                session.execute(insert(staging.good).values(
+                    {_PART: index, _SEQ: len(bad_parts), "rows": _parquet(validated.good)}))
                 _stage_issues(session, staging, index, validated.issues)
                 bad_parts.append(validated.bad)
                 rows += len(chunk)
-                if good_types.empty:
-                    good_types = validated.good.dtypes
             _stage_issues(session, staging, index, malformed_issues(*chunks.malformed_rows()))
             bad = bad_rows_of(bad_parts, chunks).rename(columns=_as_raw(spec))
             insert_rows(session, staging.bad, bad.assign(**{_SEQ: range(len(bad))}),
                         {_PART: index})
     except FileRejected as rejected:
-        return _Staged(index, 0, rejected.reason, good_types)
-    return _Staged(index, rows + len(chunks.malformed), None, good_types)
+        return _Staged(index, 0, rejected.reason)
+    return _Staged(index, rows + len(chunks.malformed), None)
 
 
 def _claim(session: Session, staging: _Staging, index: int) -> None:
     """The part is this attempt's: an earlier attempt's rows go, and an attempt running at the
     same time now waits on the claim row, then fails on it."""
     if session.execute(delete(staging.parts).where(staging.parts.c[_PART] == index)).rowcount:
-        for table in (staging.rows, staging.issues, staging.bad):
+        for table in (staging.rows, staging.issues, staging.bad, staging.good):
             session.execute(delete(table).where(table.c[_PART] == index))
     session.execute(insert(staging.parts).values({_PART: index}))
-    session.flush()
+
+
+def _parquet(frame: pd.DataFrame) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), sink)
+    return sink.getvalue().to_pybytes()
 
 
 def _stage_issues(session: Session, staging: _Staging, index: int, issues: pd.DataFrame) -> None:
@@ -254,8 +265,8 @@ def _stage_issues(session: Session, staging: _Staging, index: int, issues: pd.Da
 
 
 def _commit(database: Database, staging: _Staging, table: Table, spec: TableSpec,
-            read: IngestReport, run_id: int, staged: list[_Staged], good_rows: SpooledRows,
-            chunk_rows: int) -> tuple[IngestReport, pd.DataFrame]:
+            read: IngestReport, run_id: int, good_rows: SpooledRows,
+            ) -> tuple[IngestReport, pd.DataFrame]:
     """The one transaction that loads the file, or nothing of it."""
     key = spec.entity.key
     rows = staging.rows
@@ -274,7 +285,7 @@ def _commit(database: Database, staging: _Staging, table: Table, spec: TableSpec
         report = replace(read, rows_loaded=loaded, rows_rejected=read.rows_total - loaded,
                          rows_duplicate=issues.get(RowIssue.ALREADY_LOADED.value, 0),
                          issues=issues)
-        _spool_good(session, rows, staged, good_rows, chunk_rows)
+        _spool_good(session, staging, good_rows)
         bad = _bad_rows(session, staging, spec)
         finish_run(session, run_id, report)
     return report, bad
@@ -318,18 +329,15 @@ def _insert_issues(staging: _Staging, key: str, run_id: int) -> Insert:
                found.c.value).order_by(found.c.row, found.c.column))
 
 
-def _spool_good(session: Session, rows: Table, staged: list[_Staged], good_rows: SpooledRows,
-                chunk_rows: int) -> None:
-    """The loaded rows, in file order, typed as the validator typed them: good/ as the local
-    engine writes it."""
-    types = next((part.good_types for part in staged if not part.good_types.empty), None)
-    if types is None:
-        return
-    names = list(types.index)
-    loaded = select(*[rows.c[name] for name in names]).where(
-        rows.c[_ISSUE].is_(None)).order_by(rows.c.row)
-    for batch in session.execute(loaded.execution_options(yield_per=chunk_rows)).partitions():
-        good_rows.add(pd.DataFrame(batch, columns=names).astype(types.to_dict()))
+def _spool_good(session: Session, staging: _Staging, good_rows: SpooledRows) -> None:
+    """The parts' good rows less those the driver rejected, in file order and in the
+    validator's types: good/ as the local engine writes it."""
+    rows = staging.rows
+    rejected = list(session.scalars(select(rows.c.row).where(rows.c[_ISSUE].is_not(None))))
+    chunks = select(staging.good.c.rows).order_by(staging.good.c[_PART], staging.good.c[_SEQ])
+    for chunk in session.scalars(chunks.execution_options(yield_per=1)):
+        frame = pq.read_table(pa.BufferReader(chunk)).to_pandas()
+        good_rows.add(frame[~frame["row"].isin(rejected)].reset_index(drop=True))
 
 
 def _bad_rows(session: Session, staging: _Staging, spec: TableSpec) -> pd.DataFrame:
