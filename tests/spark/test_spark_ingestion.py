@@ -4,6 +4,7 @@ partial when a worker dies in the middle of the job."""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -19,11 +20,12 @@ import pytest
 from sqlalchemy import make_url, select, text
 
 from lifeboat.config import Settings
-from lifeboat.datasets import DatasetSpec
+from lifeboat.datasets import DatasetSpec, TableSpec, load_spec
 from lifeboat.db import Database, IngestionIssue, IngestionRun, dataset_table, upgrade
 from lifeboat.ingest import IngestReport, LandingZone, ingest_file
 from lifeboat.spark import ingest_on_spark
 from lifeboat.spark.ingestion import STAGING_PREFIX
+from tests.ingest.test_events_ingest import CUSTOMERS_CSV, TRANSACTIONS
 from tests.support.services import scratch_postgres_database
 from tests.support.spark_cluster import SparkCluster
 
@@ -101,11 +103,11 @@ class Engine:
                                    rows_per_part=ROWS_PER_PART, chunk_rows=300)
         return report
 
-    def outcome(self, spec: DatasetSpec) -> dict[str, object]:
+    def outcome(self, spec: TableSpec) -> dict[str, object]:
         table = dataset_table(spec)
         loaded = [column for column in table.columns if column.name != "loaded_at"]
         with self.database.session() as session:
-            rows = session.execute(select(*loaded).order_by(table.c.passenger_id)).all()
+            rows = session.execute(select(*loaded).order_by(table.c[spec.entity.key])).all()
             issues = session.execute(select(
                 IngestionIssue.run_id, IngestionIssue.row, IngestionIssue.column,
                 IngestionIssue.issue, IngestionIssue.value)).all()
@@ -134,7 +136,7 @@ def _engines(fresh_postgres, spark_cluster: SparkCluster, tmp_path: Path) -> tup
             Engine(spark_database, LandingZone(str(tmp_path / "spark")), settings))
 
 
-def _assert_same(local: Engine, spark: Engine, spec: DatasetSpec) -> dict[str, object]:
+def _assert_same(local: Engine, spark: Engine, spec: TableSpec) -> dict[str, object]:
     expected, found = local.outcome(spec), spark.outcome(spec)
     assert found["rows"] == expected["rows"]
     assert found["issues"] == expected["issues"]
@@ -183,6 +185,21 @@ def test_outcomes_equal_the_local_engines_row_by_row(
     across_parts = [row for run, row, _, issue, _ in outcome["issues"]
                     if run == parquet_run.id and issue == "duplicate_key"]
     assert max(across_parts) > ROWS_PER_PART * 3
+
+
+def test_events_in_json_lines_with_times_equal_the_local_engines(
+        spark_cluster: SparkCluster, fresh_postgres, tmp_path: Path) -> None:
+    """The customers dataset: times, a second table, JSON lines with an unreadable one."""
+    customers = load_spec("customers")
+    local, spark = _engines(fresh_postgres, spark_cluster, tmp_path)
+    (tmp_path / "customers.csv").write_text(CUSTOMERS_CSV)
+    (tmp_path / "transactions.json").write_text(
+        "".join(json.dumps(record) + "\n" for record in TRANSACTIONS) + "{unreadable\n")
+    for name in ("customers.csv", "transactions.json"):
+        source = str(tmp_path / name)
+        _same_reports(local.ingest(customers, source), spark.ingest(customers, source))
+    for table in customers.sources:
+        assert _assert_same(local, spark, table)["rows"]
 
 
 def test_content_loaded_before_is_a_duplicate_and_loaded_keys_are_already_loaded(
