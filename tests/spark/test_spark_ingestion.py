@@ -209,8 +209,11 @@ def test_content_loaded_before_is_a_duplicate_and_loaded_keys_are_already_loaded
     first = _write_csv(tmp_path / "first.csv", _passengers(300), malformed=False)
     again = _write_csv(tmp_path / "again.csv", _passengers(300), malformed=False)
     overlap = _write_csv(tmp_path / "overlap.csv", _passengers(300, start=250), malformed=False)
+    with spark.database.session() as session:  # as a driver killed in run 99 would leave it
+        session.execute(text(f"CREATE TABLE {STAGING_PREFIX}99_rows (row integer)"))
     for source in (first, again, overlap):
         _same_reports(local.ingest(titanic, source), spark.ingest(titanic, source))
+    assert _staging_left(spark.database) == 0
     outcome = _assert_same(local, spark, titanic)
 
     statuses = [(run.status, run.rows_loaded, run.rows_duplicate) for run in outcome["runs"]]
@@ -273,10 +276,13 @@ def test_a_worker_killed_mid_job_leaves_every_good_row_loaded_exactly_once(
     assert isinstance(report, IngestReport), report
     _same_reports(local_report, report)
     _assert_same(local, spark, titanic)
-    with spark.database.session() as session:
-        left = session.scalar(text("SELECT count(*) FROM pg_tables WHERE tablename LIKE :name"),
+    assert _staging_left(spark.database) == 0
+
+
+def _staging_left(database: Database) -> int:
+    with database.session() as session:
+        return session.scalar(text("SELECT count(*) FROM pg_tables WHERE tablename LIKE :name"),
                               {"name": f"{STAGING_PREFIX}%"})
-    assert left == 0
 
 
 def _connect(database: Database) -> psycopg.Connection:

@@ -26,7 +26,8 @@ run row, the duplicate-content check, the quarantine, the good/ and bad/ files. 
    into the table, every issue into the issues table, the good rows to good/'s spool, and
    the run is finished. A worker killed or a driver crashed before that commit leaves nothing
    in the dataset's table.
-4. The staging tables are dropped, whatever happened.
+4. The staging tables are dropped, whatever happened; those a killed driver left behind go
+   at the next run's start.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    inspect,
     literal,
     select,
     union_all,
@@ -69,6 +71,7 @@ from lifeboat.db import (
     LOADED_AT_COLUMN,
     Database,
     IngestionIssue,
+    IngestionRun,
     dataset_table,
     deferred_primary_key,
     ensure_dataset_table,
@@ -178,6 +181,7 @@ def _load_on_spark(spark: SparkSession, rows_per_part: int, chunk_rows: int, dat
                    good_rows: SpooledRows, progress: Progress,
                    ) -> tuple[IngestReport, pd.DataFrame]:
     table = ensure_dataset_table(database.engine, spec)
+    _drop_left_staging(database)
     staging = _staging(spec, run_id)
     parts = file_parts(source, rows_per_part)
     staging.metadata.create_all(database.engine)
@@ -192,6 +196,20 @@ def _load_on_spark(spark: SparkSession, rows_per_part: int, chunk_rows: int, dat
         staging.metadata.drop_all(database.engine)
     progress(report.rows_total)
     return report, bad
+
+
+def _drop_left_staging(database: Database) -> None:
+    """Drops the staging tables of runs no longer running: a driver killed before its own
+    cleanup leaves them (`ingest_file` has marked such a run failed on this host)."""
+    names = [name for name in inspect(database.engine).get_table_names()
+             if name.startswith(STAGING_PREFIX)]
+    with database.session() as session:
+        running = set(session.scalars(select(IngestionRun.id).where(
+            IngestionRun.status == "running")))
+    metadata = MetaData()
+    for name in names:
+        if int(name.removeprefix(STAGING_PREFIX).split("_")[0]) not in running:
+            Table(name, metadata).drop(database.engine, checkfirst=True)
 
 
 def _stage(spark: SparkSession, url: str, spec: TableSpec, run_id: int, parts: list[FilePart],
