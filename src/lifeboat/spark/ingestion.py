@@ -16,10 +16,9 @@ run row, the duplicate-content check, the quarantine, the good/ and bad/ files. 
    (`file_parts`: a Parquet file as runs of its row groups, any other file whole).
 2. One task per part reads and validates it, then stages its typed good rows (with their
    text as read, and as Parquet for good/), its issues and its bad rows in one transaction
-   of its own. The part's
-   claim row comes first: an earlier attempt's committed rows are deleted with it, so a
-   retried task leaves no duplicate, and an attempt running at the same time waits on the
-   claim, then fails on it, instead of doubling the part.
+   of its own. The part's claim row comes first: an earlier attempt's committed rows are
+   deleted with it, so a retried task leaves no duplicate, and an attempt running at the
+   same time waits on the claim, then fails on it, instead of doubling the part.
 3. The driver, in one transaction: a key seen earlier in the file among valid rows makes a
    row `duplicate_key` (a window over all parts, first by row number wins; within a part the
    validator has done so already), a key already in the table `already_loaded`; the rest go
