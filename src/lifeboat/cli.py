@@ -148,12 +148,17 @@ def ingest(
     source: Annotated[str | None, typer.Argument(
         help="File, folder or URL (s3://, gs://, https://). Default: the landing zone's raw/, "
              "whose files are removed once processed.")] = None,
+    engine: EngineOption = None,
 ) -> None:
-    """Load files: good rows into the DB, bad rows to bad/ with reasons. Same content twice: no-op."""
+    """Load files: good rows into the DB, bad rows to bad/ with reasons. Same content twice: no-op.
+
+    On Spark each file's parts are validated by the executors, with the same outcomes row by
+    row, and its good rows committed at once."""
     from lifeboat.ingest import expand_source
     from lifeboat.orchestration import ingest_counts, ingest_files, recorded_run
+    from lifeboat.spark import stop_spark
 
-    context = Context()
+    context = Context(engine)
     jobs = context.jobs()
     files = expand_source(source) if source else jobs.zone.waiting()
     reports = []
@@ -167,7 +172,10 @@ def ingest(
             reports.extend(ingest_files(jobs, files, remove=source is None, progress=bar))
         return ingest_counts(reports)
 
-    recorded_run(context.database, context.spec.name, "ingest", "cli", load)
+    try:
+        recorded_run(context.database, context.spec.name, "ingest", "cli", load)
+    finally:
+        stop_spark()
     out.print(_ingest_table(reports))
     if any(report.status == "rejected" for report in reports):
         raise typer.Exit(2)

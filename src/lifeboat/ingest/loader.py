@@ -71,10 +71,21 @@ class IngestReport:
     good_file: str | None = None  # the good rows in good/, once published
 
 
+# An engine's load of one file: (database, its table's spec, source, checksum, run id, the
+# good rows to publish, progress) to the run's report and its bad rows; FileRejected
+# quarantines the file.
+Load = Callable[[Database, TableSpec, str, str, int, SpooledRows, Progress],
+                tuple[IngestReport, pd.DataFrame]]
+
+
 def ingest_file(database: Database, spec: DatasetSpec, source: str, zone: LandingZone,
-                progress: Progress = lambda _rows: None) -> IngestReport:
+                progress: Progress = lambda _rows: None, load: Load | None = None) -> IngestReport:
     """Loads one file (any fsspec URL or path) into the table its name picks. The same content
-    twice adds nothing."""
+    twice adds nothing.
+
+    `load` is what an engine does between the run's start and its good/ and bad/ files (this
+    process's chunk-by-chunk load by default); the run, the duplicate-content check and the
+    quarantine are the same whichever engine loads."""
     source = str(source)
     name = posixpath.basename(source.rstrip("/"))
     _close_abandoned_runs(database)
@@ -92,8 +103,8 @@ def ingest_file(database: Database, spec: DatasetSpec, source: str, zone: Landin
     tag = f"{_stem(name)}.{checksum[:12]}"
     good_rows = SpooledRows()
     try:
-        report, bad_rows = _load(database, spec.source_for(name), source, checksum, run_id,
-                                 good_rows, progress)
+        report, bad_rows = (load or _load)(database, spec.source_for(name), source, checksum,
+                                           run_id, good_rows, progress)
     except FileRejected as rejected:
         good_rows.discard()
         return _quarantine(database, zone, source, checksum, run_id, tag, name, rejected.reason)
@@ -157,8 +168,8 @@ def _load(database: Database, spec: TableSpec, source: str, checksum: str, run_i
         report = IngestReport(source, checksum, "succeeded", total, counts["loaded"],
                               total - counts["loaded"],
                               issue_counts.get(RowIssue.ALREADY_LOADED.value, 0), issue_counts)
-        _finish(session, run_id, report)
-    return report, _bad_rows(bad_parts, chunks)
+        finish_run(session, run_id, report)
+    return report, bad_rows_of(bad_parts, chunks)
 
 
 def _validated_ahead(chunks: Iterator[pd.DataFrame], spec: TableSpec,
@@ -184,7 +195,8 @@ def _save_issues(session: Session, run_id: int, issues: pd.DataFrame, counts: di
         counts[str(issue)] = counts.get(str(issue), 0) + int(count)
 
 
-def _bad_rows(parts: list[pd.DataFrame], chunks: FileChunks) -> pd.DataFrame:
+def bad_rows_of(parts: list[pd.DataFrame], chunks: FileChunks) -> pd.DataFrame:
+    """The bad rows of `parts` and the lines of `chunks` the parser skipped, in row order."""
     rows, lines = chunks.malformed_rows()
     unparsed = pd.DataFrame({"row": pd.array(rows, dtype="Int64"),
                              "issues": RowIssue.MALFORMED_ROW.value, "line": lines})
@@ -278,7 +290,7 @@ def _start_run(database: Database, spec: DatasetSpec, source: str, checksum: str
         return run.id
 
 
-def _finish(session: Session, run_id: int, report: IngestReport) -> None:
+def finish_run(session: Session, run_id: int, report: IngestReport) -> None:
     run = session.get(IngestionRun, run_id)
     run.rows_total, run.rows_loaded = report.rows_total, report.rows_loaded
     run.rows_rejected, run.rows_duplicate = report.rows_rejected, report.rows_duplicate

@@ -10,8 +10,9 @@ from collections.abc import Callable
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database
+from lifeboat.ingest import IngestReport, LandingZone, ingest_file
 from lifeboat.scoring import BatchProgress, BatchReport, score_file
-from lifeboat.spark import score_on_spark
+from lifeboat.spark import ingest_file_on_spark, score_on_spark
 
 
 def score_source(settings: Settings, database: Database, spec: DatasetSpec, source: str,
@@ -23,3 +24,13 @@ def score_source(settings: Settings, database: Database, spec: DatasetSpec, sour
     if settings.engine == "spark":
         return score_on_spark(settings, database, spec, source, output, logged_as, version)
     return score_file(settings, database, spec, source, output, progress, logged_as, version)
+
+
+def ingest_source(settings: Settings, database: Database, spec: DatasetSpec, source: str,
+                  zone: LandingZone, progress: Callable[[int], None] = lambda _: None,
+                  ) -> IngestReport:
+    """One file ingested; on Spark its parts are validated by the executors and progress
+    comes once, when its rows are in."""
+    if settings.engine == "spark":
+        return ingest_file_on_spark(settings, database, spec, source, zone, progress)
+    return ingest_file(database, spec, source, zone, progress)

@@ -13,7 +13,7 @@ from typing import Any
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.db import Database, upgrade
-from lifeboat.ingest import GOOD, IngestReport, LandingZone, ingest_file
+from lifeboat.ingest import GOOD, IngestReport, LandingZone
 from lifeboat.monitoring import (
     DriftCheckUnavailable,
     check_drift,
@@ -22,6 +22,7 @@ from lifeboat.monitoring import (
     version_live_accuracy,
 )
 from lifeboat.orchestration import healing
+from lifeboat.orchestration.engines import ingest_source
 from lifeboat.orchestration.file_scoring import mark_done, score_ready_files
 from lifeboat.orchestration.healing import nothing_new, retrain
 from lifeboat.orchestration.runs import Counts, JobReport, recorded_run
@@ -63,7 +64,8 @@ def ingest_files(context: JobContext, files: list[str], remove: bool,
     reports = []
     for file in files:
         advance = progress(posixpath.basename(file)) if progress else (lambda _rows: None)
-        report = ingest_file(context.database, context.spec, file, context.zone, advance)
+        report = ingest_source(context.settings, context.database, context.spec, file,
+                               context.zone, advance)
         if report.good_file and context.spec.source_for(file) is context.spec:
             mark_done(context.zone, GOOD, posixpath.basename(report.good_file))
         if remove:
