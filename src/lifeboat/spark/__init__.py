@@ -7,6 +7,14 @@ part of the data. PySpark is an optional extra (`pip install 'lifeboat[spark]'`)
 here imports it until a job starts a session.
 """
 
+from lifeboat.spark.aggregates import point_in_time_on_spark, read_sources
+from lifeboat.spark.features import materialize_on_spark
 from lifeboat.spark.session import spark_session, stop_spark
 
-__all__ = ["spark_session", "stop_spark"]
+__all__ = [
+    "materialize_on_spark",
+    "point_in_time_on_spark",
+    "read_sources",
+    "spark_session",
+    "stop_spark",
+]
