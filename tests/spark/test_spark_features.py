@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -38,9 +39,10 @@ from tests.support.services import scratch_postgres_database
 from tests.support.spark_cluster import SparkCluster
 
 GENERATED = {"customers": 300, "transactions": 6_000, "seed": 3}
-# Three completed purchases of one customer in the same second, the newest of all: which is
-# the "last" depends on the order ties are broken in.
-TIES = [(f"TIE-{number}", amount) for number, amount in enumerate((120.5, 80.25, 300.75))]
+# Two completed purchases of one customer in the same second, the newest of all, loaded from
+# two files in this order: the later loaded has the smaller key, so "last" is 80.25 only if
+# ties go by the order rows sit in the table, as the local engine reads them.
+TIES = [("TIE-9", 120.5), ("TIE-1", 80.25)]
 
 
 def _settings(tmp_path: Path, cluster: SparkCluster) -> Settings:
@@ -119,10 +121,20 @@ def test_titanic_on_spark_has_the_local_engines_rows_and_vectors_and_adds_only_w
     pd.testing.assert_frame_equal(_offline(database, view), expected, check_exact=True)
     assert _vectors(forgetful_redis, view, ids) == expected_vectors
 
+    _forget_offline(database, view)  # two copies of every task at once: one inserts each key
+    with ThreadPoolExecutor(2) as pool:
+        copies = [pool.submit(materialize_on_spark, settings, database, titanic, forgetful_redis)
+                  for _ in range(2)]
+        for copy in copies:
+            copy.result()
+    pd.testing.assert_frame_equal(_offline(database, view), expected, check_exact=True)
+
 
 @pytest.fixture(scope="module")
-def customers_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
-    """Generated customers and their transactions on PostgreSQL, with `TIES` added."""
+def customers_database(tmp_path_factory: pytest.TempPathFactory
+                       ) -> Iterator[tuple[Database, str]]:
+    """Generated customers and their transactions on PostgreSQL, with one customer's `TIES`
+    added; and that customer."""
     spec, folder = load_spec("customers"), tmp_path_factory.mktemp("customers")
     files = write_customers(folder / "generated", GENERATED["seed"],
                             customers=GENERATED["customers"],
@@ -130,18 +142,19 @@ def customers_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dat
     customer = pd.read_csv(files[0])["customer_id"].iloc[0]
     newest = pd.read_json(files[1], lines=True)["timestamp"]
     moment = pd.to_datetime(newest, utc=True, errors="coerce", format="ISO8601").max()
-    ties = folder / "transactions_ties.json"
-    ties.write_text("".join(json.dumps({
-        "transaction_id": number, "customer_id": customer, "amount": amount,
-        "currency": "USD", "timestamp": moment.isoformat(), "payment_method": "card",
-        "status": "completed"}) + "\n" for number, amount in TIES))
+    ties = [folder / f"transactions_tie_{number}.json" for number in range(len(TIES))]
+    for path, (number, amount) in zip(ties, TIES, strict=True):
+        path.write_text(json.dumps({
+            "transaction_id": number, "customer_id": customer, "amount": amount,
+            "currency": "USD", "timestamp": moment.isoformat(), "payment_method": "card",
+            "status": "completed"}) + "\n")
     with scratch_postgres_database("lifeboat_spark_features") as url:
         database = Database(url)
         upgrade(database)
         zone = LandingZone(str(folder / "landing"))
-        for path in [*files, ties]:
+        for path in [*files, *ties]:
             ingest_file(database, spec, str(path), zone)
-        yield database
+        yield database, customer
         database.dispose()
 
 
@@ -163,15 +176,17 @@ def _every_function(customers: DatasetSpec) -> DatasetSpec:
 
 
 def test_spark_aggregates_equal_point_in_time_value_for_value_at_every_cutoff(
-        spark_cluster: SparkCluster, customers_database: Database, tmp_path: Path) -> None:
+        spark_cluster: SparkCluster, customers_database: tuple[Database, str],
+        tmp_path: Path) -> None:
+    database, tied = customers_database
     spec = _every_function(load_spec("customers"))
-    local = read_sources(customers_database, spec)
+    local = read_sources(database, spec)
     newest = local.events["timestamp"].max()
     cutoffs = [*cutoff_times(spec, newest), newest]
     expected = point_in_time(spec, local.entities, local.events, cutoffs)
 
     spark = spark_session(_settings(tmp_path, spark_cluster))
-    sources = read_sources_on_spark(spark, customers_database, spec)
+    sources = read_sources_on_spark(spark, database, spec)
     found = point_in_time_on_spark(spec, sources.entities, sources.events, cutoffs).toPandas()
     found[CUTOFF] = pd.to_datetime(found[CUTOFF]).dt.tz_localize("UTC")
 
@@ -185,25 +200,26 @@ def test_spark_aggregates_equal_point_in_time_value_for_value_at_every_cutoff(
         np.testing.assert_array_equal(found[name].to_numpy(float),
                                       expected[name].to_numpy(float), err_msg=name)
         assert expected[name].notna().any(), name
-    completed = local.events[local.events["status"] == "completed"]
-    assert completed.duplicated([key, "timestamp"]).any()  # ties in time to break
+    latest = found[(found[key] == tied) & (found[CUTOFF] == newest)]
+    assert latest[["last_amount", "last_any_amount"]].to_numpy().tolist() == [[80.25, 80.25]]
 
 
 def test_customers_on_spark_replace_the_versions_rows_as_the_local_engine_does(
-        spark_cluster: SparkCluster, customers_database: Database, forgetful_redis: str,
-        tmp_path: Path) -> None:
+        spark_cluster: SparkCluster, customers_database: tuple[Database, str],
+        forgetful_redis: str, tmp_path: Path) -> None:
+    database, _ = customers_database
     spec = load_spec("customers")
     view, local_store = feature_view(spec), f"sqlite:///{tmp_path / 'local.db'}"
-    _materialize_locally(customers_database, spec, local_store)
-    expected = _offline(customers_database, view)
+    _materialize_locally(database, spec, local_store)
+    expected = _offline(database, view)
     ids = expected.index.tolist()
     expected_vectors = _vectors(local_store, view, ids)
-    _forget_offline(customers_database, view, ids[::2])  # replaced, not added to
+    _forget_offline(database, view, ids[::2])  # replaced, not added to
 
     settings = _settings(tmp_path, spark_cluster)
-    report = materialize_on_spark(settings, customers_database, spec, forgetful_redis)
+    report = materialize_on_spark(settings, database, spec, forgetful_redis)
     assert (report.computed, report.pushed, report.full_push) == (len(ids), len(ids), True)
-    pd.testing.assert_frame_equal(_offline(customers_database, view), expected, check_exact=True)
+    pd.testing.assert_frame_equal(_offline(database, view), expected, check_exact=True)
     assert _vectors(forgetful_redis, view, ids) == expected_vectors
-    table_names = inspect(customers_database.engine).get_table_names()
+    table_names = inspect(database.engine).get_table_names()
     assert not [name for name in table_names if name.endswith("_staging")]
