@@ -200,8 +200,8 @@ def _summed_parts(name: str, aggregate: AggregateSpec) -> list[Column]:
     if function in ("sum", "mean"):
         return [total(_chosen(aggregate), "total")]
     if function == "trend":
-        window = aggregate.window_days * _DAY_US
-        earlier = (F.col(_MICROS) > F.col(_AT) - 2 * window) & (F.col(_MICROS) <= F.col(_AT) - window)
+        window, micros, cutoff = aggregate.window_days * _DAY_US, F.col(_MICROS), F.col(_AT)
+        earlier = (micros > cutoff - 2 * window) & (micros <= cutoff - window)
         return [total(_chosen(aggregate), "total"),
                 total(_chosen(aggregate, windowed=False) & earlier, "before")]
     return []

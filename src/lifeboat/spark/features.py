@@ -21,15 +21,17 @@ would double up or go missing as tasks are retried.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, TypeVar
+from uuid import uuid4
 
 import pandas as pd
 import psycopg
-from sqlalchemy import Table, delete, func, insert, select
+from sqlalchemy import MetaData, Table, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from lifeboat.config import Settings
@@ -67,6 +69,7 @@ from lifeboat.spark.tables import KeyRange, key_ranges
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+log = logging.getLogger(__name__)
 # A task that loses an insert race looks again for what is missing; a third loss in a row
 # is no race but a fault, and fails the task.
 _RACES = 3
@@ -75,7 +78,7 @@ _UNIQUE_RACE = (IntegrityError, psycopg.errors.UniqueViolation, sqlite3.Integrit
 
 
 @dataclass(frozen=True)
-class _Job:
+class MaterializeJob:
     """What every task needs, in plain picklable values."""
 
     database_url: str
@@ -95,7 +98,7 @@ def materialize_on_spark(settings: Settings, database: Database, spec: DatasetSp
     view = feature_view(spec)
     table = ensure_feature_table(database.engine, view)
     spark = spark_session(settings)
-    job = _Job(database.url, spec, store, settings.online_ttl_seconds)
+    job = MaterializeJob(database.url, spec, store, settings.online_ttl_seconds)
     if spec.events is not None:
         return _materialize_snapshot(spark, database, job, view, table)
     data = ensure_dataset_table(database.engine, spec)
@@ -103,10 +106,13 @@ def materialize_on_spark(settings: Settings, database: Database, spec: DatasetSp
     before = _version_rows(database, table, view)
     earlier = full_push and before > 0  # rows computed earlier must go online too
     ranges = key_ranges(database, data.c[spec.entity.key], spark.sparkContext.defaultParallelism)
-    _run(spark, partial(_materialize_range, job, earlier), ranges)
+    _run(spark, partial(materialize_range, job, earlier), ranges)
     after = _version_rows(database, table, view)
-    pushed = 0 if store is None else after if earlier else after - before
-    return MaterializeReport(view.name, view.version, after - before, pushed, full_push)
+    computed = after - before
+    pushed = 0 if store is None else (after if earlier else computed)
+    log.info("feature view %s on Spark: %d entities computed, %d vectors pushed online%s",
+             view.label, computed, pushed, " (full push)" if full_push else "")
+    return MaterializeReport(view.name, view.version, computed, pushed, full_push)
 
 
 def _run(spark: SparkSession, task, ranges: list[KeyRange]) -> None:  # noqa: ANN001
@@ -114,7 +120,7 @@ def _run(spark: SparkSession, task, ranges: list[KeyRange]) -> None:  # noqa: AN
     spark.sparkContext.parallelize(ranges, len(ranges)).foreach(task)
 
 
-def _lacks_version(job: _Job, view: FeatureView) -> bool:
+def _lacks_version(job: MaterializeJob, view: FeatureView) -> bool:
     online = job.online_store()
     if online is None:
         return False
@@ -130,9 +136,10 @@ def _version_rows(database: Database, table: Table, view: FeatureView) -> int:
                                  .where(table.c[VIEW_VERSION] == view.version))
 
 
-def _materialize_range(job: _Job, earlier: bool, key_range: KeyRange) -> None:
+def materialize_range(job: MaterializeJob, earlier: bool, key_range: KeyRange) -> None:
     """One task: the range's missing rows computed, pushed and inserted; with `earlier`,
-    every offline row of the range pushed once they are in."""
+    every offline row of the range pushed once they are in. Safe to run any number of
+    times, at once or one after another."""
     database, view, online = Database(job.database_url), feature_view(job.spec), job.online_store()
     try:
         _insert_missing(database, view, None if earlier else online, key_range)
@@ -185,9 +192,35 @@ def _range_offline_rows(database: Database, view: FeatureView, key_range: KeyRan
         return pd.read_sql(query, connection)
 
 
-def _materialize_snapshot(spark: SparkSession, database: Database, job: _Job, view: FeatureView,
-                          table: Table) -> MaterializeReport:
+def _materialize_snapshot(spark: SparkSession, database: Database, job: MaterializeJob,
+                          view: FeatureView, table: Table) -> MaterializeReport:
     spec = view.spec
+    newest = _newest_event(database, spec)
+    run = uuid4().hex[:8]  # each run stages into a table of its own: two never share one
+    staging = _staging_table(table, run)
+    staging.create(database.engine)
+    try:
+        sources = read_sources(spark, database, spec)
+        snapshot = point_in_time_on_spark(spec, sources.entities, sources.events, [newest])
+        stage = partial(_stage_batches, job, run)
+        snapshot.mapInPandas(stage, "staged long").collect()
+        _swap_in(database, table, staging, view)
+    finally:
+        staging.drop(database.engine, checkfirst=True)
+    computed = _version_rows(database, table, view)
+    if job.store_url is not None:
+        ranges = key_ranges(database, dataset_table(spec).c[spec.entity.key],
+                            spark.sparkContext.defaultParallelism)
+        _run(spark, partial(_push_range, job), ranges)
+    pushed = 0 if job.store_url is None else computed
+    log.info("feature view %s on Spark: %d entities recomputed as of %s, %d vectors pushed "
+             "online", view.label, computed, newest, pushed)
+    return MaterializeReport(view.name, view.version, computed, pushed,
+                             full_push=job.store_url is not None)
+
+
+def _newest_event(database: Database, spec: DatasetSpec) -> pd.Timestamp:
+    """The moment the snapshot is taken at; a dataset missing either source has none."""
     newest = newest_event_loaded(database, spec)
     entities = ensure_dataset_table(database.engine, spec)
     with database.engine.connect() as connection:
@@ -195,47 +228,28 @@ def _materialize_snapshot(spark: SparkSession, database: Database, job: _Job, vi
     if newest is None or not has_entities:
         raise LifeboatError(f"{spec.name} needs both {spec.table} and {spec.events.table} rows: "
                             "run `lifeboat ingest` on both files")
-    staging = _fresh_staging_table(database, table)
-    sources = read_sources(spark, database, spec)
-    snapshot = point_in_time_on_spark(spec, sources.entities, sources.events,
-                                      [pd.Timestamp(newest)])
-    snapshot.mapInPandas(partial(_stage_batches, job), "staged long").collect()
+    return pd.Timestamp(newest)
+
+
+def _swap_in(database: Database, table: Table, staging: Table, view: FeatureView) -> None:
+    """The version's rows replaced by the staged ones, in one transaction."""
     with database.session() as session:
         session.execute(delete(table).where(table.c[VIEW_VERSION] == view.version))
         columns = [column.name for column in table.columns]
         session.execute(insert(table).from_select(columns, select(*staging.c)))
-        staging.drop(session.connection())
-    computed = _version_rows(database, table, view)
-    if job.store_url is not None:
-        ranges = key_ranges(database, entities.c[spec.entity.key],
-                            spark.sparkContext.defaultParallelism)
-        _run(spark, partial(_push_range, job), ranges)
-    pushed = 0 if job.store_url is None else computed
-    return MaterializeReport(view.name, view.version, computed, pushed,
-                             full_push=job.store_url is not None)
 
 
-def staging_table(table: Table) -> Table:
+def _staging_table(table: Table, run: str) -> Table:
     """Where executors put a recomputed version's rows before the driver swaps them in:
-    the offline table's columns and key, under another name."""
-    name = f"{table.name}_staging"
-    if name in table.metadata.tables:
-        return table.metadata.tables[name]
-    return table.to_metadata(table.metadata, name=name)
+    the offline table's columns and key, under the run's own name."""
+    return table.to_metadata(MetaData(), name=f"{table.name}_staging_{run}")
 
 
-def _fresh_staging_table(database: Database, table: Table) -> Table:
-    """Empty: rows a crashed run left there are of another moment."""
-    staging = staging_table(table)
-    staging.drop(database.engine, checkfirst=True)
-    staging.create(database.engine)
-    return staging
-
-
-def _stage_batches(job: _Job, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+def _stage_batches(job: MaterializeJob, run: str,
+                   batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     """Each batch of snapshot rows as offline rows into the staging table, once."""
     database, view = Database(job.database_url), feature_view(job.spec)
-    staging = staging_table(feature_table(view))
+    staging = _staging_table(feature_table(view), run)
     try:
         for batch in batches:
             rows = snapshot_rows(view, _times_in_utc(batch))
@@ -265,7 +279,7 @@ def _times_in_utc(batch: pd.DataFrame) -> pd.DataFrame:
     return batch.assign(**{name: batch[name].dt.tz_localize("UTC") for name in naive})
 
 
-def _push_range(job: _Job, key_range: KeyRange) -> None:
+def _push_range(job: MaterializeJob, key_range: KeyRange) -> None:
     database, view, online = Database(job.database_url), feature_view(job.spec), job.online_store()
     try:
         push_vectors(online, view, _range_offline_rows(database, view, key_range))
