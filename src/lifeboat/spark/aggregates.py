@@ -122,7 +122,8 @@ def _arrow(values: pd.Series, kind: pa.DataType) -> pa.Array:
     if kind == pa.int64() and values.name == POSITION:
         return pa.array(positions(values.astype(str)), pa.int64())
     if pa.types.is_timestamp(kind):
-        return pa.array(pd.to_datetime(values, utc=True), from_pandas=True).cast(kind)
+        utc = pd.to_datetime(values, utc=True).dt.tz_convert(None).to_numpy()
+        return pa.array(utc, pa.timestamp("ns", tz="UTC"), from_pandas=True).cast(kind)
     if pa.types.is_string(kind):
         return pa.array(values.astype(object).where(values.notna(), None), kind, from_pandas=True)
     return pa.array(pd.to_numeric(values), kind, from_pandas=True)
