@@ -2,6 +2,7 @@
 each), the feature view (offline table, online store) and the pipeline shared by training
 and serving."""
 
+from lifeboat.features.aggregates import CUTOFF
 from lifeboat.features.builder import (
     FeatureBuilder,
     LayerReplay,
@@ -13,12 +14,17 @@ from lifeboat.features.builder import (
 from lifeboat.features.frames import raw_frame
 from lifeboat.features.offline import (
     ENTITY_ID,
+    EVENT_TIME,
+    MATERIALIZED_AT,
     VIEW_VERSION,
     MaterializeReport,
     ensure_feature_table,
     feature_table,
     materialize,
     offline_chunks,
+    offline_rows,
+    push_vectors,
+    snapshot_rows,
 )
 from lifeboat.features.online import OnlineStore, OnlineStoreUnavailable, ViewKey, open_online_store
 from lifeboat.features.pipeline import (
@@ -42,7 +48,10 @@ from lifeboat.features.snapshots import labelled_snapshots, labels_after, newest
 from lifeboat.features.views import FeatureView
 
 __all__ = [
+    "CUTOFF",
     "ENTITY_ID",
+    "EVENT_TIME",
+    "MATERIALIZED_AT",
     "VIEW_VERSION",
     "Columns",
     "FeatureBuilder",
@@ -72,9 +81,12 @@ __all__ = [
     "materialize",
     "newest_event_loaded",
     "offline_chunks",
+    "offline_rows",
     "open_online_store",
     "plain",
     "preprocessor",
+    "push_vectors",
     "raw_frame",
+    "snapshot_rows",
     "unplain",
 ]

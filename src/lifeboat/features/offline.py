@@ -96,15 +96,15 @@ def materialize(database: Database, spec: DatasetSpec, store: OnlineStore | None
     computed = pushed = 0
     with database.session() as session:
         for raw in _unmaterialized(database, view, table):
-            rows = _offline_rows(view, raw)
+            rows = offline_rows(view, raw)
             insert_rows(session, table, rows, {MATERIALIZED_AT: utcnow()}, sort_by=ENTITY_ID)
             if store is not None and not earlier:
-                pushed += _push(store, view, rows)
+                pushed += push_vectors(store, view, rows)
             computed += len(rows)
             progress(len(rows))
     if earlier:
         for rows in offline_chunks(database, view):
-            pushed += _push(store, view, rows)
+            pushed += push_vectors(store, view, rows)
     log.info("feature view %s: %d entities computed, %d vectors pushed online%s", view.label,
              computed, pushed, " (full push)" if full_push else "")
     return MaterializeReport(view.name, view.version, computed, pushed, full_push)
@@ -113,16 +113,12 @@ def materialize(database: Database, spec: DatasetSpec, store: OnlineStore | None
 def _materialize_snapshot(database: Database, view: FeatureView, table: Table,
                           store: OnlineStore | None, progress: Progress) -> MaterializeReport:
     snapshot = current_snapshot(database, view.spec).rows
-    rows = view.from_records(snapshot).assign(**{
-        ENTITY_ID: snapshot[view.spec.entity.key].astype(str).to_numpy(),
-        VIEW_VERSION: view.version,
-        EVENT_TIME: snapshot[CUTOFF].to_numpy(),
-    })
+    rows = snapshot_rows(view, snapshot)
     with database.session() as session:
         session.execute(delete(table).where(table.c[VIEW_VERSION] == view.version))
         insert_rows(session, table, rows, {MATERIALIZED_AT: utcnow()}, sort_by=ENTITY_ID)
     progress(len(rows))
-    pushed = 0 if store is None else _push(store, view, rows)
+    pushed = 0 if store is None else push_vectors(store, view, rows)
     log.info("feature view %s: %d entities recomputed as of %s, %d vectors pushed online",
              view.label, len(rows), snapshot[CUTOFF].max(), pushed)
     return MaterializeReport(view.name, view.version, len(rows), pushed, full_push=store is not None)
@@ -157,7 +153,17 @@ def _read_chunks(database: Database, query, chunk_rows: int) -> Iterator[pd.Data
         yield from pd.read_sql(query, connection, chunksize=chunk_rows)
 
 
-def _offline_rows(view: FeatureView, raw: pd.DataFrame) -> pd.DataFrame:
+def snapshot_rows(view: FeatureView, snapshot: pd.DataFrame) -> pd.DataFrame:
+    """Offline rows of entities as of their cut-off (`point_in_time` rows)."""
+    return view.from_records(snapshot).assign(**{
+        ENTITY_ID: snapshot[view.spec.entity.key].astype(str).to_numpy(),
+        VIEW_VERSION: view.version,
+        EVENT_TIME: snapshot[CUTOFF].to_numpy(),
+    })
+
+
+def offline_rows(view: FeatureView, raw: pd.DataFrame) -> pd.DataFrame:
+    """Offline rows of dataset rows, timed when they were loaded."""
     features = view.from_records(raw)
     return features.assign(**{
         ENTITY_ID: raw[view.spec.entity.key].to_numpy(),
@@ -166,6 +172,7 @@ def _offline_rows(view: FeatureView, raw: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def _push(store: OnlineStore, view: FeatureView, rows: pd.DataFrame) -> int:
+def push_vectors(store: OnlineStore, view: FeatureView, rows: pd.DataFrame) -> int:
+    """Upserts offline rows' vectors into the online store; returns how many went."""
     vectors = rows[list(view.columns)].astype(object).itertuples(index=False, name=None)
     return store.write(view.key, list(view.columns), rows[ENTITY_ID].tolist(), vectors)
