@@ -298,22 +298,21 @@ app.add_typer(features_app, name="features")
 
 
 @features_app.command("materialize")
-def features_materialize() -> None:
+def features_materialize(engine: EngineOption = None) -> None:
     """Compute features for entities that lack them and push them to the online store."""
-    from lifeboat.features import materialize, open_online_store
+    from lifeboat.orchestration import materialize_features
+    from lifeboat.spark import stop_spark
 
-    context = Context()
+    context = Context(engine)
     upgrade(context.database)
-    store = open_online_store(context.settings.online_store_url,
-                              context.settings.online_ttl_seconds)
     try:
         with _row_progress() as progress:
             task = progress.add_task("materializing", total=None)
-            report = materialize(context.database, context.spec, store,
-                                 lambda rows: progress.advance(task, rows))
+            report = materialize_features(context.settings, context.database, context.spec,
+                                          lambda rows: progress.advance(task, rows))
     finally:
-        store.close()
-    out.print(_materialized_line(report) + f" ({store.url})")
+        stop_spark()
+    out.print(_materialized_line(report) + f" ({context.settings.online_store_url})")
 
 
 def _materialized_line(report) -> str:  # noqa: ANN001

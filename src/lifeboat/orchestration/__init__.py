@@ -3,7 +3,7 @@ trigger runs (CLI, embedded scheduler and watcher, Airflow), the monitoring loop
 job, run on schedule here and nowhere in the service), and self-healing retrains."""
 
 from lifeboat.orchestration.bootstrap import BootstrapReport, bootstrap
-from lifeboat.orchestration.engines import score_source
+from lifeboat.orchestration.engines import ingest_source, materialize_features, score_source
 from lifeboat.orchestration.healing import (
     RetrainRunning,
     heal,
@@ -43,6 +43,8 @@ __all__ = [
     "heal",
     "ingest_counts",
     "ingest_files",
+    "ingest_source",
+    "materialize_features",
     "recent_runs",
     "recorded_retrain",
     "recorded_run",

@@ -10,9 +10,10 @@ from collections.abc import Callable
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database
+from lifeboat.features import MaterializeReport, materialize, open_online_store
 from lifeboat.ingest import IngestReport, LandingZone, ingest_file
 from lifeboat.scoring import BatchProgress, BatchReport, score_file
-from lifeboat.spark import ingest_file_on_spark, score_on_spark
+from lifeboat.spark import ingest_file_on_spark, materialize_on_spark, score_on_spark
 
 
 def score_source(settings: Settings, database: Database, spec: DatasetSpec, source: str,
@@ -34,3 +35,16 @@ def ingest_source(settings: Settings, database: Database, spec: DatasetSpec, sou
     if settings.engine == "spark":
         return ingest_file_on_spark(settings, database, spec, source, zone, progress)
     return ingest_file(database, spec, source, zone, progress)
+
+
+def materialize_features(settings: Settings, database: Database, spec: DatasetSpec,
+                         progress: Callable[[int], None] = lambda _: None) -> MaterializeReport:
+    """The feature view's missing rows computed into the offline table and pushed to the
+    settings' online store; on Spark by the executors, progress shown by Spark's own bar."""
+    if settings.engine == "spark":
+        return materialize_on_spark(settings, database, spec, settings.online_store_url)
+    store = open_online_store(settings.online_store_url, settings.online_ttl_seconds)
+    try:
+        return materialize(database, spec, store, progress)
+    finally:
+        store.close()

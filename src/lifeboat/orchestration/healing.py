@@ -19,9 +19,9 @@ from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, DriftReport, Retrain, as_utc, utcnow
 from lifeboat.errors import LifeboatError
-from lifeboat.features import materialize, open_online_store
 from lifeboat.logs import configure_logging
 from lifeboat.monitoring import LiveAccuracy
+from lifeboat.orchestration.engines import materialize_features
 from lifeboat.registry import ModelRegistry, ModelVersion
 from lifeboat.training import DataSeen, TrainingResult, new_labels_since, train
 
@@ -70,11 +70,7 @@ def retrain(settings: Settings, database: Database, spec: DatasetSpec,
             changed_by: str) -> TrainingResult:
     """Features for rows loaded since the last run, then a challenger, promoted only if the
     gate finds it better."""
-    store = open_online_store(settings.online_store_url, settings.online_ttl_seconds)
-    try:
-        materialize(database, spec, store)
-    finally:
-        store.close()
+    materialize_features(settings, database, spec)
     return train(settings, database, spec, promote=True, changed_by=changed_by)
 
 
