@@ -9,12 +9,17 @@ entirely (a new version, or a Redis restarted empty) gets every offline row of i
 
 A dataset with events is the exception: a new event changes its entity's aggregates, so
 each run recomputes every entity as of the newest event and replaces the version's rows.
+
+A run is a pipeline of chunks: the next chunk is read while this one is computed, and the
+one before is inserted offline and pushed online, each in a thread of its own. COPY, Arrow
+and the Redis socket work without the GIL, so these overlap with the view's own Python.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pandas as pd
@@ -24,10 +29,12 @@ from sqlalchemy import (
     Engine,
     Float,
     MetaData,
+    Select,
     String,
     Table,
     Text,
     delete,
+    exists,
     select,
 )
 
@@ -38,12 +45,14 @@ from lifeboat.db import (
     dataset_table,
     ensure_dataset_table,
     insert_rows,
+    read_frames,
     utcnow,
 )
 from lifeboat.features.online import OnlineStore
 from lifeboat.features.pipeline import feature_view
 from lifeboat.features.snapshots import CUTOFF, current_snapshot
 from lifeboat.features.views import FeatureView
+from lifeboat.ingest import read_ahead
 
 log = logging.getLogger(__name__)
 CHUNK_ROWS = 100_000
@@ -93,21 +102,37 @@ def materialize(database: Database, spec: DatasetSpec, store: OnlineStore | None
     full_push = store is not None and store.columns(view.key) is None
     # Rows computed earlier must be pushed too when the store lacks the version.
     earlier = full_push and _has_version(database, table, view)
-    computed = pushed = 0
-    with database.session() as session:
-        for raw in _unmaterialized(database, view, table):
+    computed = 0
+    inserts: list[Future[int]] = []
+    pushes: list[Future[int]] = []
+    with (database.session() as session,
+          ThreadPoolExecutor(1, thread_name_prefix="lifeboat-offline") as offline,
+          ThreadPoolExecutor(1, thread_name_prefix="lifeboat-online") as online):
+        for raw in read_ahead(_unmaterialized(database, view, table), "lifeboat-materialize"):
             rows = _offline_rows(view, raw)
-            insert_rows(session, table, rows, {MATERIALIZED_AT: utcnow()}, sort_by=ENTITY_ID)
+            _after_the_last(inserts, offline.submit(
+                insert_rows, session, table, rows, {MATERIALIZED_AT: utcnow()}, sort_by=ENTITY_ID))
             if store is not None and not earlier:
-                pushed += _push(store, view, rows)
+                _after_the_last(pushes, online.submit(_push, store, view, rows))
             computed += len(rows)
             progress(len(rows))
+        for future in inserts:
+            future.result()
+        pushed = sum(future.result() for future in pushes)  # a failed push rolls back the rows
     if earlier:
-        for rows in offline_chunks(database, view):
-            pushed += _push(store, view, rows)
+        pushed = sum(_push(store, view, rows)
+                     for rows in read_ahead(offline_chunks(database, view), "lifeboat-push"))
     log.info("feature view %s: %d entities computed, %d vectors pushed online%s", view.label,
              computed, pushed, " (full push)" if full_push else "")
     return MaterializeReport(view.name, view.version, computed, pushed, full_push)
+
+
+def _after_the_last(futures: list[Future[int]], future: Future[int]) -> None:
+    """Adds `future`, first waiting for the one before it: each thread has at most one chunk
+    waiting beyond the one it works on."""
+    if futures:
+        futures[-1].result()
+    futures.append(future)
 
 
 def _materialize_snapshot(database: Database, view: FeatureView, table: Table,
@@ -144,17 +169,21 @@ def _has_version(database: Database, table: Table, view: FeatureView) -> bool:
 
 
 def _unmaterialized(database: Database, view: FeatureView, table: Table) -> Iterator[pd.DataFrame]:
-    """Dataset rows with no offline row for this version yet."""
-    data = dataset_table(view.spec)
-    done = select(table.c[ENTITY_ID]).where(table.c[VIEW_VERSION] == view.version)
-    query = (select(data).where(data.c[view.spec.entity.key].not_in(done))
-             .order_by(data.c[view.spec.entity.key]))
+    """The key, inputs and load time of dataset rows with no offline row for this version yet.
+
+    NOT EXISTS, not NOT IN: PostgreSQL turns the first into an anti-join, but a NOT IN whose
+    ids outgrow work_mem into a scan of them all for every row (cost 1.1e10 on 1M rows).
+    """
+    data, key = dataset_table(view.spec), view.spec.entity.key
+    done = exists().where(table.c[VIEW_VERSION] == view.version, table.c[ENTITY_ID] == data.c[key])
+    query = (select(*(data.c[name] for name in (key, *view.spec.input_columns, LOADED_AT_COLUMN)))
+             .where(~done).order_by(data.c[key]))
     yield from _read_chunks(database, query, CHUNK_ROWS)
 
 
-def _read_chunks(database: Database, query, chunk_rows: int) -> Iterator[pd.DataFrame]:  # noqa: ANN001
-    with database.engine.connect().execution_options(stream_results=True) as connection:
-        yield from pd.read_sql(query, connection, chunksize=chunk_rows)
+def _read_chunks(database: Database, query: Select, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    with database.engine.connect() as connection:
+        yield from read_frames(connection, query, chunk_rows)
 
 
 def _offline_rows(view: FeatureView, raw: pd.DataFrame) -> pd.DataFrame:
@@ -167,5 +196,4 @@ def _offline_rows(view: FeatureView, raw: pd.DataFrame) -> pd.DataFrame:
 
 
 def _push(store: OnlineStore, view: FeatureView, rows: pd.DataFrame) -> int:
-    vectors = rows[list(view.columns)].astype(object).itertuples(index=False, name=None)
-    return store.write(view.key, list(view.columns), rows[ENTITY_ID].tolist(), vectors)
+    return store.write_frame(view.key, rows[ENTITY_ID].tolist(), rows[list(view.columns)])

