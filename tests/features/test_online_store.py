@@ -131,8 +131,8 @@ def test_writes_go_in_batches(store: OnlineStore, view: ViewKey,
     monkeypatch.setattr(online, "_MSET_KEYS", 3)
     sizes: list[int] = []
     write_vectors = store._write_vectors
-    monkeypatch.setattr(store, "_write_vectors",
-                        lambda key, packed: sizes.append(len(packed)) or write_vectors(key, packed))
+    monkeypatch.setattr(store, "_write_vectors", lambda key, entity_ids, vectors: sizes.append(
+        len(vectors)) or write_vectors(key, entity_ids, vectors))
     ids = [str(n) for n in range(25)]
     assert store.write(view, ["n"], ids, ([n] for n in range(25))) == 25
     assert sizes == [7, 7, 7, 4]

@@ -114,9 +114,11 @@ class OnlineStore(ABC):
             raise ValueError(f"{key.prefix} holds columns {held}; new columns need a new version")
         written = 0
         with self._reachable(), self._transaction():
-            for batch in _batches(zip(entity_ids, vectors, strict=True), BATCH_ROWS):
-                self._write_vectors(key, batch)
+            ids = iter(entity_ids)
+            for batch in _batches(vectors, BATCH_ROWS):
+                self._write_vectors(key, _exactly(ids, len(batch)), batch)
                 written += len(batch)
+            _exactly(ids, 0)
             self._write_meta(key, _ENCODER.encode(
                 {"columns": columns, "updated_at": datetime.now(UTC).isoformat()}).encode())
         return written
@@ -164,7 +166,7 @@ class OnlineStore(ABC):
             raise OnlineStoreUnavailable(f"online store {self.url} is unreachable: {exc}") from exc
 
     @abstractmethod
-    def _write_vectors(self, key: ViewKey, packed: list[tuple[str, bytes]]) -> None: ...
+    def _write_vectors(self, key: ViewKey, entity_ids: list[str], vectors: list[bytes]) -> None: ...
 
     @abstractmethod
     def _write_meta(self, key: ViewKey, meta: bytes) -> None: ...
@@ -187,7 +189,9 @@ class RedisOnlineStore(OnlineStore):
 
     Without a TTL, vectors go in MSETs of 1,000 keys (measured 150,000 keys/s against
     45,000/s for one SET each: redis-py's per-command cost dominates); with one, SET … EX per
-    key. The pool replaces a connection that a Redis restart closed when it hands it out, so
+    key. The MSETs skip redis-py's packing, which costs a Python call per key and vector:
+    Arrow writes them in Redis's wire protocol for a whole batch at once (1M vectors: 0.3 s
+    against 2.0 s through a pipeline), sent on a pooled connection. The pool replaces a connection that a Redis restart closed when it hands it out, so
     the same store works again once Redis is back. Timeouts are short and a command whose
     connection drops is retried once at once, a timed-out one not at all: an outage surfaces
     within 0.5 s (redis-py's default, ten retries with backoff, takes seconds). Options in
@@ -205,15 +209,31 @@ class RedisOnlineStore(OnlineStore):
     def close(self) -> None:
         self._client.close()
 
-    def _write_vectors(self, key: ViewKey, packed: list[tuple[str, bytes]]) -> None:
-        pipeline = self._client.pipeline(transaction=False)
+    def _write_vectors(self, key: ViewKey, entity_ids: list[str], vectors: list[bytes]) -> None:
         if self.ttl_seconds is None:
-            for chunk in _batches(packed, _MSET_KEYS):
-                pipeline.mset({f"{key.prefix}:{entity_id}": vector for entity_id, vector in chunk})
-        else:
-            for entity_id, vector in packed:
-                pipeline.set(f"{key.prefix}:{entity_id}", vector, ex=self.ttl_seconds)
+            commands = _mset_commands(key.prefix, entity_ids, vectors)
+            self._client.get_retry().call_with_retry(
+                lambda: self._send(commands, replies=len(commands) // 2), lambda _error: None)
+            return
+        pipeline = self._client.pipeline(transaction=False)
+        for entity_id, vector in zip(entity_ids, vectors, strict=True):
+            pipeline.set(f"{key.prefix}:{entity_id}", vector, ex=self.ttl_seconds)
         pipeline.execute()
+
+    def _send(self, commands: list[bytes | pa.Buffer], replies: int) -> None:
+        """Commands in the wire protocol, on one pooled connection, then their replies; an
+        error reply raises. A connection left with replies unread is dropped, not reused."""
+        pool = self._client.connection_pool
+        connection = pool.get_connection()
+        try:
+            connection.send_packed_command(commands)
+            for _ in range(replies):
+                connection.read_response()
+        except BaseException:
+            connection.disconnect()
+            raise
+        finally:
+            pool.release(connection)
 
     def _write_meta(self, key: ViewKey, meta: bytes) -> None:
         self._client.set(key.prefix, meta, ex=self.ttl_seconds)
@@ -283,9 +303,10 @@ class SqliteOnlineStore(OnlineStore):
     def _expires_at(self) -> float | None:
         return None if self.ttl_seconds is None else time.time() + self.ttl_seconds
 
-    def _write_vectors(self, key: ViewKey, packed: list[tuple[str, bytes]]) -> None:
+    def _write_vectors(self, key: ViewKey, entity_ids: list[str], vectors: list[bytes]) -> None:
         expires_at, prefix = self._expires_at(), key.prefix
-        packed.sort(key=itemgetter(0))  # pages filled in key order: a third faster, measured
+        # Pages filled in key order: a third faster, measured.
+        packed = sorted(zip(entity_ids, vectors, strict=True), key=itemgetter(0))
         self._writer.executemany("INSERT OR REPLACE INTO online_vectors VALUES (?, ?, ?, ?)",
                                  [(prefix, entity_id, vector, expires_at)
                                   for entity_id, vector in packed])
@@ -374,6 +395,33 @@ def _encoded(column: pd.Series) -> pa.Array:
     return pa.array(texts, pa.string()).take(np.where(codes < 0, len(texts) - 1, codes))
 
 
+def _mset_commands(prefix: str, entity_ids: list[str],
+                   vectors: list[bytes]) -> list[bytes | pa.Buffer]:
+    """MSETs of `_MSET_KEYS` keys each, in Redis's wire protocol (RESP): each a header, then
+    its keys and vectors as bulk strings (`$length`, CRLF, the bytes, CRLF), which Arrow
+    writes back to back for the whole batch, so a command is a slice of one buffer."""
+    keys = pc.binary_join_element_wise(_binary(f"{prefix}:".encode()),
+                                       pa.array(entity_ids, pa.large_binary()), _binary(b""))
+    pairs = pc.binary_join_element_wise(
+        *_bulk_strings(keys), *_bulk_strings(pa.array(vectors, pa.large_binary())), _binary(b""))
+    offsets = np.frombuffer(pairs.buffers()[1], np.int64).tolist()
+    commands: list[bytes | pa.Buffer] = []
+    for start in range(0, len(pairs), _MSET_KEYS):
+        end = min(start + _MSET_KEYS, len(pairs))
+        commands += [b"*%d\r\n$4\r\nMSET\r\n" % (2 * (end - start) + 1),
+                     pairs.buffers()[2].slice(offsets[start], offsets[end] - offsets[start])]
+    return commands
+
+
+def _bulk_strings(values: pa.Array) -> list[pa.Array | pa.Scalar]:
+    lengths = pc.binary_length(values).cast(pa.large_string()).cast(pa.large_binary())
+    return [_binary(b"$"), lengths, _binary(b"\r\n"), values, _binary(b"\r\n")]
+
+
+def _binary(value: bytes) -> pa.Scalar:
+    return pa.scalar(value, pa.large_binary())
+
+
 def _plain(value: object) -> object:
     """NumPy scalars (an int64 from a DataFrame) as the Python value they hold."""
     if hasattr(value, "item"):
@@ -382,6 +430,14 @@ def _plain(value: object) -> object:
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=_plain)
+
+
+def _exactly(items: Iterator[T], count: int) -> list[T]:
+    """The next `count` items; a ValueError if fewer are left, or more when `count` is 0."""
+    taken = list(islice(items, count or 1))
+    if len(taken) != count:
+        raise ValueError(f"{'more' if count == 0 else 'fewer'} entity ids than vectors")
+    return taken
 
 
 def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
