@@ -173,8 +173,8 @@ def _has_version(database: Database, table: Table, view: FeatureView) -> bool:
 def _unmaterialized(database: Database, view: FeatureView, table: Table) -> Iterator[pd.DataFrame]:
     """The key, inputs and load time of dataset rows with no offline row for this version yet.
 
-    NOT EXISTS, not NOT IN: PostgreSQL turns the first into an anti-join, but a NOT IN whose
-    ids outgrow work_mem into a scan of them all for every row (cost 1.1e10 on 1M rows).
+    NOT EXISTS, not NOT IN: PostgreSQL makes the first an anti-join, but a NOT IN whose ids
+    outgrow work_mem a scan of them all for every row (planned at 1.1e10 for 1M done ids).
     """
     data, key = dataset_table(view.spec), view.spec.entity.key
     done = exists().where(table.c[VIEW_VERSION] == view.version, table.c[ENTITY_ID] == data.c[key])
@@ -190,7 +190,8 @@ def _read_chunks(database: Database, query: Select, chunk_rows: int) -> Iterator
 
 def _offline_rows(view: FeatureView, raw: pd.DataFrame) -> pd.DataFrame:
     """The view's rows with their keys: the raw columns' own arrays, by position. A zoned
-    time column's `to_numpy()` is a Timestamp object per row (1M: 0.9 s of CPU)."""
+    time column's `to_numpy()` is a Timestamp object per row: this step took 4.9 s of CPU
+    for 1M rows with it, 2.8 s without."""
     features = view.from_records(raw)
     return features.assign(**{
         ENTITY_ID: raw[view.spec.entity.key].array,
@@ -201,7 +202,8 @@ def _offline_rows(view: FeatureView, raw: pd.DataFrame) -> pd.DataFrame:
 
 def _insert(session: Session, table: Table, rows: pd.DataFrame) -> int:
     """The rows into the offline table in entity order (the key's index fills page by page),
-    on PostgreSQL as a binary COPY: 1M rows took 3.4 s of server CPU, 4.0-4.5 s as CSV."""
+    on PostgreSQL as a binary COPY: reading and inserting 1M rows took the server 3.4 s of
+    CPU, 4.0-4.5 s with the rows as CSV."""
     arrow = pa.Table.from_pandas(rows, preserve_index=False)
     in_order = arrow.take(pc.sort_indices(arrow, [(ENTITY_ID, "ascending")]))
     return insert_table(session, table, in_order, {MATERIALIZED_AT: utcnow()})
