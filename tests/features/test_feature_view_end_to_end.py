@@ -15,11 +15,12 @@ from sqlalchemy import select
 
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
-from lifeboat.db import Database, dataset_table, upgrade
+from lifeboat.db import LOADED_AT_COLUMN, Database, dataset_table, upgrade
 from lifeboat.features import (
     OnlineStore,
     feature_view,
     materialize,
+    offline,
     offline_chunks,
     open_online_store,
 )
@@ -34,6 +35,15 @@ NEWCOMERS = """PassengerId,Survived,Pclass,Name,Sex,Age,SibSp,Parch,Ticket,Fare,
 n1,,3,"Newman, Mr. Paul",male,30,0,0,X1,8.05,,S
 n2,,1,"Newman, Mrs. Joanne",female,28,1,0,X2,80,C22,C
 """
+
+ODD_PASSENGERS = r'''PassengerId,Survived,Pclass,Name,Sex,Age,SibSp,Parch,Ticket,Fare,Cabin,Embarked
+q1,,3,"O'Brien, Mr. ""Jack"" \\ Junior",male,30,0,0,NULL,8.05,,S
+q2,,1,"Żółć, Mrs. Łucja 日本","female",-0,1,0,"A, B",80,"C22 ""x""",C
+q3,,2,"Line, Mr. Two
+Lines",male,,0,0,"",,\N,Q
+q4,,3,NaN,male,0.1,0,0,\t,1e-05,NULL,
+q5,,3,"Tab, Miss. A\tB",female,1e2,0,2,TKT,0.30000000000000004,   ,S
+'''
 
 
 @pytest.fixture(params=["embedded", "redis"])
@@ -64,24 +74,51 @@ def loaded(database: Database, titanic: DatasetSpec, zone: LandingZone) -> Datab
     return database
 
 
+@pytest.mark.parametrize("chunk_rows", [offline.CHUNK_ROWS, 97])
 def test_online_offline_and_computed_features_are_identical_for_every_passenger(
-        loaded: Database, store: OnlineStore, titanic: DatasetSpec) -> None:
-    view = feature_view(titanic)
+        loaded: Database, store: OnlineStore, titanic: DatasetSpec, chunk_rows: int,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """In one chunk or in many, whose borders fall anywhere: chunks are read, computed,
+    inserted and pushed in threads of their own, and none may be lost or mixed up."""
+    monkeypatch.setattr(offline, "CHUNK_ROWS", chunk_rows)
     report = materialize(loaded, titanic, store)
     assert (report.computed, report.pushed, report.full_push) == (1309, 1309, True)
+    _assert_stores_hold_the_view(loaded, store, titanic, 1309)
+    assert titanic.target.column not in feature_view(titanic).columns  # no labels online
 
-    with loaded.engine.connect() as connection:
-        raw = pd.read_sql(select(dataset_table(titanic)), connection)
-    ids = raw[titanic.entity.key].tolist()
+
+def _assert_stores_hold_the_view(database: Database, store: OnlineStore, spec: DatasetSpec,
+                                 count: int) -> None:
+    """The offline rows (values and event times) and the online vectors are the view of the
+    dataset's rows as pd.read_sql reads them, which shares no code with materialization."""
+    view = feature_view(spec)
+    with database.engine.connect() as connection:
+        raw = pd.read_sql(select(dataset_table(spec)), connection)
+    ids = raw[spec.entity.key].tolist()
     computed = view.from_records(raw).set_axis(ids)
-    offline = pd.concat(offline_chunks(loaded, view)).set_index("entity_id")[list(view.columns)]
+    rows = pd.concat(offline_chunks(database, view)).set_index("entity_id")
     online = view.from_rows(store.read(view.key, ids), index=ids)
 
-    assert len(computed) == len(offline) == len(online) == 1309
-    pd.testing.assert_frame_equal(view.typed(offline).loc[ids], computed, check_names=False)
+    assert len(computed) == len(rows) == len(online) == count
+    pd.testing.assert_frame_equal(view.typed(rows[list(view.columns)]).loc[ids], computed,
+                                  check_names=False)
+    pd.testing.assert_series_equal(rows["event_time"].loc[ids], raw[LOADED_AT_COLUMN].set_axis(ids),
+                                   check_names=False)
     pd.testing.assert_frame_equal(online, computed)
     assert store.columns(view.key) == list(view.columns)
-    assert titanic.target.column not in view.columns  # no labels online
+
+
+def test_text_that_csv_must_quote_or_json_escape_is_kept_to_the_letter(
+        database: Database, store: OnlineStore, titanic: DatasetSpec, zone: LandingZone,
+        tmp_path: Path) -> None:
+    """On PostgreSQL raw rows are read as COPY's CSV and vectors packed column by column:
+    quotes, commas, a line break, empty and null-looking text and non-ASCII survive both."""
+    odd = tmp_path / "odd.csv"
+    odd.write_text(ODD_PASSENGERS, encoding="utf-8")
+    ingest_file(database, titanic, str(odd), zone)
+    report = materialize(database, titanic, store)
+    assert report.computed == 5
+    _assert_stores_hold_the_view(database, store, titanic, 5)
 
 
 def test_materialization_is_incremental_and_refills_an_emptied_store(

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import redis
 
@@ -84,6 +85,38 @@ def test_upsert_overwrites_and_keeps_the_others(store: OnlineStore, view: ViewKe
                                             [2.0, 1, "female", "B5", 9.5]]
 
 
+def test_a_frame_is_packed_into_the_bytes_its_rows_are() -> None:
+    """`write_frame` packs column by column what `write` packs row by row: the same bytes,
+    for every kind of value a column can hold."""
+    frame = pd.DataFrame({
+        "float": [0.0, -0.0, math.inf, -math.inf, math.nan, 1e300, 5e-324, 0.1, 0.1],
+        "text": ["é", None, "", 'q"\n\\', np.nan, "\u2028 \x7f", "日本", "plain", "plain"],
+        "int": [1, 2, 3, -4, 0, 10 ** 18, 7, 8, 9],
+        "mixed": [1, "1", 1.0, None, np.nan, True, "x", -0.0, 0.0],
+    })
+    rows = frame.astype(object).itertuples(index=False, name=None)
+    assert online.pack_frame(frame) == [online._pack(row, 4) for row in rows]
+    assert online.pack_frame(frame.iloc[:0]) == []
+
+
+def test_a_frame_reads_back_as_its_rows(store: OnlineStore, view: ViewKey) -> None:
+    frame = pd.DataFrame({"age": [22.5, math.nan], "sex": ["male", None], "n": [1, 2]})
+    other = ViewKey(view.dataset, view.view, "v2")
+    assert store.write_frame(view, ["a", "b"], frame) == 2
+    store.write(other, list(frame.columns), ["a", "b"], frame.astype(object).itertuples(
+        index=False, name=None))
+    assert store.read(view, ["a", "b"]) == store.read(other, ["a", "b"]) == [
+        [22.5, "male", 1], [None, None, 2]]
+    assert store.columns(view) == ["age", "sex", "n"]
+
+
+def test_ids_and_vectors_must_pair_up(store: OnlineStore, view: ViewKey) -> None:
+    with pytest.raises(ValueError, match="fewer entity ids"):
+        store.write(view, ["n"], ["a"], [[1], [2]])
+    with pytest.raises(ValueError, match="more entity ids"):
+        store.write(view, ["n"], ["a", "b", "c"], [[1], [2]])
+
+
 def test_columns_appear_with_the_first_write(store: OnlineStore, view: ViewKey) -> None:
     assert store.columns(view) is None
     store.write(view, COLUMNS, ["a"], [[1.0, 0, "male", None, 5.0]])
@@ -131,8 +164,8 @@ def test_writes_go_in_batches(store: OnlineStore, view: ViewKey,
     monkeypatch.setattr(online, "_MSET_KEYS", 3)
     sizes: list[int] = []
     write_vectors = store._write_vectors
-    monkeypatch.setattr(store, "_write_vectors",
-                        lambda key, packed: sizes.append(len(packed)) or write_vectors(key, packed))
+    monkeypatch.setattr(store, "_write_vectors", lambda key, entity_ids, vectors: sizes.append(
+        len(vectors)) or write_vectors(key, entity_ids, vectors))
     ids = [str(n) for n in range(25)]
     assert store.write(view, ["n"], ids, ([n] for n in range(25))) == 25
     assert sizes == [7, 7, 7, 4]

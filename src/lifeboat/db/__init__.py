@@ -1,6 +1,12 @@
 """Relational storage: one Database handle, Alembic-migrated system tables, spec-derived data tables."""
 
-from lifeboat.db.bulk import deferred_primary_key, insert_rows, insert_table, loaded_keys
+from lifeboat.db.bulk import (
+    deferred_primary_key,
+    insert_rows,
+    insert_table,
+    loaded_keys,
+    read_frames,
+)
 from lifeboat.db.claims import holder_is_gone, this_process
 from lifeboat.db.migrate import upgrade
 from lifeboat.db.models import (
@@ -55,6 +61,7 @@ __all__ = [
     "insert_rows",
     "insert_table",
     "loaded_keys",
+    "read_frames",
     "this_process",
     "upgrade",
     "utcnow",

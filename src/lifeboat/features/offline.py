@@ -9,27 +9,37 @@ entirely (a new version, or a Redis restarted empty) gets every offline row of i
 
 A dataset with events is the exception: a new event changes its entity's aggregates, so
 each run recomputes every entity as of the newest event and replaces the version's rows.
+
+A run is a pipeline of chunks: the next chunk is read while this one is computed, and the
+one before is inserted offline and pushed online, each in a thread of its own. COPY, Arrow
+and the Redis socket work without the GIL, so these overlap with the view's own Python.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import (
     Column,
     DateTime,
     Engine,
     Float,
     MetaData,
+    Select,
     String,
     Table,
     Text,
     delete,
+    exists,
     select,
 )
+from sqlalchemy.orm import Session
 
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import (
@@ -37,13 +47,15 @@ from lifeboat.db import (
     Database,
     dataset_table,
     ensure_dataset_table,
-    insert_rows,
+    insert_table,
+    read_frames,
     utcnow,
 )
 from lifeboat.features.online import OnlineStore
 from lifeboat.features.pipeline import feature_view
 from lifeboat.features.snapshots import CUTOFF, current_snapshot
 from lifeboat.features.views import FeatureView
+from lifeboat.ingest import read_ahead
 
 log = logging.getLogger(__name__)
 CHUNK_ROWS = 100_000
@@ -93,21 +105,36 @@ def materialize(database: Database, spec: DatasetSpec, store: OnlineStore | None
     full_push = store is not None and store.columns(view.key) is None
     # Rows computed earlier must be pushed too when the store lacks the version.
     earlier = full_push and _has_version(database, table, view)
-    computed = pushed = 0
-    with database.session() as session:
-        for raw in _unmaterialized(database, view, table):
+    computed = 0
+    inserts: list[Future[int]] = []
+    pushes: list[Future[int]] = []
+    with (database.session() as session,
+          ThreadPoolExecutor(1, thread_name_prefix="lifeboat-offline") as offline,
+          ThreadPoolExecutor(1, thread_name_prefix="lifeboat-online") as online):
+        for raw in read_ahead(_unmaterialized(database, view, table), "lifeboat-materialize"):
             rows = offline_rows(view, raw)
-            insert_rows(session, table, rows, {MATERIALIZED_AT: utcnow()}, sort_by=ENTITY_ID)
+            _after_the_last(inserts, offline.submit(_insert, session, table, rows))
             if store is not None and not earlier:
-                pushed += push_vectors(store, view, rows)
+                _after_the_last(pushes, online.submit(push_vectors, store, view, rows))
             computed += len(rows)
             progress(len(rows))
+        for future in inserts:
+            future.result()
+        pushed = sum(future.result() for future in pushes)  # a failed push rolls back the rows
     if earlier:
-        for rows in offline_chunks(database, view):
-            pushed += push_vectors(store, view, rows)
+        pushed = sum(push_vectors(store, view, rows)
+                     for rows in read_ahead(offline_chunks(database, view), "lifeboat-push"))
     log.info("feature view %s: %d entities computed, %d vectors pushed online%s", view.label,
              computed, pushed, " (full push)" if full_push else "")
     return MaterializeReport(view.name, view.version, computed, pushed, full_push)
+
+
+def _after_the_last(futures: list[Future[int]], future: Future[int]) -> None:
+    """Adds `future`, first waiting for the one before it: each thread has at most one chunk
+    waiting beyond the one it works on."""
+    if futures:
+        futures[-1].result()
+    futures.append(future)
 
 
 def _materialize_snapshot(database: Database, view: FeatureView, table: Table,
@@ -116,7 +143,7 @@ def _materialize_snapshot(database: Database, view: FeatureView, table: Table,
     rows = snapshot_rows(view, snapshot)
     with database.session() as session:
         session.execute(delete(table).where(table.c[VIEW_VERSION] == view.version))
-        insert_rows(session, table, rows, {MATERIALIZED_AT: utcnow()}, sort_by=ENTITY_ID)
+        _insert(session, table, rows)
     progress(len(rows))
     pushed = 0 if store is None else push_vectors(store, view, rows)
     log.info("feature view %s: %d entities recomputed as of %s, %d vectors pushed online",
@@ -140,17 +167,21 @@ def _has_version(database: Database, table: Table, view: FeatureView) -> bool:
 
 
 def _unmaterialized(database: Database, view: FeatureView, table: Table) -> Iterator[pd.DataFrame]:
-    """Dataset rows with no offline row for this version yet."""
-    data = dataset_table(view.spec)
-    done = select(table.c[ENTITY_ID]).where(table.c[VIEW_VERSION] == view.version)
-    query = (select(data).where(data.c[view.spec.entity.key].not_in(done))
-             .order_by(data.c[view.spec.entity.key]))
+    """The key, inputs and load time of dataset rows with no offline row for this version yet.
+
+    NOT EXISTS, not NOT IN: PostgreSQL makes the first an anti-join, but a NOT IN whose ids
+    outgrow work_mem a scan of them all for every row (planned at 1.1e10 for 1M done ids).
+    """
+    data, key = dataset_table(view.spec), view.spec.entity.key
+    done = exists().where(table.c[VIEW_VERSION] == view.version, table.c[ENTITY_ID] == data.c[key])
+    query = (select(*(data.c[name] for name in (key, *view.spec.input_columns, LOADED_AT_COLUMN)))
+             .where(~done).order_by(data.c[key]))
     yield from _read_chunks(database, query, CHUNK_ROWS)
 
 
-def _read_chunks(database: Database, query, chunk_rows: int) -> Iterator[pd.DataFrame]:  # noqa: ANN001
-    with database.engine.connect().execution_options(stream_results=True) as connection:
-        yield from pd.read_sql(query, connection, chunksize=chunk_rows)
+def _read_chunks(database: Database, query: Select, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    with database.engine.connect() as connection:
+        yield from read_frames(connection, query, chunk_rows)
 
 
 def snapshot_rows(view: FeatureView, snapshot: pd.DataFrame) -> pd.DataFrame:
@@ -163,16 +194,26 @@ def snapshot_rows(view: FeatureView, snapshot: pd.DataFrame) -> pd.DataFrame:
 
 
 def offline_rows(view: FeatureView, raw: pd.DataFrame) -> pd.DataFrame:
-    """Offline rows of dataset rows, timed when they were loaded."""
+    """Offline rows of dataset rows, timed when they were loaded: the raw columns' own arrays,
+    by position. A zoned time column's `to_numpy()` is a Timestamp object per row: this step
+    took 4.9 s of CPU for 1M rows with it, 2.8 s without."""
     features = view.from_records(raw)
     return features.assign(**{
-        ENTITY_ID: raw[view.spec.entity.key].to_numpy(),
+        ENTITY_ID: raw[view.spec.entity.key].array,
         VIEW_VERSION: view.version,
-        EVENT_TIME: raw[LOADED_AT_COLUMN].to_numpy(),
+        EVENT_TIME: raw[LOADED_AT_COLUMN].array,
     })
+
+
+def _insert(session: Session, table: Table, rows: pd.DataFrame) -> int:
+    """The rows into the offline table in entity order (the key's index fills page by page),
+    on PostgreSQL as a binary COPY: reading and inserting 1M rows took the server 3.4 s of
+    CPU, 4.0-4.5 s with the rows as CSV."""
+    arrow = pa.Table.from_pandas(rows, preserve_index=False)
+    in_order = arrow.take(pc.sort_indices(arrow, [(ENTITY_ID, "ascending")]))
+    return insert_table(session, table, in_order, {MATERIALIZED_AT: utcnow()})
 
 
 def push_vectors(store: OnlineStore, view: FeatureView, rows: pd.DataFrame) -> int:
     """Upserts offline rows' vectors into the online store; returns how many went."""
-    vectors = rows[list(view.columns)].astype(object).itertuples(index=False, name=None)
-    return store.write(view.key, list(view.columns), rows[ENTITY_ID].tolist(), vectors)
+    return store.write_frame(view.key, rows[ENTITY_ID].tolist(), rows[list(view.columns)])

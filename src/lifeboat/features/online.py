@@ -11,7 +11,9 @@ Measured on the 2-core development machine, decoding 100 vectors of 22 values co
 the 2 ms target for a 100-entity lookup; `benchmarks/feature_store.py` measures it end to end.
 
 A read is one round trip whatever the number of ids (Redis MGET, one SQLite query), and its
-results are decoded in a single `json.loads`.
+results are decoded in a single `json.loads`. A frame's vectors (`write_frame`) are packed
+column by column, each distinct value encoded once, into the very bytes `write` makes of
+its rows: 1M vectors of the shipped view took 1.9 s of CPU, against 3.7 s row by row.
 """
 
 from __future__ import annotations
@@ -27,10 +29,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
+from json.encoder import encode_basestring_ascii
 from operator import itemgetter
 from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -93,15 +100,25 @@ class OnlineStore(ABC):
         fixed: writing other columns under an existing version is a ValueError.
         """
         columns = list(columns)
+        return self._write_packed(key, columns, entity_ids,
+                                  (_pack(row, len(columns)) for row in rows))
+
+    def write_frame(self, key: ViewKey, entity_ids: Sequence[str], frame: pd.DataFrame) -> int:
+        """`write` of the frame's rows under its column names, packed column by column."""
+        return self._write_packed(key, list(frame.columns), entity_ids, pack_frame(frame))
+
+    def _write_packed(self, key: ViewKey, columns: list[str], entity_ids: Sequence[str],
+                      vectors: Iterable[bytes]) -> int:
         held = self.columns(key)
         if held is not None and held != columns:
             raise ValueError(f"{key.prefix} holds columns {held}; new columns need a new version")
         written = 0
         with self._reachable(), self._transaction():
-            for batch in _batches(zip(entity_ids, rows, strict=True), BATCH_ROWS):
-                self._write_vectors(key, [(entity_id, _pack(row, len(columns)))
-                                          for entity_id, row in batch])
+            ids = iter(entity_ids)
+            for batch in _batches(vectors, BATCH_ROWS):
+                self._write_vectors(key, _exactly(ids, len(batch)), batch)
                 written += len(batch)
+            _exactly(ids, 0)
             self._write_meta(key, _ENCODER.encode(
                 {"columns": columns, "updated_at": datetime.now(UTC).isoformat()}).encode())
         return written
@@ -149,7 +166,7 @@ class OnlineStore(ABC):
             raise OnlineStoreUnavailable(f"online store {self.url} is unreachable: {exc}") from exc
 
     @abstractmethod
-    def _write_vectors(self, key: ViewKey, packed: list[tuple[str, bytes]]) -> None: ...
+    def _write_vectors(self, key: ViewKey, entity_ids: list[str], vectors: list[bytes]) -> None: ...
 
     @abstractmethod
     def _write_meta(self, key: ViewKey, meta: bytes) -> None: ...
@@ -172,8 +189,11 @@ class RedisOnlineStore(OnlineStore):
 
     Without a TTL, vectors go in MSETs of 1,000 keys (measured 150,000 keys/s against
     45,000/s for one SET each: redis-py's per-command cost dominates); with one, SET … EX per
-    key. The pool replaces a connection that a Redis restart closed when it hands it out, so
-    the same store works again once Redis is back. Timeouts are short and a command whose
+    key. The MSETs skip redis-py's packing, which costs a Python call per key and vector:
+    Arrow writes them in Redis's wire protocol for a whole batch at once (1M packed vectors:
+    0.3 s of CPU, against 1.8 s through a pipeline), sent on a pooled connection. The pool
+    replaces a connection that a Redis restart closed when it hands it out, so the same
+    store works again once Redis is back. Timeouts are short and a command whose
     connection drops is retried once at once, a timed-out one not at all: an outage surfaces
     within 0.5 s (redis-py's default, ten retries with backoff, takes seconds). Options in
     the URL's query string (`?socket_timeout=2`) override these defaults.
@@ -190,15 +210,31 @@ class RedisOnlineStore(OnlineStore):
     def close(self) -> None:
         self._client.close()
 
-    def _write_vectors(self, key: ViewKey, packed: list[tuple[str, bytes]]) -> None:
-        pipeline = self._client.pipeline(transaction=False)
+    def _write_vectors(self, key: ViewKey, entity_ids: list[str], vectors: list[bytes]) -> None:
         if self.ttl_seconds is None:
-            for chunk in _batches(packed, _MSET_KEYS):
-                pipeline.mset({f"{key.prefix}:{entity_id}": vector for entity_id, vector in chunk})
-        else:
-            for entity_id, vector in packed:
-                pipeline.set(f"{key.prefix}:{entity_id}", vector, ex=self.ttl_seconds)
+            commands = _mset_commands(key.prefix, entity_ids, vectors)
+            self._client.get_retry().call_with_retry(
+                lambda: self._send(commands, replies=len(commands) // 2), lambda _error: None)
+            return
+        pipeline = self._client.pipeline(transaction=False)
+        for entity_id, vector in zip(entity_ids, vectors, strict=True):
+            pipeline.set(f"{key.prefix}:{entity_id}", vector, ex=self.ttl_seconds)
         pipeline.execute()
+
+    def _send(self, commands: list[bytes | pa.Buffer], replies: int) -> None:
+        """Commands in the wire protocol, on one pooled connection, then their replies; an
+        error reply raises. A connection left with replies unread is dropped, not reused."""
+        pool = self._client.connection_pool
+        connection = pool.get_connection()
+        try:
+            connection.send_packed_command(commands)
+            for _ in range(replies):
+                connection.read_response()
+        except BaseException:
+            connection.disconnect()
+            raise
+        finally:
+            pool.release(connection)
 
     def _write_meta(self, key: ViewKey, meta: bytes) -> None:
         self._client.set(key.prefix, meta, ex=self.ttl_seconds)
@@ -268,9 +304,10 @@ class SqliteOnlineStore(OnlineStore):
     def _expires_at(self) -> float | None:
         return None if self.ttl_seconds is None else time.time() + self.ttl_seconds
 
-    def _write_vectors(self, key: ViewKey, packed: list[tuple[str, bytes]]) -> None:
+    def _write_vectors(self, key: ViewKey, entity_ids: list[str], vectors: list[bytes]) -> None:
         expires_at, prefix = self._expires_at(), key.prefix
-        packed.sort(key=itemgetter(0))  # pages filled in key order: a third faster, measured
+        # Pages filled in key order: a third faster, measured.
+        packed = sorted(zip(entity_ids, vectors, strict=True), key=itemgetter(0))
         self._writer.executemany("INSERT OR REPLACE INTO online_vectors VALUES (?, ?, ?, ?)",
                                  [(prefix, entity_id, vector, expires_at)
                                   for entity_id, vector in packed])
@@ -326,6 +363,66 @@ def _pack(row: Sequence[object], width: int) -> bytes:
     return _ENCODER.encode(values).encode()
 
 
+def pack_frame(frame: pd.DataFrame) -> list[bytes]:
+    """Each row as `_pack` packs it: a column's distinct values are encoded once, then the
+    rows' pieces are gathered and joined by Arrow, with no Python work per value."""
+    if frame.shape[1] == 0:
+        return [b"[]"] * len(frame)
+    pieces = [_encoded(frame.iloc[:, position]) for position in range(frame.shape[1])]
+    pieces[0] = pc.binary_join_element_wise("[", pieces[0], "")
+    pieces[-1] = pc.binary_join_element_wise(pieces[-1], "]", "")
+    return pc.binary_join_element_wise(*pieces, ",").cast(pa.binary()).to_pylist()
+
+
+def _encoded(column: pd.Series) -> pa.Array:
+    """Each value of the column as JSON text, as `_ENCODER` writes it, NaN and None as null."""
+    values = column.to_numpy()
+    if values.dtype == np.float64:
+        # By bit pattern: 0.0 equals -0.0, but they are written apart.
+        codes, distinct = pd.factorize(values.view(np.int64))
+        numbers = distinct.view(np.float64)
+        texts = list(map(float.__repr__, numbers.tolist()))
+        for position in np.flatnonzero(~np.isfinite(numbers)):
+            number = float(numbers[position])
+            texts[position] = _ENCODER.encode(None if number != number else number)
+    elif pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        codes, distinct = pd.factorize(values)  # NaN and None: code -1
+        texts = list(map(encode_basestring_ascii, distinct.tolist()))
+    else:
+        codes = np.arange(len(values))
+        texts = [_ENCODER.encode(None if value != value else value)
+                 for value in column.astype(object).tolist()]
+    texts.append("null")
+    return pa.array(texts, pa.string()).take(np.where(codes < 0, len(texts) - 1, codes))
+
+
+def _mset_commands(prefix: str, entity_ids: list[str],
+                   vectors: list[bytes]) -> list[bytes | pa.Buffer]:
+    """MSETs of `_MSET_KEYS` keys each, in Redis's wire protocol (RESP): each a header, then
+    its keys and vectors as bulk strings (`$length`, CRLF, the bytes, CRLF), which Arrow
+    writes back to back for the whole batch, so a command is a slice of one buffer."""
+    keys = pc.binary_join_element_wise(_binary(f"{prefix}:".encode()),
+                                       pa.array(entity_ids, pa.large_binary()), _binary(b""))
+    pairs = pc.binary_join_element_wise(
+        *_bulk_strings(keys), *_bulk_strings(pa.array(vectors, pa.large_binary())), _binary(b""))
+    offsets = np.frombuffer(pairs.buffers()[1], np.int64).tolist()
+    commands: list[bytes | pa.Buffer] = []
+    for start in range(0, len(pairs), _MSET_KEYS):
+        end = min(start + _MSET_KEYS, len(pairs))
+        commands += [b"*%d\r\n$4\r\nMSET\r\n" % (2 * (end - start) + 1),
+                     pairs.buffers()[2].slice(offsets[start], offsets[end] - offsets[start])]
+    return commands
+
+
+def _bulk_strings(values: pa.Array) -> list[pa.Array | pa.Scalar]:
+    lengths = pc.binary_length(values).cast(pa.large_string()).cast(pa.large_binary())
+    return [_binary(b"$"), lengths, _binary(b"\r\n"), values, _binary(b"\r\n")]
+
+
+def _binary(value: bytes) -> pa.Scalar:
+    return pa.scalar(value, pa.large_binary())
+
+
 def _plain(value: object) -> object:
     """NumPy scalars (an int64 from a DataFrame) as the Python value they hold."""
     if hasattr(value, "item"):
@@ -334,6 +431,14 @@ def _plain(value: object) -> object:
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=_plain)
+
+
+def _exactly(items: Iterator[T], count: int) -> list[T]:
+    """The next `count` items; a ValueError if fewer are left, or more when `count` is 0."""
+    taken = list(islice(items, count or 1))
+    if len(taken) != count:
+        raise ValueError(f"{'more' if count == 0 else 'fewer'} entity ids than vectors")
+    return taken
 
 
 def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
