@@ -211,30 +211,18 @@ class RedisOnlineStore(OnlineStore):
         self._client.close()
 
     def _write_vectors(self, key: ViewKey, entity_ids: list[str], vectors: list[bytes]) -> None:
-        if self.ttl_seconds is None:
-            commands = _mset_commands(key.prefix, entity_ids, vectors)
-            self._client.get_retry().call_with_retry(
-                lambda: self._send(commands, replies=len(commands) // 2), lambda _error: None)
-            return
+        """One pipeline: MSETs of `_MSET_KEYS` keys (a round trip and a command per thousand
+        vectors), or a SET with its expiry per vector."""
+        keys = [f"{key.prefix}:{entity_id}" for entity_id in entity_ids]
         pipeline = self._client.pipeline(transaction=False)
-        for entity_id, vector in zip(entity_ids, vectors, strict=True):
-            pipeline.set(f"{key.prefix}:{entity_id}", vector, ex=self.ttl_seconds)
+        if self.ttl_seconds is None:
+            for start in range(0, len(keys), _MSET_KEYS):
+                pipeline.mset(dict(zip(keys[start:start + _MSET_KEYS],
+                                       vectors[start:start + _MSET_KEYS], strict=True)))
+        else:
+            for name, vector in zip(keys, vectors, strict=True):
+                pipeline.set(name, vector, ex=self.ttl_seconds)
         pipeline.execute()
-
-    def _send(self, commands: list[bytes | pa.Buffer], replies: int) -> None:
-        """Commands in the wire protocol, on one pooled connection, then their replies; an
-        error reply raises. A connection left with replies unread is dropped, not reused."""
-        pool = self._client.connection_pool
-        connection = pool.get_connection()
-        try:
-            connection.send_packed_command(commands)
-            for _ in range(replies):
-                connection.read_response()
-        except BaseException:
-            connection.disconnect()
-            raise
-        finally:
-            pool.release(connection)
 
     def _write_meta(self, key: ViewKey, meta: bytes) -> None:
         self._client.set(key.prefix, meta, ex=self.ttl_seconds)
@@ -394,33 +382,6 @@ def _encoded(column: pd.Series) -> pa.Array:
                  for value in column.astype(object).tolist()]
     texts.append("null")
     return pa.array(texts, pa.string()).take(np.where(codes < 0, len(texts) - 1, codes))
-
-
-def _mset_commands(prefix: str, entity_ids: list[str],
-                   vectors: list[bytes]) -> list[bytes | pa.Buffer]:
-    """MSETs of `_MSET_KEYS` keys each, in Redis's wire protocol (RESP): each a header, then
-    its keys and vectors as bulk strings (`$length`, CRLF, the bytes, CRLF), which Arrow
-    writes back to back for the whole batch, so a command is a slice of one buffer."""
-    keys = pc.binary_join_element_wise(_binary(f"{prefix}:".encode()),
-                                       pa.array(entity_ids, pa.large_binary()), _binary(b""))
-    pairs = pc.binary_join_element_wise(
-        *_bulk_strings(keys), *_bulk_strings(pa.array(vectors, pa.large_binary())), _binary(b""))
-    offsets = np.frombuffer(pairs.buffers()[1], np.int64).tolist()
-    commands: list[bytes | pa.Buffer] = []
-    for start in range(0, len(pairs), _MSET_KEYS):
-        end = min(start + _MSET_KEYS, len(pairs))
-        commands += [b"*%d\r\n$4\r\nMSET\r\n" % (2 * (end - start) + 1),
-                     pairs.buffers()[2].slice(offsets[start], offsets[end] - offsets[start])]
-    return commands
-
-
-def _bulk_strings(values: pa.Array) -> list[pa.Array | pa.Scalar]:
-    lengths = pc.binary_length(values).cast(pa.large_string()).cast(pa.large_binary())
-    return [_binary(b"$"), lengths, _binary(b"\r\n"), values, _binary(b"\r\n")]
-
-
-def _binary(value: bytes) -> pa.Scalar:
-    return pa.scalar(value, pa.large_binary())
 
 
 def _plain(value: object) -> object:
