@@ -571,7 +571,7 @@ def scored_on_spark(lifeboat: Lifeboat, drift_checked: DriftStage,
 def test_scheduled_predictions_run_on_spark_with_the_engine_parameter(
         scored_on_spark: SparkStage, lifeboat: Lifeboat) -> None:
     stage = scored_on_spark
-    assert stage.score.result("score") == {"files": 1, "predictions": 500, "failed": 0}
+    assert stage.score.result("score")["counts"] == {"files": 1, "predictions": 500, "failed": 0}
     assert stage.after["predictions"] == stage.after["distinct_prediction_ids"] == (
         stage.before["predictions"] + 500)
     new = set(stage.after["scored_files"]) - set(stage.before["scored_files"])
