@@ -9,6 +9,7 @@ PySpark application.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 APP_NAME = "lifeboat"
+# py4j, PySpark's bridge to the JVM, logs each connection it closes at INFO, down to the
+# interpreter's exit, when the streams it would write to may be closed already.
+logging.getLogger("py4j").setLevel(logging.WARNING)
 _started: list[SparkSession] = []
 
 
