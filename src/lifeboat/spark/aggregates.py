@@ -17,8 +17,9 @@ time are Spark's own aggregates: exact in any order. Sums are not. Floating-poin
 depends on the order, and NumPy's `reduceat` (the local engine) adds the first value to a
 pairwise sum of the rest, in log order (time, then the row's place in the table, the order
 an unordered read returns rows in); Spark's `sum` adds in whatever order the shuffle
-delivers and differs in the last bits. Sums, means and trends therefore go through a
-grouped-aggregate pandas UDF that puts each group in log order and adds as NumPy does.
+delivers and differs in the last bits. Sums, means and trends are therefore added by NumPy's
+`add.reduceat` in log order, a bucket of entities at a time (`_sums`), as the local engine
+adds them.
 Times are compared in microseconds (what both databases store); day counts are taken in
 nanoseconds and divided as the local engine divides them, so they are identical too.
 """
@@ -150,9 +151,10 @@ def point_in_time_on_spark(spec: DatasetSpec, entities: DataFrame, events: DataF
     summed = [part for name, aggregate in spec.aggregates.items()
               for part in _summed_parts(name, aggregate)]
     frame = present.withColumn(_AT, F.unix_micros(CUTOFF))
-    for parts in (exact, summed):
-        if parts:
-            frame = frame.join(seen.groupBy(key, CUTOFF).agg(*parts), [key, CUTOFF], "left")
+    if exact:
+        frame = frame.join(seen.groupBy(key, CUTOFF).agg(*exact), [key, CUTOFF], "left")
+    if summed:
+        frame = frame.join(_sums(seen, key, summed), [key, CUTOFF], "left")
     others = [name for name in entities.columns if name != key]
     values = [_value(name, aggregate).cast("double").alias(name)
               for name, aggregate in spec.aggregates.items()]
@@ -188,24 +190,63 @@ def _exact_parts(name: str, aggregate: AggregateSpec) -> list[Column]:
 
 
 def _summed_parts(name: str, aggregate: AggregateSpec) -> list[Column]:
-    """The aggregate's sums, added in log order as NumPy adds them."""
+    """The values the aggregate's sums add (null where an event does not count), each named
+    for its part."""
     from pyspark.sql import functions as F
 
     function, column = aggregate.function, aggregate.column
-    add = _log_order_sum()
 
-    def total(chosen: Column, part: str) -> Column:
-        return add(F.when(chosen, F.col(column)), F.col(_MICROS), F.col(POSITION)).alias(
-            _part(name, part))
+    def counted(chosen: Column, part: str) -> Column:
+        return F.when(chosen, F.col(column)).cast("double").alias(_part(name, part))
 
     if function in ("sum", "mean"):
-        return [total(_chosen(aggregate), "total")]
+        return [counted(_chosen(aggregate), "total")]
     if function == "trend":
         window, micros, cutoff = aggregate.window_days * _DAY_US, F.col(_MICROS), F.col(_AT)
         earlier = (micros > cutoff - 2 * window) & (micros <= cutoff - window)
-        return [total(_chosen(aggregate), "total"),
-                total(_chosen(aggregate, windowed=False) & earlier, "before")]
+        return [counted(_chosen(aggregate), "total"),
+                counted(_chosen(aggregate, windowed=False) & earlier, "before")]
     return []
+
+
+def _sums(seen: DataFrame, key: str, summed: list[Column]) -> DataFrame:
+    """Every sum per entity and cut-off, added by NumPy as the local engine adds them.
+
+    The events go to `spark.sql.shuffle.partitions` buckets by entity; each bucket, a pandas
+    frame, is put in log order and summed with one `add.reduceat` per part over all its
+    groups, as `point_in_time` does over all entities at once: a Python call per bucket,
+    where a grouped-aggregate UDF made one per entity, cut-off and part (100 s against 2.8 s
+    for 10M transactions at one cut-off)."""
+    from pyspark.sql import functions as F
+
+    spark = seen.sparkSession
+    buckets = int(spark.conf.get("spark.sql.shuffle.partitions"))
+    values = seen.select(key, CUTOFF, _MICROS, POSITION, *summed)
+    names = values.columns[4:]
+    schema = ", ".join([f"`{key}` {values.schema[key].dataType.simpleString()}",
+                        f"`{CUTOFF}` timestamp", *(f"`{name}` double" for name in names)])
+    return (values.groupBy(F.pmod(F.hash(key), F.lit(buckets)))
+            .applyInPandas(partial(_bucket_sums, key, names), schema))
+
+
+def _bucket_sums(key: str, names: list[str], frame: pd.DataFrame) -> pd.DataFrame:
+    """One bucket's sums: a row per entity and cut-off, 0 where no event counts."""
+    frame = frame.sort_values([key, CUTOFF, _MICROS, POSITION], kind="stable", ignore_index=True)
+    changed = (frame[key].to_numpy()[1:] != frame[key].to_numpy()[:-1]) | (
+        frame[CUTOFF].to_numpy()[1:] != frame[CUTOFF].to_numpy()[:-1])
+    group = np.concatenate([[0], np.cumsum(changed)]) if len(frame) else np.empty(0, int)
+    starts = np.flatnonzero(np.r_[True, changed]) if len(frame) else np.empty(0, int)
+    sums = frame.loc[starts, [key, CUTOFF]].reset_index(drop=True)
+    for name in names:
+        values = frame[name].to_numpy(dtype=float)
+        present = ~np.isnan(values)
+        counted, groups = values[present], group[present]
+        total = np.zeros(len(sums))
+        if len(counted):
+            first = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+            total[groups[first]] = np.add.reduceat(counted, first)
+        sums[name] = total
+    return sums
 
 
 def _value(name: str, aggregate: AggregateSpec) -> Column:
@@ -253,24 +294,6 @@ def _chosen(aggregate: AggregateSpec, windowed: bool = True) -> Column:
     if windowed and aggregate.window_days is not None:
         chosen = chosen & (F.col(_MICROS) > F.col(_AT) - aggregate.window_days * _DAY_US)
     return F.coalesce(chosen, F.lit(False))
-
-
-def _log_order_sum():  # noqa: ANN202 - a pandas UDF, typed by PySpark
-    from pyspark.sql.functions import pandas_udf
-
-    return pandas_udf(_numpy_sum, "double")
-
-
-def _numpy_sum(values: pd.Series, micros: pd.Series, rows: pd.Series) -> float:
-    """The sum of the present values, in log order (time, then row position), added as
-    NumPy's `add.reduceat` adds a stretch: its first value plus the pairwise sum of the
-    rest. 0 when there are none."""
-    present = values.notna().to_numpy()
-    order = np.lexsort((rows.to_numpy()[present], micros.to_numpy()[present]))
-    ordered = values.to_numpy(dtype=float)[present][order]
-    if len(ordered) < 2:
-        return float(ordered[0]) if len(ordered) else 0.0
-    return float(ordered[0] + np.add.reduce(ordered[1:]))
 
 
 def _part(name: str, kind: str) -> str:
