@@ -2,7 +2,7 @@
 each), the feature view (offline table, online store) and the pipeline shared by training
 and serving."""
 
-from lifeboat.features.aggregates import CUTOFF
+from lifeboat.features.aggregates import CUTOFF, point_in_time
 from lifeboat.features.builder import (
     FeatureBuilder,
     LayerReplay,
@@ -84,6 +84,7 @@ __all__ = [
     "offline_rows",
     "open_online_store",
     "plain",
+    "point_in_time",
     "preprocessor",
     "push_vectors",
     "raw_frame",
