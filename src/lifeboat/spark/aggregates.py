@@ -153,8 +153,12 @@ def _bucket_point_in_time(spec: DatasetSpec, cutoffs: list[pd.Timestamp], entiti
     """The local engine's pass over one bucket, its events first put back in log order (time,
     then their place in the table, which the shuffle does not keep)."""
     events = events.sort_values(POSITION, kind="stable", ignore_index=True)
-    return point_in_time(spec, entities.drop(columns=_BUCKET),
-                         events.drop(columns=[_BUCKET, POSITION]), cutoffs)
+    frame = point_in_time(spec, entities.drop(columns=_BUCKET),
+                          events.drop(columns=[_BUCKET, POSITION]), cutoffs)
+    # Text as Python objects: PySpark 4.3 cannot send back pandas 3's Arrow-backed text once
+    # a bucket's came in several batches (a chunked array).
+    return frame.astype({name: object for name in frame.columns
+                         if pd.api.types.is_string_dtype(frame[name])})
 
 
 
