@@ -5,6 +5,8 @@ value, and the same aggregates as `point_in_time` at every cut-off."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import redis
-from sqlalchemy import delete, inspect
+from sqlalchemy import delete, func, inspect, select
 
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec, load_spec
@@ -37,6 +39,7 @@ from lifeboat.spark import read_sources as read_sources_on_spark
 from lifeboat.spark.features import MaterializeJob, materialize_range
 from lifeboat.spark.tables import KeyRange
 from lifeboat.synthetic.customers import write_customers
+from lifeboat.synthetic.passengers import synthetic_passengers, write_passengers
 from tests.support.services import scratch_postgres_database
 from tests.support.spark_cluster import SparkCluster
 
@@ -232,3 +235,39 @@ def test_customers_on_spark_replace_the_versions_rows_as_the_local_engine_does(
     assert _vectors(forgetful_redis, view, ids) == expected_vectors
     table_names = inspect(database.engine).get_table_names()
     assert not [name for name in table_names if "_staging_" in name]
+
+
+def test_a_worker_lost_mid_materialization_loses_and_duplicates_nothing(
+        spark_cluster: SparkCluster, postgres: Database, titanic: DatasetSpec, zone: LandingZone,
+        forgetful_redis: str, tmp_path: Path) -> None:
+    passengers = write_passengers(synthetic_passengers(60_000, seed=5), tmp_path / "many.csv")
+    loaded = ingest_file(postgres, titanic, str(passengers), zone).rows_loaded
+    view = feature_view(titanic)
+    settings = _settings(tmp_path, spark_cluster).model_copy(
+        update={"database_url": postgres.url, "redis_url": forgetful_redis})
+    spark = spark_session(settings)
+    done: dict[str, object] = {}
+    job = threading.Thread(target=lambda: done.update(
+        report=materialize_on_spark(settings, postgres, titanic, forgetful_redis)))
+    job.start()
+    try:
+        while job.is_alive() and not spark.sparkContext.statusTracker().getActiveStageIds():
+            time.sleep(0.02)
+        assert job.is_alive() and _offline_count(postgres, view) == 0  # its ranges are running
+        spark_cluster.kill_worker(spark_cluster.live_workers()[0])
+        job.join(timeout=600)
+    finally:
+        spark_cluster.add_worker()
+    report = done["report"]
+    assert (report.computed, report.pushed) == (loaded, loaded)
+    offline = _offline(postgres, view)
+    assert len(offline) == offline.index.nunique() == loaded
+    assert all(vector is not None
+               for vector in _vectors(forgetful_redis, view, offline.index.tolist()))
+
+
+def _offline_count(database: Database, view: FeatureView) -> int:
+    table = feature_table(view)
+    with database.session() as session:
+        return session.scalar(select(func.count()).select_from(table).where(
+            table.c[VIEW_VERSION] == view.version)) or 0

@@ -33,22 +33,6 @@ def on_cluster(trained_settings: Settings, spark_cluster: SparkCluster) -> Setti
     return trained_settings.model_copy(update={"spark_master": spark_cluster.master_url})
 
 
-@pytest.fixture
-def postgres(postgres_server_url: str) -> Database:
-    """The log's database: a server, as executors on other hosts need one."""
-    return _fresh(postgres_server_url)
-
-
-def _fresh(url: str) -> Database:
-    from lifeboat.db import upgrade
-
-    database = Database(url)
-    with database.engine.begin() as connection:
-        connection.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-    upgrade(database)
-    return database
-
-
 def _passengers_parquet(folder: Path, rows: int, row_group: int) -> Path:
     """Generated passengers as the titanic3 file spells them, in many row groups: one file,
     several tasks."""
