@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
-from lifeboat.db import Database, Prediction
+from lifeboat.db import Database, Prediction, upgrade
 from lifeboat.errors import IngestError
 from lifeboat.scoring import score_file
 from lifeboat.spark import score_on_spark, stop_spark
@@ -58,8 +58,6 @@ def test_spark_and_local_give_the_same_predictions_ids_and_log(
     settings = on_cluster.model_copy(update={"database_url": postgres.url})
     spark = score_on_spark(settings, postgres, titanic, str(source))
     local_db = Database(f"sqlite:///{tmp_path / 'local.db'}")
-    from lifeboat.db import upgrade
-
     upgrade(local_db)
     local = score_file(settings, local_db, titanic, str(source),
                        str(tmp_path / "local.predictions.parquet"))

@@ -28,6 +28,8 @@ import posixpath
 import time
 from dataclasses import dataclass
 
+from fsspec.core import url_to_fs
+
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database
@@ -146,8 +148,6 @@ def _checksummed(url: str) -> tuple[str, str]:
 
 def _clear(output: str) -> None:
     """The output folder, made and emptied of an earlier run's parts and marker."""
-    from fsspec.core import url_to_fs
-
     fs, path = url_to_fs(output)
     if fs.exists(path) and not fs.isdir(path):
         raise IngestError(f"cannot write {output}: the spark engine writes a folder of Parquet "
