@@ -401,3 +401,22 @@ def test_a_value_past_its_max_length_is_scored_as_missing_and_named(
                                "fare": [7.25], "cabin": [None], "embarked": ["S"]})
     expected = champion_predictor(trained_settings, titanic).probabilities(as_missing)
     np.testing.assert_allclose(scored["probability"][:1], expected, rtol=1e-12)
+
+
+def test_a_whole_number_beyond_64_bits_is_scored_and_logged_by_its_digits(
+        trained_settings: Settings, titanic: DatasetSpec, database: Database,
+        tmp_path: Path) -> None:
+    source = tmp_path / "huge.csv"
+    source.write_text("pclass,name,sex,age,sibsp,parch,fare,embarked\n"
+                      "3,\"Kelly, Mr. James\",male,34.5,99999999999999999999,0,7.8292,Q\n"
+                      "1,\"Allen, Miss. Elisabeth\",female,29,0,0,211.3375,S\n")
+    report = score_file(trained_settings, database, titanic, str(source))
+    assert (report.rows, report.logged) == (2, 2)
+    first, second = logged(database)
+    assert first.input["sibsp"] == int(float("99999999999999999999")) and second.input["sibsp"] == 0
+
+
+def test_cli_error_keeps_brackets_in_the_path(trained_settings: Settings, tmp_path: Path) -> None:
+    result = lifeboat(trained_settings, "predict", str(tmp_path / "scores[b].csv"))
+    assert result.returncode == 1
+    assert "scores[b].csv" in result.stderr.strip().splitlines()[-1]  # not read as markup

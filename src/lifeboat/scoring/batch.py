@@ -580,12 +580,23 @@ def _view_json_column(column: Any) -> tuple[pa.Array, str]:
 
 def _json_values(value: pa.Array, kind: str) -> pa.Array:
     if kind == "integer":
-        return pc.cast(pc.cast(value, pa.int64()), pa.string())
+        return _integer_texts(value)
     if kind == "float":
         text = pc.cast(value, pa.string())
         return pc.if_else(pc.match_substring_regex(text, r"[.eE]"), text,
                           pc.binary_join_element_wise(text, ".0", ""))
     return _json_strings(value)
+
+
+def _integer_texts(value: pa.Array) -> pa.Array:
+    """Whole numbers (float64) as their digits. One beyond int64 (a 20-digit number, which
+    the API takes too) is written by Python's int, which has no range: Arrow's cast refuses it."""
+    huge = pc.fill_null(pc.greater_equal(pc.abs(value), 2.0**63), False)
+    if not pc.any(huge).as_py():
+        return pc.cast(pc.cast(value, pa.int64()), pa.string())
+    texts = pc.cast(pc.cast(pc.if_else(huge, 0.0, value), pa.int64()), pa.string())
+    digits = pa.array([str(int(number)) for number in value.filter(huge).to_pylist()], pa.string())
+    return pc.replace_with_mask(texts, huge, digits)
 
 
 def _json_strings(value: pa.Array) -> pa.Array:
