@@ -6,20 +6,30 @@ CHROMIUM := /usr/bin/chromium
 PROMETHEUS := /usr/bin/prometheus
 WRK := /usr/bin/wrk
 JAVA := /usr/bin/java
+HAPROXY := /usr/sbin/haproxy
 AIRFLOW_VERSION := 3.3.2
 AIRFLOW := .airflow/bin/airflow
 
-.PHONY: up test install bench clean airflow
+.PHONY: up test install bench clean airflow cluster
 
 up: $(VENV)/.installed
 	$(BIN)/lifeboat up
 
-test: $(VENV)/.installed-dev $(CHROMIUM) $(PROMETHEUS) $(AIRFLOW) $(WRK) $(JAVA)
+test: $(VENV)/.installed-dev $(CHROMIUM) $(PROMETHEUS) $(AIRFLOW) $(WRK) $(JAVA) $(HAPROXY)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 install: $(VENV)/.installed
 
-bench: $(VENV)/.installed-dev $(WRK) $(JAVA)
+# The scale-out topology on this machine (docs/scaling.md): HAProxy on :8000 in front of two
+# `lifeboat serve` replicas (:8001, :8002), the jobs process, an MLflow server, an S3
+# endpoint and Prometheus, on this machine's PostgreSQL and Redis. CLUSTER_ARGS adds options
+# (`--replicas 3`; `lifeboat cluster --help`).
+cluster: $(VENV)/.installed-dev $(HAPROXY) $(PROMETHEUS)
+	DATABASE_URL="$${DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/lifeboat_cluster}" \
+	REDIS_URL="$${REDIS_URL:-redis://127.0.0.1:6379/0}" \
+	$(BIN)/lifeboat cluster $(CLUSTER_ARGS)
+
+bench: $(VENV)/.installed-dev $(WRK) $(JAVA) $(HAPROXY) $(PROMETHEUS)
 	$(BIN)/python -m benchmarks
 
 # The browser tests drive Debian's Chromium through Playwright, which downloads no browser;
@@ -44,6 +54,10 @@ $(AIRFLOW):
 # workers from pyspark's own launch scripts.
 $(JAVA):
 	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update && apt-get install -y openjdk-17-jre-headless'
+
+# HAProxy balances the replicas of `make cluster`, its tests and the serving benchmark.
+$(HAPROXY):
+	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update && apt-get install -y haproxy'
 
 # The serving benchmark's load generator; tests/system/test_benchmarks.py runs that benchmark too.
 $(WRK):

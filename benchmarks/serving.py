@@ -14,12 +14,17 @@ path and on the pandas pipeline, and the rest of a request's server-side work be
     python -m benchmarks.serving [--quick | --smoke] [--seconds S] [--repeats N]
     python -m benchmarks.serving --journal [--seconds S] [--repeats N]
     python -m benchmarks.serving --against TREE [--seconds S] [--repeats N]
+    python -m benchmarks.serving --replicas [--seconds S] [--repeats N]
 
 `--journal` measures only what the prediction journal costs: two `lifeboat serve` (one
 process each), with LIFEBOAT_JOURNAL on and off, are sent 16 clients' requests by turns
 (on, off, then off, on, ...: a slow minute of the shared machine hits both), and the
 medians of their runs are compared; the target is at most 10% of throughput. `--against
 TREE` compares this code's service with another checkout's the same way (see _trees.py).
+`--replicas` runs `lifeboat cluster`'s topology (three replicas, on PostgreSQL and Redis:
+LIFEBOAT_BENCH_DATABASE_URL names a database to create, LIFEBOAT_BENCH_REDIS_URL the Redis)
+and sends 16 and 64 clients' requests by turns to HAProxy in front of 1, 2 and 3 of the
+replicas, and to one replica directly (what the balancer costs).
 
 Each load level is run `--repeats` times (default 3) after a warm-up: the table gives the
 median p50 and p99 of those runs and every run's p99, since on a shared 2-core machine one
@@ -47,8 +52,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pandas as pd
+import psycopg
+from sqlalchemy import make_url
 
 from benchmarks import _smoke, _trees, flask_baseline
+from lifeboat.cluster import ClusterPorts, LocalCluster
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.db import Database
@@ -60,6 +68,7 @@ from lifeboat.serving.schemas import record_model
 from lifeboat.training.candidates import candidates
 
 CLIENTS = (1, 16)
+REPLICA_CLIENTS = (16, 64)
 WORKERS = (1, 2)
 BASELINE = "flask baseline"
 FLOOR = "fastapi floor"
@@ -104,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         return _journal_cost(spec, records, seconds, max(repeats, 5), args)
     if args.against:
         return _against(spec, records, seconds, max(repeats, 5), args)
+    if args.replicas:
+        return _replicas(records, seconds, repeats, args)
     with tempfile.TemporaryDirectory(prefix="lifeboat-bench-") as scratch:
         home = Path(scratch)
         settings = _trained_home(home / "home", spec, iterations=_smoke.pick(args, None, 2, 1))
@@ -163,6 +174,88 @@ def _against(spec: DatasetSpec, records: list[dict], seconds: float, turns: int,
     print(f"\nthis tree / {args.against}: {mine / theirs:.3f}x the throughput; "
           f"{errors} failed requests")
     return int(errors > 0)
+
+
+def _replicas(records: list[dict], seconds: float, turns: int,
+              args: argparse.Namespace) -> int:
+    """HAProxy in front of 1, 2 and 3 replicas of a local cluster, and one replica without
+    it, at 16 and 64 clients, by turns; 0 unless a request failed."""
+    database_url = os.environ.get(
+        "LIFEBOAT_BENCH_DATABASE_URL",
+        f"postgresql+psycopg://postgres@127.0.0.1:5432/lifeboat_bench_{os.getpid()}")
+    redis_url = os.environ.get("LIFEBOAT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+    with tempfile.TemporaryDirectory(prefix="lifeboat-bench-") as scratch:
+        settings = Settings(_env_file=None, home=Path(scratch) / "home", log_level="WARNING",
+                            database_url=database_url, redis_url=redis_url,
+                            search_iterations=_smoke.pick(args, None, 2, 1))
+        local = LocalCluster(settings, ClusterPorts(
+            _free_port_block(4), 3, _free_port(), _free_port(), _free_port(), _free_port()))
+        try:
+            local.start(lambda step: print(f"cluster: {step}", flush=True))
+            runs = _replica_turns(local, _wrk_script(records, Path(scratch)), seconds, turns)
+        finally:
+            local.stop()
+            for database in (database_url, f"{database_url}_mlflow"):
+                _drop_database(database)
+    _print_replicas(runs, seconds)
+    return int(any(run.errors for variant in runs.values() for loads in variant.values()
+                   for run in loads))
+
+
+def _replica_turns(local: LocalCluster, requests: Path, seconds: float,
+                   turns: int) -> dict[str, dict[int, list[Load]]]:
+    with ExitStack() as balancers:
+        urls = {f"HAProxy + {n} replica{'s' if n > 1 else ''}":
+                balancers.enter_context(_balancer(local, n)) for n in (1, 2, 3)}
+        urls["1 replica, no HAProxy"] = f"http://127.0.0.1:{local.ports.replica(1)}"
+        names = list(urls)
+        runs: dict[str, dict[int, list[Load]]] = {name: {} for name in names}
+        for clients in REPLICA_CLIENTS:
+            for url in urls.values():
+                _wrk(url, requests, clients, 1.0)  # warm-up, not counted
+            for turn in range(turns):
+                for name in names if turn % 2 == 0 else names[::-1]:
+                    runs[name].setdefault(clients, []).append(
+                        _wrk(urls[name], requests, clients, seconds))
+    return runs
+
+
+@contextmanager
+def _balancer(local: LocalCluster, replicas: int) -> Iterator[str]:
+    port = _free_port()
+    role = local.balancer(replicas, port).start()
+    try:
+        role.wait_ready(60)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        role.stop()
+
+
+def _print_replicas(runs: dict[str, dict[int, list[Load]]], seconds: float) -> None:
+    turns = len(next(iter(runs.values()))[REPLICA_CLIENTS[0]])
+    print(f"\nsingle-record POST /predict through HAProxy, {turns} turns of {seconds:.0f} s "
+          "per row, by turns (median req/s, p50 and p99)")
+    print(f"{'served by':<26}{'clients':>8}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
+          f"{'errors':>8}  req/s of each run")
+    one = "HAProxy + 1 replica"
+    for name, by_clients in runs.items():
+        for clients, loads in by_clients.items():
+            rate = float(np.median([load.throughput for load in loads]))
+            base = float(np.median([load.throughput for load in runs[one][clients]]))
+            print(f"{name:<26}{clients:>8}{rate:>9.0f}"
+                  f"{np.median([load.p50_ms for load in loads]):>9.2f}"
+                  f"{np.median([load.p99_ms for load in loads]):>9.2f}"
+                  f"{sum(load.errors for load in loads):>8}  "
+                  + " / ".join(f"{load.throughput:.0f}" for load in loads)
+                  + f"  ({rate / base:.2f}x {one})")
+
+
+def _drop_database(url: str) -> None:
+    parsed = make_url(url)
+    server = parsed.set(drivername="postgresql", database="postgres")
+    with psycopg.connect(server.render_as_string(hide_password=False),
+                         autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
 
 
 def _by_turns(home: Path, variants: dict[str, dict[str, str]], requests: Path,
@@ -442,6 +535,23 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _free_port_block(count: int) -> int:
+    """The first of `count` consecutive free ports: a balancer's and its replicas'."""
+    while True:
+        first = _free_port()
+        if all(_port_is_free(first + offset) for offset in range(1, count)):
+            return first
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def _arguments() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.serving", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -453,6 +563,9 @@ def _arguments() -> argparse.ArgumentParser:
     parser.add_argument("--journal", action="store_true",
                         help="only journal on against off at 16 clients, by turns "
                              "(at least 5 turns)")
+    parser.add_argument("--replicas", action="store_true",
+                        help="only HAProxy in front of 1, 2 and 3 replicas, at 16 and 64 "
+                             "clients, by turns (PostgreSQL and Redis)")
     _trees.add_flag(parser)
     _smoke.add_flag(parser)  # 1 s per load level, a one-iteration search, 50 calls in process
     return parser

@@ -8,6 +8,7 @@ import os
 import posixpath
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -37,6 +38,7 @@ from lifeboat.errors import LifeboatError
 from lifeboat.logs import configure_logging
 
 if TYPE_CHECKING:
+    from lifeboat.cluster import LocalCluster
     from lifeboat.orchestration import BootstrapReport, JobContext
 
 app = typer.Typer(help="Lifeboat: tabular models as production software.", no_args_is_help=True,
@@ -96,16 +98,10 @@ def up() -> None:
 
     Ctrl-C, SIGTERM and SIGHUP stop it and every process it started."""
     from lifeboat.lifecycle import stop_child, stop_on_hangup_and_terminate
-    from lifeboat.orchestration import bootstrap
-    from lifeboat.serving import served_specs
 
     stop_on_hangup_and_terminate()
     context = Context()
-    specs = served_specs(context.settings)
-    for spec in specs:
-        with _steps(f"starting Lifeboat ({spec.name})") as progress:
-            report = bootstrap(context.settings, context.database, spec, progress)
-        _print_bootstrap(spec, report)
+    specs = _bootstrap(context)
     if not context.settings.embedded_jobs:
         _serve(context.settings)
         return
@@ -121,6 +117,27 @@ def up() -> None:
         _serve(context.settings)
     finally:
         stop_child(jobs)
+
+
+@app.command("bootstrap")
+def bootstrap_command() -> None:
+    """Prepare what serving needs, then exit: schema, bundled data, features, a first champion.
+
+    `up` does the same before it serves; where `serve` replicas and a `schedule` process run
+    apart (a cluster), one `bootstrap` runs first, so that no two replicas train a first model."""
+    _bootstrap(Context())
+
+
+def _bootstrap(context: Context) -> list[DatasetSpec]:
+    from lifeboat.orchestration import bootstrap
+    from lifeboat.serving import served_specs
+
+    specs = served_specs(context.settings)
+    for spec in specs:
+        with _steps(f"starting Lifeboat ({spec.name})") as progress:
+            report = bootstrap(context.settings, context.database, spec, progress)
+        _print_bootstrap(spec, report)
+    return specs
 
 
 def _print_bootstrap(spec: DatasetSpec, report: BootstrapReport) -> None:
@@ -515,6 +532,50 @@ def schedule() -> None:
     jobs = periodic_jobs(context.settings, served_specs(context.settings))
     console.print(f"scheduler: {describe(jobs)} (Ctrl-C stops)")
     _until_interrupted(lambda stop: run_schedule(context.jobs(), jobs, stop))
+
+
+@app.command()
+def cluster(
+    replicas: Annotated[int, typer.Option(min=1, max=4, help="Replicas behind HAProxy.")] = 2,
+    port: Annotated[int, typer.Option(help="HAProxy's port; replicas take the next ones.")] = 8000,
+    mlflow_port: Annotated[int, typer.Option(help="The MLflow tracking server's port.")] = 5000,
+    s3_port: Annotated[int, typer.Option(help="The S3 endpoint's port.")] = 9000,
+    prometheus_port: Annotated[int, typer.Option(help="Prometheus's port.")] = 9090,
+    jobs_metrics_port: Annotated[int, typer.Option(help="The jobs process's port.")] = 9100,
+) -> None:
+    """Run the scale-out topology on this machine, each role its own process: HAProxy in
+    front of serving replicas, one jobs process, an MLflow tracking server (PostgreSQL and
+    S3), an S3 endpoint and Prometheus, on this machine's PostgreSQL (DATABASE_URL) and
+    Redis (REDIS_URL). Ctrl-C, SIGTERM and SIGHUP stop everything it started."""
+    from lifeboat.cluster import ClusterPorts, LocalCluster
+    from lifeboat.lifecycle import stop_on_hangup_and_terminate
+
+    stop_on_hangup_and_terminate()
+    settings = Settings()
+    configure_logging(settings.log_level)
+    local = LocalCluster(settings, ClusterPorts(port, replicas, mlflow_port, s3_port,
+                                                prometheus_port, jobs_metrics_port))
+    try:
+        with _steps("starting the cluster") as progress:
+            local.start(progress)
+        for name, url in local.urls().items():
+            console.print(f"{name:<20} {url}")
+        console.print(f"logs in {local.home / 'logs'} (Ctrl-C stops everything)")
+        _report_exits(local)
+    finally:
+        local.stop()
+
+
+def _report_exits(local: LocalCluster) -> None:
+    """Until interrupted: says once when a role's process exits (a replica killed, say);
+    the others go on."""
+    exited: set[str] = set()
+    while True:
+        for name, role in local.roles.items():
+            if name not in exited and not role.running():
+                exited.add(name)
+                console.print(f"[yellow]{name} exited[/yellow] (see {role.log})")
+        time.sleep(1)
 
 
 @app.command()

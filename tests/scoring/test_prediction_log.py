@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import math
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -24,6 +26,7 @@ from lifeboat.db import Database, Prediction
 from lifeboat.db.models import utcnow
 from lifeboat.scoring import prediction_history as history
 from lifeboat.scoring.prediction_log import PredictionLog
+from tests.support.paths import ROOT
 from tests.support.tcp_proxy import TcpProxy
 
 OpenLog = Callable[..., PredictionLog]
@@ -253,6 +256,45 @@ def test_a_live_process_keeps_its_spool_until_it_stops(
     down.close()
     open_log(database, tmp_path / "spool").close(timeout=10)
     assert sorted(logged_ids(database)) == sorted(ids_of(served))
+
+
+# A replica that journals predictions it cannot write yet, then is SIGKILLed: the ids it
+# served are printed once journaled (what a client would have been answered).
+_KILLED_SIBLING = """
+import sys, time
+from lifeboat.db import Database
+from lifeboat.scoring.prediction_log import PredictionLog
+from tests.scoring.test_prediction_log import make_predictions
+prediction_log = PredictionLog(Database(sys.argv[1]), sys.argv[2], retry_seconds=60)
+served = make_predictions(int(sys.argv[3]))
+prediction_log.submit(served)
+print(*(prediction.id for prediction in served), flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_live_sibling_writes_the_journal_of_one_that_was_killed(
+        database: Database, unreachable: Database, tmp_path: Path, open_log: OpenLog) -> None:
+    """Replicas sharing a home: one killed with SIGKILL while its rows wait in its journal
+    (its database was unreachable) has them written by a sibling that keeps running,
+    without a restart of its own."""
+    sibling = open_log(database, tmp_path / "spool", adopt_seconds=0.2)
+    killed = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_SIBLING, unreachable.url, str(tmp_path / "spool"), "250"],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        served = killed.stdout.readline().split()
+        assert len(served) == 250
+        time.sleep(0.5)  # several adoption turns while the owner lives: they must pass it by
+        assert logged_ids(database) == []
+    finally:
+        killed.kill()
+        killed.wait()
+        killed.stdout.close()
+    wait_until(lambda: len(logged_ids(database)) == 250, 20, "the sibling adopts the journal")
+    sibling.flush()
+    assert sorted(logged_ids(database)) == sorted(served)
+    wait_until(lambda: spool_files(tmp_path / "spool") == [], 10, "the journal is deleted")
 
 
 def test_a_row_the_database_refuses_does_not_hold_back_the_others(

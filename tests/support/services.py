@@ -34,6 +34,15 @@ def scratch_postgres_database(prefix: str) -> Iterator[str]:
                     "LIFEBOAT_TEST_POSTGRES_URL", pytrace=False)
     with connection:
         connection.execute(f'CREATE DATABASE "{name}"')
-    yield url.set(database=name).render_as_string(hide_password=False)
+    scratch = url.set(database=name).render_as_string(hide_password=False)
+    yield scratch
+    drop_postgres_database(scratch)
+
+
+def drop_postgres_database(url: str) -> None:
+    """Drops the database `url` names, if it exists, closing its connections."""
+    parsed = make_url(url)
+    admin = parsed.set(drivername="postgresql", database="postgres").render_as_string(
+        hide_password=False)
     with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')

@@ -22,9 +22,10 @@ PACKAGE = Path(lifeboat.__file__).parent
 # Bottom to top. Core modules first: any stage may use them.
 CORE = ("errors", "config", "logs", "lifecycle", "metrics", "files")
 STAGES = ("datasets", "db", "validation", "synthetic", "ingest", "features", "registry",
-          "scoring", "spark", "training", "monitoring", "orchestration", "serving", "cli", "__main__")
+          "scoring", "spark", "training", "monitoring", "orchestration", "serving", "cluster",
+          "cli", "__main__")
 LAYERS = {name: rank for rank, name in enumerate((*CORE, *STAGES))}
-FRONT_ENDS = {"serving", "cli"}
+FRONT_ENDS = {"serving", "cluster", "cli"}
 DATASET_HOMES = {"features", "datasets", "synthetic"}  # where a dataset's own modules live
 DATASET_NAMES = {"titanic", "customers", "passengers", "adult"}
 

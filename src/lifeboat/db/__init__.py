@@ -26,7 +26,7 @@ from lifeboat.db.models import (
     as_utc,
     utcnow,
 )
-from lifeboat.db.session import Database
+from lifeboat.db.session import Database, ensure_database
 from lifeboat.db.tables import (
     INGESTION_RUN_COLUMN,
     LOADED_AT_COLUMN,
@@ -56,6 +56,7 @@ __all__ = [
     "as_utc",
     "dataset_table",
     "deferred_primary_key",
+    "ensure_database",
     "ensure_dataset_table",
     "holder_is_gone",
     "insert_rows",

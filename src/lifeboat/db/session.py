@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, create_engine, event, text
+import psycopg
+from psycopg import sql
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -50,3 +52,16 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def ensure_database(url: str) -> None:
+    """Creates the PostgreSQL database that `url` names if the server lacks it, so that a
+    fresh server needs nothing done by hand (`lifeboat cluster` gives each store its own)."""
+    parsed = make_url(url)
+    server = parsed.set(drivername="postgresql", database="postgres")
+    with psycopg.connect(server.render_as_string(hide_password=False), autocommit=True,
+                         connect_timeout=5) as connection:
+        if connection.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                              (parsed.database,)).fetchone() is None:
+            connection.execute(sql.SQL("CREATE DATABASE {}").format(
+                sql.Identifier(parsed.database)))

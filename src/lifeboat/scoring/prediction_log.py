@@ -70,7 +70,8 @@ class PredictionLog:
     def __init__(self, database: Database, journal_folder: Path, *, capacity: int = 10_000,
                  batch_size: int = 500, linger_seconds: float = 0.05,
                  retry_seconds: float = 1.0, journal_file_rows: int = 2_000,
-                 journal: bool = True, fsync: bool = False) -> None:
+                 journal: bool = True, fsync: bool = False,
+                 adopt_seconds: float = 5.0) -> None:
         if database.engine.dialect.name not in _DIALECTS:
             raise ValueError(f"the prediction log writes to SQLite or PostgreSQL, not "
                              f"{database.engine.dialect.name}")
@@ -84,6 +85,8 @@ class PredictionLog:
         self._batch_size = batch_size
         self._linger_seconds = linger_seconds
         self._retry_seconds = retry_seconds
+        self._adopt_seconds = adopt_seconds
+        self._adopt_at = time.monotonic() + adopt_seconds
         self._queue: deque[tuple[Row, Path | None]] = deque()
         self._changed = threading.Condition()
         self._accepted = 0  # rows ever queued; the writer settles them in queue order
@@ -189,15 +192,16 @@ class PredictionLog:
             due: float | None = None
             while not self._abandoned:
                 replay_in = self._replay_in()
+                adopt_in = self._adopt_at - time.monotonic()
                 if self._queue and due is None:
                     due = time.monotonic() + self._linger_seconds
-                if replay_in == 0 or (self._queue and self._batch_due(due)):
+                if replay_in == 0 or adopt_in <= 0 or (self._queue and self._batch_due(due)):
                     return True
                 if self._closing and not self._queue:
                     return False
                 lingered = None if due is None else due - time.monotonic()
-                waits = [left for left in (replay_in, lingered) if left is not None]
-                self._changed.wait(min(waits) if waits else None)
+                waits = [left for left in (replay_in, lingered, adopt_in) if left is not None]
+                self._changed.wait(min(waits))
             return False
 
     def _batch_due(self, due: float) -> bool:
@@ -212,7 +216,13 @@ class PredictionLog:
         return max(self._retry_at - time.monotonic(), 0.0) if self._outage else 0.0
 
     def _step(self) -> None:
-        """One queued batch, then one journal file to replay: neither starves the other."""
+        """One queued batch, then one journal file to replay: neither starves the other.
+        Every `adopt_seconds`, the journals of sibling processes that died (a replica
+        killed beside this one, sharing its home) are taken over to be replayed here: a
+        prediction they answered is written without waiting for one of them to restart."""
+        if time.monotonic() >= self._adopt_at:
+            self._adopt_at = time.monotonic() + self._adopt_seconds
+            self._journal.adopt_orphans()
         with self._changed:
             batch = list(itertools.islice(self._queue, self._batch_size))
         if batch:
@@ -338,7 +348,8 @@ class Journal:
 
     Each file is held under an exclusive lock by the process that wrote or adopted it, so
     processes sharing a home (uvicorn's workers) never replay each other's files; the lock
-    dies with its process, and the next process to start adopts what it left.
+    dies with its process, and a live process sharing the folder adopts what it left: at
+    its start, and every few seconds while it runs (`adopt_orphans`).
     """
 
     def __init__(self, folder: Path, file_rows: int, *, fsync: bool = False) -> None:
@@ -349,7 +360,7 @@ class Journal:
         self._lock = threading.Lock()
         self._files: dict[Path, _JournalFile] = {}
         self._current: Path | None = None
-        self._adopt_orphans()
+        self.adopt_orphans()
 
     @property
     def pending(self) -> int:
@@ -464,10 +475,16 @@ class Journal:
         self._files[path] = _JournalFile(handle)
         return path
 
-    def _adopt_orphans(self) -> None:
+    def adopt_orphans(self) -> None:
         """Takes over the files of processes that are gone (their locks are free)."""
         for path in sorted(self.folder.glob("predictions-*.jsonl")):
-            handle = path.open("ab", buffering=0)
+            with self._lock:
+                if path in self._files:
+                    continue
+            try:
+                handle = path.open("rb", buffering=0)  # never created here: only adopted
+            except FileNotFoundError:  # written and deleted since the listing
+                continue
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:  # a live process owns it
@@ -478,7 +495,8 @@ class Journal:
                 continue
             with path.open("rb") as lines:
                 rows = sum(1 for _ in lines)
-            self._files[path] = _JournalFile(handle, rows, replay=True, sealed=True)
+            with self._lock:
+                self._files[path] = _JournalFile(handle, rows, replay=True, sealed=True)
             _PENDING_DISK.inc(rows)
             log.info("%d journaled predictions in %s will be written", rows, path.name)
 
