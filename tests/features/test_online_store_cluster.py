@@ -107,6 +107,16 @@ def test_any_seed_that_answers_will_do(redis_cluster: RedisCluster, store: Onlin
     other.close()
 
 
+def test_one_store_at_a_time_holds_a_claim(redis_cluster: RedisCluster, store: OnlineStore,
+                                           view: ViewKey) -> None:
+    """What keeps two services from refilling the same view at once works on a cluster too."""
+    other = open_online_store(redis_cluster.url)
+    name = f"refill:{view.prefix}"
+    assert (store.claim(name, 30), other.claim(name, 30), store.claim(name, 30)) == (
+        True, False, False)
+    other.close()
+
+
 def test_an_unreachable_cluster_is_unavailable_and_hides_the_password(view: ViewKey) -> None:
     first, second = free_port(), free_port()
     url = f"redis+cluster://user:secret@127.0.0.1:{first},127.0.0.1:{second}"
