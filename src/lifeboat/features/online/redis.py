@@ -93,7 +93,7 @@ class RedisOnlineStore(OnlineStore):
         pipeline = self._client.pipeline(transaction=False)
         keys = entity_keys(key, entity_ids)
         if self.ttl_seconds is None:
-            for bucket in _by_bucket(key, keys, vectors):
+            for bucket in _by_bucket(keys, vectors):
                 for start in range(0, len(bucket), 2 * _MSET_KEYS):
                     pipeline.execute_command("MSET", *bucket[start:start + 2 * _MSET_KEYS])
         else:
@@ -117,12 +117,10 @@ class RedisOnlineStore(OnlineStore):
         return bool(self._client.set(f"lifeboat:claim:{name}", os.getpid(), nx=True, ex=seconds))
 
 
-def _by_bucket(key: ViewKey, keys: list[str], vectors: list[bytes]) -> list[list[object]]:
+def _by_bucket(keys: list[str], vectors: list[bytes]) -> list[list[object]]:
     """Each bucket's keys and vectors, interleaved as MSET takes them: a cluster accepts an
-    MSET only of keys of one hash slot. A key's tag is its first `len(prefix) + 5`
-    characters (braces, colon, two digits)."""
-    tag_length = len(key.prefix) + 5
+    MSET only of keys of one hash slot. A key's bucket is its hash tag, up to its first `}`."""
     buckets: dict[str, list[object]] = {}
     for name, vector in zip(keys, vectors, strict=True):
-        buckets.setdefault(name[:tag_length], []).extend((name, vector))
+        buckets.setdefault(name[:name.index("}")], []).extend((name, vector))
     return list(buckets.values())
