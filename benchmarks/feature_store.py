@@ -1,10 +1,13 @@
-"""Online feature store: write throughput and lookup latency, on Redis and embedded SQLite.
+"""Online feature store: write throughput and lookup latency, on Redis, on a Redis Cluster
+and on embedded SQLite.
 
 Vectors of the shipped feature view (17 values: 10 numbers, 7 strings) computed for generated
 passengers, keyed by their entity ids. Lookups of 1 and of 100 random ids are timed through
-each store's `read` and, on the same Redis keys, the naive way: one GET per id in a Python
-loop, each value JSON-decoded. Then the whole materialization: the passengers ingested into a
-scratch PostgreSQL DB, `materialize` into Redis. The benchmark's keys are deleted afterwards.
+each store's `read`, the stores taking turns, and, on the same Redis keys, the naive way: one
+GET per id in a Python loop, each value JSON-decoded. The cluster is started here: three
+masters with a replica each, six redis-server processes on loopback, stopped at the end.
+Then the whole materialization: the passengers ingested into a scratch PostgreSQL DB,
+`materialize` into Redis. The benchmark's keys are deleted afterwards.
 
     python -m benchmarks.feature_store [--rows N | --quick | --smoke] [--lookups N]
         [--redis URL]
@@ -33,9 +36,11 @@ from lifeboat.datasets import load_spec
 from lifeboat.db import Database, upgrade
 from lifeboat.features import feature_view, materialize
 from lifeboat.features.online import OnlineStore, ViewKey, open_online_store
+from lifeboat.features.online.redis import entity_keys
 from lifeboat.ingest import LandingZone, ingest_file
 from lifeboat.synthetic.passengers import synthetic_passengers, write_passengers
 from lifeboat.validation import derived_entity_ids
+from tests.support.redis_cluster import RedisCluster
 
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 TARGET_P99_US = {1: 1_000, 100: 2_000}  # the Redis store's lookups (the issue's targets)
@@ -60,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     key = ViewKey(f"bench{uuid.uuid4().hex[:8]}", "passenger", "v1")
     naive = redis.Redis.from_url(args.redis)
     with tempfile.TemporaryDirectory(prefix="lifeboat-bench-") as scratch:
+        cluster = RedisCluster(Path(scratch) / "cluster").start()
         stores = {"redis store": open_online_store(args.redis),
+                  "cluster store": open_online_store(cluster.url),
                   "embedded store": open_online_store(f"sqlite:///{Path(scratch) / 'online.db'}")}
         try:
             _print_writes({name: time_write(store, key, list(frame.columns), ids, _rows(frame))
@@ -71,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             for store in stores.values():
                 store.close()
+            cluster.stop()
             _delete_keys(naive, key)
             naive.close()
     time_materialize(rows, args.postgres, args.materialize_redis)
@@ -129,7 +137,7 @@ def _store_lookup(store: OnlineStore, key: ViewKey) -> Lookup:
 def _naive_lookup(client: redis.Redis, key: ViewKey) -> Lookup:
     """What the seeds did: a GET per id, one round trip each."""
     def lookup(ids: list[str]) -> list:
-        values = [client.get(f"{key.prefix}:{entity_id}") for entity_id in ids]
+        values = [client.get(name) for name in entity_keys(key, ids)]
         return [None if value is None else json.loads(value) for value in values]
     return lookup
 
@@ -195,7 +203,7 @@ def _print_latencies(micros: dict[tuple[str, int], np.ndarray], count: int, rows
 def _delete_keys(client: redis.Redis, key: ViewKey) -> None:
     """SCAN + UNLINK of everything under the benchmark's own dataset name."""
     batch: list[bytes] = []
-    for name in client.scan_iter(f"{key.dataset}:*", count=10_000):
+    for name in client.scan_iter(f"*{key.dataset}:*", count=10_000):
         batch.append(name)
         if len(batch) == 10_000:
             client.unlink(*batch)

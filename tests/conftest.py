@@ -25,6 +25,7 @@ from tests.support.object_storage import (  # noqa: F401 (fixtures)
     s3_endpoint,
     storage,
 )
+from tests.support.redis_cluster import RedisCluster
 from tests.support.services import REDIS_URL, scratch_postgres_database
 from tests.support.spark_cluster import SparkCluster
 
@@ -87,6 +88,17 @@ def redis_url() -> str:
     finally:
         client.close()
     return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """Three masters with a replica each, for the online store on a Redis Cluster; a test
+    that fails a master over brings the killed node back as a replica before it ends."""
+    cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster")).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture(scope="session")

@@ -150,7 +150,7 @@ def served(request: pytest.FixtureRequest, trained: tuple[Settings, Database, Tr
     finally:
         store.close()
         client = redis.Redis.from_url(url)
-        for key in client.scan_iter(match=f"{customers.name}:{customers.features.view}:*",
+        for key in client.scan_iter(match=f"*{customers.name}:{customers.features.view}:*",
                                     count=10_000):
             client.unlink(key)
         client.close()

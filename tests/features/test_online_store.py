@@ -1,7 +1,9 @@
-"""The online feature store, on Redis and on the embedded SQLite file alike.
+"""The online feature store, on Redis, on a Redis Cluster and on the embedded SQLite file alike.
 
-Redis tests use the real server (`redis_url`) under a dataset name of their own and delete
+Redis tests use the real server (`redis_url`), cluster tests the session's cluster of six
+redis-server processes (`redis_cluster`), each under a dataset name of its own, and delete
 their keys afterwards; the outage test runs its own redis-server, kills it and restarts it.
+The cluster's own behaviour (hash slots, failover) is in test_online_store_cluster.py.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ import pytest
 import redis
 
 from lifeboat.errors import LifeboatError
-from lifeboat.features import online
 from lifeboat.features.online import (
     OnlineStore,
     OnlineStoreUnavailable,
     ViewKey,
     open_online_store,
 )
+from lifeboat.features.online import redis as redis_backend
+from lifeboat.features.online import store as online
 from tests.support.redis_server import RedisServer
 
 COLUMNS = ["age", "sibsp", "sex", "cabin", "fare"]
@@ -39,12 +42,18 @@ def dataset() -> str:
     return f"test{uuid.uuid4().hex[:12]}"
 
 
-@pytest.fixture(params=["redis", "sqlite"])
+@pytest.fixture(params=["redis", "redis-cluster", "sqlite"])
 def open_store(request: pytest.FixtureRequest, tmp_path: Path,
                dataset: str) -> Iterator[StoreFactory]:
     """Opens stores of one backend (any TTL); closes them and deletes the test's Redis keys."""
-    url = (request.getfixturevalue("redis_url") if request.param == "redis"
-           else f"sqlite:///{tmp_path / 'online.db'}")
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+        client = redis.Redis.from_url(url)
+    elif request.param == "redis-cluster":
+        cluster = request.getfixturevalue("redis_cluster")
+        url, client = cluster.url, cluster.client()
+    else:
+        url, client = f"sqlite:///{tmp_path / 'online.db'}", None
     opened: list[OnlineStore] = []
 
     def factory(ttl_seconds: int | None = None) -> OnlineStore:
@@ -54,8 +63,9 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path,
     yield factory
     for store in opened:
         store.close()
-    if request.param == "redis":
-        _delete_keys(url, f"{dataset}:*")
+    if client is not None:
+        delete_keys(client, f"*{dataset}:*")
+        client.close()
 
 
 @pytest.fixture
@@ -161,7 +171,7 @@ def test_reads_of_any_size_in_request_order(store: OnlineStore, view: ViewKey,
 def test_writes_go_in_batches(store: OnlineStore, view: ViewKey,
                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(online, "BATCH_ROWS", 7)
-    monkeypatch.setattr(online, "_MSET_KEYS", 3)
+    monkeypatch.setattr(redis_backend, "_MSET_KEYS", 3)
     sizes: list[int] = []
     write_vectors = store._write_vectors
     monkeypatch.setattr(store, "_write_vectors", lambda key, entity_ids, vectors: sizes.append(
@@ -258,8 +268,22 @@ def test_unreachable_message_hides_the_password(view: ViewKey) -> None:
     assert "secret" not in str(raised.value)
 
 
-def _delete_keys(url: str, pattern: str) -> None:
-    client = redis.Redis.from_url(url)
+def delete_keys(client: redis.Redis | redis.RedisCluster, pattern: str) -> None:
+    """Every key matching `pattern`, on one server or on every master of a cluster."""
     for batch in online._batches(client.scan_iter(pattern, count=1_000), 500):
         client.unlink(*batch)
-    client.close()
+
+
+def test_a_store_of_the_earlier_key_layout_lacks_the_view(redis_url: str, view: ViewKey) -> None:
+    """Vectors and metadata written before keys carried hash tags are not read as the view:
+    the store looks empty, so the service refills it under the new keys."""
+    client = redis.Redis.from_url(redis_url)
+    client.set(view.prefix, b'{"columns":["n"],"updated_at":"2026-01-01T00:00:00+00:00"}')
+    client.set(f"{view.prefix}:a", b"[1]")
+    store = open_online_store(redis_url)
+    try:
+        assert (store.columns(view), store.read(view, ["a"])) == (None, [None])
+    finally:
+        store.close()
+        delete_keys(client, f"*{view.dataset}:*")
+        client.close()

@@ -56,7 +56,7 @@ def _settings(tmp_path: Path, cluster: SparkCluster) -> Settings:
 
 def _forget_view(url: str, spec: DatasetSpec) -> None:
     client = redis.Redis.from_url(url)
-    for key in client.scan_iter(match=f"{spec.name}:{spec.features.view}:*", count=10_000):
+    for key in client.scan_iter(match=f"*{spec.name}:{spec.features.view}:*", count=10_000):
         client.unlink(key)
     client.close()
 

@@ -20,9 +20,15 @@ START_SECONDS = 10
 class RedisServer:
     """One redis-server process; `stop` kills it abruptly, `start` brings it back on its port."""
 
-    def __init__(self) -> None:
+    def __init__(self, *options: str) -> None:
+        """`options` are added to redis-server's command line (a cluster node's, say)."""
         self.port = _free_port()
+        self.options = options
         self._process: subprocess.Popen | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None
 
     @property
     def url(self) -> str:
@@ -35,7 +41,7 @@ class RedisServer:
                         pytrace=False)
         self._process = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"],
+             "--appendonly", "no", *self.options],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self._wait_until_answering()
         return self
