@@ -96,16 +96,10 @@ def up() -> None:
 
     Ctrl-C, SIGTERM and SIGHUP stop it and every process it started."""
     from lifeboat.lifecycle import stop_child, stop_on_hangup_and_terminate
-    from lifeboat.orchestration import bootstrap
-    from lifeboat.serving import served_specs
 
     stop_on_hangup_and_terminate()
     context = Context()
-    specs = served_specs(context.settings)
-    for spec in specs:
-        with _steps(f"starting Lifeboat ({spec.name})") as progress:
-            report = bootstrap(context.settings, context.database, spec, progress)
-        _print_bootstrap(spec, report)
+    specs = _bootstrap(context)
     if not context.settings.embedded_jobs:
         _serve(context.settings)
         return
@@ -121,6 +115,27 @@ def up() -> None:
         _serve(context.settings)
     finally:
         stop_child(jobs)
+
+
+@app.command("bootstrap")
+def bootstrap_command() -> None:
+    """Prepare what serving needs, then exit: schema, bundled data, features, a first champion.
+
+    `up` does the same before it serves; where `serve` replicas and a `schedule` process run
+    apart (a cluster), one `bootstrap` runs first, so that no two replicas train a first model."""
+    _bootstrap(Context())
+
+
+def _bootstrap(context: Context) -> list[DatasetSpec]:
+    from lifeboat.orchestration import bootstrap
+    from lifeboat.serving import served_specs
+
+    specs = served_specs(context.settings)
+    for spec in specs:
+        with _steps(f"starting Lifeboat ({spec.name})") as progress:
+            report = bootstrap(context.settings, context.database, spec, progress)
+        _print_bootstrap(spec, report)
+    return specs
 
 
 def _print_bootstrap(spec: DatasetSpec, report: BootstrapReport) -> None:
