@@ -12,3 +12,7 @@ ALTER DEFAULT PRIVILEGES FOR ROLE lifeboat IN SCHEMA public GRANT SELECT ON TABL
 -- Airflow's metadata (the `airflow` compose profile) in a database of its own.
 CREATE ROLE airflow LOGIN PASSWORD 'airflow';
 CREATE DATABASE airflow OWNER airflow;
+
+-- MLflow's runs and registered models (the mlflow service's backend store), in a database of
+-- their own, owned by `lifeboat`.
+CREATE DATABASE mlflow OWNER lifeboat;

@@ -40,11 +40,26 @@ def test_ingest_reports_counts_then_nothing_to_do(tmp_path: Path, titanic: Datas
 def test_every_command_has_help() -> None:
     runner = CliRunner()
     listing = runner.invoke(app, ["--help"])
-    for command in ("up", "serve", "ingest", "train", "models", "promote"):
+    for command in ("up", "bootstrap", "serve", "ingest", "train", "models", "promote"):
         assert command in listing.output
         help_text = runner.invoke(app, [command, "--help"])
         assert help_text.exit_code == 0 and "Usage" in help_text.output
 
+
+
+@pytest.mark.slow
+def test_bootstrap_prepares_a_champion_once_then_exits(tmp_path: Path) -> None:
+    """What a cluster runs before its `serve` replicas: a second run finds it all done."""
+    home = tmp_path / "home"
+    first = lifeboat(home, "bootstrap", COLUMNS="200")
+    assert first.returncode == 0, first.stderr
+    assert "loaded 1309 titanic rows" in first.stderr
+    assert "trained lifeboat-titanic v1" in first.stderr
+    assert "champion: lifeboat-titanic v1" in first.stderr
+    again = lifeboat(home, "bootstrap", COLUMNS="200")
+    assert again.returncode == 0, again.stderr
+    assert "loaded" not in again.stderr and "trained" not in again.stderr
+    assert "champion: lifeboat-titanic v1" in again.stderr
 
 def test_ingest_without_a_source_drains_the_landing_zone(tmp_path: Path, titanic: DatasetSpec) -> None:
     home = tmp_path / "home"

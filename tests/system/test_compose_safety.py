@@ -14,7 +14,7 @@ from tests.support.paths import ROOT
 COMPOSE = yaml.safe_load((ROOT / "deploy" / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 REQUIRED = re.compile(r"\$\{(?P<name>[A-Z0-9_]+):\?[^}]*\}")
-SECRET = re.compile(r"PASSWORD|SECRET|_KEYS?$|_URL$|_CONN$")
+SECRET = re.compile(r"PASSWORD|SECRET|_KEYS?$|_UR[IL]$|_CONN$")
 SCOPES = ("ADMIN", "READ", "FEEDBACK", "PREDICT")
 
 
@@ -46,8 +46,9 @@ def test_no_service_has_a_literal_or_default_secret(name: str) -> None:
                 assert REQUIRED.fullmatch(secret), f"{name}: {variable}={value} is not required"
 
 
-def test_the_app_requires_a_key_list_for_every_scope() -> None:
-    environment = _environment(SERVICES["app"])
+@pytest.mark.parametrize("name", ["api-1", "api-2", "jobs", "bootstrap"])
+def test_every_lifeboat_process_requires_a_key_list_for_every_scope(name: str) -> None:
+    environment = _environment(SERVICES[name])
     for scope in SCOPES:
         variable = f"LIFEBOAT_{scope}_KEYS"
         assert REQUIRED.fullmatch(environment[variable])["name"] == variable
@@ -66,7 +67,8 @@ def test_every_required_variable_is_described_in_env_example() -> None:
     required = {match["name"] for service in SERVICES.values()
                 for value in _environment(service).values() for match in REQUIRED.finditer(value)}
     assert {f"LIFEBOAT_{scope}_KEYS" for scope in SCOPES} | {
-        "POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD", "GRAFANA_ADMIN_PASSWORD"} == required
+        "POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD", "GRAFANA_ADMIN_PASSWORD",
+        "AIRFLOW_JWT_SECRET"} == required
     example = (ROOT / ".env.example").read_text()
     assert all(f"# {name}=\n" in example for name in required)
 

@@ -372,8 +372,12 @@ def test_every_dashboard_shows_one_dataset_chosen_by_its_variable() -> None:
 
 # --- compose and the images -------------------------------------------------------------------
 
-STACK = {"postgres", "redis", "minio", "minio-init", "app", "prometheus", "grafana", "airflow"}
-PUBLISHED = {"app": 8000, "grafana": 3000, "prometheus": 9090, "airflow": 8080}
+AIRFLOW = {"airflow-init", "airflow-scheduler", "airflow-dag-processor", "airflow-apiserver",
+           "airflow-worker"}
+STACK = {"postgres", "redis", "minio", "minio-init", "mlflow", "bootstrap", "api-1", "api-2",
+         "jobs", "balancer", "prometheus", "grafana"} | AIRFLOW
+PUBLISHED = {"balancer": 8000, "mlflow": 5000, "grafana": 3000, "prometheus": 9090,
+             "airflow-apiserver": 8080}
 
 
 def _bind_mounts(service: dict[str, Any]) -> Iterator[tuple[str, Path]]:
@@ -419,7 +423,7 @@ def test_compose_runs_every_part_of_the_stack() -> None:
         host_ports += list(published)
         if name in PUBLISHED:
             assert published.get(PUBLISHED[name]) == PUBLISHED[name], f"{name}: ports {published}"
-        if name != "minio-init":
+        if service.get("restart") != "no":  # one-shots are waited on by their exit
             assert "healthcheck" in service, f"{name} has no healthcheck"
     assert len(host_ports) == len(set(host_ports)), f"a host port is published twice: {host_ports}"
 
@@ -442,28 +446,30 @@ def test_compose_builds_from_files_that_exist() -> None:
                     assert source in allowed, f"{ignore.name} leaves out {source}"
 
 
-def test_the_app_image_runs_lifeboat_up_on_all_interfaces() -> None:
+def test_the_replicas_serve_on_all_interfaces_on_the_stacks_services() -> None:
     dockerfile = (DEPLOY / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11-slim$", dockerfile, re.M)
-    assert 'CMD ["lifeboat", "up"]' in dockerfile
-    app = _yaml(COMPOSE)["services"]["app"]
-    environment = app["environment"]
-    assert environment["LIFEBOAT_HOST"] == "0.0.0.0"
-    port = int(environment["LIFEBOAT_PORT"])
+    assert 'CMD ["lifeboat", "up"]' in dockerfile  # one container alone: the whole service
     services = _yaml(COMPOSE)["services"]
+    environment = services["api-1"]["environment"]
+    assert services["api-1"]["command"] == ["lifeboat", "serve"]
+    assert environment["LIFEBOAT_HOST"] == "0.0.0.0"
     database = make_url(environment["DATABASE_URL"])
     postgres = services[database.host]["environment"]
     assert (database.username, database.password, database.database) == (
         postgres["POSTGRES_USER"], postgres["POSTGRES_PASSWORD"], postgres["POSTGRES_DB"])
     assert httpx.URL(environment["REDIS_URL"]).host in services
+    assert httpx.URL(environment["MLFLOW_TRACKING_URI"]).host in services
     assert environment["LIFEBOAT_STORAGE_URL"].startswith("s3://")
     minio = services[httpx.URL(environment["AWS_ENDPOINT_URL"]).host]["environment"]
     assert (environment["AWS_ACCESS_KEY_ID"], environment["AWS_SECRET_ACCESS_KEY"]) == (
         minio["MINIO_ROOT_USER"], minio["MINIO_ROOT_PASSWORD"])
-    # Prometheus scrapes the app where it listens.
-    job, = [job for job in _yaml(PROMETHEUS_CONFIG)["scrape_configs"]
-            if job["job_name"] == "lifeboat"]
-    assert job["static_configs"][0]["targets"] == [f"app:{port}"]
+    # Prometheus scrapes each process where it listens.
+    listening = {"api-1": environment["LIFEBOAT_PORT"], "api-2": environment["LIFEBOAT_PORT"],
+                 "jobs": services["jobs"]["environment"]["LIFEBOAT_JOBS_METRICS_PORT"]}
+    targets = {target for job in _yaml(PROMETHEUS_CONFIG)["scrape_configs"]
+               for config in job.get("static_configs", []) for target in config["targets"]}
+    assert {f"{name}:{port}" for name, port in listening.items()} <= targets
     prometheus = services["prometheus"]
     mounts = dict(_bind_mounts(prometheus))
     assert mounts["/etc/prometheus"] == PROMETHEUS_CONFIG.parent
@@ -854,15 +860,23 @@ def test_the_sql_macros_expand_as_grafana_does() -> None:
 
 
 
-def test_airflow_runs_the_repository_dags_with_the_apps_settings_on_its_own_database() -> None:
+@pytest.mark.parametrize("name", sorted(AIRFLOW))
+def test_airflow_runs_the_repository_dags_with_the_apps_settings_on_its_own_database(
+        name: str) -> None:
     services = _yaml(COMPOSE)["services"]
-    airflow, app = services["airflow"], services["app"]
+    airflow, api = services[name], services["api-1"]
     assert airflow["profiles"] == ["airflow"], "opt-in: the stack runs without Airflow"
     environment = airflow["environment"]
     assert dict(_bind_mounts(airflow))[environment["AIRFLOW__CORE__DAGS_FOLDER"]] == ROOT / "dags"
-    for name in ("DATABASE_URL", "LIFEBOAT_HOME", "LIFEBOAT_STORAGE_URL", "REDIS_URL"):
-        assert environment[name] == app["environment"][name], name
+    for setting in ("DATABASE_URL", "LIFEBOAT_STORAGE_URL", "REDIS_URL", "MLFLOW_TRACKING_URI"):
+        assert environment[setting] == api["environment"][setting], setting
+    assert environment["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    # The broker is the stack's Redis, on a database the online store does not use.
+    broker = httpx.URL(environment["AIRFLOW__CELERY__BROKER_URL"])
+    assert broker.host in services and broker.path != httpx.URL(environment["REDIS_URL"]).path
     metadata = make_url(environment["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    results = make_url(environment["AIRFLOW__CELERY__RESULT_BACKEND"].removeprefix("db+"))
+    assert (results.host, results.database) == (metadata.host, metadata.database)
     init = (DEPLOY / "postgres" / "init.sql").read_text()
     assert f"CREATE ROLE {metadata.username} LOGIN PASSWORD '{metadata.password}'" in init
     assert f"CREATE DATABASE {metadata.database} OWNER {metadata.username}" in init
