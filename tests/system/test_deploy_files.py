@@ -8,6 +8,7 @@ covers the journal's drain, and settings that Lifeboat really reads."""
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import kubernetes_validate
@@ -250,8 +251,12 @@ def test_compose_puts_the_balancer_in_front_of_every_replica() -> None:
     assert balancer["image"].startswith("haproxy:")
     assert "./haproxy/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro" in balancer["volumes"]
     environment = balancer["environment"]
-    port = environment["LIFEBOAT_BALANCER_PORT"]
+    port = environment["LIFEBOAT_BALANCER_BIND"].rsplit(":", 1)[1]
     assert f"127.0.0.1:{port}:{port}" in balancer["ports"]
+    # Every variable HAProxy's config reads is one compose sets, and the other way round.
+    read = set(re.findall(r"LIFEBOAT_[A-Z_0-9]+", (DEPLOY / "haproxy" / "haproxy.cfg").read_text()))
+    assert set(environment) <= read
+    assert {name for name in read if "REPLICA_" not in name} <= set(environment)
     replicas = sorted(name for name in SERVICES if name.startswith("api-"))
     assert [environment[f"LIFEBOAT_REPLICA_{n}"] for n in range(1, len(replicas) + 1)] == [
         f"{name}:{SERVICES[name]['environment']['LIFEBOAT_PORT']}" for name in replicas]
