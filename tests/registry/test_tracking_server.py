@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from mlflow.tracking import MlflowClient
+from playwright.sync_api import Browser, expect
 
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
@@ -23,7 +24,7 @@ from lifeboat.registry import CHAMPION, ModelRegistry, TrackingServerUnavailable
 from lifeboat.serving import create_app
 from lifeboat.training import train
 from tests.support.homes import make_settings, trained_home
-from tests.support.live_server import free_port
+from tests.support.live_server import free_port, live_server
 from tests.support.mlflow_server import MlflowServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -158,6 +159,26 @@ def test_models_links_each_version_to_its_run_in_the_mlflow_ui(
     assert client.get_run(run_id).info.run_id == run_id
     ui = httpx.get(f"{mlflow_server.url}/", timeout=10)  # the page the link's routes live in
     assert ui.status_code == 200 and "<title>MLflow</title>" in ui.text
+
+
+def test_the_models_tab_links_each_version_to_its_run_page_in_the_mlflow_ui(
+        served: Settings, browser: Browser) -> None:
+    """The link the Models tab shows opens the MLflow UI on that run (its name shown)."""
+    expect.set_options(timeout=60_000)  # the MLflow UI is a large single-page app
+    with live_server(create_app(served)) as url:
+        versions = httpx.get(f"{url}/models").json()["versions"]
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        tab = context.new_page()
+        tab.goto(url)
+        tab.get_by_role("tab", name="Models").click()
+        for version in versions:
+            link = tab.locator(f'#models-table tbody[data-version="{version["version"]}"] '
+                               "a.run-link")
+            expect(link).to_have_attribute("href", version["run_url"])
+        tab.goto(versions[-1]["run_url"])
+        expect(tab.get_by_text("train-titanic").first).to_be_visible()
+        expect(tab.get_by_text(versions[-1]["run_url"].rsplit("/", 1)[-1])).to_be_visible()
+        context.close()
 
 
 def test_the_run_link_follows_the_settings(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 # MLflow's HTTP client retries 7 times with a backoff doubling from 2 s, each try waiting up
 # to 120 s: a tracking server that is down held a command or a replica's start for minutes.
-# Two retries (about 2 s in all) ride out a restart of a replica behind a balancer; a server
+# Two retries (about 2 s in all) ride out a dropped connection or a brief restart; a server
 # that is really down is then named at once. Each stays overridable from the environment.
 _HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
                   "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
