@@ -19,6 +19,7 @@ from lifeboat.db import Database, upgrade
 from lifeboat.ingest import LandingZone
 from tests.support.browser import browser, screenshots  # noqa: F401 (fixtures)
 from tests.support.homes import trained_home
+from tests.support.mlflow_server import MlflowServer, running_mlflow_server
 from tests.support.object_storage import (  # noqa: F401 (fixtures)
     gcs_endpoint,
     http_endpoint,
@@ -72,6 +73,16 @@ def zone(tmp_path: Path) -> LandingZone:
 def trained_settings(tmp_path_factory: pytest.TempPathFactory, titanic: DatasetSpec) -> Settings:
     """One trained home for the whole session; tests that change its registry make their own."""
     return trained_home(tmp_path_factory.mktemp("trained") / "home", titanic)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(s3_endpoint: str,  # noqa: F811 (the fixture imported above)
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """One tracking server for the session (`.url`), on PostgreSQL and moto's S3, shared
+    by every test that asks: one that needs an empty registry starts its own
+    (`running_mlflow_server`)."""
+    with running_mlflow_server(s3_endpoint, tmp_path_factory.mktemp("mlflow")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -34,6 +34,12 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "LIFEBOAT_MLFLOW_TRACKING_URI"),
         description="MLflow tracking + registry; default: SQLite store under home.",
     )
+    mlflow_ui_url: str | None = Field(
+        default=None,
+        description="The MLflow UI as a browser reaches it, for the Models tab's links to "
+                    "each version's run; default: the tracking URI when it is http(s), "
+                    "else no links.",
+    )
     storage_url: str | None = Field(
         default=None,
         description="Landing zone (raw/, good/, bad/) as an fsspec URL; default: folder under home.",
@@ -233,6 +239,13 @@ class Settings(BaseSettings):
     @property
     def tracking_uri(self) -> str:
         return self.mlflow_tracking_uri or f"sqlite:///{self.resolved_home / 'mlflow.db'}"
+
+    @property
+    def tracking_ui_url(self) -> str | None:
+        if self.mlflow_ui_url:
+            return self.mlflow_ui_url
+        uri = self.mlflow_tracking_uri or ""
+        return uri if uri.startswith(("http://", "https://")) else None
 
     @property
     def landing_url(self) -> str:

@@ -16,7 +16,7 @@ from lifeboat.training import train
 def make_settings(home: Path, database_url: str | None = None, **overrides: object) -> Settings:
     """Settings isolated from the developer's environment and .env file."""
     return Settings(_env_file=None, home=home, database_url=database_url,
-                    mlflow_tracking_uri=None, **{"search_iterations": 2, **overrides})
+                    **{"mlflow_tracking_uri": None, "search_iterations": 2, **overrides})
 
 
 def trained_home(home: Path, spec: DatasetSpec, database_url: str | None = None,

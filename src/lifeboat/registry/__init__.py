@@ -34,7 +34,12 @@ from lifeboat.registry.reference import (
     drift_columns,
     numbers_in,
 )
-from lifeboat.registry.tracking import configure_tracking, experiment_id
+from lifeboat.registry.tracking import (
+    TrackingServerUnavailable,
+    configure_tracking,
+    experiment_id,
+    run_url,
+)
 
 __all__ = [
     "CHALLENGER",
@@ -53,6 +58,7 @@ __all__ = [
     "NoEarlierChampion",
     "NumericReference",
     "PromotionDecision",
+    "TrackingServerUnavailable",
     "baseline_roc_auc",
     "bin_shares",
     "category_counts",
@@ -65,6 +71,7 @@ __all__ = [
     "drift_columns",
     "experiment_id",
     "numbers_in",
+    "run_url",
     "score",
     "view_mismatch",
 ]

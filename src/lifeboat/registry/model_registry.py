@@ -18,7 +18,7 @@ from lifeboat.registry.evaluation import (
     PROMOTION_ROWS_ARTIFACT,
     TRAINING_ROWS_ARTIFACT,
 )
-from lifeboat.registry.tracking import configure_tracking
+from lifeboat.registry.tracking import configure_tracking, server_answering
 
 CHAMPION = "champion"
 # A version that lost to the champion, scored beside it on live traffic (shadow mode).
@@ -44,6 +44,7 @@ class ModelVersion:
     threshold: float = DEFAULT_THRESHOLD
     promotion: dict[str, Any] | None = None  # the gate's decision and its evidence
     training_data: dict[str, str] = field(default_factory=dict)  # `data.*` tags of its run
+    experiment_id: str | None = None  # its run's: the MLflow UI's run pages sit under it
 
     @property
     def is_champion(self) -> bool:
@@ -91,6 +92,7 @@ class ModelRegistry:
     def __init__(self, settings: Settings, model_name: str,
                  history: ChampionHistory | None = None) -> None:
         self.client = configure_tracking(settings)
+        self._tracking_uri = settings.tracking_uri
         from mlflow.exceptions import MlflowException  # MLflow is imported on first use
 
         self._mlflow_error = MlflowException
@@ -145,9 +147,9 @@ class ModelRegistry:
         import mlflow.sklearn
 
         # The artifact URI, not `models:/…`, so loading never depends on MLflow's global registry.
-        return mlflow.sklearn.load_model(
-            self.client.get_model_version_download_uri(self.name, str(version))
-        )
+        uri = self.client.get_model_version_download_uri(self.name, str(version))
+        with server_answering(self._tracking_uri):
+            return mlflow.sklearn.load_model(uri)
 
     def load_champion(self) -> tuple[ModelVersion, Any]:
         champion = self.require_champion()
@@ -261,8 +263,8 @@ class ModelRegistry:
                                                       **decision.evidence}))
 
     def _describe(self, version: Any) -> ModelVersion:
-        run = self.client.get_run(version.run_id).data if version.run_id else None
-        metrics, run_tags = (run.metrics, run.tags) if run else ({}, {})
+        run = self.client.get_run(version.run_id) if version.run_id else None
+        metrics, run_tags = (run.data.metrics, run.data.tags) if run else ({}, {})
         tags = version.tags or {}
         return ModelVersion(
             name=version.name,
@@ -276,6 +278,7 @@ class ModelRegistry:
             threshold=float(tags.get(THRESHOLD_TAG, DEFAULT_THRESHOLD)),
             promotion=_json(tags.get(EVIDENCE_TAG)),
             training_data={k: v for k, v in run_tags.items() if k.startswith("data.")},
+            experiment_id=run.info.experiment_id if run else None,
         )
 
 

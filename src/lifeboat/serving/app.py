@@ -23,7 +23,7 @@ from lifeboat.db import Database
 from lifeboat.errors import DatasetSpecError
 from lifeboat.features import OnlineStore, open_online_store
 from lifeboat.lifecycle import exit_with_parent
-from lifeboat.registry import ChampionHistory, ModelRegistry
+from lifeboat.registry import ChampionHistory, ModelRegistry, TrackingServerUnavailable
 from lifeboat.scoring import PredictionLog
 from lifeboat.serving.admin import document_open_scopes, warn_open_scopes
 from lifeboat.serving.bodies import JsonBodies, validation_error_response
@@ -112,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.add_exception_handler(StarletteHTTPException, _unknown_dataset(specs))
     app.add_exception_handler(RequestValidationError, validation_error_response)
+    app.add_exception_handler(TrackingServerUnavailable, _registry_unavailable)
     app.add_middleware(JsonBodies)  # every JSON body parsed once, and refused whole if unusable
     _register_schemas(app, list(schemas.values()), settings)
     add_ui_assets(app)
@@ -157,6 +158,12 @@ def _unknown_dataset(specs: list[DatasetSpec]) -> Any:
         return await http_exception_handler(request, exc)
 
     return handler
+
+
+async def _registry_unavailable(request: Request, exc: TrackingServerUnavailable) -> Response:
+    """A route that reads or changes the registry while its tracking server is down: a 503
+    naming the server, which a client may retry, not a 500."""
+    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
 
 
 def _allowed_methods(request: Request) -> str:

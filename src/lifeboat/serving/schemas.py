@@ -308,6 +308,9 @@ class ModelVersionOut(BaseModel):
                                           "`data.feedback_until`, `data.hash`, row counts.")
     is_champion: bool
     serving: bool = Field(description="Whether this process is scoring with it right now.")
+    run_url: str | None = Field(
+        None, description="Its training run's page in the MLflow UI; null when no UI is "
+                          "configured (LIFEBOAT_MLFLOW_UI_URL, or an http(s) tracking URI).")
 
 
 class ChampionChangeOut(BaseModel):

@@ -31,7 +31,12 @@ from lifeboat.metrics import (
 )
 from lifeboat.monitoring import LiveAccuracy, MonitoringCollector, version_live_accuracy
 from lifeboat.orchestration import retrain_apart
-from lifeboat.registry import DriftReference, ModelRegistry, view_mismatch
+from lifeboat.registry import (
+    DriftReference,
+    ModelRegistry,
+    TrackingServerUnavailable,
+    view_mismatch,
+)
 from lifeboat.scoring import (
     PredictionLog,
     Predictor,
@@ -105,7 +110,7 @@ class ServiceState:
                 predictor = load_predictor(
                     self.registry, self.spec, champion, self.view,
                     DriftReference.from_dict(reference) if reference else None)
-            except NoChampionError as exc:
+            except (NoChampionError, TrackingServerUnavailable) as exc:
                 self._unusable(str(exc))
                 return False
             if self.predictor:
@@ -123,8 +128,14 @@ class ServiceState:
 
         The aliases are read first, and the rest only when one of them moved: describing a
         version takes milliseconds of the GIL that requests share (measured: 12 ms a poll
-        with the embedded registry, against about 4 ms for the aliases alone)."""
-        aliases = self.registry.aliases()
+        with the embedded registry, against about 4 ms for the aliases alone). A tracking
+        server that does not answer leaves what serves in place, and /ready says why when
+        nothing does yet."""
+        try:
+            aliases = self.registry.aliases()
+        except TrackingServerUnavailable as exc:
+            self._unusable(str(exc))
+            return
         if aliases == self._aliases_served:
             return
         self.load_champion()

@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import JSONResponse
 
 from lifeboat.errors import ModelVersionNotFound, NoChampionError
-from lifeboat.registry import ModelVersion, NoEarlierChampion
+from lifeboat.registry import ModelVersion, NoEarlierChampion, run_url
 from lifeboat.serving.admin import Admin, Read
 from lifeboat.serving.deps import DatasetService, serving_predictor
 from lifeboat.serving.retraining import RetrainStatus
@@ -40,7 +40,7 @@ def models_router(dataset: DatasetService) -> APIRouter:
                 summary="Registered versions with metrics")
     def models(service: Service) -> ModelsPage:
         serving = service.predictor.version.version if service.predictor else None
-        versions = [_version_out(v, serving) for v in service.registry.versions()]
+        versions = [_version_out(service, v, serving) for v in service.registry.versions()]
         champion = next((v.version for v in versions if v.is_champion), None)
         return ModelsPage(champion=champion, serving=serving, versions=versions)
 
@@ -106,14 +106,16 @@ def _serving_now(service: ServiceState, version: ModelVersion) -> ModelVersionOu
     """This process switches at once; others within their poll interval."""
     service.refresh_models()
     serving = service.predictor.version.version if service.predictor else None
-    return _version_out(version, serving)
+    return _version_out(service, version, serving)
 
 
-def _version_out(version: ModelVersion, serving: str | None) -> ModelVersionOut:
+def _version_out(service: ServiceState, version: ModelVersion,
+                 serving: str | None) -> ModelVersionOut:
     return ModelVersionOut(
         name=version.name, version=version.version,
         created_at=datetime.fromtimestamp(version.created_at / 1000, UTC),
         aliases=version.aliases, metrics=version.metrics, feature_view=version.feature_view,
         threshold=version.threshold, promotion=version.promotion,
         training_data=version.training_data, is_champion=version.is_champion,
-        serving=version.version == serving)
+        serving=version.version == serving,
+        run_url=run_url(service.settings, version.experiment_id, version.run_id))

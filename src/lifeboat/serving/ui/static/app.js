@@ -567,6 +567,13 @@ function featureView(label) {
   return [label.slice(0, at), el("wbr"), label.slice(at)];
 }
 
+/** The version's training run in the MLflow UI, in a tab of its own; nothing without a UI. */
+function runLink(v) {
+  if (!v.run_url) return null;
+  return el("a", { class: "run-link", href: v.run_url, target: "_blank", rel: "noopener",
+    title: "Its training run in the MLflow UI" }, "run ↗");
+}
+
 /** One tbody per version: its row (its aliases beside its number, but the champion's, which
  * the status says), and the gate's decision on it beneath when there is one. */
 function versionRows(v, metrics) {
@@ -575,7 +582,7 @@ function versionRows(v, metrics) {
     onclick: () => pickVersion(v.version) },
   el("tr", {},
     el("td", {}, `v${v.version} `, ...v.aliases.filter((alias) => alias !== "champion")
-      .map((alias) => el("span", { class: "pill neutral" }, alias))),
+      .map((alias) => el("span", { class: "pill neutral" }, alias)), runLink(v)),
     el("td", { class: "nowrap" }, v.is_champion ? el("strong", {}, "★ Champion")
       : el("button", { type: "button", class: "ghost", onclick: () => promote(v.version) }, `Promote v${v.version}`)),
     el("td", {}, when(v.created_at)),
