@@ -118,7 +118,9 @@ class LocalCluster:
                              "--backend-store-uri", tracking_store,
                              "--artifacts-destination", f"s3://{ARTIFACT_BUCKET}/artifacts",
                              "--serve-artifacts"],
-                  f"http://127.0.0.1:{ports.mlflow}/health")
+                  f"http://127.0.0.1:{ports.mlflow}/health",
+                  # Its job runner (four processes for MLflow's AI features) is not needed.
+                  MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
         progress("preparing the schema, data, features and a champion")
         self._bootstrap()
         progress(f"starting {ports.replicas} serving replicas")
