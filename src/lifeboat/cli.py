@@ -523,14 +523,19 @@ def pipeline() -> None:
 @app.command()
 def schedule() -> None:
     """Run the periodic jobs until stopped: ingest raw/, score new good/ files, and the
-    monitoring loop (outcomes, drift check, retrain policy) of every served dataset."""
+    monitoring loop (outcomes, drift check, retrain policy) of every served dataset.
+    Prometheus metrics (the scheduler's heartbeat) on LIFEBOAT_JOBS_METRICS_PORT."""
+    from lifeboat.metrics import serve_process_metrics
     from lifeboat.orchestration import describe, run_schedule
     from lifeboat.orchestration import schedule as periodic_jobs
     from lifeboat.serving import served_specs
 
     context = Context()
     jobs = periodic_jobs(context.settings, served_specs(context.settings))
-    console.print(f"scheduler: {describe(jobs)} (Ctrl-C stops)")
+    host, port = context.settings.jobs_metrics_address
+    metrics = (f"; metrics on http://{host}:{port}/metrics"
+               if serve_process_metrics(host, port) else "")
+    console.print(f"scheduler: {describe(jobs)}{metrics} (Ctrl-C stops)")
     _until_interrupted(lambda stop: run_schedule(context.jobs(), jobs, stop))
 
 

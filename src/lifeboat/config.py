@@ -199,6 +199,15 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8000
+    jobs_metrics_port: int = Field(
+        default=9100, ge=1, le=65535,
+        description="Where the jobs process (`lifeboat schedule`, and `lifeboat up`'s embedded "
+                    "jobs) serves its Prometheus metrics, at /metrics.",
+    )
+    jobs_metrics_host: str | None = Field(
+        default=None,
+        description="The address the jobs' metrics listen on; default: `host`.",
+    )
     log_level: str = "INFO"
     search_iterations: int | None = Field(
         default=None,
@@ -231,6 +240,10 @@ class Settings(BaseSettings):
     @property
     def resolved_home(self) -> Path:
         return self.home.expanduser().resolve()
+
+    @property
+    def jobs_metrics_address(self) -> tuple[str, int]:
+        return self.jobs_metrics_host or self.host, self.jobs_metrics_port
 
     @property
     def db_url(self) -> str:

@@ -10,13 +10,19 @@ Airflow is visible through any worker, and a restart loses none of it.
 
 One service may serve several datasets: every metric about one dataset's model or data
 carries a `dataset` label (an extension of the design's metric contract), so their series
-never mix. What the process shares between datasets (the prediction log) has none.
+never mix. What the process shares between datasets (the prediction log, HTTP requests) has
+none.
+
+Several processes are scraped (the serving replicas, the jobs process), each with its
+`instance` label: what a process counts is summed across instances, what the database says
+is the same on every replica and is taken once (`max`), never summed.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +34,7 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    start_http_server,
 )
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -98,6 +105,52 @@ PREDICTION_LOG_REJECTED = Counter(
     "lifeboat_prediction_log_rejected",
     "Predictions the database refused outright (a value it will never take), set aside on disk.",
 )
+
+HTTP_REQUESTS = Counter(
+    "lifeboat_http_requests",
+    "HTTP requests answered, by method, route template (`unmatched` for a path no route "
+    "serves) and status code.",
+    ["method", "route", "status"],
+)
+HTTP_REQUEST_DURATION = Histogram(
+    "lifeboat_http_request_duration_seconds",
+    "Time from a request's arrival to the end of its answer, by method and route template.",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+SCHEDULER_HEARTBEAT = Gauge(
+    "lifeboat_scheduler_heartbeat_timestamp_seconds",
+    "When the scheduler last finished a turn of a job (Unix time), whatever the run's "
+    "outcome: a stuck or dead scheduler stops it.",
+    ["dataset", "job_name"], multiprocess_mode="livemax",
+)
+SCHEDULER_INTERVAL = Gauge(
+    "lifeboat_scheduler_interval_seconds",
+    "How often the scheduler runs a job: the heartbeat's expected period.",
+    ["dataset", "job_name"], multiprocess_mode="livemax",
+)
+
+
+def scheduler_turn(dataset: str, job: str, interval: float) -> None:
+    """Marks a finished turn of a scheduled job. `job_name`, not `job`: Prometheus's own
+    `job` label (the scrape job) would rename it."""
+    SCHEDULER_INTERVAL.labels(dataset, job).set(interval)
+    SCHEDULER_HEARTBEAT.labels(dataset, job).set(time.time())
+
+
+def serve_process_metrics(host: str, port: int) -> bool:
+    """Serves this process's own metrics at http://host:port/metrics (the jobs process's:
+    its heartbeat, the rows its ingestion counted), from a thread. False, with a warning,
+    when the port is taken: the jobs must run without their metrics rather than not at all.
+    Only this process's registry, even in multiprocess mode: the serving workers' shared
+    files are the service's /metrics to sum, and summing them here too would count twice."""
+    try:
+        start_http_server(port, addr=host, registry=REGISTRY)
+    except OSError as exc:
+        log.warning("the jobs' metrics are not served on %s:%s: %s", host, port, exc)
+        return False
+    log.info("the jobs' metrics are served on http://%s:%s/metrics", host, port)
+    return True
 
 
 def share_between_processes(folder: Path) -> None:

@@ -2,14 +2,17 @@
 
 - promtool checks the shipped Prometheus config and rules, and runs the rules' unit tests
   (deploy/prometheus/rules.test.yml).
-- The real Prometheus scrapes the real service (uvicorn on a free loopback port, logging to
-  the real PostgreSQL) while the test sends it traffic from every source, feedback and
-  ingestion runs, and runs real drift checks (`check_drift`). Retrains are recorded as rows:
-  a real one would train and promote in the session's shared registry. Then every PromQL
-  expression of every dashboard panel and every rule must parse and return data, every
-  alert must be pending or firing (the traffic is made to trip each one), and every SQL
-  panel, Grafana macros expanded, must run on the schema the service's migrations created
-  and return rows.
+- The real Prometheus scrapes the real service as the shipped config's jobs: two replicas
+  (uvicorn on a free loopback port in this process, and `lifeboat serve` as a process, both
+  logging to the real PostgreSQL), a third replica's address where nothing listens, and a
+  real `lifeboat schedule` beside a jobs address where nothing listens. The test sends the
+  replicas traffic from every source, feedback and ingestion runs, and runs real drift
+  checks (`check_drift`). Retrains are recorded as rows: a real one would train and promote
+  in the session's shared registry. Then every PromQL expression of every dashboard panel
+  and every rule must parse and return data, every alert must be pending or firing (the
+  traffic is made to trip each one), what the replicas count must add up to what was sent
+  (and what the database says be counted once), and every SQL panel, Grafana macros
+  expanded, must run on the schema the service's migrations created and return rows.
 - The compose file, the Dockerfiles and Grafana's provisioning are checked for consistency:
   every service, mount, port, build context and data source they name exists.
 
@@ -23,13 +26,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -78,7 +84,7 @@ DASHBOARD_VARIABLES = {"$dataset": "titanic"}
 GRAFANA_PROMQL_VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h",
                             **DASHBOARD_VARIABLES}
 # Counted by the process for all its datasets together, so without a `dataset` label.
-PROCESS_WIDE_METRICS = ("lifeboat_prediction_log_",)
+PROCESS_WIDE_METRICS = ("lifeboat_prediction_log_", "lifeboat_http_")
 PANEL_TYPES = {"row", "timeseries", "stat", "table", "barchart", "heatmap", "bargauge"}
 SCRAPE_TIMEOUT = 60  # seconds to wait for Prometheus to see what the test just did
 ALERT_TIMEOUT = 45  # seconds to wait for every alert to leave `inactive`
@@ -388,6 +394,13 @@ def _bind_mounts(service: dict[str, Any]) -> Iterator[tuple[str, Path]]:
             yield target, (DEPLOY / source).resolve()
 
 
+def _scrape_targets(config: dict[str, Any]) -> dict[str, list[str]]:
+    """Scrape job name -> its static targets."""
+    return {job["job_name"]: [target for static in job["static_configs"]
+                              for target in static["targets"]]
+            for job in config["scrape_configs"]}
+
+
 def _hosts_and_ports(service: dict[str, Any]) -> dict[int, int]:
     published = {}
     for mapping in service.get("ports", []):
@@ -464,12 +477,15 @@ def test_the_replicas_serve_on_all_interfaces_on_the_stacks_services() -> None:
     minio = services[httpx.URL(environment["AWS_ENDPOINT_URL"]).host]["environment"]
     assert (environment["AWS_ACCESS_KEY_ID"], environment["AWS_SECRET_ACCESS_KEY"]) == (
         minio["MINIO_ROOT_USER"], minio["MINIO_ROOT_PASSWORD"])
-    # Prometheus scrapes each process where it listens.
-    listening = {"api-1": environment["LIFEBOAT_PORT"], "api-2": environment["LIFEBOAT_PORT"],
-                 "jobs": services["jobs"]["environment"]["LIFEBOAT_JOBS_METRICS_PORT"]}
-    targets = {target for job in _yaml(PROMETHEUS_CONFIG)["scrape_configs"]
-               for config in job.get("static_configs", []) for target in config["targets"]}
-    assert {f"{name}:{port}" for name, port in listening.items()} <= targets
+    # Prometheus scrapes every replica where it listens, and the jobs process's metrics.
+    targets = _scrape_targets(_yaml(PROMETHEUS_CONFIG))
+    assert set(targets) == {"lifeboat-api", "lifeboat-jobs"}
+    replicas = sorted(name for name in services if name.startswith("api-"))
+    assert len(replicas) >= 2
+    assert sorted(targets["lifeboat-api"]) == [
+        f"{name}:{services[name]['environment']['LIFEBOAT_PORT']}" for name in replicas]
+    assert targets["lifeboat-jobs"] == [
+        f"jobs:{services['jobs']['environment']['LIFEBOAT_JOBS_METRICS_PORT']}"]
     prometheus = services["prometheus"]
     mounts = dict(_bind_mounts(prometheus))
     assert mounts["/etc/prometheus"] == PROMETHEUS_CONFIG.parent
@@ -492,13 +508,18 @@ OUTLIERS = [  # values outside the training range: ages 95 and 99, nine siblings
 
 
 DRIFT_WINDOW = 50  # predictions per drift check: each round of traffic sends 53
+# Failed lookups on the second replica, in each round: the second round's 12 of some 150
+# requests are 5xx (the error rate's threshold is 5%), and of some 50 to /predict are slow
+# (its p99). The first round's make the 503s' series, which increase() sees grow only after.
+HUNG_LOOKUPS = (4, 12)
 
 
 @dataclass
 class Stack:
     prometheus: str
     database_url: str
-    served: list[dict[str, Any]] = field(default_factory=list)
+    served: list[dict[str, Any]] = field(default_factory=list)  # by the first replica
+    served_elsewhere: list[dict[str, Any]] = field(default_factory=list)  # by the second
     rules: list[dict[str, Any]] = field(default_factory=list)
 
     def query(self, expr: str) -> dict[str, Any]:
@@ -506,11 +527,12 @@ class Stack:
                           timeout=30).json()
 
     def wait_for_scrape(self, since: float) -> None:
-        """Until a scrape that started after `since` succeeded, and rules ran on it."""
+        """Until a scrape of every live target (both replicas and the jobs process) that
+        started after `since` succeeded, and rules ran on it."""
         deadline = time.monotonic() + SCRAPE_TIMEOUT
         while time.monotonic() < deadline:
-            result = self.query('timestamp(up{job="lifeboat"} == 1)')["data"]["result"]
-            if result and float(result[0]["value"][1]) > since:
+            result = self.query(f'count(timestamp(up{{job=~"lifeboat-.*"}} == 1) > {since})')
+            if result["data"]["result"] and result["data"]["result"][0]["value"][1] == "3":
                 time.sleep(2.5)  # rules evaluate every second
                 return
             time.sleep(0.2)
@@ -525,39 +547,49 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_prometheus(folder: Path, target: str) -> Iterator[str]:
-    """The real Prometheus with the shipped config, scraping `target` every second and
-    evaluating the shipped rules every second."""
+def running_prometheus(folder: Path, targets: dict[str, list[str]]) -> Iterator[str]:
+    """The real Prometheus with the shipped config, scraping each of its jobs' `targets`
+    every second and evaluating the shipped rules every second."""
     config = _yaml(PROMETHEUS_CONFIG)
     config["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
     config["rule_files"] = [str(PROMETHEUS_CONFIG.parent / name) for name in config["rule_files"]]
-    job, = [job for job in config["scrape_configs"] if job["job_name"] == "lifeboat"]
-    job.update(scrape_interval="1s", scrape_timeout="1s", static_configs=[{"targets": [target]}])
+    assert set(_scrape_targets(config)) == set(targets)
+    for job in config["scrape_configs"]:
+        job.update(scrape_interval="1s", scrape_timeout="1s",
+                   static_configs=[{"targets": targets[job["job_name"]]}])
     (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    log_path = folder / "prometheus.log"
+    with running([str(PROMETHEUS), f"--config.file={folder / 'prometheus.yml'}",
+                  f"--storage.tsdb.path={folder / 'tsdb'}",
+                  f"--web.listen-address=127.0.0.1:{port}"],
+                 None, folder / "prometheus.log", f"{url}/-/ready"):
+        yield url
+
+
+@contextmanager
+def running(command: list[str], env: dict[str, str] | None, log_path: Path,
+            ready_url: str) -> Iterator[None]:
+    """A program started as a process, once `ready_url` answers 200; stopped by its pid."""
     with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [str(PROMETHEUS), f"--config.file={folder / 'prometheus.yml'}",
-             f"--storage.tsdb.path={folder / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, env=env, cwd=log_path.parent, stdout=log,
+                                   stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         while True:
             if process.poll() is not None:
-                pytest.fail(f"prometheus exited ({process.returncode}):\n"
+                pytest.fail(f"{command[:3]} exited ({process.returncode}):\n"
                             f"{log_path.read_text()[-3000:]}", pytrace=False)
             try:
-                if httpx.get(f"{url}/-/ready", timeout=2).status_code == 200:
+                if httpx.get(ready_url, timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"prometheus not ready:\n{log_path.read_text()[-3000:]}",
+                pytest.fail(f"{command[:3]} not ready:\n{log_path.read_text()[-3000:]}",
                             pytrace=False)
             time.sleep(0.2)
-        yield url
+        yield
     finally:
         process.terminate()
         try:
@@ -565,6 +597,60 @@ def running_prometheus(folder: Path, target: str) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def _lifeboat_env(**settings: str) -> dict[str, str]:
+    """This environment without the developer's Lifeboat settings, and `settings`."""
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith("LIFEBOAT_") and name not in (
+               "DATABASE_URL", "MLFLOW_TRACKING_URI", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR")}
+    return {**env, "LIFEBOAT_LOG_LEVEL": "WARNING", **settings}
+
+
+@contextmanager
+def hung_port() -> Iterator[int]:
+    """A loopback port whose connections the kernel accepts and nobody answers: a server
+    that hangs."""
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(128)
+        yield listening.getsockname()[1]
+
+
+@contextmanager
+def second_replica(folder: Path, settings: Settings, database_url: str,
+                   redis_port: int) -> Iterator[str]:
+    """`lifeboat serve` as a process of its own, on the same database and registry as the
+    first replica, with its own home (its journal), and an online store that hangs: its
+    predictions of raw records are answered, its lookups by entity id wait out the store's
+    timeout (1.5 s) and fail with a 503."""
+    port = _free_port()
+    home = folder / "replica-2"
+    home.mkdir()
+    env = _lifeboat_env(LIFEBOAT_HOME=str(home), DATABASE_URL=database_url,
+                        MLFLOW_TRACKING_URI=settings.tracking_uri, LIFEBOAT_PORT=str(port),
+                        REDIS_URL=f"redis://127.0.0.1:{redis_port}/0?socket_timeout=1.5")
+    base = f"http://127.0.0.1:{port}"
+    with running([sys.executable, "-m", "lifeboat", "serve"], env, home / "serve.log",
+                 f"{base}/health"):
+        yield base
+
+
+@contextmanager
+def jobs_process(folder: Path, settings: Settings) -> Iterator[str]:
+    """`lifeboat schedule` for its metrics only: on a database of its own, so that its
+    turns leave the service's numbers as the test makes them."""
+    port = _free_port()
+    home = folder / "jobs"
+    home.mkdir()
+    env = _lifeboat_env(LIFEBOAT_HOME=str(home), DATABASE_URL=f"sqlite:///{home / 'jobs.db'}",
+                        MLFLOW_TRACKING_URI=settings.tracking_uri,
+                        LIFEBOAT_JOBS_METRICS_PORT=str(port), LIFEBOAT_INGEST_EVERY_SECONDS="1",
+                        LIFEBOAT_SCORE_EVERY_SECONDS="1", LIFEBOAT_DRIFT_CHECK_SECONDS="3600")
+    address = f"127.0.0.1:{port}"
+    with running([sys.executable, "-m", "lifeboat", "schedule"], env, home / "schedule.log",
+                 f"http://{address}/metrics"):
+        yield address
 
 
 @contextmanager
@@ -611,6 +697,21 @@ def _traffic(http: httpx.Client, men: list[dict[str, Any]]) -> list[dict[str, An
     served += _predict(http, {"records": men[40:50], "source": "batch"})
     served += _predict(http, {"records": OUTLIERS})
     return served
+
+
+def _traffic_elsewhere(http: httpx.Client, men: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Single records to the second replica."""
+    return [prediction for record in men for prediction in _predict(http, record)]
+
+
+def _lookups_on_a_hung_store(http: httpx.Client, count: int) -> None:
+    """Predictions by entity id on the replica whose online store hangs, side by side:
+    each waits out the store's timeout, then fails with a 503."""
+    with ThreadPoolExecutor(count) as pool:
+        statuses = list(pool.map(
+            lambda _: http.post("/predict", json={"entity_ids": ["1"]}).status_code,
+            range(count)))
+    assert statuses == [503] * count
 
 
 def _feedback(http: httpx.Client, served: list[dict[str, Any]]) -> None:
@@ -678,11 +779,13 @@ def _with_challenger(settings: Settings, spec: DatasetSpec) -> Settings:
 @pytest.fixture(scope="module")
 def stack(titanic: DatasetSpec, postgres_server_url: str,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The service on PostgreSQL, scraped by Prometheus, after two rounds of everything its
-    dashboards show: traffic from every source, scored in shadow by a challenger too,
-    feedback (mostly saying the model was wrong), ingestion runs (the last one all invalid),
-    drift checks and retrains (failed ones among them). Counters must grow between two
-    scrapes for increase() to see them."""
+    """The service on PostgreSQL, two replicas and a dead one, and a jobs process and a
+    dead one, scraped by Prometheus, after two rounds of everything its dashboards show:
+    traffic from every source, scored in shadow by a challenger too, feedback (mostly
+    saying the model was wrong), ingestion runs (the last one all invalid), drift checks and
+    retrains (failed ones among them), and the second replica's lookups failing slowly on
+    its hung online store. Counters must grow between two scrapes for increase() to see
+    them."""
     _require(PROMETHEUS)
     folder = tmp_path_factory.mktemp("observability")
     trained = _with_challenger(trained_home(folder / "home", titanic), titanic)
@@ -700,9 +803,18 @@ def stack(titanic: DatasetSpec, postgres_server_url: str,
             # The service runs no monitoring loop (the jobs process does): the test runs
             # the checks itself and writes the retrains it needs.
             "database_url": database_url, "drift_window_size": DRIFT_WINDOW})
-        with live_server(create_app(settings)) as base_url, \
-                running_prometheus(folder, base_url.removeprefix("http://")) as prometheus, \
-                httpx.Client(base_url=base_url, timeout=60) as http:
+        with ExitStack() as started:
+            base_url = started.enter_context(live_server(create_app(settings)))
+            redis_port = started.enter_context(hung_port())
+            other_url = started.enter_context(
+                second_replica(folder, settings, database_url, redis_port))
+            jobs = started.enter_context(jobs_process(folder, settings))
+            prometheus = started.enter_context(running_prometheus(folder, {
+                "lifeboat-api": [base_url.removeprefix("http://"),
+                                 other_url.removeprefix("http://"), f"127.0.0.1:{_free_port()}"],
+                "lifeboat-jobs": [jobs, f"127.0.0.1:{_free_port()}"]}))
+            http = started.enter_context(httpx.Client(base_url=base_url, timeout=60))
+            other = started.enter_context(httpx.Client(base_url=other_url, timeout=60))
             observed = Stack(prometheus, database_url)
             observed.wait_for_scrape(time.time())
             # Round one.
@@ -710,10 +822,14 @@ def stack(titanic: DatasetSpec, postgres_server_url: str,
             _job_runs(database, failed=1)
             _ingest(database, titanic, folder, "partly-bad.csv", partly_bad)
             observed.served += _traffic(http, THIRD_CLASS_MEN[:100])
+            observed.served_elsewhere += _traffic_elsewhere(other, THIRD_CLASS_MEN[:10])
+            _lookups_on_a_hung_store(other, HUNG_LOOKUPS[0])
             _drift_check(http, settings, database, titanic)
             observed.wait_for_scrape(time.time())
             # Round two: counters must grow between scrapes for increase() and rate().
             observed.served += _traffic(http, THIRD_CLASS_MEN[100:])
+            observed.served_elsewhere += _traffic_elsewhere(other, THIRD_CLASS_MEN[10:20])
+            _lookups_on_a_hung_store(other, HUNG_LOOKUPS[1])
             _feedback(http, observed.served)
             _drift_check(http, settings, database, titanic)
             _retrain(database, "manual", "failed")
@@ -746,11 +862,38 @@ def test_every_prediction_of_the_traffic_is_died(stack: Stack) -> None:
     assert {prediction["label"] for prediction in stack.served} == {"died"}
 
 
-def test_prometheus_scrapes_the_service(stack: Stack) -> None:
+def test_prometheus_scrapes_every_replica_and_the_jobs_process(stack: Stack) -> None:
+    """Two replicas and a jobs process up; the third replica's and the second jobs
+    process's addresses, where nothing listens, down."""
     targets = httpx.get(f"{stack.prometheus}/api/v1/targets", timeout=10).json()
-    target, = targets["data"]["activeTargets"]
-    assert target["labels"]["job"] == "lifeboat"
-    assert target["health"] == "up", target["lastError"]
+    health: dict[str, list[str]] = {}
+    for target in targets["data"]["activeTargets"]:
+        health.setdefault(target["labels"]["job"], []).append(target["health"])
+    assert {job: sorted(states) for job, states in health.items()} == {
+        "lifeboat-api": ["down", "up", "up"], "lifeboat-jobs": ["down", "up"]}
+
+
+def test_what_the_replicas_count_adds_up_to_what_they_served(stack: Stack) -> None:
+    """Each replica counts its own predictions: summed across instances, every prediction
+    answered is counted once."""
+    by_instance = stack.query('sum by (instance) (lifeboat_predictions_total{dataset="titanic"})')
+    counted = sorted(float(series["value"][1]) for series in by_instance["data"]["result"])
+    assert counted == sorted([len(stack.served), len(stack.served_elsewhere)])
+    requests = stack.query('sum(lifeboat_http_requests_total{route="/predict",status="503"})')
+    assert float(requests["data"]["result"][0]["value"][1]) == sum(HUNG_LOOKUPS)
+
+
+def test_what_the_database_says_is_counted_once_across_replicas(stack: Stack) -> None:
+    """Both replicas report the database's drift checks; the dashboards' `max without
+    (instance)` takes them once, as many as the database holds."""
+    conninfo = make_url(stack.database_url).set(drivername="postgresql").render_as_string(
+        hide_password=False)
+    with psycopg.connect(conninfo) as connection:
+        checks = connection.execute("SELECT count(*) FROM drift_reports").fetchone()[0]
+    both = stack.query('lifeboat_drift_checks_total{dataset="titanic"}')["data"]["result"]
+    assert [float(series["value"][1]) for series in both] == [checks, checks]
+    once = stack.query('max without (instance) (lifeboat_drift_checks_total{dataset="titanic"})')
+    assert [float(series["value"][1]) for series in once["data"]["result"]] == [checks]
 
 
 def test_the_dataset_variable_lists_the_served_dataset(stack: Stack) -> None:
@@ -794,7 +937,9 @@ def test_prometheus_holds_the_live_roc_auc_and_the_latest_estimated_accuracy(
 
 
 def _latest(stack: Stack, metric: str) -> float:
-    series, = stack.query(f'{metric}{{dataset="titanic"}}')["data"]["result"]
+    """The value every replica reports, read from the database."""
+    series, = stack.query(
+        f'max without (instance) ({metric}{{dataset="titanic"}})')["data"]["result"]
     return float(series["value"][1])
 
 

@@ -30,6 +30,7 @@ from lifeboat.errors import JobFailed
 from lifeboat.ingest import GOOD, RAW
 from lifeboat.lifecycle import exit_with_parent
 from lifeboat.logs import configure_logging
+from lifeboat.metrics import scheduler_turn, serve_process_metrics
 from lifeboat.orchestration.file_scoring import MARKER
 from lifeboat.orchestration.jobs import JobContext, run
 
@@ -77,6 +78,7 @@ def run_schedule(context: JobContext, jobs: list[Every], stop: threading.Event) 
             if time.monotonic() >= due[key] and not stop.is_set():
                 _run_logged(replace(context, spec=every.spec), every.job, "schedule",
                             **every.arguments)
+                scheduler_turn(every.spec.name, every.job, every.seconds)
                 due[key] = time.monotonic() + every.seconds
         stop.wait(max(0.0, min(due.values()) - time.monotonic()))
 
@@ -143,6 +145,7 @@ def _embedded_jobs(settings: Settings, jobs: list[Every]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for `up`, which stops this process
     exit_with_parent()
     configure_logging(settings.log_level)
+    serve_process_metrics(*settings.jobs_metrics_address)
     context = JobContext.from_settings(settings)
     stop = threading.Event()
     watcher = threading.Thread(target=watch_landing_zone, args=(context, stop),

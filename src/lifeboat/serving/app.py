@@ -29,6 +29,7 @@ from lifeboat.serving.admin import document_open_scopes, warn_open_scopes
 from lifeboat.serving.bodies import JsonBodies, validation_error_response
 from lifeboat.serving.deps import DatasetService
 from lifeboat.serving.docs import add_docs
+from lifeboat.serving.http_metrics import HttpMetrics
 from lifeboat.serving.routes import (
     dataset_router,
     datasets,
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, validation_error_response)
     app.add_exception_handler(TrackingServerUnavailable, _registry_unavailable)
     app.add_middleware(JsonBodies)  # every JSON body parsed once, and refused whole if unusable
+    app.add_middleware(HttpMetrics)  # outside JsonBodies: a request's time includes its parse
     _register_schemas(app, list(schemas.values()), settings)
     add_ui_assets(app)
     add_docs(app)
