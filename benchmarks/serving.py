@@ -188,8 +188,7 @@ def _replicas(records: list[dict], seconds: float, turns: int,
         settings = Settings(_env_file=None, home=Path(scratch) / "home", log_level="WARNING",
                             database_url=database_url, redis_url=redis_url,
                             search_iterations=_smoke.pick(args, None, 2, 1))
-        local = LocalCluster(settings, ClusterPorts(
-            _free_port_block(4), 3, _free_port(), _free_port(), _free_port(), _free_port()))
+        local = LocalCluster(settings, ClusterPorts.free(3))
         try:
             local.start(lambda step: print(f"cluster: {step}", flush=True))
             runs = _replica_turns(local, _wrk_script(records, Path(scratch)), seconds, turns)
@@ -533,23 +532,6 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def _free_port_block(count: int) -> int:
-    """The first of `count` consecutive free ports: a balancer's and its replicas'."""
-    while True:
-        first = _free_port()
-        if all(_port_is_free(first + offset) for offset in range(1, count)):
-            return first
-
-
-def _port_is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _arguments() -> argparse.ArgumentParser:

@@ -40,24 +40,6 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def free_port_block(count: int) -> int:
-    """The first of `count` consecutive free loopback ports (a balancer and its replicas)."""
-    for _ in range(200):
-        first = free_port()
-        if all(_free(first + offset) for offset in range(1, count)):
-            return first
-    pytest.fail(f"found no {count} consecutive free ports", pytrace=False)
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def wait_ready(process: subprocess.Popen, base: str, timeout: float = 120) -> None:
     """Until `base/ready` answers 200; fails with the process's last output if it exits."""
     deadline = time.monotonic() + timeout

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sys
 import urllib.request
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +55,20 @@ class ClusterPorts:
 
     def replica(self, number: int) -> int:
         return self.balancer + number
+
+    @classmethod
+    def free(cls, replicas: int) -> ClusterPorts:
+        """Ports free on this machine, all different (the replicas' after the balancer's):
+        for a cluster started beside other servers, as the tests and benchmarks do. Each is
+        held open until all are chosen, so none is picked twice."""
+        with ExitStack() as held:
+            while True:
+                block = [_hold(held, 0)]
+                block += [_hold(held, block[0] + n) for n in range(1, replicas + 1)]
+                if all(block):
+                    break
+            others = [_hold(held, 0) for _ in range(4)]
+        return cls(block[0], replicas, *others)
 
 
 class LocalCluster:
@@ -202,6 +218,16 @@ class LocalCluster:
                     ready_url)
         self.roles[name] = role.start()
         return role
+
+
+def _hold(held: ExitStack, port: int) -> int:
+    """Binds `port` (0: any) on 127.0.0.1 until `held` closes; the port, or 0 if taken."""
+    probe = held.enter_context(socket.socket())
+    try:
+        probe.bind(("127.0.0.1", port))
+    except OSError:
+        return 0
+    return probe.getsockname()[1]
 
 
 def _as_environment(settings: Settings) -> dict[str, str]:
