@@ -10,6 +10,7 @@ worker forks its pool, the API server its uvicorn worker, each task its supervis
 from __future__ import annotations
 
 import base64
+import json
 import os
 import secrets
 import signal
@@ -17,7 +18,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import pytest
@@ -62,27 +63,27 @@ class AirflowCluster:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.password = secrets.token_urlsafe(16)
+        (self.home / "passwords.json").write_text(json.dumps({ADMIN: self.password}))
         self.metadata_url = metadata_url
-        self.env = {**clean_env(), **extra_env, **self.settings(metadata_url, broker_url)}
+        self.env = {**clean_env(), **extra_env, **self._shared_settings(broker_url)}
         self._processes: dict[str, subprocess.Popen] = {}
+        self._logs: list[IO[bytes]] = []
         self._client: httpx.Client | None = None
 
-    def settings(self, metadata_url: str, broker_url: str) -> dict[str, str]:
-        """The configuration every role shares (deploy/README.md lists it)."""
-        sql_alchemy_conn = make_url(metadata_url).set(drivername="postgresql+psycopg2")
-        conn = sql_alchemy_conn.render_as_string(hide_password=False)
-        passwords = self.home / "passwords.json"
-        passwords.write_text(f'{{"{ADMIN}": "{self.password}"}}')
+    def _shared_settings(self, broker_url: str) -> dict[str, str]:
+        """The configuration every role shares (deploy/README.md lists it). Airflow talks to
+        PostgreSQL through psycopg2, the driver its postgres extra brings."""
+        conn = make_url(self.metadata_url).set(drivername="postgresql+psycopg2").render_as_string(
+            hide_password=False)
         return {
             "AIRFLOW_HOME": str(self.home),
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
             "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
             "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN}:admin",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.home / "passwords.json"),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": conn,
             "AIRFLOW__CELERY__BROKER_URL": broker_url,
             "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{conn}",
@@ -111,14 +112,16 @@ class AirflowCluster:
         DAG processor healthy, the worker listens and every DAG is parsed; the duration."""
         started = time.monotonic()
         for role, arguments in ROLES.items():
-            log = (self.logs / f"{role}.log").open("wb")
+            self._logs.append((self.logs / f"{role}.log").open("wb"))
             self._processes[role] = subprocess.Popen(
-                [str(AIRFLOW), *arguments], env=self.env, cwd=self.home, stdout=log,
+                [str(AIRFLOW), *arguments], env=self.env, cwd=self.home, stdout=self._logs[-1],
                 stderr=subprocess.STDOUT, start_new_session=True)
-        self._wait_until("the API server answers", self._api_answers)
-        self._wait_until("the scheduler and DAG processor are healthy", self._components_healthy)
-        self._wait_until("the Celery worker is ready", lambda: WORKER_READY in self.log("celery-worker"))
-        self._wait_until("every DAG is parsed", self._dags_parsed)
+        self._wait_for("the API server to answer", self._api_answers, START_SECONDS)
+        self._wait_for("the scheduler and DAG processor to be healthy",
+                       self._components_healthy, START_SECONDS)
+        self._wait_for("the Celery worker to be ready",
+                       lambda: WORKER_READY in self.log("celery-worker") or None, START_SECONDS)
+        self._wait_for("every DAG to be parsed", self._dags_parsed, START_SECONDS)
         return time.monotonic() - started
 
     def stop(self) -> None:
@@ -137,39 +140,31 @@ class AirflowCluster:
             _signal_group(process, signal.SIGKILL)
             process.wait()
         self._processes.clear()
+        for log in self._logs:
+            log.close()
+        self._logs.clear()
 
     def log(self, role: str) -> str:
         return (self.logs / f"{role}.log").read_text(errors="replace")
 
-    def _wait_until(self, what: str, done: Any) -> None:
-        deadline = time.monotonic() + START_SECONDS
-        while not done():
-            exited = {role: p.returncode for role, p in self._processes.items()
-                      if p.poll() is not None}
-            if exited or time.monotonic() > deadline:
-                tails = "\n".join(f"--- {role}:\n{self.tail(role)}" for role in self._processes)
-                self.stop()
-                pytest.fail(f"Airflow did not come up: waiting until {what}, "
-                            f"exited: {exited}\n{tails}", pytrace=False)
-            time.sleep(POLL_SECONDS)
-
     def tail(self, role: str, lines: int = 40) -> str:
         return "\n".join(self.log(role).splitlines()[-lines:])
 
-    def _api_answers(self) -> bool:
+    def _api_answers(self) -> bool | None:
         try:
-            return httpx.get(f"{self.url}/api/v2/monitor/health", timeout=2).status_code == 200
+            response = httpx.get(f"{self.url}/api/v2/monitor/health", timeout=2)
         except httpx.TransportError:
-            return False
+            return None
+        return response.status_code == 200 or None
 
-    def _components_healthy(self) -> bool:
+    def _components_healthy(self) -> bool | None:
         health = httpx.get(f"{self.url}/api/v2/monitor/health", timeout=5).json()
         return all(health.get(component, {}).get("status") == "healthy"
-                   for component in ("metadatabase", "scheduler", "dag_processor"))
+                   for component in ("metadatabase", "scheduler", "dag_processor")) or None
 
-    def _dags_parsed(self) -> bool:
+    def _dags_parsed(self) -> bool | None:
         dags = self.api("GET", "/dags", params={"limit": 100})["dags"]
-        return sorted(dag["dag_id"] for dag in dags) == list(DAG_IDS)
+        return sorted(dag["dag_id"] for dag in dags) == list(DAG_IDS) or None
 
     # --- running DAGs --------------------------------------------------------------------
 
@@ -231,11 +226,16 @@ class AirflowCluster:
         return self._wait_for(f"Celery's results of {celery_ids}", settled, RESULT_SECONDS)
 
     def _wait_for(self, what: str, outcome: Any, seconds: float = RUN_SECONDS) -> Any:
+        """What `outcome` returns once it is not None; fails, with every role's log tail,
+        after `seconds` or as soon as a role has exited."""
         deadline = time.monotonic() + seconds
         while (found := outcome()) is None:
-            assert time.monotonic() < deadline, (
-                f"waited {seconds} s for {what}\n--- scheduler:\n{self.tail('scheduler')}"
-                f"\n--- celery worker:\n{self.tail('celery-worker')}")
+            exited = {role: process.returncode for role, process in self._processes.items()
+                      if process.poll() is not None}
+            if exited or time.monotonic() > deadline:
+                tails = "\n".join(f"--- {role}:\n{self.tail(role)}" for role in self._processes)
+                pytest.fail(f"waited {time.monotonic() - deadline + seconds:.0f} s for {what}; "
+                            f"roles exited: {exited}\n{tails}", pytrace=False)
             time.sleep(POLL_SECONDS)
         return found
 

@@ -46,10 +46,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory,
         with scratch_postgres_database("airflow_celery") as metadata_url:
             cluster = AirflowCluster(tmp_path_factory.mktemp("airflow"), metadata_url,
                                      broker.url, lifeboat.env)
-            migrated = cluster.migrate()
-            started = cluster.start()
-            print(f"airflow db migrate: {migrated:.0f} s; roles up in {started:.0f} s")
             try:
+                migrated = cluster.migrate()
+                started = cluster.start()
+                print(f"airflow db migrate: {migrated:.0f} s; roles up in {started:.0f} s")
                 yield cluster
             finally:
                 cluster.stop()
