@@ -36,7 +36,7 @@ from lifeboat.db import (
     upgrade,
 )
 from lifeboat.registry import ModelRegistry
-from lifeboat.synthetic.passengers import write_passengers
+from lifeboat.synthetic.passengers import Shift, write_passengers
 from tests.support.homes import make_settings
 from tests.support.paths import ROOT
 
@@ -45,6 +45,9 @@ AIRFLOW_VENV = ROOT / ".airflow"
 AIRFLOW = AIRFLOW_VENV / "bin" / "airflow"
 DAG_IDS = ("drift_monitor", "ingest_from_storage", "scheduled_predictions", "training_pipeline")
 DRIFT_ASSET = "lifeboat_drift_detected"
+# Passengers unlike the training ones: older, mostly third class. A window of their
+# predictions is found drifted.
+DRIFT = Shift(age_offset=12.0, class_mix=(0.1, 0.1, 0.8))
 # Settings that would point the DAGs' tasks somewhere else than this test's home and database.
 FOREIGN_ENV = ("DATABASE_URL", "MLFLOW_TRACKING_URI", "REDIS_URL", "PYTHONPATH")
 
@@ -81,6 +84,7 @@ def output_tail(result: subprocess.CompletedProcess[str], lines: int = 60) -> st
 class DagRun:
     dag_id: str
     run_id: str
+    run_type: str
     state: str
     tasks: dict[tuple[str, int], str]
     results: dict[tuple[str, int], Any]
@@ -115,8 +119,8 @@ class Metadata:
 
     def dag_run(self, dag_id: str, run_id: str, seconds: float) -> DagRun:
         """The run as recorded: its state, each task instance's state and returned value."""
-        (state,) = self.query("SELECT state FROM dag_run WHERE dag_id = :dag_id AND "
-                              "run_id = :run_id", dag_id=dag_id, run_id=run_id)[0]
+        run_type, state = self.query("SELECT run_type, state FROM dag_run WHERE dag_id = :dag_id "
+                                     "AND run_id = :run_id", dag_id=dag_id, run_id=run_id)[0]
         where = {"dag_id": dag_id, "run_id": run_id}
         tasks = {(task, index): task_state for task, index, task_state in self.query(
             "SELECT task_id, map_index, state FROM task_instance "
@@ -124,7 +128,7 @@ class Metadata:
         results = {(task, index): json.loads(value) for task, index, value in self.query(
             "SELECT task_id, map_index, CAST(value AS TEXT) FROM xcom WHERE dag_id = :dag_id "
             "AND run_id = :run_id AND key = 'return_value'", **where)}
-        return DagRun(dag_id, run_id, state, tasks, results, seconds)
+        return DagRun(dag_id, run_id, run_type, state, tasks, results, seconds)
 
     def asset_events(self) -> list[dict[str, Any]]:
         return [{"extra": json.loads(extra or "{}"), "dag_id": dag_id, "run_id": run_id}

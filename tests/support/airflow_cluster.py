@@ -17,6 +17,8 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -169,29 +171,46 @@ class AirflowCluster:
     # --- running DAGs --------------------------------------------------------------------
 
     def run(self, dag_id: str, *, trigger: bool = False) -> DagRun:
-        """Unpauses `dag_id`, so the scheduler starts the run its schedule is due (or, with
-        `trigger`, one triggered through the REST API), waits for that run to end and pauses
-        the DAG again; the run as Airflow recorded it. A run that did not succeed fails, with
-        its task logs' tails."""
+        """Unpauses `dag_id`, so the scheduler starts the run its timetable has due, or, with
+        `trigger`, one triggered through the REST API; that run once ended, the DAG paused
+        again, so that it runs only when a test says."""
         started = time.monotonic()
         known = self.run_ids(dag_id)
+        with self._unpaused(dag_id):
+            if not trigger:
+                return self._next_run(dag_id, known, started)
+            run_id = self.api("POST", f"/dags/{dag_id}/dagRuns",
+                              json={"logical_date": None})["dag_run_id"]
+            return self._ended_run(dag_id, run_id, started)
+
+    @contextmanager
+    def _unpaused(self, dag_id: str) -> Iterator[None]:
+        """`dag_id` unpaused meanwhile: the scheduler runs it, and an asset event queues it
+        (not while paused)."""
         self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
         try:
-            run_id = (self.api("POST", f"/dags/{dag_id}/dagRuns",
-                               json={"logical_date": None})["dag_run_id"] if trigger
-                      else self._wait_for(f"the scheduler to start {dag_id}",
-                                          lambda: next(iter(self.run_ids(dag_id) - known), None)))
-            state = self._wait_for(f"{dag_id} run {run_id} to end",
-                                   lambda: self._ended(dag_id, run_id))
+            yield
         finally:
             self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": True})
+
+    def _next_run(self, dag_id: str, known: set[str], started: float) -> DagRun:
+        """The first run of `dag_id` not in `known`, once the scheduler has started it and it
+        has ended."""
+        run_id = self._wait_for(f"the scheduler to start {dag_id}",
+                                lambda: next(iter(self.run_ids(dag_id) - known), None))
+        return self._ended_run(dag_id, run_id, started)
+
+    def _ended_run(self, dag_id: str, run_id: str, started: float) -> DagRun:
+        """The run as Airflow recorded it once ended; one that did not succeed fails, with its
+        task logs' tails."""
+        state = self._wait_for(f"{dag_id} run {run_id} to end",
+                               lambda: self._ended(dag_id, run_id))
         with self.metadata() as metadata:
             run = metadata.dag_run(dag_id, run_id, time.monotonic() - started)
         assert state == "success", (
             f"{dag_id} run {run_id} ended {state}, tasks {run.tasks}:\n"
             f"{self.task_logs(dag_id, run_id)}\n--- celery worker:\n{self.tail('celery-worker')}")
-        print(f"{dag_id} ({'triggered' if trigger else 'scheduled'}): {state} in "
-              f"{run.seconds:.0f} s")
+        print(f"{dag_id} ({run.run_type}): {state} in {run.seconds:.0f} s")
         return run
 
     def metadata(self) -> Metadata:

@@ -3,12 +3,14 @@ scheduler, the DAG processor, the API server and a Celery worker, each a process
 (tests/support/airflow_cluster.py), with the metadata DB and Celery's result backend in a
 scratch PostgreSQL database and a private redis-server as the broker.
 
-Each DAG runs once, in the order the data flows (files land → ingested → trained → scored →
-drift checked). The scheduler starts the runs of the timetabled DAGs when each is unpaused;
-training_pipeline, scheduled on an asset, is triggered through the REST API. Every task must
-have gone through Celery (its id in the task instance, its result in Celery's table, its
-receipt in the worker's log), and each DAG must have done its work in Lifeboat's database,
-landing zone and registry.
+Each DAG runs once, in the order the data flows: files land and are ingested, a model is
+trained, the files are scored, and the drift check finds the latest predictions drifted and
+signals it. The scheduler starts the timetabled DAGs' runs, each when unpaused;
+training_pipeline, scheduled on the drift asset, is triggered through the REST API (and kept
+paused otherwise, so the signal queues no second training: the DAG test covers that). Every
+task must have gone through Celery (its id on the task instance, its result in Celery's
+table, its receipt in the worker's log), and each DAG must have done its work in Lifeboat's
+database, landing zone and registry.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import pytest
 
 from lifeboat.datasets import DatasetSpec
 from lifeboat.synthetic.passengers import synthetic_passengers
-from tests.support.airflow import DagRun, Lifeboat, prepare_lifeboat, require_airflow
+from tests.support.airflow import DRIFT, DagRun, Lifeboat, prepare_lifeboat, require_airflow
 from tests.support.airflow_cluster import AirflowCluster
 from tests.support.redis_server import RedisServer
 from tests.support.services import scratch_postgres_database
@@ -73,8 +75,10 @@ def _stage(lifeboat: Lifeboat, cluster: AirflowCluster, dag_id: str, *,
 
 @pytest.fixture(scope="module")
 def ingested(lifeboat: Lifeboat, cluster: AirflowCluster, titanic: DatasetSpec) -> Stage:
+    """The bundled passengers land, and passengers unlike them: scored last (name order),
+    these make the latest predictions, the window drift_monitor finds drifted."""
     lifeboat.drop("passengers-1.csv", copy=titanic.bundled_path())
-    lifeboat.drop("passengers-2.csv", synthetic_passengers(300, seed=11))
+    lifeboat.drop("passengers-2.csv", synthetic_passengers(300, seed=12, shift=DRIFT))
     return _stage(lifeboat, cluster, "ingest_from_storage")
 
 
@@ -96,6 +100,7 @@ def drift_checked(lifeboat: Lifeboat, cluster: AirflowCluster, scored: Stage) ->
 def test_ingest_from_storage_runs_on_the_worker_and_loads_each_file(
         ingested: Stage, cluster: AirflowCluster) -> None:
     run, before, after = ingested.run, ingested.before, ingested.after
+    assert run.run_type == "scheduled"
     _assert_ran_on_celery(cluster, run, {"waiting_files": 1, "ingest_file": 2})
     assert [Path(url).name for url in run.result("waiting_files")] == [
         "passengers-1.csv", "passengers-2.csv"]
@@ -108,6 +113,7 @@ def test_ingest_from_storage_runs_on_the_worker_and_loads_each_file(
 
 def test_training_pipeline_runs_on_the_worker_and_registers_a_champion(
         trained: Stage, cluster: AirflowCluster) -> None:
+    assert trained.run.run_type == "manual"
     _assert_ran_on_celery(cluster, trained.run, {"pipeline": 1})
     report = trained.run.result("pipeline")
     assert (report["status"], report["trigger"]) == ("succeeded", "airflow")
@@ -118,29 +124,34 @@ def test_training_pipeline_runs_on_the_worker_and_registers_a_champion(
 
 def test_scheduled_predictions_run_on_the_worker_and_score_each_row_once(
         scored: Stage, cluster: AirflowCluster) -> None:
+    assert scored.run.run_type == "scheduled"
     _assert_ran_on_celery(cluster, scored.run, {"score": 1})
     report, after = scored.run.result("score"), scored.after
     assert scored.before["predictions"] == 0
-    assert report["counts"]["files"] == 2
+    assert report["counts"]["files"] == len(after["good"]) == 2
     assert after["predictions"] == after["distinct_prediction_ids"] == after["good_rows"]
     assert report["counts"]["predictions"] == after["predictions"]
     assert [(status, attempts) for _, status, _, attempts in after["scored_files"]] == [
         ("succeeded", 1)] * 2
 
 
-def test_drift_monitor_runs_on_the_worker_and_checks_the_window(
+def test_drift_monitor_runs_on_the_worker_and_signals_the_drift(
         drift_checked: Stage, cluster: AirflowCluster) -> None:
-    run = drift_checked.run
-    _assert_ran_on_celery(cluster, run, {"check_drift": 1, "retrain_due": 1})
+    run, before, after = drift_checked.run, drift_checked.before, drift_checked.after
+    assert run.run_type == "scheduled"
+    _assert_ran_on_celery(cluster, run, {"check_drift": 1, "retrain_due": 1, "signal_drift": 1})
     report = run.result("check_drift")
-    assert report["counts"]["checked"] == 1 and report["counts"]["drifted"] == 0, report
-    # No drift: the signal short-circuits, never reaching a worker, and emits no event.
-    assert run.tasks[("signal_drift", -1)] == "skipped"
+    assert report["counts"]["checked"] == 1 and report["counts"]["drifted"] == 1, report
+    # The signal, run on the worker, emitted the asset event naming the check's job run.
     with cluster.metadata() as metadata:
-        assert metadata.asset_events() == []
-    assert drift_checked.after["drift_reports"] == drift_checked.before["drift_reports"] + 1
+        assert metadata.asset_events() == [{
+            "extra": {"drift_job_run_id": report["run_id"], "reason": "drift"},
+            "dag_id": "drift_monitor", "run_id": run.run_id}]
+    # Checking does not heal: no retrain, no new version, nothing scored or loaded.
+    assert after["drift_reports"] == before["drift_reports"] + 1
+    assert after["retrains"] == 0
     for unchanged in ("versions", "champion", "predictions", "rows"):
-        assert drift_checked.after[unchanged] == drift_checked.before[unchanged], unchanged
+        assert after[unchanged] == before[unchanged], unchanged
 
 
 def _assert_ran_on_celery(cluster: AirflowCluster, run: DagRun, executed: dict[str, int]) -> None:

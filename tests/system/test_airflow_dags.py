@@ -24,12 +24,13 @@ import pytest
 
 from lifeboat.datasets import DatasetSpec
 from lifeboat.spark import stop_spark
-from lifeboat.synthetic.passengers import Shift, synthetic_passengers
+from lifeboat.synthetic.passengers import synthetic_passengers
 from tests.support.airflow import (
     AIRFLOW,
     AIRFLOW_VENV,
     DAG_IDS,
     DAGS,
+    DRIFT,
     DRIFT_ASSET,
     DagRun,
     Lifeboat,
@@ -45,8 +46,6 @@ from tests.support.services import scratch_postgres_database
 from tests.support.spark_cluster import SparkCluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
-
-DRIFT = Shift(age_offset=12.0, class_mix=(0.1, 0.1, 0.8))
 RUN_SECONDS = 900
 
 # Run inside Airflow's venv: each DAG as Airflow's own DagBag loads it, as JSON.
