@@ -176,15 +176,15 @@ class AirflowCluster:
         again, so that it runs only when a test says."""
         started = time.monotonic()
         known = self.run_ids(dag_id)
-        with self._unpaused(dag_id):
+        with self.unpaused(dag_id):
             if not trigger:
-                return self._next_run(dag_id, known, started)
+                return self.next_run(dag_id, known, started)
             run_id = self.api("POST", f"/dags/{dag_id}/dagRuns",
                               json={"logical_date": None})["dag_run_id"]
             return self._ended_run(dag_id, run_id, started)
 
     @contextmanager
-    def _unpaused(self, dag_id: str) -> Iterator[None]:
+    def unpaused(self, dag_id: str) -> Iterator[None]:
         """`dag_id` unpaused meanwhile: the scheduler runs it, and an asset event queues it
         (not while paused)."""
         self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
@@ -193,9 +193,10 @@ class AirflowCluster:
         finally:
             self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": True})
 
-    def _next_run(self, dag_id: str, known: set[str], started: float) -> DagRun:
+    def next_run(self, dag_id: str, known: set[str], started: float | None = None) -> DagRun:
         """The first run of `dag_id` not in `known`, once the scheduler has started it and it
-        has ended."""
+        has ended (its duration counted from `started`, else from now)."""
+        started = started or time.monotonic()
         run_id = self._wait_for(f"the scheduler to start {dag_id}",
                                 lambda: next(iter(self.run_ids(dag_id) - known), None))
         return self._ended_run(dag_id, run_id, started)

@@ -3,18 +3,18 @@ scheduler, the DAG processor, the API server and a Celery worker, each a process
 (tests/support/airflow_cluster.py), with the metadata DB and Celery's result backend in a
 scratch PostgreSQL database and a private redis-server as the broker.
 
-Each DAG runs once, in the order the data flows: files land and are ingested, a model is
-trained, the files are scored, and the drift check finds the latest predictions drifted and
-signals it. The scheduler starts the timetabled DAGs' runs, each when unpaused;
-training_pipeline, scheduled on the drift asset, is triggered through the REST API (and kept
-paused otherwise, so the signal queues no second training: the DAG test covers that). Every
-task must have gone through Celery (its id on the task instance, its result in Celery's
-table, its receipt in the worker's log), and each DAG must have done its work in Lifeboat's
-database, landing zone and registry.
+The DAGs run in the order the data flows: files land and are ingested, a model is trained,
+the files are scored, the drift check finds the latest predictions drifted and signals it,
+and training runs on that signal. The scheduler starts the timetabled DAGs' runs, each when
+unpaused, and training's second run on the drift asset; training's first run is triggered
+through the REST API. Every task must have gone through Celery (its id on the task
+instance, its result in Celery's table, its receipt in the worker's log), and each DAG must
+have done its work in Lifeboat's database, landing zone and registry.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,9 +92,24 @@ def scored(lifeboat: Lifeboat, cluster: AirflowCluster, trained: Stage) -> Stage
     return _stage(lifeboat, cluster, "scheduled_predictions")
 
 
+@dataclass
+class DriftStage:
+    drift: DagRun
+    training: DagRun
+    before: dict[str, Any]
+    after: dict[str, Any]
+
+
 @pytest.fixture(scope="module")
-def drift_checked(lifeboat: Lifeboat, cluster: AirflowCluster, scored: Stage) -> Stage:
-    return _stage(lifeboat, cluster, "drift_monitor")
+def drift_checked(lifeboat: Lifeboat, cluster: AirflowCluster, scored: Stage) -> DriftStage:
+    """drift_monitor with training_pipeline unpaused, as deployed: the drift asset its signal
+    emits queues a run of training_pipeline, which the scheduler starts."""
+    before = lifeboat.snapshot()
+    known = cluster.run_ids("training_pipeline")
+    with cluster.unpaused("training_pipeline"):
+        drift = cluster.run("drift_monitor")
+        training = cluster.next_run("training_pipeline", known)
+    return DriftStage(drift, training, before, lifeboat.snapshot())
 
 
 def test_ingest_from_storage_runs_on_the_worker_and_loads_each_file(
@@ -136,8 +151,8 @@ def test_scheduled_predictions_run_on_the_worker_and_score_each_row_once(
 
 
 def test_drift_monitor_runs_on_the_worker_and_signals_the_drift(
-        drift_checked: Stage, cluster: AirflowCluster) -> None:
-    run, before, after = drift_checked.run, drift_checked.before, drift_checked.after
+        drift_checked: DriftStage, cluster: AirflowCluster) -> None:
+    run, before, after = drift_checked.drift, drift_checked.before, drift_checked.after
     assert run.run_type == "scheduled"
     _assert_ran_on_celery(cluster, run, {"check_drift": 1, "retrain_due": 1, "signal_drift": 1})
     report = run.result("check_drift")
@@ -147,11 +162,23 @@ def test_drift_monitor_runs_on_the_worker_and_signals_the_drift(
         assert metadata.asset_events() == [{
             "extra": {"drift_job_run_id": report["run_id"], "reason": "drift"},
             "dag_id": "drift_monitor", "run_id": run.run_id}]
-    # Checking does not heal: no retrain, no new version, nothing scored or loaded.
     assert after["drift_reports"] == before["drift_reports"] + 1
-    assert after["retrains"] == 0
+
+
+def test_training_pipeline_runs_on_the_worker_when_drift_signals(
+        drift_checked: DriftStage, cluster: AirflowCluster) -> None:
+    run, before, after = drift_checked.training, drift_checked.before, drift_checked.after
+    assert run.run_type == "asset_triggered"
+    _assert_ran_on_celery(cluster, run, {"pipeline": 1})
+    report = run.result("pipeline")
+    assert (report["status"], report["trigger"]) == ("succeeded", "airflow")
+    # No row was loaded since the champion was trained: nothing to learn from, so nothing is
+    # trained, registered or changed.
+    assert (report["counts"]["trained"], report["counts"]["promoted"]) == (0, 0)
     for unchanged in ("versions", "champion", "predictions", "rows"):
         assert after[unchanged] == before[unchanged], unchanged
+    assert [job for job in after["job_runs"] if job[0] == "pipeline"] == [
+        ("pipeline", "airflow", "succeeded")] * 2
 
 
 def _assert_ran_on_celery(cluster: AirflowCluster, run: DagRun, executed: dict[str, int]) -> None:
@@ -164,8 +191,7 @@ def _assert_ran_on_celery(cluster: AirflowCluster, run: DagRun, executed: dict[s
             "WHERE dag_id = :dag_id AND run_id = :run_id AND state = 'success'",
             dag_id=run.dag_id, run_id=run.run_id)
     celery_ids = [row.external_executor_id for row in instances]
-    counts = {task_id: sum(row.task_id == task_id for row in instances) for task_id in executed}
-    assert counts == executed, instances
+    assert Counter(row.task_id for row in instances) == executed, instances
     assert all(row.queue == "default" for row in instances), instances
     assert all(celery_ids), f"a task instance without a Celery task id: {instances}"
     assert cluster.celery_results(celery_ids) == dict.fromkeys(celery_ids, "SUCCESS")
