@@ -8,7 +8,11 @@ WRK := /usr/bin/wrk
 JAVA := /usr/bin/java
 HAPROXY := /usr/sbin/haproxy
 AIRFLOW_VERSION := 3.3.2
-AIRFLOW := .airflow/bin/airflow
+# The celery extra brings the Celery provider and the Redis client (the broker), postgres the
+# drivers for the metadata DB and Celery's result backend: what a CeleryExecutor cluster needs.
+# Celery 5.7 dropped `retry` from its database backend, which the provider (3.26) imports.
+AIRFLOW_REQUIREMENT := 'apache-airflow[celery,postgres]==$(AIRFLOW_VERSION)' 'celery<5.7'
+AIRFLOW := .airflow/.installed
 
 .PHONY: up test install bench clean airflow cluster
 
@@ -42,13 +46,17 @@ $(PROMETHEUS):
 
 # Airflow runs the DAGs in dags/ from a venv of its own: it caps FastAPI below the app's
 # version, so Lifeboat is not installed there; each task runs in $(VENV) (external_python).
-# The DAG tests (tests/system/test_airflow_dags.py) run this Airflow.
+# The DAG tests (tests/system/test_airflow_dags.py, test_airflow_celery.py) run this Airflow.
+# The stamp follows this Makefile, where the requirement is written: changing it reinstalls.
 airflow: $(AIRFLOW)
 
-$(AIRFLOW):
+.airflow/bin/python:
 	$(PYTHON) -m venv .airflow
 	.airflow/bin/python -m pip install --quiet --upgrade pip
-	.airflow/bin/python -m pip install --quiet 'apache-airflow==$(AIRFLOW_VERSION)'
+
+$(AIRFLOW): Makefile | .airflow/bin/python
+	.airflow/bin/python -m pip install --quiet $(AIRFLOW_REQUIREMENT)
+	touch $@
 
 # Spark (PyPI's pyspark) runs on Java 17; the Spark tests start a standalone master and two
 # workers from pyspark's own launch scripts.

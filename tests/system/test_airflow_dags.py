@@ -12,11 +12,7 @@ as module fixtures, so any one test can run alone and pulls in the stages it nee
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,40 +21,32 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from sqlalchemy import func, inspect, select
 
-from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
-from lifeboat.db import (
-    Database,
-    DriftReport,
-    IngestionRun,
-    JobRun,
-    Prediction,
-    Retrain,
-    ScoredFile,
-    dataset_table,
-    upgrade,
-)
-from lifeboat.registry import ModelRegistry
 from lifeboat.spark import stop_spark
-from lifeboat.synthetic.passengers import Shift, synthetic_passengers, write_passengers
-from tests.support.homes import make_settings
+from lifeboat.synthetic.passengers import synthetic_passengers
+from tests.support.airflow import (
+    AIRFLOW,
+    AIRFLOW_VENV,
+    DAG_IDS,
+    DAGS,
+    DRIFT,
+    DRIFT_ASSET,
+    DagRun,
+    Lifeboat,
+    Metadata,
+    clean_env,
+    json_lines,
+    output_tail,
+    prepare_lifeboat,
+    require_airflow,
+)
 from tests.support.paths import ROOT
 from tests.support.services import scratch_postgres_database
 from tests.support.spark_cluster import SparkCluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
-
-DAGS = ROOT / "dags"
-AIRFLOW_VENV = ROOT / ".airflow"
-AIRFLOW = AIRFLOW_VENV / "bin" / "airflow"
-DAG_IDS = ("drift_monitor", "ingest_from_storage", "scheduled_predictions", "training_pipeline")
-DRIFT_ASSET = "lifeboat_drift_detected"
-DRIFT = Shift(age_offset=12.0, class_mix=(0.1, 0.1, 0.8))
 RUN_SECONDS = 900
-# Settings that would point the DAGs' tasks somewhere else than this test's home and database.
-FOREIGN_ENV = ("DATABASE_URL", "MLFLOW_TRACKING_URI", "REDIS_URL", "PYTHONPATH")
 
 # Run inside Airflow's venv: each DAG as Airflow's own DagBag loads it, as JSON.
 DAG_SHAPES = r"""
@@ -94,29 +82,6 @@ print("DAG_SHAPES" + json.dumps({"import_errors": {k: str(v) for k, v in bag.imp
 """
 
 
-def _json_lines(stdout: str) -> Any:
-    """The JSON an `airflow … --output json` printed, after any warnings on stdout."""
-    return json.loads(next(line for line in reversed(stdout.splitlines())
-                           if line.startswith(("[", "{"))))
-
-
-def _output_tail(result: subprocess.CompletedProcess[str], lines: int = 60) -> str:
-    return "\n".join((result.stdout + result.stderr).splitlines()[-lines:])
-
-
-@dataclass
-class DagRun:
-    dag_id: str
-    run_id: str
-    state: str
-    tasks: dict[tuple[str, int], str]
-    results: dict[tuple[str, int], Any]
-    seconds: float
-
-    def result(self, task_id: str, map_index: int = -1) -> Any:
-        return self.results[(task_id, map_index)]
-
-
 @dataclass
 class Airflow:
     """Airflow 3 from `.airflow/`, with its own AIRFLOW_HOME and SQLite metadata DB."""
@@ -131,11 +96,11 @@ class Airflow:
         result = subprocess.run([str(AIRFLOW), *args], env=env or self.env, cwd=self.workdir,
                                 capture_output=True, text=True, timeout=timeout)
         assert result.returncode == 0, (
-            f"`airflow {' '.join(args)}` exited {result.returncode}:\n{_output_tail(result)}")
+            f"`airflow {' '.join(args)}` exited {result.returncode}:\n{output_tail(result)}")
         return result
 
-    def metadata(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.home / "airflow.db")
+    def metadata(self) -> Metadata:
+        return Metadata(f"sqlite:///{self.home / 'airflow.db'}")
 
     def test_dag(self, dag_id: str, conf: dict[str, Any] | None = None,
                  **env: str) -> DagRun:
@@ -150,56 +115,33 @@ class Airflow:
         seconds = time.monotonic() - started
         log = self.home / f"{dag_id}-{len(self.runs)}.log"
         log.write_text(result.stdout + result.stderr)
-        with self.metadata() as db:
-            row = db.execute("SELECT run_id, state FROM dag_run WHERE dag_id = ? "
-                             "ORDER BY id DESC LIMIT 1", (dag_id,)).fetchone()
-            assert row is not None, f"no run of {dag_id} recorded:\n{_output_tail(result)}"
-            run_id, state = row
-            tasks = {(task, index): task_state for task, index, task_state in db.execute(
-                "SELECT task_id, map_index, state FROM task_instance "
-                "WHERE dag_id = ? AND run_id = ?", (dag_id, run_id))}
-            results = {(task, index): json.loads(value) for task, index, value in db.execute(
-                "SELECT task_id, map_index, value FROM xcom WHERE dag_id = ? AND run_id = ? "
-                "AND key = 'return_value'", (dag_id, run_id))}
-        assert result.returncode == 0 and state == "success", (
-            f"`airflow dags test {dag_id}` exited {result.returncode}, run {state}, tasks "
-            f"{tasks} (log: {log}):\n{_output_tail(result)}")
-        run = DagRun(dag_id, run_id, state, tasks, results, seconds)
+        with self.metadata() as metadata:
+            latest = metadata.latest_run(dag_id)
+            assert latest is not None, f"no run of {dag_id} recorded:\n{output_tail(result)}"
+            run = metadata.dag_run(dag_id, latest[0], seconds)
+        assert result.returncode == 0 and run.state == "success", (
+            f"`airflow dags test {dag_id}` exited {result.returncode}, run {run.state}, tasks "
+            f"{run.tasks} (log: {log}):\n{output_tail(result)}")
         self.runs.append(run)
-        print(f"airflow dags test {dag_id}: {state} in {seconds:.0f} s")
+        print(f"airflow dags test {dag_id}: {run.state} in {seconds:.0f} s")
         return run
 
     def asset_events(self) -> list[dict[str, Any]]:
-        with self.metadata() as db:
-            return [{"extra": json.loads(extra or "{}"), "dag_id": dag_id, "run_id": run_id}
-                    for extra, dag_id, run_id in db.execute(
-                        "SELECT e.extra, e.source_dag_id, e.source_run_id FROM asset_event e "
-                        "JOIN asset a ON a.id = e.asset_id WHERE a.name = ? ORDER BY e.id",
-                        (DRIFT_ASSET,))]
+        with self.metadata() as metadata:
+            return metadata.asset_events()
 
     def queued_runs(self) -> list[str]:
-        """DAGs the scheduler will start because of asset events (asset_dag_run_queue)."""
-        with self.metadata() as db:
-            return [dag_id for (dag_id,) in db.execute(
-                "SELECT target_dag_id FROM asset_dag_run_queue")]
-
-
-def _clean_env() -> dict[str, str]:
-    """This process's environment without Airflow's, Lifeboat's or the database's settings."""
-    return {name: value for name, value in os.environ.items()
-            if not name.startswith(("AIRFLOW", "LIFEBOAT_")) and name not in FOREIGN_ENV}
+        with self.metadata() as metadata:
+            return metadata.queued_runs()
 
 
 @pytest.fixture(scope="module")
 def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str], Path]:
     """A migrated Airflow metadata DB with the DAGs serialized into it (once per module)."""
-    if not AIRFLOW.exists():
-        pytest.fail(f"Airflow is not installed: {AIRFLOW} is missing. Run `make airflow` "
-                    "(`make test` does it) to build Airflow's own venv in .airflow/.",
-                    pytrace=False)
+    require_airflow()
     home = tmp_path_factory.mktemp("airflow_home")
     workdir = tmp_path_factory.mktemp("airflow_cwd")  # no .env of the checkout is read
-    env = {**_clean_env(),
+    env = {**clean_env(),
            "AIRFLOW_HOME": str(home),
            "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -220,82 +162,18 @@ def scratch_database_url() -> Iterator[str]:
         yield url
 
 
-@dataclass
-class Lifeboat:
-    """What the DAGs' tasks run against, and how this test reads it back."""
-
-    settings: Settings
-    spec: DatasetSpec
-    airflow: Airflow
-
-    @property
-    def landing(self) -> Path:
-        return Path(self.settings.landing_url)
-
-    def drop(self, name: str, frame: pd.DataFrame | None = None, copy: Path | None = None) -> Path:
-        """Lands a file in raw/ the way an uploader should: written aside, then renamed."""
-        raw = self.landing / "raw"
-        raw.mkdir(parents=True, exist_ok=True)
-        hidden = raw / f".{name}"
-        if copy is not None:
-            shutil.copyfile(copy, hidden)
-        else:
-            write_passengers(frame, hidden)
-        return hidden.rename(raw / name)
-
-    def snapshot(self) -> dict[str, Any]:
-        """Everything a DAG run may change, in comparable form."""
-        database = Database(self.settings.db_url)
-        table = dataset_table(self.spec)
-        try:
-            with database.session() as session:
-                predictions = session.execute(
-                    select(func.count(), func.count(Prediction.id.distinct()))
-                    .where(Prediction.source == "scheduled")).one()
-                rows = (session.scalar(select(func.count()).select_from(table))
-                        if inspect(session.connection()).has_table(table.name) else 0)
-                state = {
-                    "rows": rows,
-                    "ingestion_runs": session.scalar(select(func.count(IngestionRun.id))),
-                    "predictions": predictions[0],
-                    "distinct_prediction_ids": predictions[1],
-                    "scored_files": sorted(
-                        (row.file, row.status, row.predictions, row.attempts)
-                        for row in session.scalars(select(ScoredFile))),
-                    "drift_reports": session.scalar(select(func.count(DriftReport.id))),
-                    "retrains": session.scalar(select(func.count(Retrain.id))),
-                    "job_runs": [(run.job, run.trigger, run.status) for run in session.scalars(
-                        select(JobRun).order_by(JobRun.id))],
-                }
-        finally:
-            database.dispose()
-        registry = ModelRegistry(self.settings, self.spec.model_name)
-        champion = registry.champion()
-        state["versions"] = sorted(int(version.version) for version in registry.versions())
-        state["champion"] = champion.version if champion else None
-        state["raw"] = sorted(p.name for p in (self.landing / "raw").glob("*"))
-        state["good"] = sorted(p.name for p in (self.landing / "good").glob("*.parquet"))
-        state["good_rows"] = sum(len(pd.read_parquet(p))
-                                 for p in (self.landing / "good").glob("*.parquet"))
-        return state
+@pytest.fixture(scope="module")
+def lifeboat(scratch_database_url: str, tmp_path_factory: pytest.TempPathFactory,
+             titanic: DatasetSpec) -> Lifeboat:
+    return prepare_lifeboat(tmp_path_factory.mktemp("lifeboat_home"), scratch_database_url,
+                            titanic)
 
 
 @pytest.fixture(scope="module")
-def lifeboat(airflow_home: tuple[Path, dict[str, str], Path], scratch_database_url: str,
-             tmp_path_factory: pytest.TempPathFactory, titanic: DatasetSpec) -> Lifeboat:
+def airflow(airflow_home: tuple[Path, dict[str, str], Path], lifeboat: Lifeboat) -> Airflow:
+    """The DAGs' runner, passing Lifeboat's settings on to the tasks."""
     home, airflow_env, workdir = airflow_home
-    lifeboat_home = tmp_path_factory.mktemp("lifeboat_home")
-    database = Database(scratch_database_url)
-    upgrade(database)  # what any first job does; the snapshots read the empty tables
-    database.dispose()
-    env = {**airflow_env,
-           "LIFEBOAT_HOME": str(lifeboat_home),
-           "DATABASE_URL": scratch_database_url,
-           "LIFEBOAT_PYTHON": sys.executable,  # this test's venv: the project's
-           "LIFEBOAT_SEARCH_ITERATIONS": "2",
-           "LIFEBOAT_AIRFLOW_RETRIES": "0"}  # a failing task fails the run at once
-    return Lifeboat(make_settings(lifeboat_home, scratch_database_url), titanic,
-                    Airflow(home, env, workdir))
+    return Airflow(home, {**airflow_env, **lifeboat.env}, workdir)
 
 
 # --- the stages, each run twice -------------------------------------------------------------
@@ -311,35 +189,35 @@ class Stage:
 
 
 @pytest.fixture(scope="module")
-def ingested(lifeboat: Lifeboat, titanic: DatasetSpec) -> Stage:
+def ingested(lifeboat: Lifeboat, airflow: Airflow, titanic: DatasetSpec) -> Stage:
     """Two files land; ingest_from_storage runs; the first lands again unchanged; it runs again."""
     first_file = lifeboat.drop("passengers-1.csv", copy=titanic.bundled_path())
     lifeboat.drop("passengers-2.csv", synthetic_passengers(300, seed=11))
     before = lifeboat.snapshot()
-    first = lifeboat.airflow.test_dag("ingest_from_storage")
+    first = airflow.test_dag("ingest_from_storage")
     after_first = lifeboat.snapshot()
     lifeboat.drop("passengers-1.csv", copy=titanic.bundled_path())  # the same bytes again
     assert first_file.exists()
-    second = lifeboat.airflow.test_dag("ingest_from_storage")
+    second = airflow.test_dag("ingest_from_storage")
     return Stage(first, second, before, after_first, lifeboat.snapshot())
 
 
 @pytest.fixture(scope="module")
-def trained(lifeboat: Lifeboat, ingested: Stage) -> Stage:
-    return _twice(lifeboat, "training_pipeline")
+def trained(lifeboat: Lifeboat, airflow: Airflow, ingested: Stage) -> Stage:
+    return _twice(lifeboat, airflow, "training_pipeline")
 
 
 @pytest.fixture(scope="module")
-def scored(lifeboat: Lifeboat, trained: Stage) -> Stage:
-    return _twice(lifeboat, "scheduled_predictions")
+def scored(lifeboat: Lifeboat, airflow: Airflow, trained: Stage) -> Stage:
+    return _twice(lifeboat, airflow, "scheduled_predictions")
 
 
-def _twice(lifeboat: Lifeboat, dag_id: str) -> Stage:
+def _twice(lifeboat: Lifeboat, airflow: Airflow, dag_id: str) -> Stage:
     """The DAG run twice in a row, with what the database held before, between and after."""
     before = lifeboat.snapshot()
-    first = lifeboat.airflow.test_dag(dag_id)
+    first = airflow.test_dag(dag_id)
     after_first = lifeboat.snapshot()
-    second = lifeboat.airflow.test_dag(dag_id)
+    second = airflow.test_dag(dag_id)
     return Stage(first, second, before, after_first, lifeboat.snapshot())
 
 
@@ -359,10 +237,9 @@ class DriftStage:
 
 
 @pytest.fixture(scope="module")
-def drift_checked(lifeboat: Lifeboat, scored: Stage) -> DriftStage:
+def drift_checked(lifeboat: Lifeboat, airflow: Airflow, scored: Stage) -> DriftStage:
     """drift_monitor over the steady window the scoring left, then over a drifted one: a file
     of passengers unlike the training ones lands, is ingested and scored through the DAGs."""
-    airflow = lifeboat.airflow
     steady = airflow.test_dag("drift_monitor")
     after_steady = lifeboat.snapshot()
     events_after_steady, queued_after_steady = airflow.asset_events(), airflow.queued_runs()
@@ -383,16 +260,16 @@ def test_every_dag_imports_and_has_the_described_tasks(
         airflow_home: tuple[Path, dict[str, str], Path]) -> None:
     home, env, workdir = airflow_home
     airflow = Airflow(home, env, workdir)
-    errors = _json_lines(airflow.cli("dags", "list-import-errors", "--output", "json").stdout)
+    errors = json_lines(airflow.cli("dags", "list-import-errors", "--output", "json").stdout)
     assert errors == [], errors
-    listed = _json_lines(airflow.cli("dags", "list", "--output", "json").stdout)
+    listed = json_lines(airflow.cli("dags", "list", "--output", "json").stdout)
     assert sorted(dag["dag_id"] for dag in listed) == list(DAG_IDS)
 
     # Parsed by Airflow's own DagBag, without LIFEBOAT_PYTHON: the default interpreter is the
     # checkout's .venv, found from the dags folder.
     shapes = subprocess.run([str(AIRFLOW_VENV / "bin" / "python"), "-c", DAG_SHAPES, str(DAGS)],
                             env=env, cwd=workdir, capture_output=True, text=True, timeout=300)
-    assert shapes.returncode == 0, _output_tail(shapes)
+    assert shapes.returncode == 0, output_tail(shapes)
     line = next(line for line in shapes.stdout.splitlines() if line.startswith("DAG_SHAPES"))
     parsed = json.loads(line.removeprefix("DAG_SHAPES"))
     assert parsed["import_errors"] == {}
@@ -555,16 +432,16 @@ class SparkStage:
 
 
 @pytest.fixture(scope="module")
-def scored_on_spark(lifeboat: Lifeboat, drift_checked: DriftStage,
+def scored_on_spark(lifeboat: Lifeboat, airflow: Airflow, drift_checked: DriftStage,
                     spark_cluster: SparkCluster) -> SparkStage:
     """A new file, ingested, then scored by scheduled_predictions run with the engine `spark`
     on the standalone cluster."""
     stop_spark()  # a standalone app holds every core it can: the task's app needs them
     lifeboat.drop("passengers-4.csv", synthetic_passengers(500, seed=13))
-    ingest = lifeboat.airflow.test_dag("ingest_from_storage")
+    ingest = airflow.test_dag("ingest_from_storage")
     before = lifeboat.snapshot()
-    score = lifeboat.airflow.test_dag("scheduled_predictions", conf={"engine": "spark"},
-                                      LIFEBOAT_SPARK_MASTER=spark_cluster.master_url)
+    score = airflow.test_dag("scheduled_predictions", conf={"engine": "spark"},
+                             LIFEBOAT_SPARK_MASTER=spark_cluster.master_url)
     return SparkStage(ingest, score, before, lifeboat.snapshot())
 
 
