@@ -68,7 +68,7 @@ def test_every_required_variable_is_described_in_env_example() -> None:
                 for value in _environment(service).values() for match in REQUIRED.finditer(value)}
     assert {f"LIFEBOAT_{scope}_KEYS" for scope in SCOPES} | {
         "POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD", "GRAFANA_ADMIN_PASSWORD",
-        "AIRFLOW_JWT_SECRET"} == required
+        "AIRFLOW_JWT_SECRET", "AIRFLOW_SECRET_KEY"} == required
     example = (ROOT / ".env.example").read_text()
     assert all(f"# {name}=\n" in example for name in required)
 
