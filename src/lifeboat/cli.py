@@ -547,6 +547,9 @@ def cluster(
     s3_port: Annotated[int, typer.Option(help="The S3 endpoint's port.")] = 9000,
     prometheus_port: Annotated[int, typer.Option(help="Prometheus's port.")] = 9090,
     jobs_metrics_port: Annotated[int, typer.Option(help="The jobs process's port.")] = 9100,
+    redis_cluster: Annotated[bool, typer.Option(
+        help="A Redis Cluster of six redis-server processes on :7000-7005 as the online "
+             "store, instead of REDIS_URL's Redis.")] = False,
 ) -> None:
     """Run the scale-out topology on this machine, each role its own process: HAProxy in
     front of serving replicas, one jobs process, an MLflow tracking server (PostgreSQL and
@@ -558,8 +561,9 @@ def cluster(
     stop_on_hangup_and_terminate()
     settings = Settings()
     configure_logging(settings.log_level)
-    local = LocalCluster(settings, ClusterPorts(port, replicas, mlflow_port, s3_port,
-                                                prometheus_port, jobs_metrics_port))
+    local = LocalCluster(settings, ClusterPorts(
+        port, replicas, mlflow_port, s3_port, prometheus_port, jobs_metrics_port,
+        tuple(range(7000, 7006)) if redis_cluster else ()))
     try:
         with _steps("starting the cluster") as progress:
             local.start(progress)

@@ -17,11 +17,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from sqlalchemy import func, select
 
 from lifeboat.cluster import ClusterPorts, LocalCluster
 from lifeboat.config import Settings
 from lifeboat.db import Database, JobRun, Prediction
+from lifeboat.features import ViewKey, open_online_store
 from tests.support.passengers import BRAUND
 from tests.support.redis_server import RedisServer
 from tests.support.services import drop_postgres_database, scratch_postgres_database
@@ -207,3 +209,27 @@ def test_killing_a_replica_under_load_fails_no_request_and_logs_each_answer_once
         total = session.scalar(select(func.count()).select_from(Prediction))
     # Beyond the answers, only requests in flight at the kill (retried elsewhere) may be logged.
     assert 0 <= total - before - len(answered) <= LOAD_THREADS
+
+
+def test_its_own_redis_cluster_holds_the_online_store(tmp_path: Path) -> None:
+    """`lifeboat cluster --redis-cluster`: six redis-server nodes joined into three masters
+    with a replica each, on which the online store writes and reads (the store's own
+    tests, failover included, run on a cluster made the same way)."""
+    settings = Settings(_env_file=None, home=tmp_path,
+                        database_url="postgresql+psycopg://lifeboat@127.0.0.1/unused")
+    local = LocalCluster(settings, ClusterPorts.free(1, redis_cluster=True))
+    try:
+        local.start_redis_cluster()
+        nodes = redis.Redis(port=local.ports.redis_cluster[-1],
+                            decode_responses=True).cluster("nodes")
+        roles = sorted(next(flag for flag in node["flags"].split(",") if flag != "myself")
+                       for node in nodes.values())
+        assert roles == ["master"] * 3 + ["slave"] * 3
+        store = open_online_store(local.env["REDIS_URL"])
+        key = ViewKey("titanic", "passengers", "v1")
+        ids = [str(number) for number in range(500)]
+        store.write(key, ["age", "sex"], ids, ([number / 2, "male"] for number in range(500)))
+        assert store.read(key, ids) == [[number / 2, "male"] for number in range(500)]
+        store.close()
+    finally:
+        local.stop()

@@ -14,7 +14,7 @@ written by a sibling (`PredictionLog` adopts them).
 from __future__ import annotations
 
 import os
-import shutil
+import random
 import socket
 import sys
 import urllib.request
@@ -27,7 +27,8 @@ import yaml
 from pydantic import SecretStr
 from sqlalchemy import make_url
 
-from lifeboat.cluster.processes import Role
+from lifeboat.cluster.processes import Role, program
+from lifeboat.cluster.redis_cluster import CLUSTER_BUS_OFFSET, NODES, form_cluster, redis_node
 from lifeboat.config import Settings
 from lifeboat.db import ensure_database
 from lifeboat.errors import LifeboatError
@@ -44,7 +45,8 @@ BOOTSTRAP_SECONDS = 1800.0  # the first training's search: minutes on two cores
 @dataclass(frozen=True)
 class ClusterPorts:
     """Where each role listens on 127.0.0.1: the balancer on `balancer`, replicas on the
-    ports after it."""
+    ports after it; with `redis_cluster` (six ports), a Redis Cluster of its own instead of
+    REDIS_URL's Redis."""
 
     balancer: int = 8000
     replicas: int = 2
@@ -52,12 +54,13 @@ class ClusterPorts:
     s3: int = 9000
     prometheus: int = 9090
     jobs_metrics: int = 9100
+    redis_cluster: tuple[int, ...] = ()
 
     def replica(self, number: int) -> int:
         return self.balancer + number
 
     @classmethod
-    def free(cls, replicas: int) -> ClusterPorts:
+    def free(cls, replicas: int, *, redis_cluster: bool = False) -> ClusterPorts:
         """Ports free on this machine, all different (the replicas' after the balancer's):
         for a cluster started beside other servers, as the tests and benchmarks do. Each is
         held open until all are chosen, so none is picked twice."""
@@ -68,7 +71,8 @@ class ClusterPorts:
                 if all(block):
                     break
             others = [_hold(held, 0) for _ in range(4)]
-        return cls(block[0], replicas, *others)
+            nodes = tuple(_hold_redis_node(held) for _ in range(NODES if redis_cluster else 0))
+        return cls(block[0], replicas, *others, nodes)
 
 
 class LocalCluster:
@@ -82,8 +86,12 @@ class LocalCluster:
         if make_url(settings.db_url).get_backend_name() != "postgresql":
             raise LifeboatError("the replicas share one database: set DATABASE_URL to a "
                                 "PostgreSQL database (it is created if missing)")
-        if settings.redis_url is None:
-            raise LifeboatError("the replicas share one online store: set REDIS_URL")
+        if ports.redis_cluster and len(ports.redis_cluster) != NODES:
+            raise LifeboatError(f"a Redis cluster here is {NODES} nodes: three masters, a "
+                                "replica each")
+        if settings.redis_url is None and not ports.redis_cluster:
+            raise LifeboatError("the replicas share one online store: set REDIS_URL, or "
+                                "start a Redis cluster (--redis-cluster)")
         self.settings, self.ports = settings, ports
         self.home = settings.ensure_home() / "cluster"
         self.home.mkdir(exist_ok=True)
@@ -102,7 +110,8 @@ class LocalCluster:
                 "MLflow": f"http://127.0.0.1:{ports.mlflow}/",
                 "Prometheus": f"http://127.0.0.1:{ports.prometheus}/",
                 "jobs metrics": f"http://127.0.0.1:{ports.jobs_metrics}/metrics",
-                "S3 (moto)": f"http://127.0.0.1:{ports.s3}/"}
+                "S3 (moto)": f"http://127.0.0.1:{ports.s3}/",
+                **({"Redis cluster": self.env["REDIS_URL"]} if ports.redis_cluster else {})}
 
     def start(self, progress: Callable[[str], None] = lambda _step: None) -> None:
         """Everything, in order; on a failure, what was started is stopped again."""
@@ -118,8 +127,20 @@ class LocalCluster:
         for role in reversed(list(self.roles.values())):
             role.stop()
 
+    def start_redis_cluster(self) -> None:
+        """Six `redis-server` nodes joined into a cluster, which every role started after it
+        uses as its online store."""
+        nodes = list(self.ports.redis_cluster)
+        for port in nodes:
+            node = redis_node(port, self.home / "redis" / str(port), self.env)
+            self.roles[node.name] = node.start()
+        self.env["REDIS_URL"] = form_cluster(nodes)
+
     def _start(self, progress: Callable[[str], None]) -> None:
         ports = self.ports
+        if ports.redis_cluster:
+            progress("starting a Redis cluster")
+            self.start_redis_cluster()
         progress("starting the S3 endpoint")
         self._run("s3", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
                          "-p", str(ports.s3)], f"http://127.0.0.1:{ports.s3}/moto-api/")
@@ -129,7 +150,7 @@ class LocalCluster:
         tracking_store = _sibling_database(self.settings.db_url, "mlflow")
         for database in (self.settings.db_url, tracking_store):
             ensure_database(database)
-        self._run("mlflow", [_program("mlflow"), "server", "--host", "127.0.0.1",
+        self._run("mlflow", [program("mlflow"), "server", "--host", "127.0.0.1",
                              "--port", str(ports.mlflow), "--workers", "1",
                              "--backend-store-uri", tracking_store,
                              "--artifacts-destination", f"s3://{ARTIFACT_BUCKET}/artifacts",
@@ -140,18 +161,18 @@ class LocalCluster:
         progress("preparing the schema, data, features and a champion")
         self._bootstrap()
         progress(f"starting {ports.replicas} serving replicas")
-        replicas = [self._start_role(f"replica-{n}", [_program("lifeboat"), "serve"],
+        replicas = [self._start_role(f"replica-{n}", [program("lifeboat"), "serve"],
                                      f"http://127.0.0.1:{ports.replica(n)}/ready",
                                      LIFEBOAT_PORT=str(ports.replica(n)))
                     for n in range(1, ports.replicas + 1)]
         for replica in replicas:
             replica.wait_ready(START_SECONDS)
         progress("starting the jobs process")
-        self._run("jobs", [_program("lifeboat"), "schedule"], None)
+        self._run("jobs", [program("lifeboat"), "schedule"], None)
         progress("starting HAProxy and Prometheus")
         self.roles["balancer"] = self.balancer(ports.replicas, ports.balancer).start()
         self.roles["balancer"].wait_ready(START_SECONDS)
-        self._run("prometheus", [_program("prometheus"),
+        self._run("prometheus", [program("prometheus"),
                                  f"--config.file={self._prometheus_config()}",
                                  f"--storage.tsdb.path={self.home / 'prometheus'}",
                                  f"--web.listen-address=127.0.0.1:{ports.prometheus}"],
@@ -160,7 +181,7 @@ class LocalCluster:
     def _bootstrap(self) -> None:
         """What `lifeboat up` does before serving (schema, data, features, a champion),
         once, before any replica starts, as a deployment's init step does."""
-        role = self._start_role("bootstrap", [_program("lifeboat"), "bootstrap"], None)
+        role = self._start_role("bootstrap", [program("lifeboat"), "bootstrap"], None)
         role.wait_exit(BOOTSTRAP_SECONDS)
         del self.roles["bootstrap"]  # done: not a role to watch or stop
 
@@ -188,7 +209,7 @@ class LocalCluster:
                **{f"LIFEBOAT_REPLICA_{n}": f"127.0.0.1:{self.ports.replica(n)}"
                   for n in range(1, replicas + 1)}}
         name = "balancer" if port == self.ports.balancer else f"balancer-{port}"
-        return Role(name, [_program("haproxy"), "-db", "-f", str(HAPROXY_CONFIG)],
+        return Role(name, [program("haproxy"), "-db", "-f", str(HAPROXY_CONFIG)],
                     {**self.env, **env}, self.home / "logs" / f"{name}.log",
                     f"http://127.0.0.1:{port}/ready")
 
@@ -230,6 +251,14 @@ def _hold(held: ExitStack, port: int) -> int:
     return probe.getsockname()[1]
 
 
+def _hold_redis_node(held: ExitStack) -> int:
+    """A port for a Redis cluster node: it and its cluster bus port, 10,000 above, free."""
+    while True:
+        port = random.randrange(20_000, 55_535)
+        if _hold(held, port) and _hold(held, port + CLUSTER_BUS_OFFSET):
+            return port
+
+
 def _as_environment(settings: Settings) -> dict[str, str]:
     """The settings this process was given, as the variables that give them to another:
     whatever `lifeboat cluster` runs with (LIFEBOAT_MODEL_POLL_SECONDS, keys, datasets),
@@ -260,15 +289,3 @@ def _create_bucket(url: str) -> None:
     request = urllib.request.Request(url, method="PUT")
     with urllib.request.urlopen(request, timeout=10):
         pass
-
-
-def _program(name: str) -> str:
-    """A program from this environment's bin/ (lifeboat, mlflow), else from PATH."""
-    beside = Path(sys.executable).parent / name
-    if beside.exists():
-        return str(beside)
-    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
-    if found is None:
-        raise LifeboatError(f"{name} is not installed: `make cluster` installs it "
-                            "(apt-get install haproxy prometheus; pip install -e '.[dev]')")
-    return found

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -117,3 +118,15 @@ def _terminate_with_parent() -> None:
     Ctrl-C, SIGTERM and SIGHUP still stop every role."""
     if sys.platform == "linux":
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def program(name: str) -> str:
+    """A program from this environment's bin/ (lifeboat, mlflow), else from PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return str(beside)
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+    if found is None:
+        raise LifeboatError(f"{name} is not installed: `make cluster` installs it "
+                            "(apt-get install haproxy prometheus; pip install -e '.[dev]')")
+    return found
