@@ -27,7 +27,7 @@ install: $(VENV)/.installed
 # The scale-out topology on this machine (docs/scaling.md): HAProxy on :8000 in front of two
 # `lifeboat serve` replicas (:8001, :8002), the jobs process, an MLflow server, an S3
 # endpoint and Prometheus, on this machine's PostgreSQL and Redis. CLUSTER_ARGS adds options
-# (`--replicas 3`; `lifeboat cluster --help`).
+# (`--replicas 3`, `--redis-cluster`; `lifeboat cluster --help`).
 cluster: $(VENV)/.installed-dev $(HAPROXY) $(PROMETHEUS)
 	DATABASE_URL="$${DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/lifeboat_cluster}" \
 	REDIS_URL="$${REDIS_URL:-redis://127.0.0.1:6379/0}" \
