@@ -207,9 +207,11 @@ class Lifeboat:
             database.dispose()
 
 
-def prepare_lifeboat(home: Path, database_url: str, spec: DatasetSpec) -> Lifeboat:
+def prepare_lifeboat(home: Path, database_url: str, spec: DatasetSpec,
+                     tracking_uri: str | None = None) -> Lifeboat:
     """A Lifeboat home and migrated database for the DAGs' tasks, and the environment that
-    points them there (in this test's interpreter, the project's venv)."""
+    points them there (in this test's interpreter, the project's venv); with
+    `tracking_uri`, an MLflow tracking server instead of the home's embedded store."""
     database = Database(database_url)
     upgrade(database)  # what any first job does; the snapshots read the empty tables
     database.dispose()
@@ -217,5 +219,7 @@ def prepare_lifeboat(home: Path, database_url: str, spec: DatasetSpec) -> Lifebo
            "DATABASE_URL": database_url,
            "LIFEBOAT_PYTHON": sys.executable,
            "LIFEBOAT_SEARCH_ITERATIONS": "2",
-           "LIFEBOAT_AIRFLOW_RETRIES": "0"}  # a failing task fails the run at once
-    return Lifeboat(make_settings(home, database_url), spec, env)
+           "LIFEBOAT_AIRFLOW_RETRIES": "0",  # a failing task fails the run at once
+           **({"MLFLOW_TRACKING_URI": tracking_uri} if tracking_uri else {})}
+    return Lifeboat(make_settings(home, database_url, mlflow_tracking_uri=tracking_uri),
+                    spec, env)

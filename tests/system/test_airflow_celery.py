@@ -26,6 +26,7 @@ from lifeboat.datasets import DatasetSpec
 from lifeboat.synthetic.passengers import synthetic_passengers
 from tests.support.airflow import DRIFT, DagRun, Lifeboat, prepare_lifeboat, require_airflow
 from tests.support.airflow_cluster import AirflowCluster
+from tests.support.mlflow_server import running_mlflow_server
 from tests.support.redis_server import RedisServer
 from tests.support.services import scratch_postgres_database
 
@@ -33,9 +34,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 
 @pytest.fixture(scope="module")
-def lifeboat(tmp_path_factory: pytest.TempPathFactory, titanic: DatasetSpec) -> Iterator[Lifeboat]:
-    with scratch_postgres_database("lifeboat_celery") as url:
-        yield prepare_lifeboat(tmp_path_factory.mktemp("lifeboat_home"), url, titanic)
+def lifeboat(tmp_path_factory: pytest.TempPathFactory, titanic: DatasetSpec,
+             s3_endpoint: str) -> Iterator[Lifeboat]:
+    """The tasks' Lifeboat, on a tracking server of its own: what the workers train and
+    promote goes through MLFLOW_TRACKING_URI, as in a deployment."""
+    with scratch_postgres_database("lifeboat_celery") as url, running_mlflow_server(
+            s3_endpoint, tmp_path_factory.mktemp("mlflow")) as tracking:
+        yield prepare_lifeboat(tmp_path_factory.mktemp("lifeboat_home"), url, titanic,
+                               tracking.url)
 
 
 @pytest.fixture(scope="module")
