@@ -9,8 +9,6 @@ fails the tests: a skip would hide the cluster behaviour they check.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +16,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from lifeboat.cluster.redis_cluster import form_cluster
 from tests.support.live_server import free_port
 from tests.support.redis_server import RedisServer
 
@@ -52,17 +51,8 @@ class RedisCluster:
         return self
 
     def _create(self) -> None:
-        binary = shutil.which("redis-cli")
-        if binary is None:
-            pytest.fail("redis-cli is not installed (apt-get install redis-tools)",
-                        pytrace=False)
-        created = subprocess.run(
-            [binary, "--cluster", "create", *(f"127.0.0.1:{node.port}" for node in self.nodes),
-             "--cluster-replicas", "1", "--cluster-yes"],
-            capture_output=True, text=True, timeout=SETTLE_SECONDS, check=False)
-        if created.returncode != 0:
-            pytest.fail(f"redis-cli --cluster create failed: {created.stdout[-2_000:]}",
-                        pytrace=False)
+        """Joined as `lifeboat cluster --redis-cluster` joins its nodes."""
+        form_cluster([node.port for node in self.nodes])
 
     def stop(self) -> None:
         for node in self.nodes:
