@@ -40,11 +40,31 @@ def test_ingest_reports_counts_then_nothing_to_do(tmp_path: Path, titanic: Datas
 def test_every_command_has_help() -> None:
     runner = CliRunner()
     listing = runner.invoke(app, ["--help"])
-    for command in ("up", "bootstrap", "serve", "ingest", "train", "models", "promote"):
+    for command in ("up", "bootstrap", "serve", "cluster", "ingest", "train", "models",
+                    "promote"):
         assert command in listing.output
         help_text = runner.invoke(app, [command, "--help"])
         assert help_text.exit_code == 0 and "Usage" in help_text.output
 
+
+
+def test_cluster_refuses_what_replicas_cannot_share_in_one_line(tmp_path: Path) -> None:
+    """Replicas share one database and one online store: the embedded SQLite defaults are
+    refused before any process starts, each with the setting to give."""
+    home = tmp_path / "home"
+    alone = lifeboat(home, "cluster", REDIS_URL="redis://127.0.0.1:1/0")
+    assert alone.returncode == 1 and "Traceback" not in alone.stderr
+    assert "set DATABASE_URL to a PostgreSQL database" in alone.stderr
+    no_store = lifeboat(home, "cluster", DATABASE_URL="postgresql+psycopg://x@127.0.0.1:1/x",
+                        REDIS_URL="")
+    assert no_store.returncode == 1 and "set REDIS_URL" in no_store.stderr
+    down = lifeboat(home, "cluster", DATABASE_URL="postgresql+psycopg://x@127.0.0.1:1/x",
+                    REDIS_URL="redis://127.0.0.1:1/0")
+    assert down.returncode == 1 and "Traceback" not in down.stderr
+    assert "error: cannot create or find the database 'x' on PostgreSQL at 127.0.0.1:1" in (
+        down.stderr)
+    too_many = lifeboat(home, "cluster", "--replicas", "5")
+    assert too_many.returncode == 2 and "replicas" in too_many.stderr
 
 
 @pytest.mark.slow

@@ -89,7 +89,7 @@ class LocalCluster:
         if ports.redis_cluster and len(ports.redis_cluster) != NODES:
             raise LifeboatError(f"a Redis cluster here is {NODES} nodes: three masters, a "
                                 "replica each")
-        if settings.redis_url is None and not ports.redis_cluster:
+        if not settings.redis_url and not ports.redis_cluster:
             raise LifeboatError("the replicas share one online store: set REDIS_URL, or "
                                 "start a Redis cluster (--redis-cluster)")
         self.settings, self.ports = settings, ports
@@ -138,6 +138,9 @@ class LocalCluster:
 
     def _start(self, progress: Callable[[str], None]) -> None:
         ports = self.ports
+        tracking_store = _sibling_database(self.settings.db_url, "mlflow")
+        for database in (self.settings.db_url, tracking_store):
+            ensure_database(database)
         if ports.redis_cluster:
             progress("starting a Redis cluster")
             self.start_redis_cluster()
@@ -147,9 +150,6 @@ class LocalCluster:
         for bucket in (LANDING_BUCKET, ARTIFACT_BUCKET):
             _create_bucket(f"http://127.0.0.1:{ports.s3}/{bucket}")
         progress("starting the MLflow tracking server")
-        tracking_store = _sibling_database(self.settings.db_url, "mlflow")
-        for database in (self.settings.db_url, tracking_store):
-            ensure_database(database)
         self._run("mlflow", [program("mlflow"), "server", "--host", "127.0.0.1",
                              "--port", str(ports.mlflow), "--workers", "1",
                              "--backend-store-uri", tracking_store,

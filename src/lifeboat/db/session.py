@@ -10,6 +10,8 @@ from psycopg import sql
 from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from lifeboat.errors import LifeboatError
+
 
 def _tune_sqlite(engine: Engine) -> None:
     """WAL lets the server read while a job writes; the timeout waits out short write locks."""
@@ -59,9 +61,14 @@ def ensure_database(url: str) -> None:
     fresh server needs nothing done by hand (`lifeboat cluster` gives each store its own)."""
     parsed = make_url(url)
     server = parsed.set(drivername="postgresql", database="postgres")
-    with psycopg.connect(server.render_as_string(hide_password=False), autocommit=True,
-                         connect_timeout=5) as connection:
-        if connection.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                              (parsed.database,)).fetchone() is None:
-            connection.execute(sql.SQL("CREATE DATABASE {}").format(
-                sql.Identifier(parsed.database)))
+    try:
+        with psycopg.connect(server.render_as_string(hide_password=False), autocommit=True,
+                             connect_timeout=5) as connection:
+            if connection.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                                  (parsed.database,)).fetchone() is None:
+                connection.execute(sql.SQL("CREATE DATABASE {}").format(
+                    sql.Identifier(parsed.database)))
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise LifeboatError(f"cannot create or find the database {parsed.database!r} on "
+                            f"PostgreSQL at {parsed.host}:{parsed.port or 5432}: {reason}") from exc
