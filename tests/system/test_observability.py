@@ -46,6 +46,7 @@ import pandas as pd
 import psycopg
 import pytest
 import yaml
+from prometheus_client import REGISTRY
 from sklearn.metrics import roc_auc_score
 from sqlalchemy import make_url
 
@@ -521,6 +522,9 @@ class Stack:
     served: list[dict[str, Any]] = field(default_factory=list)  # by the first replica
     served_elsewhere: list[dict[str, Any]] = field(default_factory=list)  # by the second
     rules: list[dict[str, Any]] = field(default_factory=list)
+    # The first replica runs in this test process, whose metrics also hold what earlier
+    # tests' services counted: its titanic predictions before this stack's traffic.
+    counted_before: float = 0.0
 
     def query(self, expr: str) -> dict[str, Any]:
         return httpx.post(f"{self.prometheus}/api/v1/query", data={"query": expr},
@@ -815,7 +819,8 @@ def stack(titanic: DatasetSpec, postgres_server_url: str,
                 "lifeboat-jobs": [jobs, f"127.0.0.1:{_free_port()}"]}))
             http = started.enter_context(httpx.Client(base_url=base_url, timeout=60))
             other = started.enter_context(httpx.Client(base_url=other_url, timeout=60))
-            observed = Stack(prometheus, database_url)
+            observed = Stack(prometheus, database_url,
+                             counted_before=_predictions_counted_here("titanic"))
             observed.wait_for_scrape(time.time())
             # Round one.
             _retrain(database, "manual", "failed")
@@ -877,10 +882,21 @@ def test_what_the_replicas_count_adds_up_to_what_they_served(stack: Stack) -> No
     """Each replica counts its own predictions: summed across instances, every prediction
     answered is counted once."""
     by_instance = stack.query('sum by (instance) (lifeboat_predictions_total{dataset="titanic"})')
-    counted = sorted(float(series["value"][1]) for series in by_instance["data"]["result"])
-    assert counted == sorted([len(stack.served), len(stack.served_elsewhere)])
+    counted = [float(series["value"][1]) for series in by_instance["data"]["result"]]
+    assert _predictions_counted_here("titanic") in counted  # this process's replica
+    counted[counted.index(_predictions_counted_here("titanic"))] -= stack.counted_before
+    assert sorted(counted) == sorted([len(stack.served), len(stack.served_elsewhere)])
     requests = stack.query('sum(lifeboat_http_requests_total{route="/predict",status="503"})')
     assert float(requests["data"]["result"][0]["value"][1]) == sum(HUNG_LOOKUPS)
+
+
+def _predictions_counted_here(dataset: str) -> float:
+    """This process's count of `dataset`'s predictions, over every version and source."""
+    return sum(sample.value for metric in REGISTRY.collect()
+               if metric.name == "lifeboat_predictions"
+               for sample in metric.samples
+               if sample.name == "lifeboat_predictions_total"
+               and sample.labels.get("dataset") == dataset)
 
 
 def test_what_the_database_says_is_counted_once_across_replicas(stack: Stack) -> None:
