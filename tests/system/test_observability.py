@@ -523,8 +523,10 @@ class Stack:
     served_elsewhere: list[dict[str, Any]] = field(default_factory=list)  # by the second
     rules: list[dict[str, Any]] = field(default_factory=list)
     # The first replica runs in this test process, whose metrics also hold what earlier
-    # tests' services counted: its titanic predictions before this stack's traffic.
+    # tests' services counted: its titanic predictions, and its /predict 503s, before this
+    # stack's traffic.
     counted_before: float = 0.0
+    unavailable_before: float = 0.0
 
     def query(self, expr: str) -> dict[str, Any]:
         return httpx.post(f"{self.prometheus}/api/v1/query", data={"query": expr},
@@ -820,7 +822,8 @@ def stack(titanic: DatasetSpec, postgres_server_url: str,
             http = started.enter_context(httpx.Client(base_url=base_url, timeout=60))
             other = started.enter_context(httpx.Client(base_url=other_url, timeout=60))
             observed = Stack(prometheus, database_url,
-                             counted_before=_predictions_counted_here("titanic"))
+                             counted_before=_counted_here(*TITANIC_PREDICTIONS),
+                             unavailable_before=_counted_here(*PREDICT_UNAVAILABLE))
             observed.wait_for_scrape(time.time())
             # Round one.
             _retrain(database, "manual", "failed")
@@ -883,20 +886,24 @@ def test_what_the_replicas_count_adds_up_to_what_they_served(stack: Stack) -> No
     answered is counted once."""
     by_instance = stack.query('sum by (instance) (lifeboat_predictions_total{dataset="titanic"})')
     counted = [float(series["value"][1]) for series in by_instance["data"]["result"]]
-    assert _predictions_counted_here("titanic") in counted  # this process's replica
-    counted[counted.index(_predictions_counted_here("titanic"))] -= stack.counted_before
+    here = _counted_here(*TITANIC_PREDICTIONS)
+    assert here in counted  # this process's replica
+    counted[counted.index(here)] -= stack.counted_before
     assert sorted(counted) == sorted([len(stack.served), len(stack.served_elsewhere)])
     requests = stack.query('sum(lifeboat_http_requests_total{route="/predict",status="503"})')
-    assert float(requests["data"]["result"][0]["value"][1]) == sum(HUNG_LOOKUPS)
+    unavailable = float(requests["data"]["result"][0]["value"][1]) - stack.unavailable_before
+    assert unavailable == sum(HUNG_LOOKUPS)
 
 
-def _predictions_counted_here(dataset: str) -> float:
-    """This process's count of `dataset`'s predictions, over every version and source."""
-    return sum(sample.value for metric in REGISTRY.collect()
-               if metric.name == "lifeboat_predictions"
-               for sample in metric.samples
-               if sample.name == "lifeboat_predictions_total"
-               and sample.labels.get("dataset") == dataset)
+TITANIC_PREDICTIONS = ("lifeboat_predictions_total", {"dataset": "titanic"})
+PREDICT_UNAVAILABLE = ("lifeboat_http_requests_total", {"route": "/predict", "status": "503"})
+
+
+def _counted_here(sample_name: str, labels: dict[str, str]) -> float:
+    """This process's count in the samples of that name carrying those labels, summed."""
+    return sum(sample.value for metric in REGISTRY.collect() for sample in metric.samples
+               if sample.name == sample_name
+               and all(sample.labels.get(name) == value for name, value in labels.items()))
 
 
 def test_what_the_database_says_is_counted_once_across_replicas(stack: Stack) -> None:
