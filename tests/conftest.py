@@ -26,6 +26,7 @@ from tests.support.object_storage import (  # noqa: F401 (fixtures)
     s3_endpoint,
     storage,
 )
+from tests.support.processes import processes  # noqa: F401 (a fixture)
 from tests.support.redis_cluster import RedisCluster
 from tests.support.services import REDIS_URL, scratch_postgres_database
 from tests.support.spark_cluster import SparkCluster

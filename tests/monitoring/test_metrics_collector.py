@@ -3,11 +3,8 @@ rows); the service's own counts add up across worker processes."""
 
 from __future__ import annotations
 
-import os
 import re
 import socket
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -25,7 +22,7 @@ from lifeboat.monitoring.live_accuracy import (
     live_accuracy,
     roc_auc,
 )
-from tests.support.live_server import wait_ready
+from tests.support.live_server import serving_with_workers
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -208,24 +205,11 @@ def _free_port() -> int:
 
 def test_two_workers_count_every_prediction_once_in_metrics(trained_settings: Settings,
                                                             tmp_path) -> None:
-    port = _free_port()
-    env = {**os.environ, "LIFEBOAT_HOME": str(trained_settings.home), "LIFEBOAT_PORT": str(port),
-           "LIFEBOAT_WORKERS": "2", "LIFEBOAT_LOG_LEVEL": "WARNING",
-           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
-    for name in ("DATABASE_URL", "MLFLOW_TRACKING_URI", "REDIS_URL"):
-        env.pop(name, None)
-    server = subprocess.Popen([sys.executable, "-m", "lifeboat", "serve"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(server, base)
+    with serving_with_workers(trained_settings.home, tmp_path / "metrics") as base:
         record = {"pclass": 1, "name": "Allen, Miss. Elisabeth Walton", "sex": "female"}
         for _ in range(40):  # new connections: the kernel spreads them over both workers
             assert httpx.post(base + "/predict", json=record).status_code == 200
         text = httpx.get(base + "/metrics").text
-    finally:
-        server.terminate()
-        server.wait(30)
     assert len(list((tmp_path / "metrics").glob("counter_*.db"))) == 2  # both workers counted
     counted = re.findall(r'^lifeboat_predictions_total\{[^}]*\} (\S+)$', text, re.MULTILINE)
     assert sum(map(float, counted)) == 40

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -32,21 +31,6 @@ def scratch(trained_settings: Settings, tmp_path: Path) -> Settings:
     """The session's champion (only read), a database and landing zone of this test's."""
     return make_settings(trained_settings.home, f"sqlite:///{tmp_path / 'jobs.db'}",
                          storage_url=str(tmp_path / "landing"))
-
-
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[str]]]:
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-    for process in started:
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _schedule(settings: Settings, port: int) -> subprocess.Popen[str]:

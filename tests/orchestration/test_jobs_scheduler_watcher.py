@@ -104,20 +104,6 @@ def _start(command: str, settings: Settings) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen]]:
-    started: list[subprocess.Popen] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-    for process in started:
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
 def test_a_dropped_file_is_ingested_then_scored_once_and_every_run_recorded(
         context: JobContext) -> None:
     passengers = synthetic_passengers(120, seed=11)

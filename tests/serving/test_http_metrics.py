@@ -4,10 +4,7 @@ timed by method and route, on the real app (and, with two uvicorn workers, in a 
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +18,7 @@ from starlette.routing import Route
 from lifeboat.config import Settings
 from lifeboat.serving import create_app
 from lifeboat.serving.http_metrics import UNMATCHED, HttpMetrics
-from tests.support.live_server import free_port, wait_ready
+from tests.support.live_server import serving_with_workers
 
 PASSENGER = {"pclass": 1, "name": "Allen, Miss. Elisabeth Walton", "sex": "female"}
 
@@ -131,25 +128,12 @@ def test_an_exception_in_a_route_is_counted_as_the_500_the_server_answers() -> N
 def test_two_workers_count_every_request_once(trained_settings: Settings,
                                               tmp_path: Path) -> None:
     """uvicorn's worker processes count into the multiprocess folder, which /metrics sums."""
-    port = free_port()
-    env = {**os.environ, "LIFEBOAT_HOME": str(trained_settings.home), "LIFEBOAT_PORT": str(port),
-           "LIFEBOAT_WORKERS": "2", "LIFEBOAT_LOG_LEVEL": "WARNING",
-           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
-    for name in ("DATABASE_URL", "MLFLOW_TRACKING_URI", "REDIS_URL"):
-        env.pop(name, None)
-    server = subprocess.Popen([sys.executable, "-m", "lifeboat", "serve"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(server, base)
+    with serving_with_workers(trained_settings.home, tmp_path / "metrics") as base:
         for _ in range(30):  # new connections: the kernel spreads them over both workers
             assert httpx.post(base + "/predict", json=PASSENGER).status_code == 200
         for _ in range(10):
             assert httpx.get(base + "/nowhere").status_code == 404
         text = httpx.get(base + "/metrics").text
-    finally:
-        server.terminate()
-        server.wait(30)
     assert len(list((tmp_path / "metrics").glob("counter_*.db"))) == 2  # both workers counted
     assert _value(text, 'lifeboat_http_requests_total'
                         '{method="POST",route="/predict",status="200"}') == 30

@@ -3,12 +3,15 @@ and waiting for a server started as a process (`lifeboat serve`, `lifeboat up`).
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -56,3 +59,24 @@ def wait_ready(process: subprocess.Popen, base: str, timeout: float = 120) -> No
             pass
         time.sleep(0.3)
     pytest.fail(f"the server was not ready within {timeout} s")
+
+
+@contextmanager
+def serving_with_workers(home: Path, metrics: Path, workers: int = 2) -> Iterator[str]:
+    """`lifeboat serve` on `home` with uvicorn's `workers` counting into the `metrics`
+    folder, none of the developer's services; its base URL, stopped after."""
+    port = free_port()
+    env = {**os.environ, "LIFEBOAT_HOME": str(home), "LIFEBOAT_PORT": str(port),
+           "LIFEBOAT_WORKERS": str(workers), "LIFEBOAT_LOG_LEVEL": "WARNING",
+           "PROMETHEUS_MULTIPROC_DIR": str(metrics)}
+    for name in ("DATABASE_URL", "MLFLOW_TRACKING_URI", "REDIS_URL"):
+        env.pop(name, None)
+    server = subprocess.Popen([sys.executable, "-m", "lifeboat", "serve"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(server, base)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(30)
