@@ -93,7 +93,7 @@ def test_a_dataset_s_prefixed_routes_and_pages_keep_their_scopes(keyed_url: str)
     assert httpx.get(f"{keyed_url}/datasets/titanic/past-predictions").status_code == 401
     assert httpx.get(f"{keyed_url}/datasets/titanic/past-predictions", headers={
         "authorization": f"Bearer {KEYS['read']}"}).status_code == 200
-    for page in ("/", "/datasets/titanic/", "/metrics", "/ui/static/app.js", "/docs"):
+    for page in ("/", "/datasets/titanic/", "/metrics", "/ui/static/js/main.js", "/docs"):
         assert httpx.get(keyed_url + page).status_code == 200, page
 
 

@@ -242,7 +242,7 @@ def test_each_dataset_s_page_renders_its_own_form(client: TestClient, titanic: D
         assert spec.description in page
     assert "Passenger class" in pages[SECOND] and "Passenger class" not in pages["titanic"]
     assert f'data-api="../../datasets/{SECOND}/"' in pages[SECOND]
-    assert 'src="../../ui/static/app.js"' in pages[SECOND]
+    assert 'src="../../ui/static/js/main.js"' in pages[SECOND]
     # The switcher: links relative to each page, the page's own dataset selected.
     assert _options(pages["titanic"]) == [("./", "titanic", True),
                                           (f"datasets/{SECOND}/", SECOND, False)]
@@ -351,7 +351,7 @@ def test_the_ui_switches_dataset_and_predicts_on_the_second(
     assert sent.value.ok
     expect(page.locator("#verdict")).to_contain_text("survived")
     expect(page.locator("#predict-meta")).to_contain_text(f"Model lifeboat-{SECOND} v")
-    page.screenshot(path=screenshots / "7-second-dataset.png", full_page=True)
+    page.screenshot(path=screenshots / "second-dataset.png", full_page=True)
 
     page.get_by_role("tab", name="Past predictions").click()
     expect(page.locator("#past-table tbody")).to_contain_text("Allen, Miss. Elisabeth Walton")

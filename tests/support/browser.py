@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
+from tests.support.paths import ROOT
+
 CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = ROOT / "docs" / "images"
 TIMEOUT_MS = 20_000  # the first prediction loads the model's code paths; CI machines are slow
 
 
@@ -25,12 +28,9 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
-@pytest.fixture(scope="module")
-def screenshots(request: pytest.FixtureRequest) -> Path:
-    """Where each tab's screenshot goes: in pytest's cache folder (git-ignored), which outlives
-    the rotation of temporary folders; announced on the terminal even with output captured."""
-    folder = request.config.cache.mkdir("browser-screenshots")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    with capture.global_and_fixture_disabled():
-        print(f"\nbrowser screenshots: {folder}")
-    return folder
+@pytest.fixture(scope="session")
+def screenshots() -> Path:
+    """Where the UI tests write their screenshots: `docs/images/`, the pictures the docs
+    show, so every run of the suite renews them from the UI as it is."""
+    SCREENSHOTS.mkdir(exist_ok=True)
+    return SCREENSHOTS
