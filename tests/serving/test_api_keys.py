@@ -82,7 +82,9 @@ def test_every_route_refuses_a_missing_or_wrong_key_and_takes_its_scope_s(
             refused = _call(keyed_url, method, path, key)
             assert refused.status_code == 401, (method, path, key, refused.text)
             assert refused.headers["www-authenticate"].startswith("Bearer")
-            assert f"LIFEBOAT_{scope.upper()}_KEYS" in refused.json()["detail"]
+            detail = refused.json()["detail"]
+            assert f"LIFEBOAT_{scope.upper()}_KEYS" in detail
+            assert detail.count("LIFEBOAT_ADMIN_KEYS") == 1, detail
         if (method, path) == ("post", "/retrain"):
             continue  # a good key would start a retrain: test_routes_beyond_predict covers it
         for key in (KEYS[scope], f"another-{scope}-key", KEYS["admin"]):

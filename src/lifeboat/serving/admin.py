@@ -52,8 +52,15 @@ def authorize(settings: Settings, scope: Scope, given: str | None) -> None:
     if not sum(secrets.compare_digest(offered, key) for key in keys):
         challenge = f'Bearer realm="lifeboat", scope="{scope}"'
         raise HTTPException(401, detail=f"{scope} routes need `Authorization: Bearer <key>` with "
-                                        f"a key of {key_setting(scope)} or LIFEBOAT_ADMIN_KEYS",
+                                        f"{_accepted_keys(scope)}",
                             headers={"WWW-Authenticate": challenge})
+
+
+def _accepted_keys(scope: Scope) -> str:
+    """The settings whose keys open `scope`: an admin key opens every scope."""
+    if scope is Scope.ADMIN:
+        return "a key of LIFEBOAT_ADMIN_KEYS"
+    return f"a key of {key_setting(scope)} or LIFEBOAT_ADMIN_KEYS"
 
 
 def authorize_request(request: Request, scope: Scope) -> None:
@@ -95,8 +102,8 @@ def _gate(scope: Scope) -> Any:
     """A FastAPI dependency requiring a key of `scope`, shown as its own bearer scheme in the
     OpenAPI page."""
     bearer = HTTPBearer(auto_error=False, scheme_name=f"{scope.value}_key",
-                        description=f"A key of {key_setting(scope)} or LIFEBOAT_ADMIN_KEYS "
-                                    "(needed once the server sets either)")
+                        description=f"Bearer token: {_accepted_keys(scope)}, needed once the "
+                                    "server sets such keys")
 
     async def check(request: Request,
                     credentials: Annotated[HTTPAuthorizationCredentials | None,
