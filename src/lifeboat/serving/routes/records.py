@@ -108,7 +108,8 @@ def records_router(dataset: DatasetService) -> APIRouter:
                 summary="One logged prediction: its input, vector, outcome and explanation")
     def past_prediction(
         service: Service,
-        prediction_id: Annotated[str, Path(min_length=1, max_length=36)],
+        prediction_id: Annotated[str, Path(min_length=1, max_length=36, pattern="^[0-9A-Za-z-]+$",
+                                           description="The prediction's id (a UUID).")],
     ) -> PastPredictionDetail:
         service.prediction_log.flush(timeout=1.0)
         row = logged_prediction(service.database, service.spec.name, prediction_id)
