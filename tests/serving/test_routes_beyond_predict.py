@@ -20,6 +20,7 @@ from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.db import Database, Prediction, upgrade
 from lifeboat.ingest import LandingZone, ingest_file
 from lifeboat.registry import ModelRegistry
+from lifeboat.scoring import vector_contributions
 from lifeboat.serving import create_app
 from lifeboat.serving.schemas import record_model
 from lifeboat.synthetic.passengers import synthetic_passengers
@@ -475,3 +476,27 @@ def test_a_request_s_predictions_each_log_their_share_of_its_time(client: TestCl
     latencies = [_logged_item(client, p["id"])["latency_ms"] for p in predictions]
     assert len(set(latencies)) == 1
     assert 0 < sum(latencies) <= elapsed_ms
+
+
+def test_a_prediction_by_entity_id_is_explained_from_the_vector_it_was_scored_on(
+        client: TestClient, trained_settings: Settings) -> None:
+    """Its input is only the id: the serving model explains the logged feature vector."""
+    scored, = client.post("/predict", json=WOMAN).json()["predictions"]
+    assert client.get(f"/past-predictions/{scored['id']}").status_code == 200  # now logged
+    by_id = f"{scored['id'][:-4]}beef"
+    database = Database(trained_settings.db_url)
+    with database.session() as session:
+        logged = session.get(Prediction, scored["id"])
+        session.add(Prediction(**{**{c.key: getattr(logged, c.key)
+                                     for c in Prediction.__table__.columns},
+                                  "id": by_id, "input": {"entity_id": "p-7"},
+                                  "entity_id": "p-7"}))
+        features = dict(logged.features)
+    database.dispose()
+    body = client.get(f"/past-predictions/{by_id}").json()
+    assert (body["input"], body["explained_from"]) == ({"entity_id": "p-7"}, "features")
+    explained = {item["feature"]: item["effect"] for item in body["explanation"]}
+    assert set(explained) <= set(features) and "title" in explained  # view columns, not inputs
+    predictor = client.app.state.services["titanic"].predictor
+    expected = {c.feature: c.effect for c in vector_contributions(predictor, features)}
+    assert explained == pytest.approx(expected)
