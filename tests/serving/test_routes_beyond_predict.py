@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -456,6 +457,8 @@ def test_the_csv_export_holds_the_filtered_predictions_with_outcomes(client: Tes
     rows = list(csv.DictReader(io.StringIO(response.text)))
     page = client.get("/past-predictions", params={**params, "limit": 1000}).json()
     assert [row["id"] for row in rows] == [item["id"] for item in page["items"]]
+    assert [datetime.fromisoformat(row["created_at"]) for row in rows] == [
+        datetime.fromisoformat(item["created_at"]) for item in page["items"]]
     assert {p["id"] for p in uploaded} <= {row["id"] for row in rows}
     assert {row["source"] for row in rows} == {"webapp"}
     first = next(row for row in rows if row["id"] == uploaded[0]["id"])

@@ -150,9 +150,10 @@ def _csv_lines(spec: DatasetSpec, chunks: Iterator[list[dict[str, Any]]]) -> Ite
     for rows in chunks:
         frame = pd.DataFrame([{
             **{name: row[name] for name in _EXPORTED},
+            "created_at": row["created_at"].isoformat(),  # as the JSON routes write it
             **{column: row["input"].get(name) for name, column in inputs.items()},
             "features": None if row["features"] is None else json.dumps(row["features"]),
-        } for row in rows], columns=columns).astype({"created_at": str})
+        } for row in rows], columns=columns)
         yield csv_bytes(frame).split(b"\n", 1)[1]
 
 
