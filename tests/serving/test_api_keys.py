@@ -19,6 +19,8 @@ KEYS = {"admin": "admin-key", "read": "read-key", "feedback": "feedback-key",
 WOMAN = {"pclass": 1, "name": "Allen, Miss. Elisabeth Walton", "sex": "female", "age": 29}
 OPEN = {("get", "/health"), ("get", "/ready"), ("get", "/datasets")}
 EXPECTED = {("get", "/past-predictions"): "read", ("get", "/jobs"): "read",
+            ("get", "/past-predictions.csv"): "read",
+            ("get", "/past-predictions/{prediction_id}"): "read",
             ("get", "/drift"): "read", ("get", "/models"): "read", ("get", "/retrain"): "read",
             ("get", "/monitoring/summary"): "read", ("post", "/feedback"): "feedback",
             ("post", "/predict"): "predict", ("post", "/predict/csv"): "predict",

@@ -14,7 +14,7 @@ from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, upgrade
 from lifeboat.errors import JobFailed
-from lifeboat.orchestration import JobContext, run
+from lifeboat.orchestration import JobContext, recorded_run, run
 from lifeboat.serving import create_app
 from lifeboat.synthetic.passengers import synthetic_passengers, write_passengers
 from tests.support.homes import make_settings
@@ -105,3 +105,32 @@ def test_the_route_and_its_filters_are_documented(client: TestClient) -> None:
     assert parameters["status"]["anyOf"][0]["enum"] == ["running", "succeeded", "failed"]
     assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/JobRunsPage"}
+
+
+def test_idle_runs_are_left_out_on_request(runs: Settings, titanic: DatasetSpec) -> None:
+    """Idle: succeeded with every count of work at 0. A pipeline's champion version and a
+    skipped drift turn are not work; a failed run is never idle, whatever its counts."""
+    database = Database(runs.db_url)
+    for job, counts in (("pipeline", {"files": 0, "trained": 0, "version": 3, "promoted": 0}),
+                        ("drift", {"derived": 0, "checked": 0, "skipped": 1}),
+                        ("drift", {"derived": 0, "checked": 1, "drifted": 0}),
+                        ("outcomes", {"derived": 12})):
+        recorded_run(database, titanic.name, job, "schedule", lambda counts=counts: counts)
+    database.dispose()
+    with TestClient(create_app(runs)) as client:
+        def listed(**params: object) -> list[tuple[str, str]]:
+            response = client.get("/jobs", params=params)
+            assert response.status_code == 200, response.text
+            return [(i["job"], i["status"]) for i in response.json()["items"]]
+
+        worked = [("outcomes", "succeeded"), ("drift", "succeeded"), ("ingest_file", "failed"),
+                  ("score", "succeeded"), ("ingest", "succeeded")]
+        assert listed(include_idle="false") == worked
+        assert len(listed()) == len(listed(include_idle="true")) == 8  # every run by default
+        assert listed(include_idle="false", status="succeeded") == [
+            run for run in worked if run[1] == "succeeded"]
+        assert listed(include_idle="false", job="score") == [("score", "succeeded")]
+        assert listed(include_idle="false", limit=2) == worked[:2]  # the limit after the filter
+        bad = client.get("/jobs", params={"include_idle": "maybe"})
+        assert bad.status_code == 422
+        assert bad.json()["detail"][0]["loc"] == ["query", "include_idle"]

@@ -3,9 +3,11 @@ actions, feedback, the size limit and hot reload of a new champion."""
 
 import csv
 import io
+import json
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -19,6 +21,7 @@ from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.db import Database, Prediction, upgrade
 from lifeboat.ingest import LandingZone, ingest_file
 from lifeboat.registry import ModelRegistry
+from lifeboat.scoring import vector_contributions
 from lifeboat.serving import create_app
 from lifeboat.serving.schemas import record_model
 from lifeboat.synthetic.passengers import synthetic_passengers
@@ -400,3 +403,103 @@ def test_customers_example_request_is_accepted_as_written() -> None:
     example = record.model_validate({"age": 35, "region": "East", "loyalty_points": 1200})
     assert (example.age, example.region, example.loyalty_points) == (35, "east", 1200)
     assert record.model_validate({"region": " WEST "}).region == "west"
+
+
+def _logged_item(client: TestClient, prediction_id: str, **params: str) -> dict:
+    items = client.get("/past-predictions", params={"limit": 1000, **params}).json()["items"]
+    item, = [item for item in items if item["id"] == prediction_id]
+    return item
+
+
+def test_past_predictions_carry_the_outcome_given_as_feedback(client: TestClient) -> None:
+    answered, unanswered = client.post("/predict", json={"records": [WOMAN, WOMAN]}).json()[
+        "predictions"]
+    assert client.post("/feedback", json={"id": answered["id"], "actual": 0}).status_code == 200
+    given, unknown = (_logged_item(client, p["id"]) for p in (answered, unanswered))
+    assert (given["actual"], given["outcome_source"]) == (0, "api")
+    assert (unknown["actual"], unknown["outcome_source"]) == (None, None)
+
+
+def test_one_prediction_in_detail_with_its_explanation(client: TestClient) -> None:
+    prediction, = client.post("/predict", json={**WOMAN, "explain": True}).json()["predictions"]
+    detail = client.get(f"/past-predictions/{prediction['id']}")
+    assert detail.status_code == 200, detail.text
+    body = detail.json()
+    model = client.get("/model").json()
+    given = {name: value for name, value in body["input"].items() if value is not None}
+    assert given == WOMAN and body["probability"] == prediction["probability"]
+    assert (body["model_name"], body["model_version"]) == (model["name"], model["version"])
+    assert body["explained_by"] == {"name": model["name"], "version": model["version"]}
+    assert body["explained_from"] == "input"  # the fields given, as /predict explains them
+    explained = [(item["feature"], item["effect"]) for item in body["explanation"]]
+    assert [name for name, _ in explained] == [c["feature"] for c in prediction["contributions"]]
+    assert [effect for _, effect in explained] == pytest.approx(
+        [c["effect"] for c in prediction["contributions"]])
+    assert body["actual"] is None
+    missing = client.get("/past-predictions/no-such-id")
+    assert missing.status_code == 404 and "no-such-id" in missing.json()["detail"]
+    too_long = client.get(f"/past-predictions/{'x' * 37}")
+    assert too_long.status_code == 422
+    assert too_long.json()["detail"][0]["loc"] == ["path", "prediction_id"]
+
+
+def test_the_csv_export_holds_the_filtered_predictions_with_outcomes(client: TestClient) -> None:
+    since = client.get("/past-predictions", params={"limit": 1}).json()["items"]
+    start = "2000-01-01T00:00:00Z" if not since else since[0]["created_at"]
+    uploaded = _upload(client, CSV_ROWS).json()["predictions"]
+    client.post("/predict", json=WOMAN)  # source api: not in the export below
+    client.post("/feedback", json={"id": uploaded[0]["id"], "actual": 1})
+    params = {"source": "webapp", "since": start}
+    response = client.get("/past-predictions.csv", params=params)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert "attachment" in response.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    page = client.get("/past-predictions", params={**params, "limit": 1000}).json()
+    assert [row["id"] for row in rows] == [item["id"] for item in page["items"]]
+    assert [datetime.fromisoformat(row["created_at"]) for row in rows] == [
+        datetime.fromisoformat(item["created_at"]) for item in page["items"]]
+    assert {p["id"] for p in uploaded} <= {row["id"] for row in rows}
+    assert {row["source"] for row in rows} == {"webapp"}
+    first = next(row for row in rows if row["id"] == uploaded[0]["id"])
+    assert (first["actual"], first["outcome_source"]) == ("1", "api")
+    assert first["name"] == "Braund, Mr. Owen Harris" and first["sex"] == "male"
+    assert json.loads(first["features"])["title"] == "Mr"
+    formula = next(row for row in rows if row["id"] == uploaded[2]["id"])
+    assert formula["name"].startswith("'=HYPERLINK")  # defused for spreadsheets
+    bad = client.get("/past-predictions.csv", params={"since": "yesterday"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "since"]
+
+
+def test_a_request_s_predictions_each_log_their_share_of_its_time(client: TestClient) -> None:
+    """Not the whole request's time on each row: 50 rows logged with 50 times the time."""
+    started = time.perf_counter()
+    predictions = client.post("/predict", json={"records": [WOMAN] * 50}).json()["predictions"]
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    latencies = [_logged_item(client, p["id"])["latency_ms"] for p in predictions]
+    assert len(set(latencies)) == 1
+    assert 0 < sum(latencies) <= elapsed_ms
+
+
+def test_a_prediction_by_entity_id_is_explained_from_the_vector_it_was_scored_on(
+        client: TestClient, trained_settings: Settings) -> None:
+    """Its input is only the id: the serving model explains the logged feature vector."""
+    scored, = client.post("/predict", json=WOMAN).json()["predictions"]
+    assert client.get(f"/past-predictions/{scored['id']}").status_code == 200  # now logged
+    by_id = f"{scored['id'][:-4]}beef"
+    database = Database(trained_settings.db_url)
+    with database.session() as session:
+        logged = session.get(Prediction, scored["id"])
+        session.add(Prediction(**{**{c.key: getattr(logged, c.key)
+                                     for c in Prediction.__table__.columns},
+                                  "id": by_id, "input": {"entity_id": "p-7"},
+                                  "entity_id": "p-7"}))
+        features = dict(logged.features)
+    database.dispose()
+    body = client.get(f"/past-predictions/{by_id}").json()
+    assert (body["input"], body["explained_from"]) == ({"entity_id": "p-7"}, "features")
+    explained = {item["feature"]: item["effect"] for item in body["explanation"]}
+    assert set(explained) <= set(features) and "title" in explained  # view columns, not inputs
+    predictor = client.app.state.services["titanic"].predictor
+    expected = {c.feature: c.effect for c in vector_contributions(predictor, features)}
+    assert explained == pytest.approx(expected)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Integer, cast, exists, func, or_, select
 
 from lifeboat.db import Database, JobRun, holder_is_gone, this_process, utcnow
 from lifeboat.errors import JobFailed
@@ -16,6 +16,9 @@ from lifeboat.errors import JobFailed
 log = logging.getLogger(__name__)
 TRIGGERS = ("cli", "schedule", "watch", "airflow", "api")
 Counts = dict[str, int]
+# Counts that say what a run found, not work it did: a pipeline's champion `version`, a
+# drift turn `skipped` because another process had just checked.
+NOT_WORK = ("version", "skipped")
 
 
 @dataclass(frozen=True)
@@ -50,16 +53,32 @@ def recorded_run(database: Database, dataset: str, job: str, trigger: str,
 
 
 def recent_runs(database: Database, dataset: str, limit: int = 50, *, job: str | None = None,
-                status: str | None = None) -> list[JobRun]:
-    """Newest first; `job` and `status` narrow them down (the UI's and /jobs' filters)."""
+                status: str | None = None, include_idle: bool = True) -> list[JobRun]:
+    """Newest first; `job` and `status` narrow them down (the UI's and /jobs' filters), and
+    `include_idle=False` leaves out the runs that did nothing (see `_did_something`)."""
     query = select(JobRun).where(JobRun.dataset == dataset)
     if job is not None:
         query = query.where(JobRun.job == job)
     if status is not None:
         query = query.where(JobRun.status == status)
+    if not include_idle:
+        query = query.where(_did_something(database))
     with database.session() as session:
         return list(session.scalars(query.order_by(JobRun.started_at.desc(), JobRun.id.desc())
                                     .limit(limit)))
+
+
+def _did_something(database: Database) -> ColumnElement[bool]:
+    """A run did something unless it succeeded with every count of work at 0: an ingest that
+    found no file, a score with nothing ready, a pipeline with nothing new to train on. The
+    scheduler still records those (a run is seen to have happened, as in Airflow), about
+    2,000 a day per dataset, so lists hide them on request. Running and failed runs always
+    count. Read in SQL from the counts' JSON, so a limit applies after the filter."""
+    each = (func.json_each_text if database.engine.dialect.name == "postgresql"
+            else func.json_each)(JobRun.counts).table_valued("key", "value")
+    worked = exists(select(each.c.key).where(each.c.key.not_in(NOT_WORK),
+                                             cast(each.c.value, Integer) != 0))
+    return or_(JobRun.status != "succeeded", worked)
 
 
 def _start(database: Database, dataset: str, job: str, trigger: str) -> int:

@@ -28,7 +28,13 @@ from lifeboat.scoring.explain import (
     contributions,
     vector_contributions,
 )
-from lifeboat.scoring.prediction_history import past_predictions, save_feedback
+from lifeboat.scoring.prediction_history import (
+    PredictionFilter,
+    exported_predictions,
+    logged_prediction,
+    past_predictions,
+    save_feedback,
+)
 from lifeboat.scoring.prediction_log import PredictionLog
 from lifeboat.scoring.predictor import (
     MAX_ENTITY_ID,
@@ -51,6 +57,7 @@ __all__ = [
     "CompiledScorer",
     "Contribution",
     "EntityScores",
+    "PredictionFilter",
     "PredictionLog",
     "Predictor",
     "ServedPrediction",
@@ -60,9 +67,11 @@ __all__ = [
     "compile_model",
     "contributions",
     "default_output",
+    "exported_predictions",
     "load_predictor",
     "logged_from_file",
     "load_scorer",
+    "logged_prediction",
     "past_predictions",
     "prediction_id",
     "save_feedback",

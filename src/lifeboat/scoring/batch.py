@@ -268,7 +268,7 @@ class _Scored:
     # chunk's work); dropped once written, to free the memory.
     logged: Callable[[], pa.Table] | None
     rows: int
-    latency_ms: float            # scoring's (a store read included), as every route logs it
+    latency_ms: float            # scoring's per row (a store read included), as every route logs it
     with_issues: int
 
 
@@ -282,7 +282,7 @@ def _score_chunk(predictor: Predictor, chunk: pd.DataFrame, ids: _IdMaker,
     scored_inputs, key_issue = fill(entity_ids, inputs)
     view = _view_columns(predictor, scored_inputs)
     probability = predictor.view_probabilities(view)
-    latency_ms = (time.perf_counter() - scoring) * 1000
+    latency_ms = (time.perf_counter() - scoring) * 1000 / len(chunk)
     prediction = (probability >= predictor.version.threshold).astype(np.int64)
     label = pa.array([spec.label_for(0), spec.label_for(1)], pa.string()).take(prediction)
     prediction_id = ids.for_rows(chunk["row"].to_numpy())

@@ -194,7 +194,8 @@ class Predictor:
                      rows: list[dict[str, Any]], entity_ids: Sequence[str | None], source: str,
                      started: float) -> list[ServedPrediction]:
         created_at = utcnow()
-        latency_ms = (time.perf_counter() - started) * 1000
+        # Each prediction's share: a row of a 500-record request did not take its whole time.
+        latency_ms = (time.perf_counter() - started) * 1000 / max(len(inputs), 1)
         return [
             self._prediction(given, row, entity_id, float(probability), source, created_at,
                              latency_ms)

@@ -269,7 +269,28 @@ class PastPrediction(BaseModel):
     probability: float
     model_name: str
     model_version: str
-    latency_ms: float
+    latency_ms: float = Field(description="This prediction's share of its scoring time: a "
+                                          "request's or a batch chunk's time divided by the "
+                                          "predictions it made.")
+    actual: int | None = Field(None, description="The true outcome once known; null until "
+                                                 "then.")
+    outcome_source: Literal["api", "derived"] | None = Field(
+        None, description="Who knew the outcome: `api`, a caller of POST /feedback; "
+                          "`derived`, read off the entity's later events.")
+
+
+class PastPredictionDetail(PastPrediction):
+    explanation: list[Contribution] | None = Field(
+        description="Which values pushed the probability up or down, largest effect first; "
+                    "null when it cannot be computed. Not logged: computed now by the model "
+                    "serving (`explained_by`), which may not be the one that predicted.")
+    explained_by: ModelRef | None = Field(description="The model that computed the "
+                                                      "explanation.")
+    explained_from: Literal["features", "input"] | None = Field(
+        description="What was explained: the fields the caller gave (`input`), or, for a "
+                    "prediction by entity id, the feature vector it was scored on "
+                    "(`features`).")
+    explanation_note: str | None = Field(None, description="Why there is no explanation.")
 
 
 class PastPredictionsPage(BaseModel):

@@ -56,3 +56,38 @@ def test_jobs_show_each_run_its_counts_and_a_failure_s_error(
     page.get_by_label("Job", exact=True).select_option("ingest_file")
     expect(rows).to_have_count(1)
     expect(rows.nth(0)).to_contain_text("ingest_file")
+
+
+def test_runs_that_did_nothing_are_hidden_until_asked_for_and_status_filters(
+        page: Page, screenshots: Path, settings: Settings, titanic: DatasetSpec,
+        tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    (landing / "raw").mkdir(parents=True)
+    context = JobContext(settings.model_copy(update={"storage_url": str(landing)}),
+                         Database(settings.db_url), titanic)
+    write_passengers(synthetic_passengers(10, seed=32), landing / "raw" / "more.csv")
+    worked = run(context, "ingest", "schedule")
+    idle = run(context, "ingest", "schedule")  # the file is gone: it finds nothing
+    with pytest.raises(JobFailed):
+        run(context, "ingest_file", "watch", source="/no/such/other.csv")
+    context.database.dispose()
+    assert idle.counts["files"] == 0 and worked.counts["files"] == 1
+
+    open_tab(page, "Jobs")
+    rows = page.locator("#jobs-table tbody tr")
+    expect(page.locator(f'tr[data-run="{worked.run_id}"]')).to_contain_text("rows_loaded 10")
+    expect(page.locator(f'tr[data-run="{idle.run_id}"]')).to_have_count(0)
+    expect(page.locator("#jobs-status")).to_contain_text("did nothing hidden")
+
+    page.get_by_label("Show runs that did nothing").check()
+    expect(page.locator(f'tr[data-run="{idle.run_id}"]')).to_contain_text("files 0")
+    page.get_by_label("Show runs that did nothing").uncheck()
+    expect(page.locator(f'tr[data-run="{idle.run_id}"]')).to_have_count(0)
+
+    page.get_by_label("Status").select_option("failed")
+    failed = page.request.get("jobs", params={"status": "failed"}).json()["items"]
+    expect(rows).to_have_count(len(failed))
+    expect(rows.locator(".pill.failed")).to_have_count(len(failed))
+    page.get_by_label("Status").select_option("running")
+    expect(rows).to_have_count(1)
+    expect(rows.nth(0)).to_contain_text("No running job runs that did something yet.")

@@ -23,8 +23,12 @@ def jobs_router(dataset: DatasetService) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         job: Annotated[JobName | None, Query(description="Only runs of this job.")] = None,
         status: Annotated[RunStatus | None, Query(description="Only runs in this state.")] = None,
+        include_idle: Annotated[bool, Query(description=(
+            "false leaves out the runs that did nothing: succeeded with every count of work "
+            "at 0 (an ingest that found no file); the UI's default."))] = True,
     ) -> JobRunsPage:
-        runs = recent_runs(service.database, service.spec.name, limit, job=job, status=status)
+        runs = recent_runs(service.database, service.spec.name, limit, job=job, status=status,
+                           include_idle=include_idle)
         return JobRunsPage(items=[_run_out(run) for run in runs])
 
     return router

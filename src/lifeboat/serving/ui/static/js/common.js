@@ -92,3 +92,18 @@ export async function showChampion() {
     target.classList.add("warn");
   }
 }
+
+/** A list item per contribution, largest first as the server sends them: its value, a bar
+ * as long as its effect against the largest, and the effect in percentage points. */
+export function effectItems(contributions, nameOf = (feature) => feature) {
+  const largest = Math.max(...contributions.map((c) => Math.abs(c.effect)), 1e-9);
+  return contributions.map((c) => {
+    const up = c.effect >= 0, points = Math.abs(c.effect * 100).toFixed(1);
+    const shown = points === "0.0" ? ["none", "no effect"] : up ? ["up", `▲ +${points} pts`] : ["down", `▼ −${points} pts`];
+    return el("li", { class: shown[0] },
+      el("span", { class: "feature" }, `${nameOf(c.feature)} `, el("em", {}, String(c.value))),
+      el("span", { class: "bar", "aria-hidden": "true" },
+        el("span", { style: `width:${(Math.abs(c.effect) / largest) * 100}%` })),
+      el("span", { class: "effect" }, shown[1]));
+  });
+}

@@ -25,19 +25,33 @@ export async function loadJobs() {
   clearTimeout(jobs.timer);
   if (!jobs.filterAsked) fillJobFilter();
   const load = ++jobs.loads;
-  const job = $("#jobs-job").value;
-  const params = new URLSearchParams({ limit: "50" });
-  if (job) params.set("job", job);
+  const filters = jobFilters();
+  const params = new URLSearchParams({ limit: "50", include_idle: String(filters.idle) });
+  if (filters.job) params.set("job", filters.job);
+  if (filters.status) params.set("status", filters.status);
   let show;
   try {
     const page = await api(`jobs?${params}`);
-    show = () => { showJobs(page.items, job); $("#jobs-error").textContent = ""; };
+    show = () => { showJobs(page.items, filters); $("#jobs-error").textContent = ""; };
   } catch (error) {
     show = () => { $("#jobs-error").textContent = `Could not load the job runs: ${error.message}`; };
   }
   if (load !== jobs.loads) return;  // a newer load (the filter changed) shows its own answer
   show();
   jobs.timer = setTimeout(() => { if (!$("#panel-jobs").hidden) loadJobs(); }, JOBS_REFRESH_MS);
+}
+
+function jobFilters() {
+  return { job: $("#jobs-job").value, status: $("#jobs-status-filter").value, idle: $("#jobs-idle").checked };
+}
+
+/** What an empty list says, so an empty filter is not mistaken for nothing having run. */
+function noRuns({ job, status, idle }) {
+  if (!job && !status && idle) {
+    return "No job runs yet: they appear here as the scheduler, the watcher, the command line or Airflow run jobs.";
+  }
+  const what = [status, job || "job"].filter(Boolean).join(" ");
+  return `No ${what} runs${idle ? "" : " that did something"} yet.`;
 }
 
 function duration(seconds) {
@@ -56,10 +70,10 @@ function runOutcome(run) {
     el("span", { class: "count" }, `${name} `, el("strong", {}, String(value))))));
 }
 
-function showJobs(runs, job) {
+function showJobs(runs, filters) {
   const head = el("thead", {}, el("tr", {}, ...["Job", "Trigger", "Started", "Duration", "Status",
     "Counts / error"].map((name) => el("th", { scope: "col" }, name))));
-  const rows = runs.map((run) => el("tr", { class: run.status === "failed" ? "failed-row" : "" },
+  const rows = runs.map((run) => el("tr", { class: run.status === "failed" ? "failed-row" : "", "data-run": run.id },
     el("td", { class: "nowrap" }, run.job),
     el("td", {}, el("span", { class: "pill neutral" }, run.trigger)),
     el("td", { class: "nowrap" }, when(run.started_at)),
@@ -68,15 +82,16 @@ function showJobs(runs, job) {
       : duration(run.seconds)),
     el("td", {}, el("span", { class: `pill ${STATUS_PILL[run.status]}` }, run.status)),
     runOutcome(run)));
-  const none = job ? `No runs of ${job} yet.`
-    : "No job runs yet: they appear here as the scheduler, the watcher, the command line or Airflow run jobs.";
   $("#jobs-table").replaceChildren(head, el("tbody", {}, ...(rows.length ? rows
-    : [el("tr", {}, el("td", { colspan: "6", class: "empty" }, none))])));
+    : [el("tr", {}, el("td", { colspan: "6", class: "empty" }, noRuns(filters)))])));
   const failed = runs.filter((run) => run.status === "failed").length;
   $("#jobs-status").textContent = `${runs.length} most recent run${runs.length === 1 ? "" : "s"}` +
-    (failed ? `, ${failed} failed` : "") + ` · updated ${new Date().toLocaleTimeString()}`;
+    (failed ? `, ${failed} failed` : "") + (filters.idle ? "" : " (runs that did nothing hidden)") +
+    ` · updated ${new Date().toLocaleTimeString()}`;
 }
 
 export function setUpJobs() {
-  $("#jobs-job").addEventListener("change", loadJobs);
+  for (const filter of ["#jobs-job", "#jobs-status-filter", "#jobs-idle"]) {
+    $(filter).addEventListener("change", loadJobs);
+  }
 }

@@ -23,6 +23,9 @@ function setUpKey() {
   });
 }
 
+/** The tab the URL names: #past, or #past/<id> for one of its items. */
+const tabOfHash = () => location.hash.slice(1).split("/")[0];
+
 function activate(name, focus = false) {
   for (const tab of document.querySelectorAll("[role=tab]")) {
     const selected = tab.dataset.tab === name;
@@ -31,7 +34,7 @@ function activate(name, focus = false) {
     $(`#${tab.getAttribute("aria-controls")}`).hidden = !selected;
     if (selected && focus) tab.focus();
   }
-  history.replaceState(null, "", `#${name}`);
+  if (tabOfHash() !== name) history.replaceState(null, "", `#${name}`);  // keeps #past/<id>
   if (loaders[name]) loaders[name]();
 }
 
@@ -44,7 +47,7 @@ function setUpTabs() {
       if (step) activate(tabs[(index + step + tabs.length) % tabs.length].dataset.tab, true);
     });
   });
-  const wanted = location.hash.slice(1);
+  const wanted = tabOfHash();
   activate(tabs.some((tab) => tab.dataset.tab === wanted) ? wanted : "predict");
 }
 
