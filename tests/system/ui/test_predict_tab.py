@@ -106,7 +106,8 @@ def test_a_large_upload_is_summed_up_and_shown_a_page_at_a_time(
     expect(rows).to_have_count(50)
     expect(page.locator("#csv-page")).to_have_text("Rows 1–50 of 2,000")
     expect(rows.nth(8)).to_contain_text("not scored")
-    page.locator("#csv-form").evaluate("form => form.scrollIntoView()")
+    expect(rows.nth(1).locator("td.issues")).to_have_text("Age (years): not a number")
+    page.locator("#csv-form").evaluate("form => form.closest('.card').scrollIntoView()")
     page.screenshot(path=screenshots / "predict-csv.png")
 
     page.get_by_role("button", name="Next").click()

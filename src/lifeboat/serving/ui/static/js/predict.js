@@ -9,8 +9,9 @@ const CLASSES = JSON.parse($("#panel-predict").dataset.classes);
 const classOf = (label) => CLASSES[label] || label;
 const count = (n) => n.toLocaleString("en-US");
 
+/** A field as the form names it; the entity key as the By id form does. */
 const labelOf = (name) => {
-  const label = $(`label[for="f-${name}"]`);
+  const label = name === $("#panel-predict").dataset.key ? $('label[for="entity-id"]') : $(`label[for="f-${name}"]`);
   return label ? label.firstChild.textContent.trim() : name;
 };
 
@@ -226,7 +227,9 @@ function scoredFile(header, rows) {
       problems.push({ row: row[columns.row], column, issue, value: column ? row[at(column)] : "" });
     }
   }
-  return { header, rows, columns, inputs, problems, page: 0 };
+  const byRow = new Map();
+  for (const problem of problems) byRow.set(problem.row, [...(byRow.get(problem.row) || []), problem]);
+  return { header, rows, columns, inputs, problems, byRow, page: 0 };
 }
 
 function showScoredFile(name, scored) {
@@ -310,13 +313,13 @@ function showProblems(problems) {
 /** One page of rows: the verdict first, then the row as uploaded; ids and raw classes stay
  * in the download. */
 function showPage(scored) {
-  const { header, rows, columns, inputs } = scored;
+  const { header, rows, columns, inputs, byRow } = scored;
   const pages = Math.max(1, Math.ceil(rows.length / ROWS_PER_PAGE));
   scored.page = Math.min(Math.max(scored.page, 0), pages - 1);
   const first = scored.page * ROWS_PER_PAGE;
   const shown = rows.slice(first, first + ROWS_PER_PAGE);
   const head = el("thead", {}, el("tr", {},
-    ...["Row", "Prediction", "Probability", ...inputs.map((column) => header[column]), "Issues"]
+    ...["Row", "Prediction", "Probability", ...inputs.map((column) => labelOf(header[column])), "Issues"]
       .map((name) => el("th", { scope: "col" }, name))));
   const body = el("tbody", {}, ...shown.map((row) => {
     const label = row[columns.label];
@@ -325,7 +328,8 @@ function showPage(scored) {
       el("td", {}, label ? el("span", { class: `pill ${label === POSITIVE ? "up" : "down"}` }, classOf(label)) : "not scored"),
       el("td", { class: "num" }, label ? percent(Number(row[columns.probability])) : ""),
       ...inputs.map((column) => el("td", {}, row[column] ?? "")),
-      el("td", {}, row[columns.issues] || ""));
+      el("td", { class: "issues" }, (byRow.get(row[columns.row]) || [])
+        .map((p) => (p.column ? `${labelOf(p.column)}: ${reasonFor(p)}` : reasonFor(p))).join("; ")));
   }));
   $("#csv-table").replaceChildren(head, body);
   $("#csv-page").textContent = `Rows ${count(first + 1)}–${count(first + shown.length)} of ${count(rows.length)}`;
