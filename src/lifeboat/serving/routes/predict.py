@@ -5,7 +5,7 @@
 import io
 import math
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -294,16 +294,16 @@ def _uploaded_rows(spec: DatasetSpec,
 
 
 def _csv_response(spec: DatasetSpec, rows: pd.DataFrame, predictions: list,
-                  filename: str | None, problems: list[RowProblem] = ()) -> Response:
+                  filename: str | None, problems: Sequence[RowProblem] = ()) -> Response:
     """The rows as given with their predictions, as `lifeboat predict` writes its output: the
     row number, the values, `issues` (`age: wrong_type; sex: not_allowed`), the prediction.
     A line not scored has a row of its own, with its issue and no prediction."""
-    numbered = ["row"] if "row" in rows else []
+    numbered = "row" in rows
     given = [name for name in (spec.entity.key, *spec.input_columns) if rows[name].notna().any()]
     probabilities = [p.probability for p in predictions]
     named = spec.target.probability_field
-    table = rows[numbered + given].assign(
-        issues=_issue_cells(rows, problems) if numbered else None,
+    table = rows[["row", *given] if numbered else given].assign(
+        **({"issues": _issue_cells(rows, problems)} if numbered else {}),
         prediction_id=[p.id for p in predictions],
         prediction=[p.prediction for p in predictions],
         label=[p.label for p in predictions],
@@ -315,12 +315,11 @@ def _csv_response(spec: DatasetSpec, rows: pd.DataFrame, predictions: list,
     if numbered and not unsplit.empty:  # whole numbers stay whole beside the empty cells
         table = pd.concat([table.astype({"row": "Int64", "prediction": "Int64"}), unsplit])
         table = table.sort_values("row", kind="stable")
-    return Response(csv_bytes(table.drop(columns=[] if numbered else ["issues"])),
-                    media_type=_CSV, headers={
-                        "Content-Disposition": _attachment(f"{_stem(filename)}.predictions.csv")})
+    return Response(csv_bytes(table), media_type=_CSV, headers={
+        "Content-Disposition": _attachment(f"{_stem(filename)}.predictions.csv")})
 
 
-def _issue_cells(rows: pd.DataFrame, problems: list[RowProblem]) -> list[str | None]:
+def _issue_cells(rows: pd.DataFrame, problems: Sequence[RowProblem]) -> list[str | None]:
     """Each row's problems in one cell, as `lifeboat predict` writes its `issues` column."""
     cells: dict[int, list[str]] = {}
     for problem in problems:
