@@ -349,7 +349,7 @@ def test_the_ui_switches_dataset_and_predicts_on_the_second(
     with page.expect_response(lambda r: r.url == f"{base_url}/datasets/{SECOND}/predict") as sent:
         page.get_by_role("button", name="Predict").click()
     assert sent.value.ok
-    expect(page.locator("#verdict")).to_contain_text("survived")
+    expect(page.locator("#verdict")).to_contain_text("Survived")
     expect(page.locator("#predict-meta")).to_contain_text(f"Model lifeboat-{SECOND} v")
     page.screenshot(path=screenshots / "second-dataset.png", full_page=True)
 

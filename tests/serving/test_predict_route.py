@@ -1,5 +1,6 @@
 """The HTTP API against a trained champion, with predictions logged to SQLite and Postgres."""
 
+import io
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, upgrade
 from lifeboat.features import feature_view, open_online_store
-from lifeboat.scoring.batch import champion_predictor
+from lifeboat.scoring.batch import champion_predictor, score_file
 from lifeboat.scoring.predictor import prediction_id
 from lifeboat.scoring.shadow import ShadowScoring
 from lifeboat.serving import create_app
@@ -215,6 +216,91 @@ def test_a_csv_upload_logs_each_row_s_view_and_key(client: TestClient,
                            "age": 22}),
         view_row(titanic, {"pclass": 1, "name": "Allen, Miss. Elisabeth Walton",
                            "sex": "female", "cabin": "B5"})]
+
+
+# A good row, three rows with a bad value, a line that does not split, a good row.
+UPLOAD = ("PassengerId,Pclass,Name,Sex,Age,Cabin\n"
+          '11,3,"Braund, Mr. Owen Harris",male,22,\n'
+          '12,1,"Allen, Miss. Elisabeth Walton",female,old,B5\n'
+          '13,7,"Cumings, Mrs. John",female,38,\n'
+          '14,2,"Heikkinen, Miss. Laina",unknown,250,\n'
+          '15,3,"Ragged, Mr. Line",male\n'
+          '16,3,"Moran, Mr. James",male,,\n')
+UPLOAD_ISSUES = [
+    {"row": 2, "column": "age", "issue": "wrong_type", "reason": "not a number", "value": "old"},
+    {"row": 3, "column": "pclass", "issue": "not_allowed", "reason": "not one of 1, 2, 3",
+     "value": "7"},
+    {"row": 4, "column": "sex", "issue": "not_allowed", "reason": "not one of male, female",
+     "value": "unknown"},
+    {"row": 4, "column": "age", "issue": "out_of_range", "reason": "outside 0 to 100",
+     "value": "250"},
+    {"row": 5, "issue": "malformed_row",  # no column: the line is no row
+     "reason": "the line does not split into the header's columns",
+     "value": '15,3,"Ragged, Mr. Line",male'},
+]
+
+
+def test_an_upload_scores_every_row_and_lists_each_bad_value_with_its_row(
+        client: TestClient) -> None:
+    """A bad value does not refuse the file: its row is scored with that value missing, and
+    the value is listed with its row, column and reason, as is the line that is no row."""
+    answer = client.post("/predict/csv", files={"file": ("p.csv", UPLOAD.encode())})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert [p["row"] for p in body["predictions"]] == [1, 2, 3, 4, 6]
+    assert body["issues"] == UPLOAD_ISSUES
+    without_age = client.post("/predict", json={
+        "pclass": 1, "name": "Allen, Miss. Elisabeth Walton", "sex": "female", "cabin": "B5"})
+    assert body["predictions"][1]["probability"] == without_age.json()["predictions"][0][
+        "probability"]
+    assert "issues" not in client.post("/predict", json=BRAUND).json()
+
+
+def test_an_upload_answered_as_csv_lists_the_bad_values_in_its_rows(client: TestClient) -> None:
+    answer = client.post("/predict/csv", headers={"accept": "text/csv"},
+                         files={"file": ("p.csv", UPLOAD.encode())})
+    assert answer.status_code == 200, answer.text
+    table = pd.read_csv(io.StringIO(answer.text), dtype=str, keep_default_na=False)
+    assert table["row"].tolist() == ["1", "2", "3", "4", "5", "6"]
+    assert table["issues"].tolist() == ["", "age: wrong_type", "pclass: not_allowed",
+                                        "sex: not_allowed; age: out_of_range", "malformed_row", ""]
+    assert table["prediction"].tolist()[4] == "" and table["prediction"].tolist()[5] in ("0", "1")
+
+
+def test_an_upload_and_lifeboat_predict_score_a_file_alike(
+        client: TestClient, trained_settings: Settings, database_url: str, titanic: DatasetSpec,
+        tmp_path: Path) -> None:
+    """One policy for a file, however it is scored: the same rows, the same probabilities,
+    the same issues as `lifeboat predict` writes in its output. Without its key column,
+    which would have `lifeboat predict` read the inputs the file lacks from the online store."""
+    content = "\n".join(line.split(",", 1)[1] for line in UPLOAD.splitlines()) + "\n"
+    source = tmp_path / "p.csv"
+    source.write_text(content)
+    uploaded = client.post("/predict/csv", files={"file": ("p.csv", content.encode())}).json()
+    assert len(uploaded["issues"]) == len(UPLOAD_ISSUES)
+    database = Database(database_url)
+    try:
+        report = score_file(trained_settings, database, titanic, str(source))
+    finally:
+        database.dispose()
+    batch = pd.read_csv(report.output, keep_default_na=False)
+    assert batch["row"].tolist() == [p["row"] for p in uploaded["predictions"]]
+    assert batch["probability"].tolist() == pytest.approx(
+        [p["probability"] for p in uploaded["predictions"]], abs=1e-9)
+    named = {}
+    for issue in uploaded["issues"]:
+        if "column" in issue:
+            named.setdefault(issue["row"], []).append(f"{issue['column']}: {issue['issue']}")
+    assert batch["issues"].tolist() == ["; ".join(named.get(row, [])) for row in batch["row"]]
+    assert report.skipped_lines == 1
+
+
+def test_a_file_with_no_row_to_score_is_a_422_naming_the_file(client: TestClient) -> None:
+    for content in ("Pclass,Name,Sex\n", "Pclass,Name,Sex\n1,2\n", "Pclass,Name\n1,x\n"):
+        answer = client.post("/predict/csv", files={"file": ("p.csv", content.encode())})
+        assert answer.status_code == 422
+        assert answer.json()["detail"][0]["loc"] == ["body", "file"]
+        assert answer.json()["detail"][0]["msg"].startswith("not a usable CSV file: ")
 
 
 def test_a_prediction_by_entity_id_is_logged_with_its_stored_vector(

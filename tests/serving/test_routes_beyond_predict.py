@@ -90,18 +90,25 @@ def test_a_csv_upload_can_come_back_as_csv_with_formulas_defused(client: TestCli
     assert all(0 <= float(row["probability"]) <= 1 and row["prediction_id"] for row in rows)
 
 
-@pytest.mark.parametrize(("content", "location"), [
-    (CSV_ROWS.replace(",male,22,", ",male,old,"), ["body", "file", "row 1", "age"]),
-    (CSV_ROWS.replace("1,3,", "1,7,", 1), ["body", "file", "row 1", "pclass"]),
-    (CSV_ROWS + "4,3,too,few\n", ["body", "file", 4]),
-    ("Pclass,Name\n", ["body", "file"]),
-    ("\x89PNG\r\n\x1a\n\x00\x00binary", ["body", "file"]),
+@pytest.mark.parametrize(("content", "issue"), [
+    (CSV_ROWS.replace(",male,22,", ",male,old,"), {"row": 1, "column": "age"}),
+    (CSV_ROWS.replace("1,3,", "1,7,", 1), {"row": 1, "column": "pclass"}),
+    (CSV_ROWS + "4,3,too,few\n", {"row": 4, "issue": "malformed_row"}),
 ])
-def test_a_bad_upload_is_a_422_naming_the_row_and_field(client: TestClient, content: str,
-                                                         location: list) -> None:
+def test_a_bad_value_or_line_is_listed_by_its_row_and_the_rest_scored(
+        client: TestClient, content: str, issue: dict) -> None:
+    response = _upload(client, content)
+    assert response.status_code == 200
+    assert [p["row"] for p in response.json()["predictions"]] == [1, 2, 3]
+    listed, = response.json()["issues"]
+    assert listed.items() >= issue.items()
+
+
+@pytest.mark.parametrize("content", ["Pclass,Name\n", "\x89PNG\r\n\x1a\n\x00\x00binary"])
+def test_a_file_that_is_no_csv_is_a_422_naming_the_file(client: TestClient, content: str) -> None:
     response = _upload(client, content)
     assert response.status_code == 422
-    assert location in [error["loc"] for error in response.json()["detail"]]
+    assert ["body", "file"] in [error["loc"] for error in response.json()["detail"]]
 
 
 def test_explain_says_which_fields_pushed_the_probability(client: TestClient) -> None:

@@ -48,11 +48,24 @@ class ColumnSpec(_Strict):
     aliases: list[str] = Field(default_factory=list)
     # Longest string value accepted, in characters; filled from the table's `max_length`.
     max_length: int | None = Field(None, gt=0)
-    # Presentation in the web UI's form: a label, a hint, a starting value, option names.
+    # Presentation in the web UI's form: a label, a unit (shown after the value), a hint, a
+    # starting value, option names. Without a label, the name is shown as words.
     label: str | None = None
+    unit: str | None = None
     hint: str | None = None
     default: str | int | float | None = None
     options: dict[str | int, str] = Field(default_factory=dict)
+
+    def display_label(self, name: str) -> str:
+        """What a person reads for the column `name`: its label, else the name as words."""
+        return self.label or as_words(name)
+
+
+def as_words(name: str) -> str:
+    """`avg_completed_spend` as `Avg completed spend`: a spec without labels still reads
+    as words, not identifiers."""
+    words = " ".join(name.replace("_", " ").split())
+    return words[:1].upper() + words[1:]
 
 
 class EntitySpec(_Strict):
@@ -64,6 +77,9 @@ class EntitySpec(_Strict):
 class TargetSpec(_Strict):
     column: str
     labels: dict[int, str]
+    # How the UI names each class (`labels` stays what the API answers); a class left out
+    # is its label as words.
+    display: dict[int, str] = Field(default_factory=dict)
     # An extra response field carrying the probability under the domain's own name.
     probability_field: str | None = None
     # The file's value(s) meaning 1 (" >50K" matches ">50K": trimmed, any case); every
@@ -85,6 +101,11 @@ class TargetSpec(_Strict):
             return _TRUE_TEXTS, _FALSE_TEXTS
         return frozenset(value.strip().lower() for value in self.positive), None
 
+    def display_labels(self) -> dict[str, str]:
+        """Each class's label as the API answers it, mapped to the words the UI shows."""
+        return {label: self.display.get(code) or as_words(label)
+                for code, label in self.labels.items()}
+
 
 class AggregateSpec(_Strict):
     """One input computed over an entity's events up to the cut-off (never after it).
@@ -98,6 +119,10 @@ class AggregateSpec(_Strict):
     column: str | None = None
     where: dict[str, str | list[str]] = Field(default_factory=dict)
     window_days: int | None = Field(None, gt=0)
+    # Presentation, as a column's: the input is shown with these in the UI's form.
+    label: str | None = None
+    unit: str | None = None
+    hint: str | None = None
 
     @model_validator(mode="after")
     def _column_when_needed(self) -> AggregateSpec:
@@ -287,7 +312,9 @@ class DatasetSpec(TableSpec):
         target and leaks, then the aggregates (numbers a caller may give or leave out)."""
         excluded = {self.entity.key, self.target.column, *self.never_features}
         fields = {name: column for name, column in self.columns.items() if name not in excluded}
-        fields.update({name: ColumnSpec(type="float") for name in self.aggregates})
+        fields.update({name: ColumnSpec(type="float", label=aggregate.label, unit=aggregate.unit,
+                                        hint=aggregate.hint)
+                       for name, aggregate in self.aggregates.items()})
         return fields
 
     @cached_property

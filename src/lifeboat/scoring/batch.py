@@ -20,6 +20,9 @@ key's column, reads no store.
 Each logged prediction keeps the row's key as its entity id and the view row it was scored
 on, made JSON column by column as its input is.
 
+`checked_records` types the rows of an upload to `POST /predict/csv` the same way: a bad
+value is left out and named with its row, column and reason.
+
 The log is written one transaction per chunk, in file order. Prediction ids derive from the
 file's content, the model version and the row, so a rerun after a crash (or of the same file
 with the same champion) writes the same ids and logs only the chunks not logged yet; a new
@@ -377,6 +380,58 @@ class _Field:
 
     value: pa.Array           # float64 for numbers, trimmed text otherwise; null when missing
     issue: pa.Array | None    # the RowIssue name, or null; None when no row has one
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """Why a value of a file's row was not used, or why a line is no row at all."""
+
+    row: int | None       # the file's data row, as `row` numbers it
+    column: str | None    # None: the line does not split into the header's columns
+    issue: str            # a RowIssue name (`wrong_type`, ...)
+    reason: str           # the same in words, with the rule it broke
+    value: str | None     # the text as given
+
+
+def checked_records(spec: DatasetSpec,
+                    chunk: pd.DataFrame) -> tuple[list[dict[str, Any]], list[RowProblem]]:
+    """A chunk's rows as the records a request carries, typed exactly as this module types
+    a file it scores: a value that cannot be used is left out (the model takes it as
+    missing) and named with its row, column and reason. An upload over HTTP is read through
+    this, so a file gets the same predictions and the same issues however it is scored."""
+    rules = table_rules(spec).inputs
+    rows = chunk["row"].tolist()
+    columns: dict[str, list[Any]] = {}
+    problems: list[RowProblem] = []
+    for name, field in _typed_inputs(chunk, spec).items():
+        values = field.value.to_pylist()
+        whole = spec.input_fields[name].type == "integer"
+        columns[name] = [v if v is None else int(v) for v in values] if whole else values
+        if field.issue is None:
+            continue
+        given = chunk[name].tolist()
+        problems += [RowProblem(rows[at], name, issue, _reason(rules[name], issue),
+                                given[at] if isinstance(given[at], str) else None)
+                     for at, issue in enumerate(field.issue.to_pylist()) if issue is not None]
+    records = [{name: values[at] for name, values in columns.items() if values[at] is not None}
+               for at in range(len(chunk))]
+    return records, sorted(problems, key=lambda problem: problem.row or 0)
+
+
+def _reason(rule: ColumnRule, issue: str) -> str:
+    """An issue in the words a person fixing the file needs: the rule the value broke."""
+    if issue == RowIssue.WRONG_TYPE:
+        return f"not {rule.number_name}"
+    if issue == RowIssue.TOO_LONG:
+        return f"longer than {rule.max_length} characters"
+    if issue == RowIssue.NOT_ALLOWED:
+        return f"not one of {', '.join(str(value) for value in rule.allowed or ())}"
+    if issue == RowIssue.OUT_OF_RANGE:
+        low, high = (f"{bound:g}" if bound is not None else None for bound in (rule.low, rule.high))
+        if low is not None and high is not None:
+            return f"outside {low} to {high}"
+        return f"below {low}" if low is not None else f"above {high}"
+    return "required, but missing"
 
 
 def _typed_inputs(chunk: pd.DataFrame, spec: DatasetSpec) -> dict[str, _Field]:

@@ -205,6 +205,8 @@ class PredictionOut(BaseModel):
     contributions: list[Contribution] | None = Field(
         None, description='With "explain": true: which given fields pushed the probability '
                           "up or down, largest effect first.")
+    row: int | None = Field(None, description="Set for an uploaded file: the data row scored "
+                                              "(1 is the first line under the header).")
 
 
 _PREDICTION_FIELDS = frozenset(PredictionOut.model_fields)
@@ -215,11 +217,27 @@ class EntityError(BaseModel):
     error: str
 
 
+class RowProblemOut(BaseModel):
+    """`scoring.RowProblem` on the wire: a value of an uploaded row that was not used."""
+
+    model_config = ConfigDict(from_attributes=True)
+    row: int | None = Field(description="The file's data row (1 is the first under the header).")
+    column: str | None = Field(description="The column; left out when the line does not split "
+                                           "into the header's columns (and is not scored).")
+    issue: str = Field(description="wrong_type, out_of_range, not_allowed, missing_required, "
+                                   "too_long or malformed_row.")
+    reason: str = Field(description="The same in words, with the rule the value broke.")
+    value: str | None = Field(None, description="The text as given.")
+
+
 class PredictResponse(BaseModel):
     model: ModelRef
     predictions: list[PredictionOut]
     errors: list[EntityError] = Field(
         default_factory=list, description="Entity ids that could not be scored, and why.")
+    issues: list[RowProblemOut] | None = Field(
+        None, description="For an uploaded file: each value not used (its row is scored with it "
+                          "missing, as `lifeboat predict` scores it) and each line not scored.")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@
 import io
 import math
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -24,6 +24,8 @@ from lifeboat.scoring import (
     MAX_ENTITY_ID,
     MAX_EXPLAINED,
     Predictor,
+    RowProblem,
+    checked_records,
     contributions,
     vector_contributions,
 )
@@ -36,14 +38,16 @@ from lifeboat.serving.schemas import (
     EntityError,
     EntityId,
     ModelRef,
+    RowProblemOut,
     Source,
 )
 from lifeboat.serving.state import ServiceState
-from lifeboat.validation import FileRejected
+from lifeboat.validation import FileRejected, RowIssue
 
 MAX_RECORDS = 10_000
 _INLINE_RECORDS = 32  # scored without leaving the event loop
 _CSV = "text/csv"
+_UNSPLIT = "the line does not split into the header's columns"
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -56,7 +60,6 @@ def predict_router(spec: DatasetSpec, schemas: DatasetSchemas, dataset: DatasetS
     Service = dataset.annotated()
     record = schemas.record
     router = APIRouter(tags=["predict"])
-    many = _many(record)
     router.add_api_route(
         "/predict",
         score,
@@ -75,21 +78,26 @@ def predict_router(spec: DatasetSpec, schemas: DatasetSchemas, dataset: DatasetS
         responses={200: {"content": {_CSV: {}}}},
         openapi_extra={"requestBody": {"content": {"multipart/form-data": {
             "encoding": {"file": {"contentType": _CSV}}}}}},
-        summary="Score every row of an uploaded CSV (JSON back, or CSV with Accept: text/csv)",
+        summary="Score every row of an uploaded CSV (JSON back, or CSV with Accept: text/csv); "
+                "bad values are listed with their row, column and reason",
     )
     def predict_csv(request: Request, service: Service,
                     file: Annotated[UploadFile, File(description="CSV with a header row")],
                     source: Annotated[Source, Query()] = "api") -> Any:
+        """Scored as `lifeboat predict` scores a file: every row, a bad value left out and
+        listed in `issues` with its row, column and reason, as is each line not scored."""
         predictor = serving_predictor(service)
-        rows = _uploaded_rows(spec, file)
-        records = _validated_rows(many, rows, _records_of(spec, rows))
+        rows, problems = _uploaded_rows(spec, file)
+        records, bad_values = checked_records(spec, rows)
+        problems = sorted([*problems, *bad_values], key=lambda problem: problem.row or 0)
         keys = [_entity_key(key) for key in rows[spec.entity.key].tolist()]
-        predictions = predictor.predict([r.model_dump() for r in records], source, keys)
+        predictions = predictor.predict(records, source, keys)
         if _CSV in request.headers.get("accept", ""):
-            response = _csv_response(spec, rows, predictions, file.filename)
+            response = _csv_response(spec, rows, predictions, file.filename, problems)
             service.record(predictions)  # once the answer is built: none is logged unanswered
             return response
-        return _response(service, schemas, predictor, predictions, [])
+        return _response(service, schemas, predictor, predictions, [],
+                         uploaded=(rows["row"].tolist(), problems))
 
     return router
 
@@ -197,8 +205,11 @@ class _Flags:
 
 
 def _response(service: ServiceState, schemas: DatasetSchemas, predictor: Predictor,
-              predictions: list, errors: list, explained: list | None = None) -> Response:
+              predictions: list, errors: list, explained: list | None = None,
+              uploaded: tuple[list[int], list[RowProblem]] | None = None) -> Response:
+    """The JSON answer; `uploaded` is a file's: each prediction's row, and its problems."""
     named = schemas.probability_field
+    rows, problems = uploaded or (None, None)
     answer = schemas.response(
         model=ModelRef(name=predictor.version.name, version=predictor.version.version),
         predictions=[schemas.prediction(id=p.id, entity_id=p.input.get("entity_id"),
@@ -206,9 +217,12 @@ def _response(service: ServiceState, schemas: DatasetSchemas, predictor: Predict
                                         probability=p.probability,
                                         outliers=list(p.outliers) or None,
                                         contributions=explained[i] if explained else None,
+                                        row=rows[i] if rows else None,
                                         **({named: p.probability} if named else {}))
                      for i, p in enumerate(predictions)],
         errors=errors,
+        issues=None if problems is None else [RowProblemOut.model_validate(problem)
+                                              for problem in problems],
     )
     response = Response(answer.model_dump_json(exclude_none=True), media_type="application/json")
     service.record(predictions)  # once the answer is built: none is logged unanswered
@@ -258,20 +272,11 @@ def _validated(adapter: TypeAdapter, value: Any, location: tuple[Any, ...]) -> A
         ) from None
 
 
-def _validated_rows(many: TypeAdapter, rows: pd.DataFrame, records: list[dict[str, Any]]) -> list:
-    """Like `_validated`, but a bad cell is named by the file's row number, as a user sees it."""
-    try:
-        return many.validate_python(records)
-    except ValidationError as exc:
-        file_rows = rows["row"].tolist()
-        raise RequestValidationError([
-            {**error, "loc": ("body", "file", f"row {file_rows[error['loc'][0]]}", *error["loc"][1:])}
-            for error in exc.errors()]) from None
-
-
-def _uploaded_rows(spec: DatasetSpec, upload: UploadFile) -> pd.DataFrame:
-    """The upload read as ingestion reads files (any delimiter, encoding, column spelling);
-    a line that cannot be split into the header's columns is a 422, not a silent skip."""
+def _uploaded_rows(spec: DatasetSpec,
+                   upload: UploadFile) -> tuple[pd.DataFrame, list[RowProblem]]:
+    """The upload read as ingestion reads files (any delimiter, encoding, column spelling),
+    and its lines that cannot be split into the header's columns; a file with no row to
+    score is a 422 (the reader refuses it)."""
     content = upload.file.read()
     try:
         chunks = read_chunks(lambda: io.BytesIO(content), spec.scoring_source,
@@ -283,47 +288,44 @@ def _uploaded_rows(spec: DatasetSpec, upload: UploadFile) -> pd.DataFrame:
                                        "input": upload.filename}]) from None
     if len(rows) > MAX_RECORDS:
         raise HTTPException(413, detail=f"at most {MAX_RECORDS} rows per upload")
-    if chunks.malformed:
-        raise RequestValidationError([
-            {"type": "value_error", "loc": ("body", "file", line.row), "input": line.text,
-             "msg": "the line does not split into the header's columns"}
-            for line in chunks.malformed])
-    return rows.reset_index(drop=True)
-
-
-def _records_of(spec: DatasetSpec, rows: pd.DataFrame) -> list[dict[str, Any]]:
-    """CSV text as JSON would carry it: numbers where they parse, text otherwise (which the
-    record model then reports), blank cells left out."""
-    kinds = {name: spec.input_fields[name].type for name in spec.input_columns}
-    inputs = rows[spec.input_columns].astype(object)
-    return [{name: _as_json_value(value, kinds[name]) for name, value in record.items()
-             if isinstance(value, str)} for record in inputs.to_dict("records")]
-
-
-def _as_json_value(text: str, kind: str) -> Any:
-    if kind == "string":
-        return text
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    return int(number) if kind == "integer" and number.is_integer() else number
+    unsplit = [RowProblem(line.row, None, RowIssue.MALFORMED_ROW, _UNSPLIT, line.text)
+               for line in chunks.malformed]
+    return rows.reset_index(drop=True), unsplit
 
 
 def _csv_response(spec: DatasetSpec, rows: pd.DataFrame, predictions: list,
-                  filename: str | None) -> Response:
+                  filename: str | None, problems: Sequence[RowProblem] = ()) -> Response:
+    """The rows as given with their predictions, as `lifeboat predict` writes its output: the
+    row number, the values, `issues` (`age: wrong_type; sex: not_allowed`), the prediction.
+    A line not scored has a row of its own, with its issue and no prediction."""
+    numbered = "row" in rows
     given = [name for name in (spec.entity.key, *spec.input_columns) if rows[name].notna().any()]
     probabilities = [p.probability for p in predictions]
     named = spec.target.probability_field
-    table = rows[given].assign(
+    table = rows[["row", *given] if numbered else given].assign(
+        **({"issues": _issue_cells(rows, problems)} if numbered else {}),
         prediction_id=[p.id for p in predictions],
         prediction=[p.prediction for p in predictions],
         label=[p.label for p in predictions],
         probability=probabilities,
         **({named: probabilities} if named else {}),
     )
+    unsplit = pd.DataFrame({"row": [p.row for p in problems if p.column is None],
+                            "issues": [p.issue for p in problems if p.column is None]})
+    if numbered and not unsplit.empty:  # whole numbers stay whole beside the empty cells
+        table = pd.concat([table.astype({"row": "Int64", "prediction": "Int64"}), unsplit])
+        table = table.sort_values("row", kind="stable")
     return Response(csv_bytes(table), media_type=_CSV, headers={
         "Content-Disposition": _attachment(f"{_stem(filename)}.predictions.csv")})
+
+
+def _issue_cells(rows: pd.DataFrame, problems: Sequence[RowProblem]) -> list[str | None]:
+    """Each row's problems in one cell, as `lifeboat predict` writes its `issues` column."""
+    cells: dict[int, list[str]] = {}
+    for problem in problems:
+        if problem.column is not None:
+            cells.setdefault(problem.row, []).append(f"{problem.column}: {problem.issue}")
+    return ["; ".join(cells[row]) if row in cells else None for row in rows["row"].tolist()]
 
 
 def _stem(filename: str | None) -> str:

@@ -1,6 +1,6 @@
 """The Predict form, derived from the dataset spec so a new dataset gets its form for free.
 
-Labels, hints, option names and a typical record to start from are the spec's columns'
+Labels (the name as words when the spec gives none), units, hints, option names and a typical record to start from are the spec's columns'
 presentation fields; types, bounds and required fields come from the same columns the API
 validates against, so the browser and the server never disagree on what is valid.
 """
@@ -25,6 +25,7 @@ class FormField:
     min: float | None = None
     max: float | None = None
     hint: str | None = None
+    unit: str | None = None
 
 
 def form_fields(spec: DatasetSpec) -> list[FormField]:
@@ -33,8 +34,8 @@ def form_fields(spec: DatasetSpec) -> list[FormField]:
 
 
 def _field(name: str, column: ColumnSpec) -> FormField:
-    common = {"name": name, "label": column.label or name, "required": column.required,
-              "default": column.default, "hint": column.hint}
+    common = {"name": name, "label": column.display_label(name), "unit": column.unit,
+              "required": column.required, "default": column.default, "hint": column.hint}
     if column.allowed is not None:
         options = tuple((value, column.options.get(value, str(value))) for value in column.allowed)
         return FormField(kind="select", options=options, **common)

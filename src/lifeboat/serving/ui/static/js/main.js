@@ -57,6 +57,7 @@ setUpPredict();
 setUpPast();
 setUpModels();
 setUpJobs();
-$("#dataset")?.addEventListener("change", (event) => location.assign(event.target.value));
+// Another dataset's page opens on the tab this one shows.
+$("#dataset")?.addEventListener("change", (event) => location.assign(event.target.value + location.hash));
 setUpTabs();
 showChampion();
