@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import Path as PathParameter
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
-from lifeboat.db import DriftReport, UtcDatetime, as_utc
+from lifeboat.db import STORED_INTEGER_MAX, DriftReport, UtcDatetime, as_utc
 from lifeboat.monitoring import (
     MonitoringSummary,
     corrected_threshold,
@@ -31,6 +32,9 @@ _templates.env.trim_blocks = _templates.env.lstrip_blocks = True
 HISTORY_ON_PAGE = 50  # earlier ones: GET /drift/reports
 TESTS = {"ks": "Kolmogorov-Smirnov", "chi2": "chi-squared"}
 CORRECTIONS = {"bonferroni": "Bonferroni", "fdr": "Benjamini-Hochberg (false discovery rate)"}
+# A page's errors are JSON like every route's, and a route of HTMLResponse's class would
+# document them as text/html: the pages are JSON routes whose success is documented as a page.
+_PAGE = {"description": "The page", "content": {"text/html": {"schema": {"type": "string"}}}}
 
 
 class DriftReportOut(BaseModel):
@@ -91,8 +95,8 @@ def monitoring_router(dataset: DatasetService) -> APIRouter:
     def drift(service: Service) -> DriftReportOut:
         return DriftReportOut.model_validate(_latest(service), from_attributes=True)
 
-    @router.get("/drift/report", response_class=HTMLResponse,
-                responses={404: {"description": "No drift check has run yet"}},
+    @router.get("/drift/report", response_model=None,
+                responses={200: _PAGE, 404: {"description": "No drift check has run yet"}},
                 summary="The latest drift report as a page: summary, features by severity, "
                         "reference vs recent plots, earlier reports")
     def latest_page(request: Request, service: Service) -> HTMLResponse:
@@ -107,10 +111,11 @@ def monitoring_router(dataset: DatasetService) -> APIRouter:
         return DriftReportsPage(total=total, limit=limit, offset=offset,
                                 items=[_summary(report) for report in reports])
 
-    @router.get("/drift/reports/{report_id}", response_class=HTMLResponse,
-                responses={404: {"description": "No drift report has this id"}},
+    @router.get("/drift/reports/{report_id}", response_model=None,
+                responses={200: _PAGE, 404: {"description": "No drift report has this id"}},
                 summary="One drift report as a page")
-    def report_page(request: Request, service: Service, report_id: int) -> HTMLResponse:
+    def report_page(request: Request, service: Service, report_id: Annotated[
+            int, PathParameter(ge=1, le=STORED_INTEGER_MAX)]) -> HTMLResponse:
         report = drift_report(service.database, service.spec.name, report_id)
         if report is None:
             raise HTTPException(404, detail=f"no drift report {report_id} of "
