@@ -135,6 +135,9 @@ def test_the_history_is_paged_and_an_unknown_report_is_a_clear_404(
         item["id"] for item in reports]
     assert reports[0]["drifted"] and not reports[1]["drifted"]  # shifted; drawn at random
     assert reports[0]["features_drifted"] >= 2 and reports[0]["features_tested"] == 7
+    page = httpx.get(f"{base_url}drift/reports/{reports[-1]['id']}")
+    assert page.headers["content-type"].startswith("text/html")
+    assert page.text.startswith("<!doctype html>")
     missing = httpx.get(f"{base_url}drift/reports/9999")
     assert missing.status_code == 404
     assert missing.json()["detail"].startswith("no drift report 9999 of titanic")
