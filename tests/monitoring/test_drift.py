@@ -22,6 +22,7 @@ from lifeboat.monitoring.drift import (
     FeatureDrift,
     _corrected,
     detect_drift,
+    distributions,
     render_report,
 )
 from lifeboat.registry import DriftReference, drift_columns
@@ -277,8 +278,8 @@ def test_the_report_shows_every_feature_without_a_cdn(reference: DriftReference,
     hostile.loc[:5, "embarked"] = "<script>alert(1)</script>"
     probabilities = stand_in_probabilities(hostile)
     result = detect_drift(reference, hostile, probabilities)
-    page = render_report(result, reference, hostile, probabilities, plotly_src=PLOTLY_SRC,
-                         title="Titanic <drift> & co")
+    page = render_report(result, distributions(result, reference, hostile, probabilities),
+                         plotly_src=PLOTLY_SRC, title="Titanic <drift> & co")
     for feature in ("age", "sibsp", "parch", "fare", "pclass", "sex", "embarked",
                     PREDICTED_CLASS, PROBABILITY):
         assert f"<h2>{feature} " in page and f"<td>{feature}</td>" in page
@@ -288,6 +289,28 @@ def test_the_report_shows_every_feature_without_a_cdn(reference: DriftReference,
     assert "<script>alert(1)</script>" not in page
     assert "Titanic &lt;drift&gt; &amp; co" in page and "<drift>" not in page
     assert OTHER in page
+
+
+def test_the_distributions_hold_each_tests_training_and_window_shares(
+        reference: DriftReference, window: pd.DataFrame) -> None:
+    changed = window.copy()
+    changed.loc[:9, "embarked"] = "X"
+    probabilities = stand_in_probabilities(changed)
+    result = detect_drift(reference, changed, probabilities)
+    shares = distributions(result, reference, changed, probabilities)
+    assert list(shares["features"]) == [test.feature for test in result.features]
+    assert list(shares["prediction"]) == [PREDICTED_CLASS, PROBABILITY]
+    for distribution in [*shares["features"].values(), *shares["prediction"].values()]:
+        assert sum(distribution["training"]) == pytest.approx(1, abs=1e-4)
+        assert sum(distribution["window"]) == pytest.approx(1, abs=1e-4)
+        assert len(distribution["x"]) == len(distribution["training"])
+    embarked = shares["features"]["embarked"]
+    assert embarked["kind"] == "categorical" and embarked["x"][-1] == OTHER
+    assert embarked["window"][-1] == pytest.approx(10 / changed["embarked"].notna().sum(),
+                                                   abs=1e-4)  # of the window's known values
+    assert embarked["training"][-1] == 0
+    age = shares["features"]["age"]
+    assert age["kind"] == "numeric" and len(age["width"]) == len(age["x"]) == 30
 
 
 # --- detector quality ------------------------------------------------------------------------

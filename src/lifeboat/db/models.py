@@ -183,6 +183,9 @@ class DriftReport(Base):
     # The window's accuracy expected from its calibrated probabilities (CBPE), at the
     # serving threshold: performance without labels (migration 0011; null before).
     estimated_accuracy: Mapped[float | None] = mapped_column(Float)
+    # What each test compared, as the page plots it (`monitoring.drift.distributions`;
+    # migration 0012; null before).
+    distributions: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
 
 
 class Retrain(Base):

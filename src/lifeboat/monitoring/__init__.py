@@ -3,10 +3,13 @@ summaries the UI charts. (The Prometheus instruments every stage counts into are
 `lifeboat.metrics`, below every stage.)"""
 
 from lifeboat.monitoring.collector import MonitoringCollector
+from lifeboat.monitoring.drift import corrected_threshold
 from lifeboat.monitoring.drift_check import (
     DriftCheckUnavailable,
     check_drift,
     checked_recently,
+    drift_report,
+    drift_reports,
     latest_report,
 )
 from lifeboat.monitoring.live_accuracy import LiveAccuracy, version_live_accuracy
@@ -20,7 +23,10 @@ __all__ = [
     "MonitoringSummary",
     "check_drift",
     "checked_recently",
+    "corrected_threshold",
     "derive_outcomes",
+    "drift_report",
+    "drift_reports",
     "latest_report",
     "monitoring_summary",
     "version_live_accuracy",

@@ -11,13 +11,16 @@ noise. So there are two checks, at two scales:
   categories, PSI beside each), corrects for testing several columns at once as Alibi
   Detect's KSDrift does, and tests the model's outputs separately (prediction drift).
 
-`render_report` turns one result into a self-contained HTML page.
+`distributions` keeps what a result's plots show (training and window shares per bin or
+category), for a page to draw; `render_report` turns one result into a self-contained
+HTML page of those plots.
 """
 
 from __future__ import annotations
 
 import html
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
@@ -167,15 +170,27 @@ def _corrected(tests: list[FeatureDrift], p_value: float,
     """The tests with `drifted` set: p below the corrected threshold."""
     if not tests:
         return ()
-    p_values = np.nan_to_num(np.array([test.p_value for test in tests]), nan=1.0)
-    threshold = _threshold(p_values, p_value, correction)
+    p_values = _tested(test.p_value for test in tests)
+    threshold = corrected_threshold(p_values, p_value, correction)
     return tuple(replace(test, drifted=bool(p < threshold))
                  for test, p in zip(tests, p_values, strict=True))
 
 
-def _threshold(p_values: np.ndarray, p_value: float, correction: Correction) -> float:
-    """The per-test p-value threshold, as Alibi Detect computes it."""
+def _tested(p_values: Iterable[float | None]) -> np.ndarray:
+    """A column with no value in the window (NaN, or null once stored) counts as p = 1."""
+    return np.nan_to_num(np.array([np.nan if p is None else p for p in p_values], float),
+                         nan=1.0)
+
+
+def corrected_threshold(p_values: Iterable[float | None], p_value: float,
+                        correction: str) -> float:
+    """The per-test p-value below which a test of the family counts as drifted, as Alibi
+    Detect computes it: what a chart of p-values draws as the cut-off. Takes the p-values
+    as a stored report holds them (null for a column with no value in the window)."""
+    p_values = _tested(p_values)
     count = len(p_values)
+    if not count:
+        return p_value
     if correction == "bonferroni":
         return p_value / count
     # Benjamini-Hochberg: the largest i with p_(i) < q * i / K sets the threshold.
@@ -201,50 +216,55 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def render_report(result: DriftResult, reference: DriftReference, current: pd.DataFrame,
-                  probabilities: np.ndarray, *, plotly_src: str, title: str) -> str:
-    """One self-contained HTML page: a summary table, then the training and window
-    distributions of every tested feature and of the model's outputs.
-
-    `current` and `probabilities` are the window `result` was computed on. plotly.js is
-    loaded from `plotly_src` (a URL the service serves), never from a CDN.
-    """
+def distributions(result: DriftResult, reference: DriftReference, current: pd.DataFrame,
+                  probabilities: np.ndarray) -> dict[str, dict[str, dict[str, Any]]]:
+    """What each test compared, as shares a plot draws: `features` and `prediction`, each
+    by name, hold a numeric test's bins (`x` their centres, `width`) or a categorical
+    test's categories (`x`, unseen ones pooled), with the `training` and `window` share of
+    each. `current` and `probabilities` are the window `result` was computed on."""
     probabilities = checked_probabilities(probabilities, len(current))
-    figures = [(test, _feature_figure(test, reference, current)) for test in result.features]
-    outputs = _prediction_figures(reference, probabilities)
-    figures += [(test, outputs[test.feature]) for test in result.prediction]
-    sections = "\n".join(_section(number, test, figure)
-                         for number, (test, figure) in enumerate(figures))
-    return _page(result, title, plotly_src, sections)
-
-
-def _feature_figure(test: FeatureDrift, reference: DriftReference, current: pd.DataFrame) -> Any:
-    if test.kind == "numeric":
-        return _histogram(reference.numeric[test.feature].sample,
-                          numbers_in(current, test.feature)[0])
-    return _bars(reference.categorical[test.feature].counts,
-                 category_counts(current, test.feature)[0])
-
-
-def _prediction_figures(reference: DriftReference, probabilities: np.ndarray) -> dict[str, Any]:
+    outputs = {
+        PREDICTED_CLASS: _bar_shares(reference.predicted_class.counts,
+                                     class_counts(probabilities, reference.threshold)),
+        PROBABILITY: _histogram_shares(reference.probability.sample, probabilities),
+    }
     return {
-        PREDICTED_CLASS: _bars(reference.predicted_class.counts,
-                               class_counts(probabilities, reference.threshold)),
-        PROBABILITY: _histogram(reference.probability.sample, probabilities),
+        "features": {test.feature: _feature_shares(test, reference, current)
+                     for test in result.features},
+        "prediction": {test.feature: outputs[test.feature] for test in result.prediction},
     }
 
 
-def _histogram(reference_values: np.ndarray, window_values: np.ndarray) -> Any:
-    """Training and window shares per bin, overlaid on the same bins."""
+def render_report(result: DriftResult, shares: dict[str, dict[str, dict[str, Any]]], *,
+                  plotly_src: str, title: str) -> str:
+    """One self-contained HTML page: a summary table, then the training and window
+    distributions (`shares`, from `distributions`) of every tested feature and of the
+    model's outputs. plotly.js is loaded from `plotly_src` (a URL the service serves),
+    never from a CDN.
+    """
+    tests = [(test, shares["features"][test.feature]) for test in result.features]
+    tests += [(test, shares["prediction"][test.feature]) for test in result.prediction]
+    sections = "\n".join(_section(number, test, _figure_of(distribution))
+                         for number, (test, distribution) in enumerate(tests))
+    return _page(result, title, plotly_src, sections)
+
+
+def _feature_shares(test: FeatureDrift, reference: DriftReference,
+                    current: pd.DataFrame) -> dict[str, Any]:
+    if test.kind == "numeric":
+        return _histogram_shares(reference.numeric[test.feature].sample,
+                                 numbers_in(current, test.feature)[0])
+    return _bar_shares(reference.categorical[test.feature].counts,
+                       category_counts(current, test.feature)[0])
+
+
+def _histogram_shares(reference_values: np.ndarray, window_values: np.ndarray) -> dict[str, Any]:
+    """Training and window shares per bin, on the same bins."""
     edges = _plot_edges(np.concatenate([reference_values, window_values]))
-    centres, widths = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
-    figure = _figure()
-    for name, values in (("training", reference_values), ("window", window_values)):
-        counts = np.histogram(values, edges)[0]
-        figure.add_bar(name=name, x=centres, y=counts / max(len(values), 1), width=widths,
-                       opacity=0.55)
-    figure.update_layout(barmode="overlay")
-    return figure
+    shares = {name: _rounded(np.histogram(values, edges)[0] / max(len(values), 1))
+              for name, values in (("training", reference_values), ("window", window_values))}
+    return {"kind": "numeric", "x": _rounded((edges[:-1] + edges[1:]) / 2),
+            "width": _rounded(np.diff(edges)), **shares}
 
 
 def _plot_edges(values: np.ndarray) -> np.ndarray:
@@ -257,13 +277,28 @@ def _plot_edges(values: np.ndarray) -> np.ndarray:
     return np.histogram_bin_edges(values, bins=30)
 
 
-def _bars(reference_counts: dict[str, int], window_counts: dict[str, int]) -> Any:
-    """Training and window shares per category, side by side; unseen ones pooled."""
+def _bar_shares(reference_counts: dict[str, int], window_counts: dict[str, int]) -> dict[str, Any]:
+    """Training and window shares per category; unseen ones pooled."""
     categories, reference_side, window_side = _aligned_counts(reference_counts, window_counts)
+    return {"kind": "categorical", "x": categories,
+            "training": _rounded(reference_side / max(reference_side.sum(), 1)),
+            "window": _rounded(window_side / max(window_side.sum(), 1))}
+
+
+def _rounded(values: np.ndarray) -> list[float]:
+    """Six significant digits: what a plot shows, at a fraction of the stored size."""
+    return [float(f"{value:.6g}") for value in values]
+
+
+def _figure_of(distribution: dict[str, Any]) -> Any:
+    """Training and window overlaid on the same bins, or side by side per category."""
     figure = _figure()
-    for name, counts in (("training", reference_side), ("window", window_side)):
-        figure.add_bar(name=name, x=categories, y=counts / max(counts.sum(), 1))
-    figure.update_layout(barmode="group", xaxis_type="category")
+    numeric = distribution["kind"] == "numeric"
+    for name in ("training", "window"):
+        figure.add_bar(name=name, x=distribution["x"], y=distribution[name],
+                       **({"width": distribution["width"], "opacity": 0.55} if numeric else {}))
+    figure.update_layout(barmode="overlay" if numeric else "group",
+                         **({} if numeric else {"xaxis_type": "category"}))
     return figure
 
 

@@ -9,13 +9,14 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
+from sqlalchemy.orm import defer
 
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database, DriftReport, Prediction, as_utc, utcnow
 from lifeboat.errors import LifeboatError
 from lifeboat.features import feature_view
-from lifeboat.monitoring.drift import detect_drift, render_report
+from lifeboat.monitoring.drift import detect_drift, distributions, render_report
 from lifeboat.monitoring.live_accuracy import estimated_accuracy
 from lifeboat.registry import DriftReference, ModelRegistry
 
@@ -53,7 +54,7 @@ def check_drift(settings: Settings, database: Database, spec: DatasetSpec) -> Dr
     probabilities = window["probability"].to_numpy(dtype=np.float64)
     result = detect_drift(reference, inputs, probabilities, p_value=settings.drift_p_value,
                           correction=settings.drift_correction)
-    verdict = result.to_dict()
+    verdict, shares = result.to_dict(), distributions(result, reference, inputs, probabilities)
     title = (f"Drift: {spec.name}, {spec.model_name} v{champion.version}, "
              f"{len(window)} predictions up to {window['created_at'].max():%Y-%m-%d %H:%M} UTC")
     report = DriftReport(
@@ -64,8 +65,8 @@ def check_drift(settings: Settings, database: Database, spec: DatasetSpec) -> Dr
         features=verdict["features"],
         prediction_drift={test["feature"]: test for test in verdict["prediction"]},
         estimated_accuracy=estimated_accuracy(probabilities, champion.threshold),
-        html=render_report(result, reference, inputs, probabilities, plotly_src=PLOTLY_SRC,
-                           title=title),
+        distributions=shares,
+        html=render_report(result, shares, plotly_src=PLOTLY_SRC, title=title),
     )
     with database.session() as session:
         session.add(report)
@@ -96,6 +97,28 @@ def latest_report(database: Database, dataset: str) -> DriftReport | None:
         return session.scalars(
             select(DriftReport).where(DriftReport.dataset == dataset)
             .order_by(DriftReport.created_at.desc(), DriftReport.id.desc()).limit(1)).first()
+
+
+def drift_report(database: Database, dataset: str, report_id: int) -> DriftReport | None:
+    """One stored report of the dataset (another dataset's id is no report of this one)."""
+    with database.session() as session:
+        return session.scalars(select(DriftReport).where(
+            DriftReport.dataset == dataset, DriftReport.id == report_id)).first()
+
+
+def drift_reports(database: Database, dataset: str, *, limit: int,
+                  offset: int = 0) -> tuple[int, list[DriftReport]]:
+    """How many reports the dataset has, and a page of them, newest first, without their
+    pages and plots (a list shows none of them)."""
+    where = DriftReport.dataset == dataset
+    with database.session() as session:
+        total = session.scalar(select(func.count()).select_from(DriftReport).where(where))
+        reports = session.scalars(
+            select(DriftReport).where(where)
+            .options(defer(DriftReport.html), defer(DriftReport.distributions))
+            .order_by(DriftReport.created_at.desc(), DriftReport.id.desc())
+            .limit(limit).offset(offset)).all()
+    return total, list(reports)
 
 
 def checked_recently(database: Database, dataset: str, seconds: float) -> bool:

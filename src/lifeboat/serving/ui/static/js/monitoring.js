@@ -1,24 +1,74 @@
 // The Monitoring tab: predictions, ingestion quality, drift and accuracy over time.
 
-import { $, COLORS, POSITIVE, api, chart, percent } from "./common.js";
+import { $, COLORS, POSITIVE, api, chart, percent, when } from "./common.js";
 
-function overTimeTraces(points) {
+function overTimeTraces(points, seconds) {
   const labels = [...new Set(points.map((p) => p.label))].sort();
   return labels.map((label) => {
     const mine = points.filter((p) => p.label === label);
     return { type: "bar", name: label, x: mine.map((p) => p.bucket), y: mine.map((p) => p.count),
+      width: seconds * 900, offset: seconds * 50,  // ms: 90% of the bucket, from its start
       marker: { color: label === POSITIVE ? COLORS[0] : COLORS[1] } };
   });
 }
 
+const UNITS = [60, 300, 900, 3600, 21600, 86400, 604800];  // seconds: tick steps, bucket sizes
+const TIME_FORMATS = [[3600, "%H:%M"], [86400, "%b %-d, %H:%M"], [Infinity, "%b %-d, %Y"]];
+const MOST_TICKS = 8;
+
+/** A date axis ticked on whole units of `seconds`, at most MOST_TICKS ticks, a unit of
+ * room either side: left to itself, plotly zooms in on a single moment down to fractions
+ * of a second. */
+function timeAxis(times, seconds) {
+  if (!times.length) return {};
+  const unit = seconds * 1000;
+  const start = Math.floor(Math.min(...times) / unit) * unit;
+  const end = (Math.floor(Math.max(...times) / unit) + 1) * unit;
+  const step = Math.max(1, Math.ceil((end - start) / unit / MOST_TICKS));
+  const iso = (ms) => new Date(ms).toISOString();
+  const tickformat = TIME_FORMATS.find(([below]) => seconds < below)[1];
+  return { type: "date", tick0: iso(start), dtick: step * unit, tickformat,
+    range: [iso(start - unit), iso(end + unit)] };
+}
+
+/** The axis of a chart of buckets: ticks on bucket starts, each bar filling its bucket. */
+const bucketAxis = (points, seconds) =>
+  ({ ...timeAxis(points.map((p) => Date.parse(p.bucket)), seconds), hoverformat: "%b %-d, %H:%M" });
+
+/** The axis of a chart of moments (checks, retrains), in whole units that fit their span. */
+function momentAxis(moments) {
+  const times = moments.map((moment) => Date.parse(moment));
+  const span = (Math.max(...times) - Math.min(...times)) / 1000;
+  const unit = UNITS.find((seconds) => span / seconds <= MOST_TICKS) ?? UNITS.at(-1);
+  return { ...timeAxis(times, unit), hoverformat: "%b %-d, %H:%M:%S" };
+}
+
+const BUCKET_NAMES = { "1min": "minute", "5min": "5 minutes", "15min": "15 minutes", "1h": "hour",
+  "6h": "6 hours", "1D": "day", "7D": "week" };
+
+/** One bar per ingestion, in order, named by its file: runs finish seconds apart, or days. */
 function qualityTraces(runs) {
-  const x = runs.map((r) => r.finished_at);
-  const customdata = runs.map((r) => `${r.file}: ${percent(r.invalid_share)} invalid`);
+  const x = runs.map((r) => `${r.file} #${r.run_id}`);
+  const customdata = runs.map((r) => `${when(r.finished_at)}: ${percent(r.invalid_share)} invalid`);
   const hovertemplate = "%{y} rows<br>%{customdata}";
   return runs.length ? [
     { type: "bar", name: "loaded", x, y: runs.map((r) => r.rows_loaded), customdata, hovertemplate, marker: { color: COLORS[0] } },
     { type: "bar", name: "rejected", x, y: runs.map((r) => r.rows_rejected), customdata, hovertemplate, marker: { color: COLORS[1] } },
   ] : [];
+}
+
+function probabilityTraces(bins) {
+  if (!bins.some((b) => b.count)) return [];
+  return [{ type: "bar", name: "predictions", x: bins.map((b) => (b.start + b.end) / 2),
+    y: bins.map((b) => b.count), width: bins.map((b) => b.end - b.start),
+    customdata: bins.map((b) => `${percent(b.start)} to ${percent(b.end)}`),
+    hovertemplate: "%{y} predictions at %{customdata}<extra></extra>", marker: { color: COLORS[2] } }];
+}
+
+/** The link to the latest drift report, shown once a check has stored one. */
+function showReportLink(checks) {
+  $("#latest-report").hidden = !checks.length;
+  $("#no-report").hidden = Boolean(checks.length);
 }
 
 function driftTraces(checks) {
@@ -30,8 +80,11 @@ function driftTraces(checks) {
     y: checks.map((c) => Math.max(c.p_values[feature] ?? NaN, 1e-12)),
     marker: { color: COLORS[i % COLORS.length] },
   }));
-  return [...lines, { type: "scatter", mode: "lines", name: "drift threshold", x,
-    y: checks.map((c) => c.threshold), line: { dash: "dash", color: "#888" } }];
+  // Markers too, as dashes: one check draws no line.
+  return [...lines, { type: "scatter", mode: "lines+markers", name: "drift threshold", x,
+    y: checks.map((c) => c.threshold), line: { dash: "dash", color: "#888" },
+    marker: { symbol: "line-ew-open", size: 18, color: "#888" },
+    hovertemplate: "p < %{y:.2g}<extra>drift threshold</extra>" }];
 }
 
 function accuracyTraces(points, checks, retrains) {
@@ -88,20 +141,26 @@ export async function loadMonitoring() {
   notice.hidden = true;
   $("#monitoring-charts").hidden = false;
   const issues = Object.entries(summary.issue_counts || {}).sort((a, b) => a[1] - b[1]);
-  chart("chart-over-time", overTimeTraces(summary.predictions_over_time || []),
-    { barmode: "stack", yaxis: { title: { text: "predictions" } } });
-  chart("chart-probabilities", (summary.probabilities || []).length ? [{
-    type: "histogram", x: summary.probabilities, xbins: { start: 0, end: 1, size: 0.05 },
-    marker: { color: COLORS[2] }, name: "predictions",
-  }] : [], { xaxis: { range: [0, 1], tickformat: ".0%" }, yaxis: { title: { text: "predictions" } }, bargap: 0.05 });
-  chart("chart-quality", qualityTraces(summary.quality || []), { barmode: "stack", yaxis: { title: { text: "rows" } } });
+  const overTime = summary.predictions_over_time || [];
+  const all = `All ${summary.predictions.toLocaleString()} predictions`;
+  $("#over-time-basis").textContent = overTime.length ? `${all}, per ${BUCKET_NAMES[summary.bucket]} (UTC).` : "";
+  $("#probabilities-basis").textContent = summary.predictions ? `${all}, in bins of 5%.` : "";
+  chart("chart-over-time", overTimeTraces(overTime, summary.bucket_seconds),
+    { barmode: "stack", xaxis: bucketAxis(overTime, summary.bucket_seconds), yaxis: { title: { text: "predictions" } } });
+  chart("chart-probabilities", probabilityTraces(summary.probabilities || []),
+    { xaxis: { range: [0, 1], tickformat: ".0%" }, yaxis: { title: { text: "predictions" } }, bargap: 0.05 });
+  chart("chart-quality", qualityTraces(summary.quality || []),
+    { barmode: "stack", xaxis: { type: "category" }, yaxis: { title: { text: "rows" } } });
   chart("chart-issues", issues.length ? [{
     type: "bar", orientation: "h", y: issues.map(([name]) => name), x: issues.map(([, n]) => n),
     marker: { color: COLORS[3] },
   }] : [], { margin: { t: 10, b: 40, l: 140, r: 10 }, xaxis: { title: { text: "rows" } } });
-  chart("chart-drift", driftTraces(summary.drift || []),
-    { yaxis: { type: "log", exponentformat: "e", title: { text: "p-value" } } });
-  showLiveNow(summary.live, summary.drift || []);
-  chart("chart-accuracy", accuracyTraces(summary.live_accuracy || [], summary.drift || [], summary.retrains || []),
-    { yaxis: { range: [0, 1.05], tickformat: ".0%", title: { text: "accuracy" } } });
+  const checks = summary.drift || [];
+  showReportLink(checks);
+  chart("chart-drift", driftTraces(checks), { xaxis: momentAxis(checks.map((c) => c.created_at)),
+    yaxis: { type: "log", exponentformat: "e", title: { text: "p-value" } } });
+  showLiveNow(summary.live, checks);
+  const accuracy = accuracyTraces(summary.live_accuracy || [], checks, summary.retrains || []);
+  chart("chart-accuracy", accuracy, { xaxis: momentAxis(accuracy.flatMap((trace) => trace.x)),
+    yaxis: { range: [0, 1.05], tickformat: ".0%", title: { text: "accuracy" } } });
 }
