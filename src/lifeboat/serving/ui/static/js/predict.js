@@ -1,6 +1,6 @@
 // The Predict tab: one record from the form, one entity by its id, or a CSV file of them.
 
-import { $, ApiError, COLORS, POSITIVE, PLOT_CONFIG, api, chart, el, fieldOf, percent } from "./common.js";
+import { $, ApiError, COLORS, POSITIVE, PLOT_CONFIG, api, chart, effectItems, el, fieldOf, percent } from "./common.js";
 
 const ROWS_PER_PAGE = 50;
 const ISSUES_SHOWN = 50;
@@ -136,16 +136,7 @@ function showContributions(contributions) {
   list.replaceChildren();
   $("#explanation").hidden = !contributions;
   if (!contributions) return;
-  const largest = Math.max(...contributions.map((c) => Math.abs(c.effect)), 1e-9);
-  for (const c of contributions) {
-    const up = c.effect >= 0, points = Math.abs(c.effect * 100).toFixed(1);
-    const shown = points === "0.0" ? ["none", "no effect"] : up ? ["up", `▲ +${points} pts`] : ["down", `▼ −${points} pts`];
-    list.append(el("li", { class: shown[0] },
-      el("span", { class: "feature" }, `${labelOf(c.feature)} `, el("em", {}, String(c.value))),
-      el("span", { class: "bar", "aria-hidden": "true" },
-        el("span", { style: `width:${(Math.abs(c.effect) / largest) * 100}%` })),
-      el("span", { class: "effect" }, shown[1])));
-  }
+  list.append(...effectItems(contributions, labelOf));
 }
 
 // ---------------------------------------------------------------- predict: a CSV file
