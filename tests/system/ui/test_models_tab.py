@@ -11,14 +11,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import mlflow
+import mlflow.sklearn
 import pytest
 from playwright.sync_api import Browser, Page, expect
 from pydantic import SecretStr
+from sklearn.dummy import DummyClassifier
 
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database
 from lifeboat.features import feature_view
-from lifeboat.registry import ModelRegistry
+from lifeboat.registry import ModelRegistry, experiment_id
 from lifeboat.serving import create_app
 from lifeboat.training import train
 from tests.support.homes import trained_home
@@ -33,15 +36,21 @@ REPORTED = [*LABELS, "test_ece"]  # the report's metrics of a dataset without a 
 
 @pytest.fixture(scope="module")
 def compared_url(titanic: DatasetSpec, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A champion, and a second version of the other kind of model (trained without the
-    gate): two versions that really differ, to compare."""
+    """A champion, a second version of the other kind of model (trained without the gate):
+    two versions that really differ, to compare; and a third registered as a version was
+    before Lifeboat logged curves, importance or its search."""
     settings = trained_home(tmp_path_factory.mktemp("compared") / "home", titanic)
-    champion = ModelRegistry(settings, titanic.model_name).get("1").model_type
+    registry = ModelRegistry(settings, titanic.model_name)
+    champion = registry.get("1").model_type
     other = "logistic_regression" if champion != "logistic_regression" else "gradient_boosting"
     database = Database(settings.db_url)
     train(settings, database, titanic.model_copy(update={"training": titanic.training.model_copy(
         update={"candidates": [other]})}), promote=False)
     database.dispose()
+    with mlflow.start_run(experiment_id=experiment_id(registry.client, settings, titanic.name)):
+        mlflow.sklearn.log_model(DummyClassifier().fit([[0], [1]], [0, 1]), name="model",
+                                 registered_model_name=titanic.model_name,
+                                 serialization_format="cloudpickle")
     with live_server(create_app(settings.model_copy(update={
             "api_key": SecretStr(ADMIN_KEY)}))) as base_url:
         yield f"{base_url}/"
@@ -212,6 +221,27 @@ def test_two_versions_side_by_side(compared_page: Page, compared_url: str, titan
     expect(compared_page.locator("#parameters-note")).to_contain_text(
         f"{differing.count()} of {parameters.locator('tbody tr:not(.group)').count()} differ")
     compared_page.screenshot(path=screenshots / "models-compare.png", full_page=True)
+
+
+def test_a_version_logged_before_reports_existed_says_what_it_lacks(
+        compared_page: Page, compared_url: str) -> None:
+    open_tab(compared_page, "Models")
+    compared_page.locator('#models-table tbody[data-version="3"]').click()
+    expect(compared_page.locator("#confusion caption")).to_have_text("v3 has no confusion matrix")
+    expect(compared_page.locator("#confusion-note")).to_have_text(
+        "v3 was trained before its curves and confusion matrix were logged.")
+    expect(compared_page.locator("#importance-note")).to_have_text(
+        "v3 was trained before feature importance was logged.")
+    expect(compared_page.locator("#chart-importance")).to_have_text("No data yet.")
+    expect(compared_page.locator("#chart-roc")).to_have_text("No data yet.")
+    expect(compared_page.locator('#models-table tbody[data-version="3"] .model-type')).to_have_text("–")
+
+    compared_page.get_by_label("Compare with").select_option("1")  # v1's beside it, all there
+    expect(compared_page.locator("#chart-roc .scatterlayer .trace")).to_have_count(2)
+    expect(compared_page.locator("#chart-importance .barlayer .trace")).to_have_count(1)
+    expect(compared_page.locator("#importance-note")).to_contain_text(
+        "v3 was trained before feature importance was logged.")
+    expect(compared_page.locator("#confusion-compare caption")).to_contain_text("v1 at threshold")
 
 
 def test_the_retrain_button_needs_the_key_and_says_what_the_retrain_did(

@@ -316,11 +316,10 @@ function showParameters(sides) {
     .map((name) => [name, ({ v }) => parameterValue(v[key][name])]);
   const groups = [["Version", facts], ["Hyperparameters its search chose", named("hyperparameters")],
     ["Training", named("training_parameters")]];
-  let differing = 0;
+  const shownAs = (cell) => (typeof cell === "string" ? cell : cell.textContent);
   const row = ([name, value]) => {
     const cells = sides.map((side) => value(side));
-    const differs = cells.length > 1 && (cells[0].textContent ?? cells[0]) !== (cells[1].textContent ?? cells[1]);
-    differing += differs;
+    const differs = cells.length > 1 && shownAs(cells[0]) !== shownAs(cells[1]);
     return el("tr", { class: differs ? "differs" : "" }, el("th", { scope: "row" }, name),
       ...cells.map((cell) => el("td", { class: "parameter" }, cell)));
   };
@@ -330,6 +329,7 @@ function showParameters(sides) {
   $("#report-parameters").replaceChildren(el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Parameter"),
     ...sides.map(({ name, color }) => el("th", { scope: "col" }, el("span", { class: "swatch", style: `background:${color}` }), name)))),
   ...bodies);
+  const differing = $("#report-parameters").querySelectorAll("tr.differs").length;
   $("#parameters-note").textContent = sides.length > 1
     ? `${differing} of ${groups.reduce((sum, [, rows]) => sum + rows.length, 0)} differ (marked).` : "";
 }
