@@ -339,7 +339,7 @@ def test_each_version_has_its_heldout_roc_and_calibration_curves(client: TestCli
 
 def test_a_version_s_report_is_what_the_registry_holds_of_it(
         client: TestClient, trained_settings: Settings, titanic: DatasetSpec) -> None:
-    report = client.get("/models/1").json()
+    report = client.get("/models/1/report").json()
     held = ModelRegistry(trained_settings, titanic.model_name).get("1")
     assert (report["model_type"], report["run_id"]) == (held.model_type, held.run_id)
     assert report["model_type"] in CANDIDATES
@@ -350,8 +350,8 @@ def test_a_version_s_report_is_what_the_registry_holds_of_it(
     assert sorted(f["name"] for f in importance["features"]) == sorted(feature_view(titanic).columns)
     listed, = client.get("/models").json()["versions"]
     assert {k: report[k] for k in listed} == listed  # the report is the listing's row, and more
-    assert client.get("/models/99").status_code == 404
-    described = client.get("/openapi.json").json()["paths"]["/models/{version}"]["get"]
+    assert client.get("/models/99/report").status_code == 404
+    described = client.get("/openapi.json").json()["paths"]["/models/{version}/report"]["get"]
     assert "classification report" in described["summary"]
 
 

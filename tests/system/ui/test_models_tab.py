@@ -168,7 +168,7 @@ def test_the_champion_history_lists_each_change_and_a_rollback_needs_the_key(
 
 def test_two_versions_side_by_side(compared_page: Page, compared_url: str, titanic: DatasetSpec,
                                    screenshots: Path) -> None:
-    first, second = (httpx.get(f"{compared_url}models/{v}").json() for v in ("1", "2"))
+    first, second = (httpx.get(f"{compared_url}models/{v}/report").json() for v in ("1", "2"))
     assert first["model_type"] != second["model_type"]
     open_tab(compared_page, "Models")
     compared_page.get_by_label("Compare with").select_option("2")

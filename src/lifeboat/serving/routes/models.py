@@ -51,7 +51,7 @@ def models_router(dataset: DatasetService) -> APIRouter:
         return ChampionHistoryPage(items=[ChampionChangeOut.model_validate(change)
                                           for change in service.registry.changes()])
 
-    @router.get("/models/{version}", response_model=ModelReport, dependencies=[Read],
+    @router.get("/models/{version}/report", response_model=ModelReport, dependencies=[Read],
                 summary="One version's classification report: metrics, curves, confusion "
                         "matrix at its threshold, feature importance, model type, parameters",
                 responses={404: {"description": "No such version"}})

@@ -38,7 +38,7 @@ export async function loadModels() {
 
 function reportOf(version) {
   if (!reports.has(version)) {
-    reports.set(version, api(`models/${encodeURIComponent(version)}`).catch((error) => {
+    reports.set(version, api(`models/${encodeURIComponent(version)}/report`).catch((error) => {
       reports.delete(version);
       throw error;
     }));
