@@ -7,6 +7,7 @@ by uvicorn with a trained champion.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,11 +19,14 @@ from playwright.sync_api import Browser, Page, expect
 from pydantic import SecretStr
 from sklearn.dummy import DummyClassifier
 
+from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec
 from lifeboat.db import Database
 from lifeboat.features import feature_view
+from lifeboat.ingest import LandingZone, ingest_file
 from lifeboat.registry import ModelRegistry, experiment_id
 from lifeboat.serving import create_app
+from lifeboat.synthetic.passengers import synthetic_passengers
 from lifeboat.training import train
 from tests.support.homes import trained_home
 from tests.support.live_server import live_server
@@ -35,7 +39,7 @@ REPORTED = [*LABELS, "test_ece"]  # the report's metrics of a dataset without a 
 
 
 @pytest.fixture(scope="module")
-def compared_url(titanic: DatasetSpec, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def compared_home(titanic: DatasetSpec, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """A champion, a second version of the other kind of model (trained without the gate):
     two versions that really differ, to compare; and a third registered as a version was
     before Lifeboat logged curves, importance or its search."""
@@ -51,7 +55,12 @@ def compared_url(titanic: DatasetSpec, tmp_path_factory: pytest.TempPathFactory)
         mlflow.sklearn.log_model(DummyClassifier().fit([[0], [1]], [0, 1]), name="model",
                                  registered_model_name=titanic.model_name,
                                  serialization_format="cloudpickle")
-    with live_server(create_app(settings.model_copy(update={
+    return settings
+
+
+@pytest.fixture(scope="module")
+def compared_url(compared_home: Settings) -> Iterator[str]:
+    with live_server(create_app(compared_home.model_copy(update={
             "api_key": SecretStr(ADMIN_KEY)}))) as base_url:
         yield f"{base_url}/"
 
@@ -245,7 +254,8 @@ def test_a_version_logged_before_reports_existed_says_what_it_lacks(
 
 
 def test_the_retrain_button_needs_the_key_and_says_what_the_retrain_did(
-        compared_page: Page, compared_url: str) -> None:
+        compared_page: Page, compared_url: str, compared_home: Settings, titanic: DatasetSpec,
+        tmp_path: Path) -> None:
     open_tab(compared_page, "Models")
     button = compared_page.get_by_role("button", name="Retrain")
     refused = compared_page.locator("#models-error")
@@ -265,3 +275,23 @@ def test_the_retrain_button_needs_the_key_and_says_what_the_retrain_did(
     assert status["state"] == "succeeded" and status["reason"].startswith("no new labels")
     expect(said).to_contain_text(status["reason"])
     expect(button).to_be_enabled()
+
+    _new_labels(compared_home, titanic, tmp_path)
+    button.click()
+    expect(said).to_contain_text("retraining since")
+    expect(button).to_be_disabled()
+    expect(said).to_contain_text(re.compile(r"v4 (promoted|not promoted)"), timeout=300_000)
+    status = httpx.get(f"{compared_url}retrain").json()
+    verdict = "promoted" if status["promoted"] else "not promoted"
+    expect(said).to_contain_text(f"v{status['version']} {verdict} {status['reason']}")
+    expect(compared_page.locator('#models-table tbody[data-version="4"]')).to_be_visible()
+    expect(button).to_be_enabled()
+
+
+def _new_labels(settings: Settings, titanic: DatasetSpec, folder: Path) -> None:
+    """Labelled passengers arriving after v1 was trained: something for a retrain to learn."""
+    arrivals = folder / "arrivals.csv"
+    synthetic_passengers(10, seed=2).to_csv(arrivals, index=False)
+    database = Database(settings.db_url)
+    ingest_file(database, titanic, str(arrivals), LandingZone(settings.landing_url))
+    database.dispose()
