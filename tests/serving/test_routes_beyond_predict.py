@@ -19,13 +19,14 @@ from sqlalchemy import make_url, select
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec, load_spec
 from lifeboat.db import Database, Prediction, upgrade
+from lifeboat.features import feature_view
 from lifeboat.ingest import LandingZone, ingest_file
 from lifeboat.registry import ModelRegistry
 from lifeboat.scoring import vector_contributions
 from lifeboat.serving import create_app
 from lifeboat.serving.schemas import record_model
 from lifeboat.synthetic.passengers import synthetic_passengers
-from lifeboat.training import train
+from lifeboat.training import CANDIDATES, train
 from tests.support.homes import trained_home
 from tests.support.live_server import live_server
 from tests.support.tcp_proxy import TcpProxy
@@ -345,6 +346,24 @@ def test_each_version_has_its_heldout_roc_and_calibration_curves(client: TestCli
     assert len(calibration["predicted"]) == len(calibration["observed"]) >= 5
     assert all(0 <= p <= 1 for p in calibration["predicted"] + calibration["observed"])
     assert client.get("/models/99/curves").status_code == 404
+
+
+def test_a_version_s_report_is_what_the_registry_holds_of_it(
+        client: TestClient, trained_settings: Settings, titanic: DatasetSpec) -> None:
+    report = client.get("/models/1/report").json()
+    held = ModelRegistry(trained_settings, titanic.model_name).get("1")
+    assert (report["model_type"], report["run_id"]) == (held.model_type, held.run_id)
+    assert report["model_type"] in CANDIDATES
+    assert report["hyperparameters"] == held.hyperparameters != {}
+    assert report["training_parameters"] == held.training_parameters
+    assert report["curves"] == client.get("/models/1/curves").json()
+    importance = report["feature_importance"]
+    assert sorted(f["name"] for f in importance["features"]) == sorted(feature_view(titanic).columns)
+    listed, = client.get("/models").json()["versions"]
+    assert {k: report[k] for k in listed} == listed  # the report is the listing's row, and more
+    assert client.get("/models/99/report").status_code == 404
+    described = client.get("/openapi.json").json()["paths"]["/models/{version}/report"]["get"]
+    assert "classification report" in described["summary"]
 
 
 def test_an_upload_is_read_as_ingest_reads_it(client: TestClient) -> None:

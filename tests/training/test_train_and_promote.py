@@ -131,6 +131,32 @@ def test_first_training_registers_a_champion_with_honest_metrics(
     assert (change.from_version, change.to_version, change.changed_by) == (None, "1", "training")
 
 
+def test_each_version_carries_its_model_type_hyperparameters_and_feature_importance(
+        loaded: tuple[Settings, Database], titanic: DatasetSpec) -> None:
+    settings, database = loaded
+    registry, coin_flip = _coin_flip_champion(settings, database, titanic)
+    result = train(settings, database, titanic, promote=False)
+    trained = registry.get(result.version)
+    params = mlflow.get_run(result.run_id).data.params
+    assert trained.model_type == result.best_candidate == params["best_candidate"]
+    searched = CANDIDATES[trained.model_type](titanic).search_space
+    assert trained.hyperparameters == {name.removeprefix("classifier__"): params[f"best.{name}"]
+                                       for name in searched}
+    assert trained.training_parameters["heldout_rows"] == params["heldout_rows"]
+    assert "best_candidate" not in trained.training_parameters
+    importance = registry.feature_importance(result.version)
+    ranked = [feature["importance"] for feature in importance["features"]]
+    assert sorted(f["name"] for f in importance["features"]) == sorted(feature_view(titanic).columns)
+    assert ranked == sorted(ranked, reverse=True) and ranked[0] > 0.01
+    assert all(feature["spread"] >= 0 for feature in importance["features"])
+    assert (importance["method"], importance["metric"]) == ("permutation", "roc_auc")
+    assert importance["rows"] == int(params["heldout_rows"])
+    # A version registered without a search has no type, parameters or importance to show.
+    untracked = registry.get(coin_flip)
+    assert (untracked.model_type, untracked.hyperparameters) == (None, {})
+    assert registry.feature_importance(coin_flip) is None
+
+
 def _coin_flip_champion(settings: Settings, database: Database,
                         titanic: DatasetSpec) -> tuple[ModelRegistry, str]:
     """A useless champion, promoted by hand: the registry, and its version."""

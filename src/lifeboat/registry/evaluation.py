@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.calibration import calibration_curve
+from sklearn.inspection import permutation_importance
 from sklearn.metrics import (
     accuracy_score,
     brier_score_loss,
@@ -21,6 +22,7 @@ from sklearn.metrics import (
 )
 
 CURVES_ARTIFACT = "heldout_curves.json"
+FEATURE_IMPORTANCE_ARTIFACT = "feature_importance.json"
 DRIFT_REFERENCE_ARTIFACT = "drift_reference.json"
 TRAINING_ROWS_ARTIFACT = "training_rows.json"  # the keys of the rows a model was trained on
 PROMOTION_ROWS_ARTIFACT = "promotion_rows.json"  # the keys of the rows its promotion was judged on
@@ -30,6 +32,8 @@ SCORER_ARTIFACT = "fast_path"
 GATE_METRICS = ("roc_auc", "accuracy", "f1")
 _CALIBRATION_BINS = 10
 _CURVE_POINTS = 200  # a curve is thinned to about this many points for the UI
+_IMPORTANCE_REPEATS = 5  # shuffles per feature: their spread says how sure each drop is
+_IMPORTANCE_ROWS = 5_000  # at most, drawn from the held-out rows: the cost grows with both
 
 
 def model_threshold(model: Any) -> float:
@@ -112,6 +116,25 @@ def curves(labels: Any, probability: np.ndarray, threshold: float) -> dict[str, 
             "precision_recall": {"precision": _thinned(precision), "recall": _thinned(recall)},
             "threshold": {"value": float(threshold), "precision": at["precision"],
                           "recall": at["recall"], "confusion": confusion(at)}}
+
+
+def feature_importance(model: Any, features: pd.DataFrame, labels: pd.Series,
+                       seed: int) -> dict[str, Any]:
+    """How much the held-out ROC AUC drops when one input's values are shuffled among the
+    rows: permutation importance, model-agnostic, so every candidate (linear or boosted,
+    behind its feature pipeline) is judged the same way, on rows it never saw. Features
+    most important first; a drop near zero or below it means the model does not need it."""
+    if len(labels) > _IMPORTANCE_ROWS:
+        chosen = np.random.default_rng(seed).choice(len(labels), _IMPORTANCE_ROWS, replace=False)
+        features, labels = features.iloc[chosen], labels.iloc[chosen]
+    found = permutation_importance(model, features, labels, scoring="roc_auc",
+                                   n_repeats=_IMPORTANCE_REPEATS, random_state=seed)
+    ranked = sorted(zip(features.columns, found.importances_mean, found.importances_std),
+                    key=lambda item: -item[1])
+    return {"method": "permutation", "metric": "roc_auc", "rows": len(labels),
+            "repeats": _IMPORTANCE_REPEATS,
+            "features": [{"name": str(name), "importance": round(float(mean), 5),
+                          "spread": round(float(spread), 5)} for name, mean, spread in ranked]}
 
 
 def _thinned(values: np.ndarray) -> list[float]:

@@ -15,6 +15,7 @@ from lifeboat.registry.champion_history import ChampionChange, ChampionHistory
 from lifeboat.registry.evaluation import (
     CURVES_ARTIFACT,
     DRIFT_REFERENCE_ARTIFACT,
+    FEATURE_IMPORTANCE_ARTIFACT,
     PROMOTION_ROWS_ARTIFACT,
     TRAINING_ROWS_ARTIFACT,
 )
@@ -28,6 +29,9 @@ FEATURE_COLUMNS_TAG = "feature_columns"  # that view's columns and kinds, as JSO
 THRESHOLD_TAG = "decision_threshold"  # the probability from which the model answers 1
 PROMOTION_TAG, EVIDENCE_TAG = "promotion", "promotion_evidence"  # the gate's decision
 DEFAULT_THRESHOLD = 0.5  # a version trained before thresholds were chosen
+MODEL_TYPE_PARAM = "best_candidate"  # the run's parameter naming the candidate that won
+HYPERPARAMETER_PREFIX = "best."  # the run's parameters holding the winner's search result
+_PIPELINE_STEP = "classifier__"  # the search's prefix of the classifier's own parameters
 log = logging.getLogger(__name__)
 
 
@@ -45,6 +49,9 @@ class ModelVersion:
     promotion: dict[str, Any] | None = None  # the gate's decision and its evidence
     training_data: dict[str, str] = field(default_factory=dict)  # `data.*` tags of its run
     experiment_id: str | None = None  # its run's: the MLflow UI's run pages sit under it
+    model_type: str | None = None  # the candidate that won its search (`training.CANDIDATES`)
+    hyperparameters: dict[str, str] = field(default_factory=dict)  # what the search chose
+    training_parameters: dict[str, str] = field(default_factory=dict)  # its run's other ones
 
     @property
     def is_champion(self) -> bool:
@@ -180,6 +187,11 @@ class ModelRegistry:
         before they were logged."""
         return self._logged_dict(version, CURVES_ARTIFACT)
 
+    def feature_importance(self, version: str) -> dict[str, Any] | None:
+        """How much each input mattered to the version on its held-out rows
+        (`registry.feature_importance`); None for a version trained before it was logged."""
+        return self._logged_dict(version, FEATURE_IMPORTANCE_ARTIFACT)
+
     def drift_reference(self, version: str) -> dict[str, Any] | None:
         """What the version's training data looked like, for drift checks and outlier
         flags (`registry.DriftReference.from_dict`); None for a version trained before
@@ -265,6 +277,7 @@ class ModelRegistry:
     def _describe(self, version: Any) -> ModelVersion:
         run = self.client.get_run(version.run_id) if version.run_id else None
         metrics, run_tags = (run.data.metrics, run.data.tags) if run else ({}, {})
+        params = run.data.params if run else {}
         tags = version.tags or {}
         return ModelVersion(
             name=version.name,
@@ -279,7 +292,18 @@ class ModelRegistry:
             promotion=_json(tags.get(EVIDENCE_TAG)),
             training_data={k: v for k, v in run_tags.items() if k.startswith("data.")},
             experiment_id=run.info.experiment_id if run else None,
+            model_type=params.get(MODEL_TYPE_PARAM),
+            hyperparameters={_hyperparameter(k): v for k, v in params.items()
+                             if k.startswith(HYPERPARAMETER_PREFIX)},
+            training_parameters={k: v for k, v in params.items()
+                                 if k != MODEL_TYPE_PARAM
+                                 and not k.startswith(HYPERPARAMETER_PREFIX)},
         )
+
+
+def _hyperparameter(param: str) -> str:
+    """`best.classifier__max_depth` as the classifier calls it: `max_depth`."""
+    return param.removeprefix(HYPERPARAMETER_PREFIX).removeprefix(_PIPELINE_STEP)
 
 
 def _json(text: str | None) -> Any:

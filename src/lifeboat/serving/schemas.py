@@ -350,6 +350,40 @@ class ModelVersionOut(BaseModel):
     run_url: str | None = Field(
         None, description="Its training run's page in the MLflow UI; null when no UI is "
                           "configured (LIFEBOAT_MLFLOW_UI_URL, or an http(s) tracking URI).")
+    run_id: str | None = Field(None, description="Its MLflow training run.")
+    model_type: str | None = Field(
+        None, description="The candidate that won its search (logistic_regression, "
+                          "gradient_boosting, ...); null for a version registered otherwise.")
+    hyperparameters: dict[str, str] = Field(
+        default_factory=dict, description="The classifier's parameters its search chose.")
+
+
+class FeatureImportanceOut(BaseModel):
+    name: str
+    importance: float = Field(description="Mean drop of the held-out metric when the "
+                                          "feature's values are shuffled among the rows.")
+    spread: float = Field(description="Standard deviation of that drop over the shuffles.")
+
+
+class FeatureImportancesOut(BaseModel):
+    method: Literal["permutation"]
+    metric: str = Field(description="The held-out metric whose drop is measured.")
+    rows: int = Field(description="Held-out rows it was measured on.")
+    repeats: int = Field(description="Shuffles per feature.")
+    features: list[FeatureImportanceOut] = Field(description="Most important first.")
+
+
+class ModelReport(ModelVersionOut):
+    training_parameters: dict[str, str] = Field(
+        default_factory=dict, description="Its training run's other parameters: rows, "
+                                          "folds, search, calibration, threshold objective...")
+    curves: dict[str, Any] | None = Field(
+        None, description="Held-out ROC, calibration and precision-recall curves, and the "
+                          "confusion matrix at its threshold (as /models/{version}/curves); "
+                          "null for a version trained before they were logged.")
+    feature_importance: FeatureImportancesOut | None = Field(
+        None, description="Permutation importance on its held-out rows, computed at "
+                          "training time; null for a version trained before it was logged.")
 
 
 class ChampionChangeOut(BaseModel):

@@ -35,6 +35,9 @@ from lifeboat.features import FeatureView, feature_view
 from lifeboat.registry import (
     CURVES_ARTIFACT,
     DRIFT_REFERENCE_ARTIFACT,
+    FEATURE_IMPORTANCE_ARTIFACT,
+    HYPERPARAMETER_PREFIX,
+    MODEL_TYPE_PARAM,
     SCORER_ARTIFACT,
     TRAINING_ROWS_ARTIFACT,
     ChampionHistory,
@@ -48,6 +51,7 @@ from lifeboat.registry import (
     confusion,
     curves,
     experiment_id,
+    feature_importance,
 )
 from lifeboat.scoring import UnsupportedModel, compile_model, save_scorer
 from lifeboat.training.calibration import CalibratedModel
@@ -126,8 +130,8 @@ def train(settings: Settings, database: Database, spec: DatasetSpec, *, promote:
         progress(f"calibrating {selection.best_name} out of fold")
         model = fit_model(spec, selection, features, labels, groups)
         metrics = _log_evaluation(spec, model, split.dataset_heldout)
-        mlflow.log_param("best_candidate", selection.best_name)
-        mlflow.log_params({f"best.{k}": v for k, v in selection.best.best_params_.items()})
+        mlflow.log_param(MODEL_TYPE_PARAM, selection.best_name)
+        mlflow.log_params({f"{HYPERPARAMETER_PREFIX}{k}": v for k, v in selection.best.best_params_.items()})
         progress("recording the training distribution for drift checks")
         mlflow.log_dict(_drift_reference(spec, model, split).to_dict(), DRIFT_REFERENCE_ARTIFACT)
         progress("registering the model")
@@ -170,7 +174,8 @@ def fit_model(spec: DatasetSpec, selection: Selection, features: pd.DataFrame,
 
 def _log_evaluation(spec: DatasetSpec, model: CalibratedModel,
                     heldout: LabelledRows) -> dict[str, float]:
-    """Held-out metrics at the model's threshold, its confusion matrix and its curves."""
+    """Held-out metrics at the model's threshold, its confusion matrix, its curves and how
+    much each input mattered."""
     probability = model.predict_proba(heldout.features)[:, 1]
     metrics = classification_metrics(heldout.labels, probability, model.threshold_)
     if spec.training.baseline:
@@ -179,6 +184,9 @@ def _log_evaluation(spec: DatasetSpec, model: CalibratedModel,
     mlflow.log_metrics({f"test_{name}": value for name, value in metrics.items()})
     mlflow.log_dict({"labels": [0, 1], "matrix": confusion(metrics)}, "confusion_matrix.json")
     mlflow.log_dict(curves(heldout.labels, probability, model.threshold_), CURVES_ARTIFACT)
+    with _cores(len(heldout.labels)):
+        mlflow.log_dict(feature_importance(model, heldout.features, heldout.labels,
+                                           spec.training.seed), FEATURE_IMPORTANCE_ARTIFACT)
     return metrics
 
 

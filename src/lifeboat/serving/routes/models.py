@@ -18,6 +18,7 @@ from lifeboat.serving.schemas import (
     ChampionChangeOut,
     ChampionHistoryPage,
     ModelInfo,
+    ModelReport,
     ModelsPage,
     ModelVersionOut,
 )
@@ -49,6 +50,21 @@ def models_router(dataset: DatasetService) -> APIRouter:
     def history(service: Service) -> ChampionHistoryPage:
         return ChampionHistoryPage(items=[ChampionChangeOut.model_validate(change)
                                           for change in service.registry.changes()])
+
+    @router.get("/models/{version}/report", response_model=ModelReport, dependencies=[Read],
+                summary="One version's classification report: metrics, curves, confusion "
+                        "matrix at its threshold, feature importance, model type, parameters",
+                responses={404: {"description": "No such version"}})
+    def model_report(version: str, service: Service) -> ModelReport:
+        try:
+            found = service.registry.get(version)
+        except ModelVersionNotFound as exc:
+            raise HTTPException(404, detail=str(exc)) from None
+        serving = service.predictor.version.version if service.predictor else None
+        return ModelReport(**_version_out(service, found, serving).model_dump(),
+                           training_parameters=found.training_parameters,
+                           curves=service.registry.curves(version),
+                           feature_importance=service.registry.feature_importance(version))
 
     @router.get("/models/{version}/curves", dependencies=[Read],
                 summary="Held-out ROC and calibration curves",
@@ -117,5 +133,6 @@ def _version_out(service: ServiceState, version: ModelVersion,
         aliases=version.aliases, metrics=version.metrics, feature_view=version.feature_view,
         threshold=version.threshold, promotion=version.promotion,
         training_data=version.training_data, is_champion=version.is_champion,
-        serving=version.version == serving,
-        run_url=run_url(service.settings, version.experiment_id, version.run_id))
+        serving=version.version == serving, run_id=version.run_id,
+        run_url=run_url(service.settings, version.experiment_id, version.run_id),
+        model_type=version.model_type, hyperparameters=version.hyperparameters)
