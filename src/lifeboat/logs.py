@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import sys
@@ -30,10 +31,21 @@ def configure_logging(level: str = "INFO") -> None:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
 
-def silence_mlflow_events() -> None:
-    """MLflow prints its events ("Successfully registered model", "Created version ...")
-    straight to stderr, outside logging: they broke into `lifeboat up`'s own lines. Its
-    warnings and errors still come through its loggers."""
-    from mlflow.utils.logging_utils import disable_logging
+class _MlflowEvents(io.TextIOBase):
+    """What MLflow prints as events, as debug records of its logger."""
 
-    disable_logging()
+    def write(self, text: str) -> int:
+        if text.strip():
+            logging.getLogger("mlflow").debug(text.strip())
+        return len(text)
+
+
+def route_mlflow_events() -> None:
+    """MLflow prints its events ("Successfully registered model", "Created version ...")
+    straight to stderr, outside logging, and turns that stream back on after its own
+    quiet sections: they broke into `lifeboat up`'s lines. Its `eprint` looks the stream up
+    at each call, so each event becomes a debug record of the `mlflow` logger, which this
+    setup keeps at WARNING and above."""
+    from mlflow.utils import logging_utils
+
+    logging_utils.MLFLOW_LOGGING_STREAM = _MlflowEvents()
