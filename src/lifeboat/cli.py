@@ -735,30 +735,22 @@ def watch() -> None:
 def list_jobs(limit: Annotated[int, typer.Option(help="How many runs, newest first.")] = 20,
               as_json: JsonOption = False) -> None:
     """The latest job runs, whatever triggered them (CLI, scheduler, watcher, Airflow)."""
-    from lifeboat.orchestration import recent_runs
+    from lifeboat.orchestration import listed_runs
 
     context = Context().reading(database=True)
-    runs = recent_runs(context.database, context.spec.name, limit)
+    runs = listed_runs(context.settings, context.spec.name, limit)
     if as_json:
-        _print_json([{"id": job_run.id, "job": job_run.job, "trigger": job_run.trigger,
-                      "status": job_run.status, "started_at": job_run.started_at.isoformat(),
+        _print_json([{**asdict(job_run), "started_at": job_run.started_at.isoformat(),
                       "finished_at": job_run.finished_at and job_run.finished_at.isoformat(),
-                      "seconds": _seconds(job_run), "counts": job_run.counts,
-                      "error": job_run.error} for job_run in runs])
+                      "seconds": job_run.seconds} for job_run in runs])
         return
     table = Table("id", "job", "trigger", "started", "took", "status", "counts / error")
     for job_run in runs:
         table.add_row(str(job_run.id), job_run.job, job_run.trigger,
                       job_run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
-                      duration(_seconds(job_run)), job_run.status, job_run.error or ", ".join(
+                      duration(job_run.seconds), job_run.status, job_run.error or ", ".join(
                           f"{name} {value}" for name, value in (job_run.counts or {}).items()))
     out.print(table)
-
-
-def _seconds(job_run) -> float | None:  # noqa: ANN001
-    if job_run.finished_at is None:
-        return None
-    return (job_run.finished_at - job_run.started_at).total_seconds()
 
 
 def duration(seconds: float | None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -11,6 +12,16 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from lifeboat.errors import LifeboatError
 
 HOME_NAME = ".lifeboat"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a `sqlite:///relative` or `sqlite:////absolute` URL names (the embedded
+    stores' form); None for any other URL."""
+    parts = urlsplit(url)
+    path = unquote(parts.path)[1:]
+    if parts.scheme != "sqlite" or parts.netloc or path in ("", ":memory:"):
+        return None
+    return Path(path)
 
 
 def found_home(start: Path | None = None) -> Path | None:

@@ -15,6 +15,8 @@ import httpx
 import pytest
 
 from lifeboat.datasets import DatasetSpec
+from lifeboat.db import Database, as_utc
+from lifeboat.orchestration import listed_runs, recent_runs
 from lifeboat.registry import ModelRegistry
 from tests.support.cli import imported_by, lifeboat
 from tests.support.homes import make_settings
@@ -149,4 +151,34 @@ def test_listings_import_neither_mlflow_nor_pandas(bootstrapped: tuple[Path, str
     a table without pandas or Alembic."""
     home, _ = bootstrapped
     assert {"mlflow", "pandas", "sqlalchemy", "sklearn"} & imported_by(home, "models") == set()
-    assert {"mlflow", "pandas", "alembic", "sklearn"} & imported_by(home, "jobs") == set()
+    assert {"mlflow", "pandas", "alembic", "sklearn", "sqlalchemy"} & imported_by(
+        home, "jobs") == set()
+
+
+def test_jobs_lists_what_recent_runs_reads(bootstrapped: tuple[Path, str],
+                                           titanic: DatasetSpec) -> None:
+    """The embedded database read with sqlite3 gives the rows SQLAlchemy gives."""
+    home, _ = bootstrapped
+    assert lifeboat(home, "ingest", str(titanic.bundled_path())).returncode == 0
+    settings = make_settings(home)
+    database = Database(settings.db_url)
+    through_sqlalchemy = [(run.id, run.job, run.trigger, run.status, as_utc(run.started_at),
+                           run.finished_at and as_utc(run.finished_at), run.counts, run.error)
+                          for run in recent_runs(database, titanic.name, 50)]
+    database.dispose()
+    listed = [(run.id, run.job, run.trigger, run.status, run.started_at, run.finished_at,
+               run.counts, run.error) for run in listed_runs(settings, titanic.name, 50)]
+    assert listed == through_sqlalchemy
+    assert ("ingest", "cli") in [(job, trigger) for _, job, trigger, *_ in listed]
+
+
+def test_jobs_json_on_either_database(tmp_path: Path, database_url: str,
+                                      titanic: DatasetSpec) -> None:
+    home = tmp_path / "home"
+    loaded = lifeboat(home, "ingest", str(titanic.bundled_path()), DATABASE_URL=database_url)
+    assert loaded.returncode == 0, loaded.stderr
+    listed = lifeboat(home, "jobs", "--json", DATABASE_URL=database_url)
+    assert listed.returncode == 0, listed.stderr
+    [run] = json.loads(listed.stdout)
+    assert (run["job"], run["trigger"], run["status"]) == ("ingest", "cli", "succeeded")
+    assert run["counts"]["rows_loaded"] == 1309 and run["seconds"] > 0

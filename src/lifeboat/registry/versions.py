@@ -12,12 +12,9 @@ import json
 import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
+from typing import Any
 
-if TYPE_CHECKING:
-    from lifeboat.config import Settings
+from lifeboat.config import Settings, sqlite_file
 
 CHAMPION = "champion"
 # A version that lost to the champion, scored beside it on live traffic (shadow mode).
@@ -71,7 +68,7 @@ def registered_versions(tracking_uri: str, model_name: str,
                         through_client: Callable[[], list[ModelVersion]]) -> list[ModelVersion]:
     """The model's versions, newest first: read straight from an embedded SQLite store,
     else `through_client()` (MLflow's client, for a server or a store of another kind)."""
-    path = _sqlite_path(tracking_uri)
+    path = sqlite_file(tracking_uri)
     if path is None:
         return through_client()
     if not path.exists():
@@ -95,15 +92,6 @@ def list_versions(settings: Settings, model_name: str) -> list[ModelVersion]:
         return ModelRegistry(settings, model_name).versions()
 
     return registered_versions(settings.tracking_uri, model_name, through_client)
-
-
-def _sqlite_path(tracking_uri: str) -> Path | None:
-    """The file of a `sqlite:///relative` or `sqlite:////absolute` store."""
-    parts = urlsplit(tracking_uri)
-    path = unquote(parts.path)[1:]
-    if parts.scheme != "sqlite" or parts.netloc or path in ("", ":memory:"):
-        return None
-    return Path(path)
 
 
 def _read_versions(store: sqlite3.Connection, name: str) -> list[ModelVersion]:
