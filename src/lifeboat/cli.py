@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
 import posixpath
@@ -11,42 +12,105 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    Progress,
-    SpinnerColumn,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
-from sqlalchemy.exc import OperationalError
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
-from lifeboat.config import Settings
-from lifeboat.datasets import DatasetSpec, load_spec
-from lifeboat.db import Database, upgrade
+from lifeboat import __version__
 from lifeboat.errors import LifeboatError
 from lifeboat.logs import configure_logging
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from lifeboat.cluster import LocalCluster
+    from lifeboat.config import Settings
+    from lifeboat.datasets import DatasetSpec
+    from lifeboat.db import Database
     from lifeboat.orchestration import BootstrapReport, JobContext
 
+# What each command needs (settings, SQLAlchemy, MLflow, pandas) is imported inside it:
+# `lifeboat --help` and the listings answer at once (tests/cli/test_startup.py).
+
+
+class _PlainHelp:
+    """Typer labels each flag `<bool>` and writes a required argument `{source}`: a flag
+    needs no label, and arguments read as usual, SOURCE and [SOURCE]."""
+
+    def get_params(self, ctx: typer.Context) -> list:
+        params = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
+
+    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []  # type: ignore[attr-defined]
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperArgument):
+                name = (param.metavar or param.name or "").upper()
+                pieces.append(name if param.required else f"[{name}]")
+            else:
+                pieces.extend(param.get_usage_pieces(ctx))
+        return pieces
+
+
+class _Command(_PlainHelp, TyperCommand):
+    pass
+
+
+class _Group(_PlainHelp, TyperGroup):
+    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
+        return [*super().collect_usage_pieces(ctx), self.subcommand_metavar]
+
+
+SERVE, DATA, MODELS, JOBS = "Serve", "Data", "Models", "Jobs and monitoring"
+
 app = typer.Typer(help="Lifeboat: tabular models as production software.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+                  pretty_exceptions_enable=False, add_completion=False, cls=_Group)
 # Off a terminal (logs, CI, pipes) Rich would assume 80 columns and fold every table.
 _WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", 160))
 console = Console(stderr=True, soft_wrap=True, width=_WIDTH)
 out = Console(soft_wrap=True, width=_WIDTH)
+# What the options common to every command (`lifeboat --home H --dataset D ...`) set; they
+# win over the environment, as init arguments of the one Settings object.
+_chosen: dict[str, Any] = {}
+
+
+def _command(panel: str, name: str | None = None) -> Callable:
+    return app.command(name, cls=_Command, rich_help_panel=panel)
+
+
+def _show_version(asked: bool) -> None:
+    if asked:
+        out.print(f"lifeboat {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _common(
+    home: Annotated[Path | None, typer.Option(
+        help="The Lifeboat home (state, embedded stores). Default: LIFEBOAT_HOME, else the "
+             "nearest .lifeboat folder here or above.", show_default=False)] = None,
+    dataset: Annotated[str | None, typer.Option(
+        help="Dataset spec to use. Default: LIFEBOAT_DATASET, else titanic.",
+        show_default=False)] = None,
+    version: Annotated[bool, typer.Option(
+        "--version", help="Print the version and exit.", callback=_show_version,
+        is_eager=True)] = False,
+) -> None:
+    _chosen.clear()
+    _chosen.update({name: value for name, value in (("home", home), ("dataset", dataset))
+                    if value is not None})
 
 
 class Engine(StrEnum):
@@ -59,23 +123,55 @@ EngineOption = Annotated[Engine | None, typer.Option(
          "LIFEBOAT_ENGINE, else local.")]
 
 
-class Context:
-    """What every command needs, built once from the settings (`engine`: the command's
-    --engine, over the setting)."""
+PortOption = Annotated[int | None, typer.Option(
+    help="The API's port. Default: LIFEBOAT_PORT, else 8000.", show_default=False)]
 
-    def __init__(self, engine: Engine | None = None) -> None:
-        self.settings = Settings() if engine is None else Settings(engine=engine.value)
+
+class Context:
+    """What every command needs, built from the settings on first use: the common options
+    and the command's own (`engine`, `port`) over the environment."""
+
+    def __init__(self, engine: Engine | None = None, port: int | None = None) -> None:
+        from lifeboat.config import Settings
+
+        chosen = {**_chosen, **({"engine": engine.value} if engine else {}),
+                  **({"port": port} if port is not None else {})}
+        self.settings = Settings(**chosen)
         configure_logging(self.settings.log_level)
-        self.spec: DatasetSpec = load_spec(self.settings.dataset)
+
+    @cached_property
+    def spec(self) -> DatasetSpec:
+        from lifeboat.datasets import load_spec
+
+        return load_spec(self.settings.dataset)
+
+    @cached_property
+    def database(self) -> Database:
+        from lifeboat.db import Database
+
         self.settings.ensure_home()
-        self.database = Database(self.settings.db_url)
+        return Database(self.settings.db_url)
+
+    def upgraded(self) -> Database:
+        """The database, its schema brought up to date."""
+        from lifeboat.db import upgrade
+
+        upgrade(self.database)
+        return self.database
 
     def jobs(self) -> JobContext:
         """The context jobs run in, on an up-to-date schema."""
         from lifeboat.orchestration import JobContext
 
-        upgrade(self.database)
-        return JobContext(self.settings, self.database, self.spec)
+        return JobContext(self.settings, self.upgraded(), self.spec)
+
+    def reading(self, *, database: bool = False, registry: bool = False) -> Context:
+        """For a read-only command: the home must exist where the state it reads is kept
+        there (the embedded database, the embedded registry), not be made empty."""
+        if ((database and self.settings.database_url is None)
+                or (registry and self.settings.mlflow_tracking_uri is None)):
+            self.settings.existing_home()
+        return self
 
 
 @contextmanager
@@ -92,15 +188,15 @@ def _steps(title: str) -> Iterator[Callable[[str], None]]:
         yield progress
 
 
-@app.command()
-def up() -> None:
-    """The main job: prepare everything that is missing, then serve the API on :8000.
+@_command(SERVE)
+def up(port: PortOption = None) -> None:
+    """The main job: prepare everything that is missing, then serve the API and the web UI.
 
     Ctrl-C, SIGTERM and SIGHUP stop it and every process it started."""
     from lifeboat.lifecycle import stop_child, stop_on_hangup_and_terminate
 
     stop_on_hangup_and_terminate()
-    context = Context()
+    context = Context(port=port)
     specs = _bootstrap(context)
     if not context.settings.embedded_jobs:
         _serve(context.settings)
@@ -119,7 +215,7 @@ def up() -> None:
         stop_child(jobs)
 
 
-@app.command("bootstrap")
+@_command(SERVE, "bootstrap")
 def bootstrap_command() -> None:
     """Prepare what serving needs, then exit: schema, bundled data, features, a first champion.
 
@@ -153,15 +249,15 @@ def _print_bootstrap(spec: DatasetSpec, report: BootstrapReport) -> None:
     console.print(f"champion: {report.champion.name} v{report.champion.version}")
 
 
-@app.command()
-def serve() -> None:
+@_command(SERVE)
+def serve(port: PortOption = None) -> None:
     """Serve the API alone (the champion must exist)."""
-    context = Context()
-    upgrade(context.database)
+    context = Context(port=port)
+    context.upgraded()
     _serve(context.settings)
 
 
-@app.command()
+@_command(DATA)
 def ingest(
     source: Annotated[str | None, typer.Argument(
         help="File, folder or URL (s3://, gs://, https://). Default: the landing zone's raw/, "
@@ -199,9 +295,9 @@ def ingest(
         raise typer.Exit(2)
 
 
-@app.command()
+@_command(DATA)
 def validate(
-    source: Annotated[str, typer.Argument(help="File or URL to check.")],
+    source: Annotated[str, typer.Argument(help="File or URL to check.", show_default=False)],
 ) -> None:
     """Dry run: what ingest would accept and reject, per issue type, with first examples."""
     from lifeboat.ingest import check_file
@@ -225,11 +321,11 @@ def validate(
         raise typer.Exit(1)
 
 
-@app.command()
+@_command(MODELS)
 def predict(
     source: Annotated[str, typer.Argument(
         help="CSV (plain or gzip) or Parquet file, or its URL (s3://, gs://, https://); on "
-             "Spark also a folder of them.")],
+             "Spark also a folder of them.", show_default=False)],
     output: Annotated[str | None, typer.Option(
         "--output", "-o", help="Where to write the predictions; .parquet writes Parquet, "
                                ".gz compresses. Default: <stem>.predictions.csv (.parquet for "
@@ -248,8 +344,7 @@ def predict(
         from lifeboat.spark import score_on_spark, stop_spark
 
     context = Context(engine)
-    upgrade(context.database)
-    settings, database, spec = context.settings, context.database, context.spec
+    settings, database, spec = context.settings, context.upgraded(), context.spec
     if settings.engine == "spark":
         try:
             report = score_on_spark(settings, database, spec, source, output)
@@ -290,12 +385,24 @@ def _collector_paused() -> Iterator[None]:
 def _file_progress() -> Progress:
     """A bar over the file's rows (counted in the pass that checksums a CSV file, read from
     a Parquet footer), with the rows scored so far."""
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        SpinnerColumn,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                     TaskProgressColumn(), TextColumn("{task.fields[rows]:,} rows"),
                     TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True)
 
 
 def _row_progress() -> Progress:
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     return Progress(SpinnerColumn(), TextColumn("{task.description}"),
                     TextColumn("{task.completed:,.0f} rows"), TimeElapsedColumn(),
                     console=console, transient=True)
@@ -311,22 +418,21 @@ def _ingest_table(reports: list) -> Table:  # noqa: ANN001
 
 
 features_app = typer.Typer(help="The feature view: offline table and online store.",
-                           no_args_is_help=True)
-app.add_typer(features_app, name="features")
+                           no_args_is_help=True, cls=_Group)
+app.add_typer(features_app, name="features", rich_help_panel=DATA)
 
 
-@features_app.command("materialize")
+@features_app.command("materialize", cls=_Command)
 def features_materialize(engine: EngineOption = None) -> None:
     """Compute features for entities that lack them and push them to the online store."""
     from lifeboat.orchestration import materialize_features
     from lifeboat.spark import stop_spark
 
     context = Context(engine)
-    upgrade(context.database)
     try:
         with _row_progress() as progress:
             task = progress.add_task("materializing", total=None)
-            report = materialize_features(context.settings, context.database, context.spec,
+            report = materialize_features(context.settings, context.upgraded(), context.spec,
                                           lambda rows: progress.advance(task, rows))
     finally:
         stop_spark()
@@ -338,7 +444,7 @@ def _materialized_line(report) -> str:  # noqa: ANN001
             f"{report.pushed} vectors pushed online" + (" (full push)" if report.full_push else ""))
 
 
-@app.command()
+@_command(MODELS)
 def train(
     promote: Annotated[bool, typer.Option(help="Make it champion if it beats the current one.")] = False,
     as_of: Annotated[str | None, typer.Option(
@@ -352,7 +458,7 @@ def train(
     from lifeboat.training import train as run_training
 
     context = Context()
-    upgrade(context.database)
+    database = context.upgraded()
     seen, reproduced = None, None
     if as_of is not None:
         reproduced = ModelRegistry(context.settings, context.spec.model_name).get(as_of)
@@ -361,7 +467,7 @@ def train(
             raise LifeboatError(f"v{as_of} was trained before Lifeboat recorded what data a "
                                 "model saw: it cannot be reproduced")
     with _steps("training") as progress:
-        result = run_training(context.settings, context.database, context.spec,
+        result = run_training(context.settings, database, context.spec,
                               promote=promote, changed_by="cli", as_of=seen, progress=progress)
     metrics = result.metrics
     baseline = (f" (baseline {context.spec.training.baseline} alone: "
@@ -382,9 +488,10 @@ def train(
         out.print(f"same data as v{as_of}: hashes match")
 
 
-@app.command()
+@_command(DATA)
 def generate(
-    folder: Annotated[str, typer.Argument(help="Where the files go (created if missing).")],
+    folder: Annotated[str, typer.Argument(help="Where the files go (created if missing).",
+                                          show_default=False)],
     customers: Annotated[int, typer.Option(min=1)] = 3000,
     transactions: Annotated[int, typer.Option(min=0, help="Up to 10 million and beyond.")] = 150_000,
     seed: Annotated[int, typer.Option(help="The same seed writes the same bytes.")] = 0,
@@ -400,8 +507,10 @@ def generate(
         out.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
-models_app = typer.Typer(help="Registered versions, and every change of champion.")
-app.add_typer(models_app, name="models")
+models_app = typer.Typer(help="Registered versions, and every change of champion.", cls=_Group)
+app.add_typer(models_app, name="models", rich_help_panel=MODELS)
+JsonOption = Annotated[bool, typer.Option(
+    "--json", help="The rows as a JSON array on stdout, for scripts, instead of a table.")]
 
 
 def _registry(context: Context):  # noqa: ANN202
@@ -411,13 +520,23 @@ def _registry(context: Context):  # noqa: ANN202
                          ChampionHistory(context.database, context.spec.name))
 
 
+def _print_json(rows: list[dict[str, Any]]) -> None:
+    """Plain JSON, not Rich's: nothing folded or highlighted in what a script parses."""
+    sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
+
+
 @models_app.callback(invoke_without_command=True)
-def models(typer_context: typer.Context) -> None:
+def models(typer_context: typer.Context, as_json: JsonOption = False) -> None:
     """List registered versions with their held-out metrics and decision thresholds."""
     if typer_context.invoked_subcommand is not None:
         return
-    context = Context()
-    versions = _registry(context).versions()
+    from lifeboat.registry import list_versions
+
+    context = Context().reading(registry=True)
+    versions = list_versions(context.settings, context.spec.model_name)
+    if as_json:
+        _print_json([asdict(version) for version in versions])
+        return
     if not versions:
         out.print(f"no versions of {context.spec.model_name} yet: run `lifeboat train`")
         return
@@ -436,50 +555,62 @@ def models(typer_context: typer.Context) -> None:
     out.print(table)
 
 
-@models_app.command("history")
+@models_app.command("history", cls=_Command)
 def models_history(limit: Annotated[int, typer.Option(help="How many changes, newest first.")] = 20,
-                   ) -> None:
+                   as_json: JsonOption = False) -> None:
     """Every change of champion: when, from which version to which, by whom and why."""
-    context = Context()
-    upgrade(context.database)
+    from lifeboat.registry import ChampionHistory
+
+    context = Context().reading(database=True)
+    changes = ChampionHistory(context.database, context.spec.name).changes(limit)
+    if as_json:
+        _print_json([{"changed_at": change.changed_at.isoformat(),
+                      "from_version": change.from_version, "to_version": change.to_version,
+                      "changed_by": change.changed_by, "reason": change.reason}
+                     for change in changes])
+        return
     table = Table("when", "from", "to", "by", "why", title=f"{context.spec.model_name} champions")
-    for change in _registry(context).changes()[:limit]:
+    for change in changes:
         table.add_row(change.changed_at.strftime("%Y-%m-%d %H:%M:%S"),
                       f"v{change.from_version}" if change.from_version else "-",
                       f"v{change.to_version}", change.changed_by, change.reason)
     out.print(table)
 
 
-@app.command()
-def promote(version: Annotated[str, typer.Argument(help="Registered version to make champion.")]) -> None:
+@_command(MODELS)
+def promote(version: Annotated[str, typer.Argument(help="Registered version to make champion.",
+                                                   show_default=False)]) -> None:
     """Make VERSION the champion (an admin's decision: no comparison is made)."""
     context = Context()
-    upgrade(context.database)
+    context.upgraded()
     champion = _registry(context).promote(version, by="cli", reason="promoted by an admin")
     out.print(f"{champion.name} v{champion.version} is now the champion")
 
 
-@app.command()
+@_command(MODELS)
 def rollback() -> None:
     """Make the previous champion the champion again (an admin's decision)."""
     context = Context()
-    upgrade(context.database)
+    context.upgraded()
     champion = _registry(context).rollback(by="cli")
     out.print(f"{champion.name} v{champion.version} is the champion again")
 
 
-@app.command()
+@_command(JOBS)
 def drift(
     html: Annotated[str | None, typer.Option(
-        help="Where to write the report page; default: drift-report-ID.html in LIFEBOAT_HOME.")] = None,
+        help="Where to write the report page. Default: drift-report-ID.html in the home.",
+        show_default=False)] = None,
 ) -> None:
-    """Test the champion's latest predictions against its training data now; exit 1 on drift."""
-    from lifeboat.monitoring import check_drift
+    """Test the champion's latest predictions against its training data now; exit 1 on drift.
 
-    context = Context()
+    The check is recorded as a `drift` run, listed by `lifeboat jobs` and the Jobs tab."""
+    from lifeboat.orchestration import checked_drift
+
+    context = Context().reading(database=True, registry=True)
     with _steps("drift check") as progress:
         progress(f"testing the last {context.settings.drift_window_size} predictions")
-        report = check_drift(context.settings, context.database, context.spec)
+        report = checked_drift(context.jobs(), "cli")
     page = html or str(context.settings.resolved_home / f"drift-report-{report.id}.html")
     with open(page, "w", encoding="utf-8") as handle:
         handle.write(report.html)
@@ -497,7 +628,7 @@ def drift(
         raise typer.Exit(1)
 
 
-@app.command()
+@_command(JOBS)
 def outcomes() -> None:
     """Label logged predictions by the events loaded since (datasets with a future-event label)."""
     from lifeboat.orchestration import run
@@ -506,7 +637,7 @@ def outcomes() -> None:
     out.print(f"{report.counts['derived']} outcomes derived")
 
 
-@app.command()
+@_command(JOBS)
 def pipeline() -> None:
     """Ingest what waits in raw/, refresh features, train, register; promote only if better."""
     from lifeboat.orchestration import run
@@ -520,11 +651,13 @@ def pipeline() -> None:
               f"v{counts['version']}, {'promoted' if counts['promoted'] else 'not promoted'}")
 
 
-@app.command()
+@_command(JOBS)
 def schedule() -> None:
-    """Run the periodic jobs until stopped: ingest raw/, score new good/ files, and the
-    monitoring loop (outcomes, drift check, retrain policy) of every served dataset.
-    Prometheus metrics (the scheduler's heartbeat) on LIFEBOAT_JOBS_METRICS_PORT."""
+    """Run the periodic jobs until stopped: ingest, scoring, the monitoring loop.
+
+    Ingest raw/, score new good/ files, and the monitoring loop (outcomes, drift check,
+    retrain policy) of every served dataset. Prometheus metrics (the scheduler's heartbeat)
+    on LIFEBOAT_JOBS_METRICS_PORT."""
     from lifeboat.metrics import serve_process_metrics
     from lifeboat.orchestration import describe, run_schedule
     from lifeboat.orchestration import schedule as periodic_jobs
@@ -539,7 +672,7 @@ def schedule() -> None:
     _until_interrupted(lambda stop: run_schedule(context.jobs(), jobs, stop))
 
 
-@app.command()
+@_command(SERVE)
 def cluster(
     replicas: Annotated[int, typer.Option(min=1, max=4, help="Replicas behind HAProxy.")] = 2,
     port: Annotated[int, typer.Option(help="HAProxy's port; replicas take the next ones.")] = 8000,
@@ -551,16 +684,17 @@ def cluster(
         help="A Redis Cluster of six redis-server processes on :7000-7005 as the online "
              "store, instead of REDIS_URL's Redis.")] = False,
 ) -> None:
-    """Run the scale-out topology on this machine, each role its own process: HAProxy in
-    front of serving replicas, one jobs process, an MLflow tracking server (PostgreSQL and
-    S3), an S3 endpoint and Prometheus, on this machine's PostgreSQL (DATABASE_URL) and
-    Redis (REDIS_URL). Ctrl-C, SIGTERM and SIGHUP stop everything it started."""
+    """Run the scale-out topology on this machine, each role its own process.
+
+    HAProxy in front of serving replicas, one jobs process, an MLflow tracking server
+    (PostgreSQL and S3), an S3 endpoint and Prometheus, on this machine's PostgreSQL
+    (DATABASE_URL) and Redis (REDIS_URL). Ctrl-C, SIGTERM and SIGHUP stop everything it
+    started."""
     from lifeboat.cluster import ClusterPorts, LocalCluster
     from lifeboat.lifecycle import stop_on_hangup_and_terminate
 
     stop_on_hangup_and_terminate()
-    settings = Settings()
-    configure_logging(settings.log_level)
+    settings = Context().settings
     local = LocalCluster(settings, ClusterPorts(
         port, replicas, mlflow_port, s3_port, prometheus_port, jobs_metrics_port,
         tuple(range(7000, 7006)) if redis_cluster else ()))
@@ -587,7 +721,7 @@ def _report_exits(local: LocalCluster) -> None:
         time.sleep(1)
 
 
-@app.command()
+@_command(JOBS)
 def watch() -> None:
     """Ingest and score files as they land in the landing zone, until stopped."""
     from lifeboat.orchestration import watch_landing_zone
@@ -597,22 +731,41 @@ def watch() -> None:
     _until_interrupted(lambda stop: watch_landing_zone(context.jobs(), stop))
 
 
-@app.command("jobs")
-def list_jobs(limit: Annotated[int, typer.Option(help="How many runs, newest first.")] = 20) -> None:
+@_command(JOBS, "jobs")
+def list_jobs(limit: Annotated[int, typer.Option(help="How many runs, newest first.")] = 20,
+              as_json: JsonOption = False) -> None:
     """The latest job runs, whatever triggered them (CLI, scheduler, watcher, Airflow)."""
-    from lifeboat.orchestration import recent_runs
+    from lifeboat.orchestration import listed_runs
 
-    context = Context()
-    runs = recent_runs(context.database, context.spec.name, limit)
-    table = Table("id", "job", "trigger", "started", "seconds", "status", "counts / error")
+    context = Context().reading(database=True)
+    runs = listed_runs(context.settings, context.spec.name, limit)
+    if as_json:
+        _print_json([{**asdict(job_run), "started_at": job_run.started_at.isoformat(),
+                      "finished_at": job_run.finished_at and job_run.finished_at.isoformat(),
+                      "seconds": job_run.seconds} for job_run in runs])
+        return
+    table = Table("id", "job", "trigger", "started", "took", "status", "counts / error")
     for job_run in runs:
-        seconds = ((job_run.finished_at - job_run.started_at).total_seconds()
-                   if job_run.finished_at else None)
         table.add_row(str(job_run.id), job_run.job, job_run.trigger,
-                      job_run.started_at.strftime("%Y-%m-%d %H:%M:%S"), _number(seconds),
-                      job_run.status, job_run.error or ", ".join(
+                      job_run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+                      duration(job_run.seconds), job_run.status, job_run.error or ", ".join(
                           f"{name} {value}" for name, value in (job_run.counts or {}).items()))
     out.print(table)
+
+
+def duration(seconds: float | None) -> str:
+    """As a person says it: 10 ms, 2.3 s, 1 min 4 s, 2 h 5 min; "-" for a run not finished."""
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 59.95:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {rest} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
 
 
 def _until_interrupted(work: Callable[[threading.Event], None]) -> None:
@@ -635,8 +788,6 @@ def _metric(metrics: dict[str, float], name: str) -> str:
 def _serve(settings: Settings) -> None:
     """One process by default; with `workers` > 1, uvicorn's worker processes, each
     building the app from the same settings, counting metrics into one shared folder."""
-    from pathlib import Path
-
     import uvicorn
 
     from lifeboat.metrics import MULTIPROCESS_DIR, share_between_processes
@@ -651,6 +802,9 @@ def _serve(settings: Settings) -> None:
         return
     metrics = os.environ.get(MULTIPROCESS_DIR) or settings.resolved_home / "metrics"
     share_between_processes(Path(metrics))
+    # The workers build their settings from the environment: the options go there too.
+    os.environ.update(LIFEBOAT_HOME=str(settings.resolved_home), LIFEBOAT_DATASET=settings.dataset,
+                      LIFEBOAT_PORT=str(settings.port))
     uvicorn.run("lifeboat.serving:create_app", factory=True, workers=settings.workers,
                 host=settings.host, port=settings.port, log_level=settings.log_level.lower())
 
@@ -667,13 +821,26 @@ def main() -> None:
         # if it does not exist.
         os.makedirs(folder, exist_ok=True)
     try:
-        app()
+        app(prog_name="lifeboat")
     except LifeboatError as exc:
         _fail(str(exc))
-    except ValidationError as exc:
-        _fail("invalid setting: " + "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors()))
-    except OperationalError as exc:
-        _fail(f"cannot reach the database: {str(exc.orig).strip().splitlines()[0]}")
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:
+        message = _explained(exc)
+        if message is None:
+            raise
+        _fail(message)
+
+
+def _explained(exc: Exception) -> str | None:
+    """One line for a bad setting or an unreachable database, else None. Their libraries
+    are looked up only when loaded, as only then can they have raised."""
+    pydantic = sys.modules.get("pydantic")
+    if pydantic is not None and isinstance(exc, pydantic.ValidationError):
+        return "invalid setting: " + "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())
+    database_errors = sys.modules.get("sqlalchemy.exc")
+    if database_errors is not None and isinstance(exc, database_errors.OperationalError):
+        return f"cannot reach the database: {str(exc.orig).strip().splitlines()[0]}"
+    return None

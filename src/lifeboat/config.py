@@ -4,9 +4,34 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from lifeboat.errors import LifeboatError
+
+HOME_NAME = ".lifeboat"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a `sqlite:///relative` or `sqlite:////absolute` URL names (the embedded
+    stores' form); None for any other URL."""
+    parts = urlsplit(url)
+    path = unquote(parts.path)[1:]
+    if parts.scheme != "sqlite" or parts.netloc or path in ("", ":memory:"):
+        return None
+    return Path(path)
+
+
+def found_home(start: Path | None = None) -> Path | None:
+    """The nearest `.lifeboat` folder in `start` (default: the current folder) or a folder
+    above it, as git finds `.git`: a command run anywhere inside a project uses its home."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / HOME_NAME).is_dir():
+            return folder / HOME_NAME
+    return None
 
 
 class Settings(BaseSettings):
@@ -16,7 +41,10 @@ class Settings(BaseSettings):
         env_prefix="LIFEBOAT_", env_file=".env", extra="ignore", populate_by_name=True
     )
 
-    home: Path = Field(default=Path(".lifeboat"), description="Embedded state lives here.")
+    home: Path = Field(
+        default_factory=lambda: found_home() or Path(HOME_NAME),
+        description="Embedded state lives here; default: the nearest .lifeboat folder in the "
+                    "current folder or one above it, else .lifeboat here.")
     dataset: str = Field(default="titanic", description="Dataset spec served and trained.")
     datasets: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -271,6 +299,19 @@ class Settings(BaseSettings):
     @property
     def artifact_root(self) -> Path:
         return self.resolved_home / "mlartifacts"
+
+    def existing_home(self) -> Path:
+        """The home, which must exist: a read-only command run outside any project used to
+        create an empty home, then report that it held nothing."""
+        home = self.resolved_home
+        if home.is_dir():
+            return home
+        if "home" in self.model_fields_set:
+            raise LifeboatError(f"no Lifeboat home at {home} (--home or LIFEBOAT_HOME): it is "
+                                "new; `lifeboat up` or `lifeboat bootstrap` makes one")
+        raise LifeboatError(f"no Lifeboat home: no {HOME_NAME} folder in {Path.cwd()} or any "
+                            "folder above it; `lifeboat up` makes one here, or give --home or "
+                            "LIFEBOAT_HOME")
 
     def ensure_home(self) -> Path:
         home = self.resolved_home

@@ -45,6 +45,8 @@ FIGURES = {
     "batch_predict": Figures("run seconds rows/s peak RSS MB logged",
                              ["lifeboat predict", "sklearn predict_proba",
                               "score_file, warm process"]),
+    "cli": Figures("command median s min s max s target s",
+                   ["lifeboat --help", "lifeboat models", "lifeboat jobs"]),
     "customers_quality": Figures("seed snapshot rows held-out rows positive rate model ROC AUC",
                                  ["0", "median model ROC AUC"]),
     "drift_quality": Figures("scenario windows window measures bonferroni fdr",

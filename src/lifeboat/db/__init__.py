@@ -1,14 +1,7 @@
 """Relational storage: one Database handle, Alembic-migrated system tables, spec-derived data tables."""
 
-from lifeboat.db.bulk import (
-    deferred_primary_key,
-    insert_rows,
-    insert_table,
-    loaded_keys,
-    read_frames,
-)
+from lifeboat import lazy_exports
 from lifeboat.db.claims import holder_is_gone, this_process
-from lifeboat.db.migrate import upgrade
 from lifeboat.db.models import (
     DUPLICATE_RUN,
     Base,
@@ -34,6 +27,13 @@ from lifeboat.db.tables import (
     dataset_table,
     ensure_dataset_table,
 )
+
+# Bulk loading (pandas, Arrow) and migrations (Alembic) are imported when first used: reading
+# a few rows, as `lifeboat jobs` does, needs neither.
+__getattr__ = lazy_exports(__name__, {
+    "bulk": ("deferred_primary_key", "insert_rows", "insert_table", "loaded_keys", "read_frames"),
+    "migrate": ("upgrade",),
+})
 
 __all__ = [
     "DUPLICATE_RUN",

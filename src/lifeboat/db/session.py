@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import psycopg
-from psycopg import sql
 from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -58,7 +56,11 @@ class Database:
 
 def ensure_database(url: str) -> None:
     """Creates the PostgreSQL database that `url` names if the server lacks it, so that a
-    fresh server needs nothing done by hand (`lifeboat cluster` gives each store its own)."""
+    fresh server needs nothing done by hand (`lifeboat cluster` gives each store its own).
+    psycopg is imported here: a SQLite home never needs it."""
+    import psycopg
+    from psycopg import sql
+
     parsed = make_url(url)
     server = parsed.set(drivername="postgresql", database="postgres")
     try:

@@ -2,34 +2,22 @@
 trigger runs (CLI, embedded scheduler and watcher, Airflow), the monitoring loop (the `drift`
 job, run on schedule here and nowhere in the service), and self-healing retrains."""
 
-from lifeboat.orchestration.bootstrap import BootstrapReport, bootstrap
-from lifeboat.orchestration.engines import ingest_source, materialize_features, score_source
-from lifeboat.orchestration.healing import (
-    RetrainRunning,
-    heal,
-    recorded_retrain,
-    retrain,
-    retrain_apart,
-    retrain_reason,
-)
-from lifeboat.orchestration.jobs import (
-    JOBS,
-    JobContext,
-    ingest_counts,
-    ingest_files,
-    run,
-    run_job,
-    waiting_files,
-)
-from lifeboat.orchestration.runs import JobReport, recent_runs, recorded_run
-from lifeboat.orchestration.scheduler import (
-    Every,
-    describe,
-    run_schedule,
-    schedule,
-    start_embedded_jobs,
-    watch_landing_zone,
-)
+from lifeboat import lazy_exports
+
+# Each module is imported when one of its names is first used: listing the runs (`lifeboat
+# jobs`) then loads what reading a table needs, not training's and scoring's dependencies.
+__getattr__ = lazy_exports(__name__, {
+    "bootstrap": ("BootstrapReport", "bootstrap"),
+    "engines": ("ingest_source", "materialize_features", "score_source"),
+    "healing": ("RetrainRunning", "heal", "recorded_retrain", "retrain", "retrain_apart",
+                "retrain_reason"),
+    "jobs": ("JOBS", "JobContext", "checked_drift", "ingest_counts", "ingest_files", "run",
+             "run_job", "waiting_files"),
+    "listing": ("ListedRun", "listed_runs"),
+    "runs": ("JobReport", "recent_runs", "recorded_run"),
+    "scheduler": ("Every", "describe", "run_schedule", "schedule", "start_embedded_jobs",
+                  "watch_landing_zone"),
+})
 
 __all__ = [
     "JOBS",
@@ -37,13 +25,16 @@ __all__ = [
     "Every",
     "JobContext",
     "JobReport",
+    "ListedRun",
     "RetrainRunning",
     "bootstrap",
+    "checked_drift",
     "describe",
     "heal",
     "ingest_counts",
     "ingest_files",
     "ingest_source",
+    "listed_runs",
     "materialize_features",
     "recent_runs",
     "recorded_retrain",

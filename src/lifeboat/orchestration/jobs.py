@@ -12,7 +12,7 @@ from typing import Any
 
 from lifeboat.config import Settings
 from lifeboat.datasets import DatasetSpec, load_spec
-from lifeboat.db import Database, upgrade
+from lifeboat.db import Database, DriftReport, upgrade
 from lifeboat.ingest import GOOD, IngestReport, LandingZone
 from lifeboat.monitoring import (
     DriftCheckUnavailable,
@@ -132,6 +132,20 @@ def _drift(context: JobContext, heal: bool = True,
             "drifted": int(report is not None and report.drifted),
             "retrain_due": int(reason is not None),
             "retrained": int(retrained is not None)}
+
+
+def checked_drift(context: JobContext, trigger: str) -> DriftReport:
+    """A drift check alone (`lifeboat drift`), recorded as a `drift` run like the
+    monitoring loop's turns, so that the Jobs tab lists it with theirs; its report is
+    returned for the caller to show."""
+    checked: list[DriftReport] = []
+
+    def check() -> Counts:
+        checked.append(check_drift(context.settings, context.database, context.spec))
+        return {"checked": 1, "drifted": int(checked[0].drifted)}
+
+    recorded_run(context.database, context.spec.name, "drift", trigger, check)
+    return checked[0]
 
 
 def _pipeline(context: JobContext) -> Counts:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lifeboat.config import Settings
 from lifeboat.errors import LifeboatError, ModelVersionNotFound, NoChampionError
-from lifeboat.features import FeatureView
 from lifeboat.registry.champion_history import ChampionChange, ChampionHistory
 from lifeboat.registry.evaluation import (
     CURVES_ARTIFACT,
@@ -20,42 +19,22 @@ from lifeboat.registry.evaluation import (
     TRAINING_ROWS_ARTIFACT,
 )
 from lifeboat.registry.tracking import configure_tracking, server_answering
+from lifeboat.registry.versions import (
+    CHALLENGER,
+    CHAMPION,
+    EVIDENCE_TAG,
+    FEATURE_COLUMNS_TAG,
+    FEATURE_VIEW_TAG,
+    PROMOTION_TAG,
+    THRESHOLD_TAG,
+    ModelVersion,
+    registered_versions,
+)
 
-CHAMPION = "champion"
-# A version that lost to the champion, scored beside it on live traffic (shadow mode).
-CHALLENGER = "challenger"
-FEATURE_VIEW_TAG = "feature_view"  # `name@version` of the feature view a model was trained on
-FEATURE_COLUMNS_TAG = "feature_columns"  # that view's columns and kinds, as JSON
-THRESHOLD_TAG = "decision_threshold"  # the probability from which the model answers 1
-PROMOTION_TAG, EVIDENCE_TAG = "promotion", "promotion_evidence"  # the gate's decision
-DEFAULT_THRESHOLD = 0.5  # a version trained before thresholds were chosen
-MODEL_TYPE_PARAM = "best_candidate"  # the run's parameter naming the candidate that won
-HYPERPARAMETER_PREFIX = "best."  # the run's parameters holding the winner's search result
-_PIPELINE_STEP = "classifier__"  # the search's prefix of the classifier's own parameters
+if TYPE_CHECKING:
+    from lifeboat.features import FeatureView
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ModelVersion:
-    name: str
-    version: str
-    run_id: str
-    created_at: int
-    aliases: list[str]
-    metrics: dict[str, float] = field(default_factory=dict)
-    feature_view: str | None = None
-    feature_columns: dict[str, str] | None = None
-    threshold: float = DEFAULT_THRESHOLD
-    promotion: dict[str, Any] | None = None  # the gate's decision and its evidence
-    training_data: dict[str, str] = field(default_factory=dict)  # `data.*` tags of its run
-    experiment_id: str | None = None  # its run's: the MLflow UI's run pages sit under it
-    model_type: str | None = None  # the candidate that won its search (`training.CANDIDATES`)
-    hyperparameters: dict[str, str] = field(default_factory=dict)  # what the search chose
-    training_parameters: dict[str, str] = field(default_factory=dict)  # its run's other ones
-
-    @property
-    def is_champion(self) -> bool:
-        return CHAMPION in self.aliases
 
 
 def view_mismatch(version: ModelVersion, view: FeatureView) -> str | None:
@@ -107,6 +86,9 @@ class ModelRegistry:
         self.history = history
 
     def versions(self) -> list[ModelVersion]:
+        return registered_versions(self._tracking_uri, self.name, self._searched_versions)
+
+    def _searched_versions(self) -> list[ModelVersion]:
         try:
             found = self.client.search_model_versions(f"name='{self.name}'")
         except self._mlflow_error:
@@ -276,35 +258,9 @@ class ModelRegistry:
 
     def _describe(self, version: Any) -> ModelVersion:
         run = self.client.get_run(version.run_id) if version.run_id else None
-        metrics, run_tags = (run.data.metrics, run.data.tags) if run else ({}, {})
-        params = run.data.params if run else {}
-        tags = version.tags or {}
-        return ModelVersion(
-            name=version.name,
-            version=str(version.version),
-            run_id=version.run_id,
-            created_at=int(version.creation_timestamp),
-            aliases=list(version.aliases or []),
-            metrics={k: v for k, v in metrics.items() if k.startswith("test_")},
-            feature_view=tags.get(FEATURE_VIEW_TAG),
-            feature_columns=_json(tags.get(FEATURE_COLUMNS_TAG)),
-            threshold=float(tags.get(THRESHOLD_TAG, DEFAULT_THRESHOLD)),
-            promotion=_json(tags.get(EVIDENCE_TAG)),
-            training_data={k: v for k, v in run_tags.items() if k.startswith("data.")},
-            experiment_id=run.info.experiment_id if run else None,
-            model_type=params.get(MODEL_TYPE_PARAM),
-            hyperparameters={_hyperparameter(k): v for k, v in params.items()
-                             if k.startswith(HYPERPARAMETER_PREFIX)},
-            training_parameters={k: v for k, v in params.items()
-                                 if k != MODEL_TYPE_PARAM
-                                 and not k.startswith(HYPERPARAMETER_PREFIX)},
-        )
-
-
-def _hyperparameter(param: str) -> str:
-    """`best.classifier__max_depth` as the classifier calls it: `max_depth`."""
-    return param.removeprefix(HYPERPARAMETER_PREFIX).removeprefix(_PIPELINE_STEP)
-
-
-def _json(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+        return ModelVersion.described(
+            version.name, str(version.version), version.run_id, version.creation_timestamp,
+            aliases=list(version.aliases or []), tags=version.tags or {},
+            run_metrics=run.data.metrics if run else {}, run_tags=run.data.tags if run else {},
+            run_params=run.data.params if run else {},
+            experiment_id=run.info.experiment_id if run else None)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from lifeboat.config import Settings
 from lifeboat.errors import LifeboatError
+from lifeboat.logs import route_mlflow_events
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -60,6 +61,7 @@ def configure_tracking(settings: Settings) -> MlflowClient:
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    route_mlflow_events()
     if settings.mlflow_tracking_uri is None:
         settings.ensure_home()
     mlflow.set_tracking_uri(settings.tracking_uri)
