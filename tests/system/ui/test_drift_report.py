@@ -7,6 +7,7 @@ passengers aged 70 to 80 paying a fortune."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,12 +39,27 @@ def reports(settings: Settings, titanic: DatasetSpec, base_url: str) -> list[dic
             "fare": 400.0 + n, "embarked": "S"} for n, row in enumerate(drawn)]
     database = Database(settings.db_url)
     for records in (drawn, elderly):
+        logged = _logged(base_url) + len(records)
         assert httpx.post(f"{base_url}predict", json={"records": records}, timeout=60).is_success
+        _wait_until_logged(base_url, logged)
         check_drift(settings, database, titanic)
     database.dispose()
     listed = httpx.get(f"{base_url}drift/reports").json()
     assert listed["total"] == 3
     return listed["items"]
+
+
+def _logged(base_url: str) -> int:
+    return httpx.get(f"{base_url}past-predictions", params={"limit": 1}).json()["total"]
+
+
+def _wait_until_logged(base_url: str, count: int) -> None:
+    """The service writes its predictions to the database shortly after answering; the
+    check must see the ones just made, not the window before them."""
+    deadline = time.monotonic() + 30
+    while _logged(base_url) < count:
+        assert time.monotonic() < deadline, f"{count} predictions never reached the database"
+        time.sleep(0.1)
 
 
 @pytest.fixture

@@ -37,37 +37,33 @@ CORRECTIONS = {"bonferroni": "Bonferroni", "fdr": "Benjamini-Hochberg (false dis
 _PAGE = {"description": "The page", "content": {"text/html": {"schema": {"type": "string"}}}}
 
 
-class DriftReportOut(BaseModel):
+class _DriftReportVerdict(BaseModel):
+    """What every view of a report shows: which check, on which window, and its verdict."""
+
     id: int
     created_at: UtcDatetime
-    model_name: str
     model_version: str
     window_start: UtcDatetime
     window_end: UtcDatetime
     window_size: int
     drifted: bool
     drift_share: float
+    estimated_accuracy: float | None  # from the window's probabilities (CBPE)
+
+
+class DriftReportOut(_DriftReportVerdict):
+    model_name: str
     p_value: float
     correction: str
     features: list[dict[str, Any]]
     prediction_drift: dict[str, Any]
-    estimated_accuracy: float | None  # from the window's probabilities (CBPE)
 
 
-class DriftReportSummary(BaseModel):
+class DriftReportSummary(_DriftReportVerdict):
     """One report in the history: its verdict, without its tests."""
 
-    id: int
-    created_at: UtcDatetime
-    model_version: str
-    window_start: UtcDatetime
-    window_end: UtcDatetime
-    window_size: int
-    drifted: bool
-    drift_share: float
     features_drifted: int
     features_tested: int
-    estimated_accuracy: float | None
 
 
 class DriftReportsPage(BaseModel):
