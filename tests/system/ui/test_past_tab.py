@@ -50,7 +50,7 @@ def test_uploaded_rows_appear_under_past_predictions_with_their_outcome(
     expect(headers).to_contain_text(["True outcome"])
     outcome = table.locator(f'tr[data-id="{newest["id"]}"] td.outcome')
     expect(outcome).to_contain_text("✗")  # the feedback says the prediction was wrong
-    expect(outcome).to_contain_text("died" if wrong == 0 else "survived")
+    expect(outcome).to_contain_text("Died" if wrong == 0 else "Survived")  # as the spec names them
     expect(outcome).to_contain_text("feedback")
     expect(table.locator("td.outcome.unknown")).to_have_count(9)
     page.screenshot(path=screenshots / "past-predictions.png", full_page=True)

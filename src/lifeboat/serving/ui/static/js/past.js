@@ -2,11 +2,11 @@
 // true outcome; a row opens its detail (also reachable as #past/<id>), where its outcome can
 // be entered; the filtered rows download as CSV.
 
-import { $, API, POSITIVE, api, effectItems, el, percent, when } from "./common.js";
+import { $, API, POSITIVE, api, classOf, effectItems, el, percent, when } from "./common.js";
 
 const past = { offset: 0, shown: null };
 const panel = () => $("#panel-past");
-const labelOf = (outcome) => panel().getAttribute(`data-label-${outcome}`);
+const labelOf = (outcome) => classOf(panel().getAttribute(`data-label-${outcome}`));
 
 function summarize(input) {
   return Object.entries(input).filter(([, value]) => value !== null && value !== "")
@@ -60,7 +60,7 @@ function showPastPage(page) {
     el("td", { class: "nowrap" }, when(item.created_at)),
     el("td", {}, el("span", { class: "pill neutral" }, item.source)),
     el("td", { class: "input", title: JSON.stringify(item.input) }, summarize(item.input)),
-    el("td", {}, el("span", { class: `pill ${item.label === POSITIVE ? "up" : "down"}` }, item.label)),
+    el("td", {}, el("span", { class: `pill ${item.label === POSITIVE ? "up" : "down"}` }, classOf(item.label))),
     el("td", { class: "num" }, percent(item.probability)),
     outcomeCell(item),
     el("td", { class: "nowrap", title: item.model_name }, `v${item.model_version}`),
@@ -117,7 +117,7 @@ function showPrediction(item) {
   $("#past-detail-title").textContent = `Prediction ${item.id}`;
   const facts = [
     ["Time", when(item.created_at)], ["Source", item.source], ["Entity", item.entity_id ?? "—"],
-    ["Prediction", `${item.label} (${percent(item.probability)})`],
+    ["Prediction", `${classOf(item.label)} (${percent(item.probability)})`],
     ["True outcome", item.actual === null ? "not known yet"
       : `${labelOf(item.actual)} (${item.outcome_source === "derived" ? "derived from later events" : "feedback"})`],
     ["Model", `${item.model_name} v${item.model_version}`], ["Latency", `${item.latency_ms.toFixed(2)} ms`],

@@ -1,12 +1,9 @@
 // The Predict tab: one record from the form, one entity by its id, or a CSV file of them.
 
-import { $, ApiError, COLORS, POSITIVE, PLOT_CONFIG, api, chart, effectItems, el, fieldOf, percent } from "./common.js";
+import { $, ApiError, COLORS, POSITIVE, PLOT_CONFIG, api, chart, classLabels, classOf, effectItems, el, fieldOf, percent } from "./common.js";
 
 const ROWS_PER_PAGE = 50;
 const ISSUES_SHOWN = 50;
-/** Each class as the spec names it for people; the API's labels stay in the download. */
-const CLASSES = JSON.parse($("#panel-predict").dataset.classes);
-const classOf = (label) => CLASSES[label] || label;
 const count = (n) => n.toLocaleString("en-US");
 
 /** A field as the form names it; the entity key as the By id form does. */
@@ -241,7 +238,7 @@ function showScoredFile(name, scored) {
 }
 
 function showClassCounts(rows, columns, scoredRows) {
-  const counts = new Map(Object.keys(CLASSES).map((label) => [label, 0]));
+  const counts = new Map(classLabels().map((label) => [label, 0]));
   for (const row of rows) {
     const label = row[columns.label];
     if (label) counts.set(label, (counts.get(label) || 0) + 1);
