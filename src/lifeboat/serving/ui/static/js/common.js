@@ -8,7 +8,7 @@ export const API = document.body.dataset.api;  // this dataset's routes: `${API}
 export const ROOT = document.body.dataset.root;  // the service's own: `${ROOT}openapi.json`
 export const COLORS = ["#1f7a5c", "#c0392b", "#2c6fbb", "#b7791f", "#6b46c1"];
 /** Each class as the spec names it for people; the API's labels stay in answers and downloads. */
-const CLASSES = JSON.parse(document.body.dataset.classes);
+const CLASSES = JSON.parse(document.body.dataset.classes || "{}");  // the drift report page names none
 export const classOf = (label) => CLASSES[label] || label;
 export const classLabels = () => Object.keys(CLASSES);
 export const PLOT_CONFIG = { displaylogo: false, responsive: true, displayModeBar: false };
