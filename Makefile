@@ -14,13 +14,17 @@ AIRFLOW_VERSION := 3.3.2
 AIRFLOW_REQUIREMENT := 'apache-airflow[celery,postgres]==$(AIRFLOW_VERSION)' 'celery<5.7'
 AIRFLOW := .airflow/.installed
 
-.PHONY: up test install bench clean airflow cluster
+.PHONY: up test install bench clean airflow cluster screenshots
 
 up: $(VENV)/.installed
 	$(BIN)/lifeboat up
 
 test: $(VENV)/.installed-dev $(CHROMIUM) $(PROMETHEUS) $(AIRFLOW) $(WRK) $(JAVA) $(HAPROXY)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The docs' pictures, drawn by the browser tests from the UI as it is.
+screenshots: $(VENV)/.installed-dev $(CHROMIUM)
+	LIFEBOAT_SCREENSHOTS=docs/images $(BIN)/python -m pytest tests/system/ui tests/serving/test_multi_dataset.py
 
 install: $(VENV)/.installed
 

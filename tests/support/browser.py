@@ -4,16 +4,14 @@ Chromium those tests fail, locally as in CI: a skip would hide them (`make test`
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-from tests.support.paths import ROOT
-
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = ROOT / "docs" / "images"
 TIMEOUT_MS = 20_000  # the first prediction loads the model's code paths; CI machines are slow
 
 
@@ -29,8 +27,11 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="session")
-def screenshots() -> Path:
-    """Where the UI tests write their screenshots: `docs/images/`, the pictures the docs
-    show, so every run of the suite renews them from the UI as it is."""
-    SCREENSHOTS.mkdir(exist_ok=True)
-    return SCREENSHOTS
+def screenshots(request: pytest.FixtureRequest) -> Path:
+    """Where the UI tests write their screenshots: pytest's cache folder (git-ignored), so a
+    test run leaves the checkout as it was; `make screenshots` points them at `docs/images/`
+    (LIFEBOAT_SCREENSHOTS), renewing the pictures the docs show from the UI as it is."""
+    chosen = os.environ.get("LIFEBOAT_SCREENSHOTS")
+    folder = Path(chosen) if chosen else request.config.cache.mkdir("browser-screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
